@@ -1,0 +1,94 @@
+// CPU kernels of the generated-weight (RPG) ops.
+#include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
+#include <ATen/Parallel.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/zeros.h>
+#include <torch/library.h>
+
+#include "common/checks.h"
+#include "common/ring_permutation.h"
+
+namespace leanconv::cpu {
+namespace {
+
+constexpr int64_t kHashGrain = 4096;
+
+at::Tensor generate_weights_kernel(const at::Tensor& ring, int64_t seed, int64_t total, int64_t offset,
+                                   at::IntArrayRef shape, double scale) {
+  checks::check_ring(ring);
+  const int64_t numel = checks::checked_numel(shape);
+  checks::check_ring_range(total, offset, numel);
+  const auto perm = common::make_ring_permutation(seed, total);
+  const auto ring_c = ring.contiguous();
+  auto out = at::empty(shape, ring.options());
+  const auto ring_size = static_cast<uint64_t>(ring.numel());
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, ring.scalar_type(), "generate_weights_cpu", [&] {
+    using opmath_t = at::opmath_type<scalar_t>;
+    const scalar_t* src = ring_c.const_data_ptr<scalar_t>();
+    scalar_t* dst = out.mutable_data_ptr<scalar_t>();
+    const auto s = static_cast<opmath_t>(scale);
+    at::parallel_for(0, numel, kHashGrain, [&](int64_t begin, int64_t end) {
+      for (int64_t j = begin; j < end; ++j) {
+        const uint64_t g = static_cast<uint64_t>(offset + j);
+        const opmath_t value = static_cast<opmath_t>(src[perm.permute(g) % ring_size]);
+        dst[j] = static_cast<scalar_t>(perm.sign(g) > 0 ? s * value : -s * value);
+      }
+    });
+  });
+  return out;
+}
+
+// Two passes, deterministic whatever the thread count: (1) hash every position to its signed ring entry
+// (the expensive part, fully parallel); (2) each thread owns a slice of the ring and adds the gradient
+// entries that land in it in increasing position order, so every ring entry sums in one fixed order.
+at::Tensor generate_weights_backward_kernel(const at::Tensor& grad, int64_t ring_size, int64_t seed,
+                                            int64_t total, int64_t offset, double scale) {
+  checks::check_floating(grad, "grad");
+  TORCH_CHECK(ring_size > 0, "leanconv: ring_size must be positive, got ", ring_size);
+  const int64_t numel = grad.numel();
+  checks::check_ring_range(total, offset, numel);
+  const auto perm = common::make_ring_permutation(seed, total);
+  const auto grad_c = grad.contiguous();
+
+  // Entry m with sign -1 is stored as ~m (negative), so one array carries both.
+  auto signed_entries = at::empty({numel}, grad.options().dtype(at::kLong));
+  int64_t* entry = signed_entries.mutable_data_ptr<int64_t>();
+  at::parallel_for(0, numel, kHashGrain, [&](int64_t begin, int64_t end) {
+    for (int64_t j = begin; j < end; ++j) {
+      const uint64_t g = static_cast<uint64_t>(offset + j);
+      const auto m = static_cast<int64_t>(perm.permute(g) % static_cast<uint64_t>(ring_size));
+      entry[j] = perm.sign(g) > 0 ? m : ~m;
+    }
+  });
+
+  const auto opmath_dtype = at::toOpMathType(grad.scalar_type());
+  auto acc = at::zeros({ring_size}, grad.options().dtype(opmath_dtype));
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad.scalar_type(), "generate_weights_backward_cpu", [&] {
+    using opmath_t = at::opmath_type<scalar_t>;
+    const scalar_t* g = grad_c.const_data_ptr<scalar_t>();
+    opmath_t* a = acc.mutable_data_ptr<opmath_t>();
+    // At most four ring slices: each slice rescans the entries, so more slices cost more than they save.
+    const int64_t slice = std::max<int64_t>(1, (ring_size + 3) / 4);
+    at::parallel_for(0, ring_size, slice, [&](int64_t begin, int64_t end) {
+      for (int64_t j = 0; j < numel; ++j) {
+        const int64_t e = entry[j];
+        const int64_t m = e >= 0 ? e : ~e;
+        if (m < begin || m >= end) continue;
+        const auto v = static_cast<opmath_t>(g[j]);
+        a[m] += e >= 0 ? v : -v;
+      }
+    });
+  });
+  acc.mul_(scale);
+  return acc.to(grad.scalar_type());
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(leanconv, CPU, m) {
+  m.impl("generate_weights", &generate_weights_kernel);
+  m.impl("generate_weights_backward", &generate_weights_backward_kernel);
+}
+
+}  // namespace leanconv::cpu

@@ -1,0 +1,5 @@
+// The one header a LibTorch program includes to use leanconv.
+#pragma once
+
+#include "leanconv/nn/generated.h"
+#include "leanconv/ops.h"

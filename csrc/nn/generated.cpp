@@ -1,0 +1,167 @@
+// Generated-weight (RPG) modules for LibTorch programs.
+#include "leanconv/nn/generated.h"
+
+#include <ATen/autocast_mode.h>
+#include <torch/nn/functional/conv.h>
+#include <torch/nn/functional/linear.h>
+#include <torch/nn/init.h>
+
+#include <cmath>
+
+#include "common/checks.h"
+#include "leanconv/ops.h"
+
+namespace leanconv::nn {
+namespace {
+
+// The same message in Python (leanconv/nn/generated.py): a layer's input against the ring it draws on.
+void check_input_against_ring(const torch::Tensor& input, const torch::Tensor& ring) {
+  checks::check_same_device(input, "input", ring, "ring");
+  if (!at::autocast::is_autocast_enabled(input.device().type())) {
+    checks::check_same_dtype(input, "input", ring, "ring");
+  }
+}
+
+// PyTorch's default bias initialisation for conv and linear layers.
+void init_bias(torch::Tensor& bias, int64_t fan_in) {
+  torch::NoGradGuard no_grad;
+  const double bound = fan_in > 0 ? 1.0 / std::sqrt(static_cast<double>(fan_in)) : 0.0;
+  bias.uniform_(-bound, bound);
+}
+
+}  // namespace
+
+// ---- ParameterRing ------------------------------------------------------------------------------
+
+ParameterRingImpl::ParameterRingImpl(ParameterRingOptions options_) : options(std::move(options_)) {
+  TORCH_CHECK(options.size() > 0, "leanconv: ParameterRing size must be positive, got ", options.size());
+  TORCH_CHECK(options.fan_ref() > 0, "leanconv: ParameterRing fan_ref must be positive, got ", options.fan_ref());
+  ring = register_parameter("ring", torch::empty({options.size()}));
+  seed_buffer = register_buffer("seed", torch::tensor(options.seed(), torch::kLong));
+  total_buffer = register_buffer("total", torch::tensor(int64_t(0), torch::kLong));
+  reset_parameters();
+}
+
+void ParameterRingImpl::reset_parameters() {
+  torch::NoGradGuard no_grad;
+  ring.normal_(0.0, std::sqrt(2.0 / options.fan_ref()));
+}
+
+int64_t ParameterRingImpl::allocate(int64_t numel) {
+  TORCH_CHECK(numel > 0, "leanconv: a generated layer must have at least one weight, got ", numel);
+  const int64_t offset = total_;
+  total_ += numel;
+  total_buffer.fill_(total_);
+  return offset;
+}
+
+torch::Tensor ParameterRingImpl::generate(int64_t offset, at::IntArrayRef shape, double scale) const {
+  return ops::generate_weights(ring, options.seed(), total_, offset, shape, scale);
+}
+
+void ParameterRingImpl::pretty_print(std::ostream& stream) const {
+  stream << "leanconv::nn::ParameterRing(size=" << options.size() << ", seed=" << options.seed()
+         << ", serves=" << total_ << ")";
+}
+
+// ---- GeneratedConv2d ----------------------------------------------------------------------------
+
+GeneratedConv2dImpl::GeneratedConv2dImpl(ParameterRing ring_, GeneratedConv2dOptions options_)
+    : options(std::move(options_)), ring(std::move(ring_)) {
+  const auto& o = options;
+  TORCH_CHECK(o.in_channels() > 0 && o.out_channels() > 0,
+              "leanconv: GeneratedConv2d in_channels and out_channels must be positive, got ", o.in_channels(),
+              " and ", o.out_channels());
+  TORCH_CHECK(o.groups() > 0 && o.in_channels() % o.groups() == 0 && o.out_channels() % o.groups() == 0,
+              "leanconv: GeneratedConv2d groups must divide in_channels and out_channels, got groups=",
+              o.groups(), " for ", o.in_channels(), " -> ", o.out_channels());
+  for (int i = 0; i < 2; ++i) {
+    TORCH_CHECK((*o.kernel_size())[i] > 0 && (*o.stride())[i] > 0 && (*o.dilation())[i] > 0 &&
+                    (*o.padding())[i] >= 0,
+                "leanconv: GeneratedConv2d kernel_size, stride and dilation must be positive and padding "
+                "non-negative");
+  }
+  const auto shape = weight_shape();
+  offset_ = ring->allocate(checks::checked_numel(shape));
+  offset_buffer = register_buffer("offset", torch::tensor(offset_, torch::kLong));
+  const double fan_out = static_cast<double>(o.out_channels() * shape[2] * shape[3]);
+  scale_ = std::sqrt(ring->options.fan_ref() / fan_out);
+  if (o.bias()) bias = register_parameter("bias", torch::empty({o.out_channels()}));
+  reset_parameters();
+}
+
+std::vector<int64_t> GeneratedConv2dImpl::weight_shape() const {
+  return {options.out_channels(), options.in_channels() / options.groups(), (*options.kernel_size())[0],
+          (*options.kernel_size())[1]};
+}
+
+void GeneratedConv2dImpl::reset_parameters() {
+  if (bias.defined()) {
+    const auto shape = weight_shape();
+    init_bias(bias, shape[1] * shape[2] * shape[3]);
+  }
+}
+
+torch::Tensor GeneratedConv2dImpl::weight() const { return ring->generate(offset_, weight_shape(), scale_); }
+
+torch::Tensor GeneratedConv2dImpl::forward(const torch::Tensor& input) {
+  TORCH_CHECK(input.dim() == 3 || input.dim() == 4,
+              "leanconv: GeneratedConv2d expects a 3-D (C, H, W) or 4-D (N, C, H, W) input, got shape ",
+              input.sizes());
+  TORCH_CHECK(input.size(-3) == options.in_channels(), "leanconv: GeneratedConv2d expects ",
+              options.in_channels(), " input channels, got ", input.size(-3), " (input shape ", input.sizes(), ")");
+  check_input_against_ring(input, ring->ring);
+  namespace F = torch::nn::functional;
+  return F::detail::conv2d(input, weight(), bias, options.stride(), options.padding(), options.dilation(),
+                           options.groups());
+}
+
+int64_t GeneratedConv2dImpl::num_dense_params() const {
+  return checks::checked_numel(weight_shape()) + (bias.defined() ? bias.numel() : 0);
+}
+
+void GeneratedConv2dImpl::pretty_print(std::ostream& stream) const {
+  stream << "leanconv::nn::GeneratedConv2d(" << options.in_channels() << ", " << options.out_channels()
+         << ", kernel_size=" << options.kernel_size() << ", stride=" << options.stride()
+         << ", padding=" << options.padding() << ", offset=" << offset_ << ")";
+}
+
+// ---- GeneratedLinear ----------------------------------------------------------------------------
+
+GeneratedLinearImpl::GeneratedLinearImpl(ParameterRing ring_, GeneratedLinearOptions options_)
+    : options(std::move(options_)), ring(std::move(ring_)) {
+  TORCH_CHECK(options.in_features() > 0 && options.out_features() > 0,
+              "leanconv: GeneratedLinear in_features and out_features must be positive, got ",
+              options.in_features(), " and ", options.out_features());
+  offset_ = ring->allocate(options.in_features() * options.out_features());
+  offset_buffer = register_buffer("offset", torch::tensor(offset_, torch::kLong));
+  scale_ = std::sqrt(ring->options.fan_ref() / static_cast<double>(options.out_features()));
+  if (options.bias()) bias = register_parameter("bias", torch::empty({options.out_features()}));
+  reset_parameters();
+}
+
+void GeneratedLinearImpl::reset_parameters() {
+  if (bias.defined()) init_bias(bias, options.in_features());
+}
+
+torch::Tensor GeneratedLinearImpl::weight() const {
+  return ring->generate(offset_, {options.out_features(), options.in_features()}, scale_);
+}
+
+torch::Tensor GeneratedLinearImpl::forward(const torch::Tensor& input) {
+  TORCH_CHECK(input.dim() >= 1 && input.size(-1) == options.in_features(), "leanconv: GeneratedLinear expects ",
+              options.in_features(), " input features in the last dimension, got shape ", input.sizes());
+  check_input_against_ring(input, ring->ring);
+  return torch::nn::functional::linear(input, weight(), bias);
+}
+
+int64_t GeneratedLinearImpl::num_dense_params() const {
+  return options.in_features() * options.out_features() + (bias.defined() ? bias.numel() : 0);
+}
+
+void GeneratedLinearImpl::pretty_print(std::ostream& stream) const {
+  stream << "leanconv::nn::GeneratedLinear(in_features=" << options.in_features()
+         << ", out_features=" << options.out_features() << ", offset=" << offset_ << ")";
+}
+
+}  // namespace leanconv::nn

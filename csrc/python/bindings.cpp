@@ -1,0 +1,67 @@
+// leanconv._C: importing it loads libleanconv (and so registers the ops); it also exposes the C++ modules
+// so Python can check that they compute what the Python modules compute.
+#include <torch/python.h>
+
+#include "leanconv/leanconv.h"
+
+namespace py = pybind11;
+using namespace leanconv::nn;
+
+namespace {
+
+bool compiled_with_cuda() {
+#ifdef LEANCONV_WITH_CUDA
+  return true;
+#else
+  return false;
+#endif
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_C, m) {
+  m.doc() = "leanconv's compiled core";
+  m.def("compiled_with_cuda", &compiled_with_cuda, "Whether the CUDA kernels were built.");
+
+  auto cpp = m.def_submodule("cpp", "The C++ modules of leanconv::nn, bound for tests and mixed programs.");
+
+  torch::python::bind_module<ParameterRingImpl>(cpp, "ParameterRing")
+      .def(py::init([](int64_t size, int64_t seed, double fan_ref) {
+             return std::make_shared<ParameterRingImpl>(ParameterRingOptions(size).seed(seed).fan_ref(fan_ref));
+           }),
+           py::arg("size"), py::arg("seed") = 0, py::arg("fan_ref") = 512.0 * 9)
+      .def("allocate", &ParameterRingImpl::allocate)
+      .def("virtual_total", &ParameterRingImpl::total);
+
+  torch::python::bind_module<GeneratedConv2dImpl>(cpp, "GeneratedConv2d")
+      .def(py::init([](const std::shared_ptr<ParameterRingImpl>& ring, int64_t in_channels, int64_t out_channels,
+                       int64_t kernel_size, int64_t stride, int64_t padding, int64_t dilation, int64_t groups,
+                       bool bias) {
+             return std::make_shared<GeneratedConv2dImpl>(ParameterRing(ring),
+                                                          GeneratedConv2dOptions(in_channels, out_channels, kernel_size)
+                                                              .stride(stride)
+                                                              .padding(padding)
+                                                              .dilation(dilation)
+                                                              .groups(groups)
+                                                              .bias(bias));
+           }),
+           py::arg("ring"), py::arg("in_channels"), py::arg("out_channels"), py::arg("kernel_size"),
+           py::arg("stride") = 1, py::arg("padding") = 0, py::arg("dilation") = 1, py::arg("groups") = 1,
+           py::arg("bias") = true)
+      .def("forward", &GeneratedConv2dImpl::forward)
+      .def("weight", &GeneratedConv2dImpl::weight)
+      .def("virtual_offset", &GeneratedConv2dImpl::offset)
+      .def("scale", &GeneratedConv2dImpl::scale);
+
+  torch::python::bind_module<GeneratedLinearImpl>(cpp, "GeneratedLinear")
+      .def(py::init([](const std::shared_ptr<ParameterRingImpl>& ring, int64_t in_features, int64_t out_features,
+                       bool bias) {
+             return std::make_shared<GeneratedLinearImpl>(
+                 ParameterRing(ring), GeneratedLinearOptions(in_features, out_features).bias(bias));
+           }),
+           py::arg("ring"), py::arg("in_features"), py::arg("out_features"), py::arg("bias") = true)
+      .def("forward", &GeneratedLinearImpl::forward)
+      .def("weight", &GeneratedLinearImpl::weight)
+      .def("virtual_offset", &GeneratedLinearImpl::offset)
+      .def("scale", &GeneratedLinearImpl::scale);
+}

@@ -1,0 +1,21 @@
+"""leanconv: parameter-efficient convolutions as PyTorch ops with CPU and CUDA kernels."""
+import os as _os
+
+import torch as _torch
+
+from . import _C  # noqa: F401  (loads libleanconv and registers torch.ops.leanconv.*)
+from . import _fake  # noqa: F401  (fake kernels for torch.compile / torch.export)
+from . import ops, nn, models
+
+__version__ = "0.1.0"
+
+#: Directory to add to CMAKE_PREFIX_PATH so that a C++ project's find_package(leanconv) finds this install.
+cmake_prefix_path = _os.path.join(_os.path.dirname(__file__), "share", "cmake")
+
+
+def compiled_with_cuda() -> bool:
+    """Whether this build has the CUDA kernels."""
+    return _C.compiled_with_cuda()
+
+
+__all__ = ["ops", "nn", "models", "cmake_prefix_path", "compiled_with_cuda"]

@@ -1,0 +1,4 @@
+"""Model builders; each takes ``conv='dense'|'generated'`` and that family's options."""
+from .resnet import resnet18, resnet20, resnet34, resnet56
+
+__all__ = ["resnet18", "resnet20", "resnet34", "resnet56"]

@@ -1,0 +1,97 @@
+"""Conv factories: a model builder asks one for each of its convs, so one builder serves every family.
+
+A builder calls ``convs.conv(in, out, k, stride, padding, scope=(stage, block))`` for each conv the family
+may replace (stems and heads stay ordinary) and ``convs.finish(model)`` at the end, which registers any
+shared state (e.g. the rings of the generated-weight family) on the model.
+"""
+from typing import Callable, Dict, Hashable, Tuple, Union
+
+import torch
+from torch import nn
+
+from ..nn import GeneratedConv2d, ParameterRing
+
+Scope = Tuple[int, int]  # (stage, block) of the conv in the network
+
+
+class DenseConvs:
+    """Ordinary ``nn.Conv2d`` layers (the baseline)."""
+
+    def conv(self, in_channels, out_channels, kernel_size, stride=1, padding=0, scope: Scope = (0, 0)) -> nn.Module:
+        return nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, bias=False)
+
+    def finish(self, model: nn.Module) -> nn.Module:
+        return model
+
+
+class _CountingConvs(DenseConvs):
+    """A dry run: meta-device convs, recording how many weights each ring scope would generate."""
+
+    def __init__(self, key_of: Callable[[Scope], Hashable]):
+        self.key_of = key_of
+        self.counts: Dict[Hashable, int] = {}
+
+    def conv(self, in_channels, out_channels, kernel_size, stride=1, padding=0, scope: Scope = (0, 0)):
+        key = self.key_of(scope)
+        self.counts[key] = self.counts.get(key, 0) + out_channels * in_channels * kernel_size * kernel_size
+        return nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, bias=False, device="meta")
+
+
+_RING_SCOPES: Dict[str, Callable[[Scope], str]] = {
+    "model": lambda scope: "model",
+    "stage": lambda scope: f"stage{scope[0]}",
+    "block": lambda scope: f"stage{scope[0]}_block{scope[1]}",
+}
+
+
+class GeneratedConvs(DenseConvs):
+    """Generated-weight convs drawing on one ring per model, per stage or per block.
+
+    ``ring_size`` is the number of ring parameters of each ring, or, as a float in (0, 1], that fraction of
+    the weights the ring serves.
+    """
+
+    def __init__(self, counts: Dict[Hashable, int], key_of, ring_size: Union[int, float], seed: int = 0):
+        self.key_of = key_of
+        self.rings = nn.ModuleDict()
+        for i, (key, count) in enumerate(counts.items()):
+            if isinstance(ring_size, float):
+                if not 0.0 < ring_size <= 1.0:
+                    raise ValueError(f"leanconv: a fractional ring_size must be in (0, 1], got {ring_size}")
+                size = max(1, round(ring_size * count))
+            else:
+                size = int(ring_size)
+            self.rings[key] = ParameterRing(size, seed=seed + i)
+
+    def conv(self, in_channels, out_channels, kernel_size, stride=1, padding=0, scope: Scope = (0, 0)):
+        return GeneratedConv2d(self.rings[self.key_of(scope)], in_channels, out_channels, kernel_size, stride,
+                               padding, bias=False)
+
+    def finish(self, model: nn.Module) -> nn.Module:
+        model.rings = self.rings  # registered once, on the model: one copy in the state_dict
+        return model
+
+
+def build(make_model: Callable[[DenseConvs], nn.Module], conv: str = "dense", **options) -> nn.Module:
+    """Builds ``make_model(convs)`` with the conv family ``conv`` ('dense' or 'generated').
+
+    Options of 'generated': ``ring_size`` (int, or float fraction of the generated weights; default 0.1),
+    ``ring_scope`` ('model', 'stage' or 'block'; default 'model'), ``seed`` (default 0).
+    """
+    if conv == "dense":
+        if options:
+            raise TypeError(f"leanconv: conv='dense' takes no options, got {sorted(options)}")
+        return make_model(DenseConvs())
+    if conv == "generated":
+        ring_size = options.pop("ring_size", 0.1)
+        scope = options.pop("ring_scope", "model")
+        seed = options.pop("seed", 0)
+        if options:
+            raise TypeError(f"leanconv: unknown options for conv='generated': {sorted(options)}")
+        if scope not in _RING_SCOPES:
+            raise ValueError(f"leanconv: ring_scope must be one of {sorted(_RING_SCOPES)}, got {scope!r}")
+        counting = _CountingConvs(_RING_SCOPES[scope])
+        make_model(counting)
+        convs = GeneratedConvs(counting.counts, _RING_SCOPES[scope], ring_size, seed)
+        return convs.finish(make_model(convs))
+    raise ValueError(f"leanconv: unknown conv family {conv!r}; expected 'dense' or 'generated'")

@@ -1,0 +1,248 @@
+"""Generated-weight (RPG) modules: one ParameterRing of N learned parameters serves every layer built on it.
+
+Layer i's weights are positions [offset_i, offset_i + n_i) of the model's virtual weight sequence:
+``W_i[j] = alpha_i * s(g) * ring[pi(g) mod N]`` with ``g = offset_i + j``, ``pi`` a fixed pseudo-random
+bijection of [0, T), ``s`` a fixed pseudo-random sign (both from the ring's seed), and
+``alpha_i = sqrt(fan_ref / fan_out_i)`` so each layer keeps its Kaiming scale.
+
+A layer keeps a reference to its ring without registering it as a submodule: register the ring on the model
+that owns the layers (``model.ring = ring``). The state_dict then holds the ring once, ``parameters()``
+lists it once (DDP-safe), and ``model.to(...)`` moves it. The layout (seed, total, offsets) is in the
+state_dict as int64 buffers and is adopted on ``load_state_dict``.
+"""
+import math
+from typing import Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.modules.utils import _pair
+
+from .. import ops
+
+_DEFAULT_FAN_REF = 512 * 3 * 3
+
+
+def _check_input_against_ring(input: Tensor, ring: Tensor) -> None:
+    # Same messages as the C++ modules (csrc/nn/generated.cpp).
+    if input.device != ring.device:
+        raise RuntimeError(f"leanconv: input and ring must be on the same device, got {input.device} and {ring.device}")
+    if input.dtype != ring.dtype and not torch.is_autocast_enabled(input.device.type):
+        raise RuntimeError(f"leanconv: input and ring must have the same dtype, got {input.dtype} and {ring.dtype}")
+
+
+def _init_bias(bias: Tensor, fan_in: int) -> None:
+    bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+    nn.init.uniform_(bias, -bound, bound)
+
+
+class ParameterRing(nn.Module):
+    """The learned 1-D parameter bank ``ring`` (N,) that generated layers draw their weights from.
+
+    Args:
+        size: number of learned parameters N.
+        seed: seed of the permutation and the signs.
+        fan_ref: reference fan-out; the ring is initialised Kaiming-normal for it (default: a 512->512 3x3 conv).
+    """
+
+    def __init__(self, size: int, seed: int = 0, fan_ref: float = _DEFAULT_FAN_REF, device=None, dtype=None):
+        super().__init__()
+        if size < 1:
+            raise ValueError(f"leanconv: ParameterRing size must be positive, got {size}")
+        if fan_ref <= 0:
+            raise ValueError(f"leanconv: ParameterRing fan_ref must be positive, got {fan_ref}")
+        self.fan_ref = float(fan_ref)
+        self.ring = nn.Parameter(torch.empty(size, device=device, dtype=dtype))
+        self.register_buffer("seed", torch.tensor(int(seed), dtype=torch.int64, device=device))
+        self.register_buffer("total", torch.tensor(0, dtype=torch.int64, device=device))
+        self._seed = int(seed)
+        self._total = 0
+        self.register_load_state_dict_post_hook(ParameterRing._adopt_layout)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.normal_(self.ring, 0.0, math.sqrt(2.0 / self.fan_ref))
+
+    @staticmethod
+    def _adopt_layout(module, incompatible_keys) -> None:
+        module._seed = int(module.seed.item())
+        module._total = int(module.total.item())
+
+    def allocate(self, numel: int) -> int:
+        """Reserves ``numel`` positions of the virtual weight sequence for a new layer; returns their offset."""
+        if numel < 1:
+            raise ValueError(f"leanconv: a generated layer must have at least one weight, got {numel}")
+        offset = self._total
+        self._total += int(numel)
+        self.total.fill_(self._total)
+        return offset
+
+    def generate(self, offset: int, shape: Sequence[int], scale: float) -> Tensor:
+        """Positions ``[offset, offset + prod(shape))`` of the virtual weight sequence, times ``scale``."""
+        if self._total == 0:
+            raise RuntimeError("leanconv: the ring's virtual weight sequence is empty (total = 0): create the "
+                               "layers that draw on a ring before generating weights from it")
+        return ops.generate_weights(self.ring, self._seed, self._total, offset, shape, scale)
+
+    @property
+    def size(self) -> int:
+        return self.ring.numel()
+
+    def num_learned_params(self) -> int:
+        return self.ring.numel()
+
+    def num_dense_params(self) -> int:
+        return 0  # the dense equivalents are counted by the layers
+
+    def extra_repr(self) -> str:
+        compression = self._total / self.ring.numel()
+        return f"size={self.ring.numel()}, seed={self._seed}, serves={self._total}, compression={compression:.2f}x"
+
+
+class _GeneratedLayer(nn.Module):
+    """Common part of the generated layers: the ring reference, the offset and the scale."""
+
+    def _attach(self, ring: ParameterRing, weight_shape: Tuple[int, ...], fan_out: int) -> None:
+        if not isinstance(ring, ParameterRing):
+            raise TypeError(f"leanconv: ring must be a leanconv.nn.ParameterRing, got {type(ring).__name__}")
+        object.__setattr__(self, "_ring", ring)  # a reference, not a submodule (see the module docstring)
+        self.weight_shape = tuple(int(s) for s in weight_shape)
+        self._offset = ring.allocate(math.prod(self.weight_shape))
+        self.register_buffer("offset", torch.tensor(self._offset, dtype=torch.int64, device=ring.ring.device))
+        self.scale = math.sqrt(ring.fan_ref / fan_out)
+        self.register_load_state_dict_post_hook(_GeneratedLayer._adopt_layout)
+
+    @staticmethod
+    def _adopt_layout(module, incompatible_keys) -> None:
+        module._offset = int(module.offset.item())
+
+    @property
+    def ring(self) -> ParameterRing:
+        return self._ring
+
+    @property
+    def weight(self) -> Tensor:
+        """The dense equivalent weight, differentiable with respect to the ring."""
+        return self._ring.generate(self._offset, self.weight_shape, self.scale)
+
+    def num_learned_params(self) -> int:
+        return 0 if self.bias is None else self.bias.numel()
+
+    def num_dense_params(self) -> int:
+        return math.prod(self.weight_shape) + self.num_learned_params()
+
+
+class GeneratedConv2d(_GeneratedLayer):
+    """A ``Conv2d`` whose weight is generated from a :class:`ParameterRing`; same arguments as ``nn.Conv2d``."""
+
+    def __init__(self, ring: ParameterRing, in_channels: int, out_channels: int, kernel_size, stride=1,
+                 padding: Union[int, Tuple[int, int], str] = 0, dilation=1, groups: int = 1, bias: bool = True,
+                 padding_mode: str = "zeros", device=None, dtype=None):
+        super().__init__()
+        if in_channels < 1 or out_channels < 1:
+            raise ValueError("leanconv: GeneratedConv2d in_channels and out_channels must be positive, got "
+                             f"{in_channels} and {out_channels}")
+        if groups < 1 or in_channels % groups or out_channels % groups:
+            raise ValueError(f"leanconv: GeneratedConv2d groups must divide in_channels and out_channels, got "
+                             f"groups={groups} for {in_channels} -> {out_channels}")
+        if padding_mode not in ("zeros", "reflect", "replicate", "circular"):
+            raise ValueError(f"leanconv: padding_mode must be 'zeros', 'reflect', 'replicate' or 'circular', got "
+                             f"{padding_mode!r}")
+        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
+        self.kernel_size, self.stride, self.dilation = _pair(kernel_size), _pair(stride), _pair(dilation)
+        self.padding = padding if isinstance(padding, str) else _pair(padding)
+        if min(self.kernel_size + self.stride + self.dilation) < 1 or (
+                not isinstance(self.padding, str) and min(self.padding) < 0):
+            raise ValueError("leanconv: GeneratedConv2d kernel_size, stride and dilation must be positive and "
+                             "padding non-negative")
+        self.padding_mode = padding_mode
+        shape = (out_channels, in_channels // groups, *self.kernel_size)
+        self._attach(ring, shape, fan_out=out_channels * self.kernel_size[0] * self.kernel_size[1])
+        factory = {"device": device if device is not None else ring.ring.device,
+                   "dtype": dtype if dtype is not None else ring.ring.dtype}
+        self.bias = nn.Parameter(torch.empty(out_channels, **factory)) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        if self.bias is not None:
+            _init_bias(self.bias, math.prod(self.weight_shape[1:]))
+
+    def forward(self, input: Tensor) -> Tensor:
+        if input.dim() not in (3, 4):
+            raise RuntimeError("leanconv: GeneratedConv2d expects a 3-D (C, H, W) or 4-D (N, C, H, W) input, got "
+                               f"shape {tuple(input.shape)}")
+        if input.shape[-3] != self.in_channels:
+            raise RuntimeError(f"leanconv: GeneratedConv2d expects {self.in_channels} input channels, got "
+                               f"{input.shape[-3]} (input shape {tuple(input.shape)})")
+        _check_input_against_ring(input, self._ring.ring)
+        weight = self.weight
+        if self.padding_mode != "zeros":
+            pad = [p for p in reversed(self.padding) for _ in range(2)]
+            return F.conv2d(F.pad(input, pad, mode=self.padding_mode), weight, self.bias, self.stride, 0,
+                            self.dilation, self.groups)
+        return F.conv2d(input, weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+    def materialize(self) -> nn.Conv2d:
+        """An ``nn.Conv2d`` computing the same function, with the generated weight copied in."""
+        ring = self._ring.ring
+        conv = nn.Conv2d(self.in_channels, self.out_channels, self.kernel_size, self.stride, self.padding,
+                         self.dilation, self.groups, self.bias is not None, self.padding_mode,
+                         device=ring.device, dtype=ring.dtype)
+        with torch.no_grad():
+            conv.weight.copy_(self.weight)
+            if self.bias is not None:
+                conv.bias.copy_(self.bias)
+        return conv
+
+    def extra_repr(self) -> str:
+        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+             f"padding={self.padding}")
+        if self.dilation != (1, 1):
+            s += f", dilation={self.dilation}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if self.bias is None:
+            s += ", bias=False"
+        return s + f", offset={self._offset}, ring_size={self._ring.size}"
+
+
+class GeneratedLinear(_GeneratedLayer):
+    """A ``Linear`` whose weight is generated from a :class:`ParameterRing`."""
+
+    def __init__(self, ring: ParameterRing, in_features: int, out_features: int, bias: bool = True,
+                 device=None, dtype=None):
+        super().__init__()
+        if in_features < 1 or out_features < 1:
+            raise ValueError("leanconv: GeneratedLinear in_features and out_features must be positive, got "
+                             f"{in_features} and {out_features}")
+        self.in_features, self.out_features = in_features, out_features
+        self._attach(ring, (out_features, in_features), fan_out=out_features)
+        factory = {"device": device if device is not None else ring.ring.device,
+                   "dtype": dtype if dtype is not None else ring.ring.dtype}
+        self.bias = nn.Parameter(torch.empty(out_features, **factory)) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        if self.bias is not None:
+            _init_bias(self.bias, self.in_features)
+
+    def forward(self, input: Tensor) -> Tensor:
+        if input.dim() < 1 or input.shape[-1] != self.in_features:
+            raise RuntimeError(f"leanconv: GeneratedLinear expects {self.in_features} input features in the last "
+                               f"dimension, got shape {tuple(input.shape)}")
+        _check_input_against_ring(input, self._ring.ring)
+        return F.linear(input, self.weight, self.bias)
+
+    def materialize(self) -> nn.Linear:
+        ring = self._ring.ring
+        linear = nn.Linear(self.in_features, self.out_features, self.bias is not None, device=ring.device,
+                           dtype=ring.dtype)
+        with torch.no_grad():
+            linear.weight.copy_(self.weight)
+            if self.bias is not None:
+                linear.bias.copy_(self.bias)
+        return linear
+
+    def extra_repr(self) -> str:
+        return (f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}, "
+                f"offset={self._offset}, ring_size={self._ring.size}")

@@ -1,0 +1,1 @@
+"""Independent plain-PyTorch / NumPy implementations of each family, for tests and benchmarks."""

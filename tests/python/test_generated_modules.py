@@ -1,0 +1,240 @@
+"""Generated-weight modules: against the plain-PyTorch RPG layer, state_dict, compile, dtypes, C++ parity."""
+import copy
+import io
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import leanconv
+from leanconv.nn import GeneratedConv2d, GeneratedLinear, ParameterRing, parameter_counts
+from leanconv.reference.generated import PlainGeneratedConv2d
+
+from conftest import DEVICES, requires_cuda
+
+
+class TwoLayer(nn.Module):
+    def __init__(self, ring_size=200, seed=0, device=None, dtype=None):
+        super().__init__()
+        self.ring = ParameterRing(ring_size, seed=seed, device=device, dtype=dtype)
+        self.conv = GeneratedConv2d(self.ring, 3, 8, 3, padding=1)
+        self.head = GeneratedLinear(self.ring, 8, 4)
+
+    def forward(self, x):
+        return self.head(F.relu(self.conv(x)).mean((2, 3)))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("stride,padding", [(1, 0), (1, 1), (2, 1), (2, 2)])
+def test_conv_matches_plain_pytorch_rpg_layer(device, stride, padding):
+    ring = ParameterRing(150, seed=4, device=device, dtype=torch.float64)
+    first = GeneratedConv2d(ring, 2, 3, 1, bias=False)  # occupies the start of the sequence
+    conv = GeneratedConv2d(ring, 5, 7, 3, stride=stride, padding=padding, bias=False)
+    x = torch.randn(2, 5, 11, 11, dtype=torch.float64, device=device)
+    plain = PlainGeneratedConv2d(ring.ring, 4, ring._total, conv._offset, 5, 7, 3, stride, padding, conv.scale)
+    torch.testing.assert_close(conv(x), plain(x))
+    # And the gradient reaching the ring is autograd's scatter through the explicit indices.
+    (g1,) = torch.autograd.grad(conv(x).square().sum(), ring.ring)
+    (g2,) = torch.autograd.grad(plain(x).square().sum(), ring.ring)
+    torch.testing.assert_close(g1, g2)
+    assert first.weight.shape == (3, 2, 1, 1)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_dilation_groups_bias_padding_mode(device):
+    ring = ParameterRing(64, device=device, dtype=torch.float64)
+    conv = GeneratedConv2d(ring, 4, 6, 3, padding=2, dilation=2, groups=2, padding_mode="reflect")
+    x = torch.randn(2, 4, 9, 9, dtype=torch.float64, device=device)
+    expected = F.conv2d(F.pad(x, (2, 2, 2, 2), mode="reflect"), conv.weight, conv.bias, 1, 0, 2, 2)
+    torch.testing.assert_close(conv(x), expected)
+    torch.testing.assert_close(conv.materialize()(x), expected)
+
+
+def test_gradcheck_through_the_module():
+    model = TwoLayer(ring_size=40, dtype=torch.float64)
+    x = torch.randn(2, 3, 5, 5, dtype=torch.float64)
+    params = (model.ring.ring, model.conv.bias, model.head.bias)
+
+    def fn(ring, b1, b2):
+        with torch.no_grad():
+            model.ring.ring.set_(ring.detach())
+        w1 = leanconv.ops.generate_weights(ring, 0, model.ring._total, model.conv._offset, model.conv.weight_shape,
+                                           model.conv.scale)
+        w2 = leanconv.ops.generate_weights(ring, 0, model.ring._total, model.head._offset, model.head.weight_shape,
+                                           model.head.scale)
+        return F.linear(F.relu(F.conv2d(x, w1, b1, padding=1)).mean((2, 3)), w2, b2)
+
+    inputs = tuple(p.detach().clone().requires_grad_() for p in params)
+    assert torch.autograd.gradcheck(fn, inputs)
+
+
+def test_state_dict_round_trip_holds_the_ring_once():
+    model = TwoLayer(seed=3)
+    keys = set(model.state_dict())
+    assert keys == {"ring.ring", "ring.seed", "ring.total", "conv.bias", "conv.offset", "head.bias", "head.offset"}
+    other = TwoLayer(seed=99)  # another seed: loading must adopt the saved layout
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    buffer.seek(0)
+    other.load_state_dict(torch.load(buffer))
+    x = torch.randn(2, 3, 6, 6)
+    assert torch.equal(model(x), other(x))
+    assert len(list(model.parameters())) == 3
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_to_device_and_deepcopy(device):
+    model = TwoLayer().to(device)
+    x = torch.randn(2, 3, 6, 6, device=device)
+    clone = copy.deepcopy(model)
+    assert clone.conv.ring is clone.ring and clone.ring is not model.ring
+    assert torch.equal(model(x), clone(x))
+
+
+def test_training_updates_the_ring_and_compression_is_counted():
+    model = TwoLayer(ring_size=50)
+    learned, dense = parameter_counts(model)
+    assert learned == 50 + 8 + 4
+    assert dense == 8 * 3 * 9 + 8 + 4 * 8 + 4
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    before = model.ring.ring.detach().clone()
+    loss = model(torch.randn(4, 3, 6, 6)).square().mean()
+    loss.backward()
+    opt.step()
+    assert not torch.equal(before, model.ring.ring)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_torch_compile_fullgraph(device):
+    model = TwoLayer().to(device)
+    x = torch.randn(2, 3, 6, 6, device=device)
+    compiled = torch.compile(model, fullgraph=True, backend="aot_eager" if device == "cpu" else "inductor")
+    torch.testing.assert_close(compiled(x), model(x))
+    compiled(x).sum().backward()
+    assert model.ring.ring.grad is not None
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_low_precision_forward_backward(device, dtype):
+    model64 = TwoLayer(dtype=torch.float64).to(device)
+    model = copy.deepcopy(model64).to(dtype)
+    x = torch.randn(2, 3, 6, 6, dtype=torch.float64, device=device)
+    out = model(x.to(dtype))
+    assert out.dtype == dtype
+    torch.testing.assert_close(out.double(), model64(x), rtol=5e-2, atol=5e-2)
+    out.float().sum().backward()
+    assert model.ring.ring.grad.dtype == dtype
+
+
+def test_autocast_cpu_bfloat16():
+    model = TwoLayer()
+    x = torch.randn(2, 3, 6, 6)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(x)
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), model(x), rtol=5e-2, atol=5e-2)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_channels_last_and_empty_batch(device):
+    ring = ParameterRing(100, device=device)
+    conv = GeneratedConv2d(ring, 4, 8, 3, padding=1)
+    x = torch.randn(2, 4, 7, 7, device=device).to(memory_format=torch.channels_last)
+    out = conv(x)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(out, conv(x.contiguous()))
+    assert conv(torch.randn(0, 4, 7, 7, device=device)).shape == (0, 8, 7, 7)
+    assert conv(torch.randn(4, 7, 7, device=device)).shape == (8, 7, 7)
+
+
+def test_materialize_and_weight():
+    ring = ParameterRing(100)
+    conv = GeneratedConv2d(ring, 4, 8, 3, stride=2, padding=1)
+    lin = GeneratedLinear(ring, 6, 5)
+    x = torch.randn(2, 4, 9, 9)
+    dense = conv.materialize()
+    assert isinstance(dense, nn.Conv2d)
+    torch.testing.assert_close(dense(x), conv(x))
+    y = torch.randn(3, 6)
+    torch.testing.assert_close(lin.materialize()(y), lin(y))
+    assert conv.weight.requires_grad and conv.weight.shape == (8, 4, 3, 3)
+    assert "compression" in repr(ring) and "ring_size=100" in repr(conv)
+
+
+def test_kaiming_scale_per_layer():
+    ring = ParameterRing(200000)
+    small = GeneratedConv2d(ring, 64, 64, 3, bias=False)
+    wide = GeneratedConv2d(ring, 512, 512, 3, bias=False)
+    for conv in (small, wide):
+        fan_out = conv.out_channels * 9
+        assert abs(conv.weight.std().item() / (2.0 / fan_out) ** 0.5 - 1.0) < 0.05
+
+
+def test_clear_errors():
+    ring = ParameterRing(10)
+    with pytest.raises(RuntimeError, match="create the layers"):
+        ring.generate(0, [2], 1.0)
+    with pytest.raises(ValueError, match="size must be positive"):
+        ParameterRing(0)
+    with pytest.raises(TypeError, match="ParameterRing"):
+        GeneratedConv2d(torch.randn(10), 3, 4, 3)
+    with pytest.raises(ValueError, match="groups must divide"):
+        GeneratedConv2d(ring, 3, 4, 3, groups=2)
+    with pytest.raises(ValueError, match="must be positive"):
+        GeneratedConv2d(ring, 0, 4, 3)
+    conv = GeneratedConv2d(ring, 3, 4, 3)
+    with pytest.raises(RuntimeError, match="expects 3 input channels, got 5"):
+        conv(torch.randn(1, 5, 8, 8))
+    with pytest.raises(RuntimeError, match="3-D .* or 4-D"):
+        conv(torch.randn(8, 8))
+    with pytest.raises(RuntimeError, match="same dtype"):
+        conv(torch.randn(1, 3, 8, 8, dtype=torch.float64))
+    with pytest.raises(RuntimeError, match="input features"):
+        GeneratedLinear(ring, 4, 2)(torch.randn(3, 5))
+
+
+@requires_cuda
+def test_device_mismatch_is_a_clear_error():
+    ring = ParameterRing(10)
+    conv = GeneratedConv2d(ring, 3, 4, 3)
+    with pytest.raises(RuntimeError, match="same device"):
+        conv(torch.randn(1, 3, 8, 8, device="cuda"))
+
+
+@requires_cuda
+def test_cuda_model_matches_cpu_model_and_float64():
+    model = TwoLayer(ring_size=500)
+    x = torch.randn(4, 3, 8, 8)
+    gpu = copy.deepcopy(model).cuda()
+    f64 = copy.deepcopy(model).double()
+    out_cpu, out_gpu, out_f64 = model(x), gpu(x.cuda()), f64(x.double())
+    torch.testing.assert_close(out_gpu.cpu(), out_cpu, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(out_gpu.cpu().double(), out_f64, rtol=1e-4, atol=1e-4)
+    out_cpu.sum().backward()
+    out_gpu.sum().backward()
+    torch.testing.assert_close(gpu.ring.ring.grad.cpu(), model.ring.ring.grad, rtol=1e-4, atol=1e-4)
+
+
+def test_python_and_cpp_modules_compute_the_same():
+    cpp = leanconv._C.cpp
+    for seed in (0, 11):
+        py_ring = ParameterRing(300, seed=seed)
+        py_conv = GeneratedConv2d(py_ring, 4, 6, 3, stride=2, padding=1)
+        py_lin = GeneratedLinear(py_ring, 6, 3)
+        cpp_ring = cpp.ParameterRing(300, seed)
+        cpp_conv = cpp.GeneratedConv2d(cpp_ring.cpp_module, 4, 6, 3, stride=2, padding=1)
+        cpp_lin = cpp.GeneratedLinear(cpp_ring.cpp_module, 6, 3)
+        # Same state_dict names on both sides.
+        assert set(dict(cpp_ring.named_parameters())) | set(dict(cpp_ring.named_buffers())) == set(py_ring.state_dict())
+        assert set(dict(cpp_conv.named_parameters())) | set(dict(cpp_conv.named_buffers())) == set(py_conv.state_dict())
+        with torch.no_grad():
+            dict(cpp_ring.named_parameters())["ring"].copy_(py_ring.ring)
+            dict(cpp_conv.named_parameters())["bias"].copy_(py_conv.bias)
+            dict(cpp_lin.named_parameters())["bias"].copy_(py_lin.bias)
+        assert (cpp_conv.virtual_offset(), cpp_lin.virtual_offset(), cpp_ring.virtual_total()) == (py_conv._offset, py_lin._offset, py_ring._total)
+        x = torch.randn(2, 4, 9, 9)
+        torch.testing.assert_close(cpp_conv.forward(x), py_conv(x), rtol=0, atol=0)
+        h = torch.randn(5, 6)
+        torch.testing.assert_close(cpp_lin.forward(h), py_lin(h), rtol=0, atol=0)
