@@ -25,24 +25,23 @@ int64_t blocks_for(int64_t n) {
 
 template <typename scalar_t>
 __global__ void generate_kernel(const scalar_t* __restrict__ ring, scalar_t* __restrict__ out,
-                                common::RingPermutation perm, uint64_t ring_size, int64_t offset, int64_t numel,
+                                common::RingPermutation perm, int64_t offset, int64_t numel,
                                 at::opmath_type<scalar_t> scale) {
   using opmath_t = at::opmath_type<scalar_t>;
   for (int64_t j = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; j < numel; j += int64_t(gridDim.x) * blockDim.x) {
     const uint64_t g = static_cast<uint64_t>(offset + j);
-    const opmath_t value = static_cast<opmath_t>(ring[perm.permute(g) % ring_size]);
+    const opmath_t value = static_cast<opmath_t>(ring[perm.ring_entry(g)]);
     out[j] = static_cast<scalar_t>(perm.sign(g) > 0 ? scale * value : -scale * value);
   }
 }
 
 template <typename scalar_t, typename acc_t>
 __global__ void scatter_backward_kernel(const scalar_t* __restrict__ grad, acc_t* __restrict__ acc,
-                                        common::RingPermutation perm, uint64_t ring_size, int64_t offset,
-                                        int64_t numel) {
+                                        common::RingPermutation perm, int64_t offset, int64_t numel) {
   for (int64_t j = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; j < numel; j += int64_t(gridDim.x) * blockDim.x) {
     const uint64_t g = static_cast<uint64_t>(offset + j);
     const acc_t v = static_cast<acc_t>(grad[j]);
-    atomicAdd(acc + perm.permute(g) % ring_size, perm.sign(g) > 0 ? v : -v);
+    atomicAdd(acc + perm.ring_entry(g), perm.sign(g) > 0 ? v : -v);
   }
 }
 
@@ -50,12 +49,11 @@ __global__ void scatter_backward_kernel(const scalar_t* __restrict__ grad, acc_t
 // position that lands on v is pi^-1(v), which contributes when it lies in this call's range.
 template <typename scalar_t, typename acc_t>
 __global__ void gather_backward_kernel(const scalar_t* __restrict__ grad, acc_t* __restrict__ acc,
-                                       common::RingPermutation perm, uint64_t ring_size, int64_t offset,
-                                       int64_t numel) {
-  for (int64_t m = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; m < int64_t(ring_size);
+                                       common::RingPermutation perm, int64_t offset, int64_t numel) {
+  for (int64_t m = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; m < int64_t(perm.ring_size);
        m += int64_t(gridDim.x) * blockDim.x) {
     acc_t sum = 0;
-    for (uint64_t v = m; v < perm.total; v += ring_size) {
+    for (uint64_t v = m; v < perm.total; v += perm.ring_size) {
       const uint64_t g = perm.unpermute(v);
       const int64_t j = static_cast<int64_t>(g) - offset;
       if (j < 0 || j >= numel) continue;
@@ -72,15 +70,14 @@ at::Tensor generate_weights_kernel(const at::Tensor& ring, int64_t seed, int64_t
   const int64_t numel = checks::checked_numel(shape);
   checks::check_ring_range(total, offset, numel);
   const c10::cuda::CUDAGuard guard(ring.device());
-  const auto perm = common::make_ring_permutation(seed, total);
+  const auto perm = common::make_ring_permutation(seed, total, ring.numel());
   const auto ring_c = ring.contiguous();
   auto out = at::empty(shape, ring.options());
   if (numel == 0) return out;
   const auto stream = at::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, ring.scalar_type(), "generate_weights_cuda", [&] {
     generate_kernel<scalar_t><<<blocks_for(numel), kThreads, 0, stream>>>(
-        ring_c.const_data_ptr<scalar_t>(), out.mutable_data_ptr<scalar_t>(), perm,
-        static_cast<uint64_t>(ring.numel()), offset, numel, static_cast<at::opmath_type<scalar_t>>(scale));
+        ring_c.const_data_ptr<scalar_t>(), out.mutable_data_ptr<scalar_t>(), perm, offset, numel, static_cast<at::opmath_type<scalar_t>>(scale));
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
   return out;
@@ -93,7 +90,7 @@ at::Tensor generate_weights_backward_kernel(const at::Tensor& grad, int64_t ring
   const int64_t numel = grad.numel();
   checks::check_ring_range(total, offset, numel);
   const c10::cuda::CUDAGuard guard(grad.device());
-  const auto perm = common::make_ring_permutation(seed, total);
+  const auto perm = common::make_ring_permutation(seed, total, ring_size);
   const auto grad_c = grad.contiguous();
   const auto opmath_dtype = at::toOpMathType(grad.scalar_type());
   auto acc = at::zeros({ring_size}, grad.options().dtype(opmath_dtype));
@@ -104,12 +101,10 @@ at::Tensor generate_weights_backward_kernel(const at::Tensor& grad, int64_t ring
     using opmath_t = at::opmath_type<scalar_t>;
     if (deterministic) {
       gather_backward_kernel<scalar_t, opmath_t><<<blocks_for(ring_size), kThreads, 0, stream>>>(
-          grad_c.const_data_ptr<scalar_t>(), acc.mutable_data_ptr<opmath_t>(), perm,
-          static_cast<uint64_t>(ring_size), offset, numel);
+          grad_c.const_data_ptr<scalar_t>(), acc.mutable_data_ptr<opmath_t>(), perm, offset, numel);
     } else {
       scatter_backward_kernel<scalar_t, opmath_t><<<blocks_for(numel), kThreads, 0, stream>>>(
-          grad_c.const_data_ptr<scalar_t>(), acc.mutable_data_ptr<opmath_t>(), perm,
-          static_cast<uint64_t>(ring_size), offset, numel);
+          grad_c.const_data_ptr<scalar_t>(), acc.mutable_data_ptr<opmath_t>(), perm, offset, numel);
     }
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });

@@ -6,3 +6,12 @@
 #else
 #define LEANCONV_HOST_DEVICE inline
 #endif
+
+// Loop unrolling hint understood by both nvcc and GCC/Clang.
+#if defined(__CUDACC__)
+#define LEANCONV_UNROLL _Pragma("unroll")
+#elif defined(__clang__)
+#define LEANCONV_UNROLL _Pragma("unroll")
+#else
+#define LEANCONV_UNROLL _Pragma("GCC unroll 8")
+#endif

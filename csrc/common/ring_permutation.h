@@ -41,52 +41,74 @@ LEANCONV_HOST_DEVICE uint64_t splitmix64(uint64_t& state) {
   return z ^ (z >> 31);
 }
 
-LEANCONV_HOST_DEVICE uint64_t low_bits(uint64_t x, int bits) {
-  return bits == 0 ? 0 : (x & ((uint64_t(1) << bits) - 1));
+LEANCONV_HOST_DEVICE uint64_t mul_high(uint64_t a, uint64_t b) {
+#if defined(__CUDA_ARCH__)
+  return __umul64hi(a, b);
+#else
+  return static_cast<uint64_t>((static_cast<unsigned __int128>(a) * b) >> 64);
+#endif
 }
 
-// Everything the kernels need to evaluate pi, pi^-1 and s: passed to CUDA kernels by value.
+// Everything the kernels need to evaluate pi, pi^-1, s and the ring entry: passed to CUDA kernels by value.
 struct RingPermutation {
   uint64_t total;       // T, the length of the virtual weight sequence
+  uint64_t ring_size;   // N
+  uint64_t mod_multiplier;  // Lemire's fastmod constant for N when T and N fit in 32 bits, else 0
   int hi_bits;          // width of the upper half of a domain element before round 0
   int lo_bits;          // width of the lower half before round 0
+  uint64_t hi_mask, lo_mask;
   uint32_t round_keys[kFeistelRounds];
   uint32_t sign_key;
 
-  LEANCONV_HOST_DEVICE uint32_t round_function(int round, uint64_t half) const {
+  template <typename Word>
+  LEANCONV_HOST_DEVICE uint32_t round_function(int round, Word half) const {
     return fmix32(static_cast<uint32_t>(half) ^ round_keys[round]);
   }
 
-  // One pass of the Feistel network over [0, 2^(hi_bits + lo_bits)).
-  LEANCONV_HOST_DEVICE uint64_t feistel(uint64_t x) const {
-    int hb = hi_bits, lb = lo_bits;
-    uint64_t hi = x >> lb, lo = low_bits(x, lb);
-    for (int r = 0; r < kFeistelRounds; ++r) {
-      const uint64_t new_lo = hi ^ low_bits(round_function(r, lo), hb);  // hb bits
-      hi = lo;                                                          // lb bits
-      lo = new_lo;
-      const int t = hb; hb = lb; lb = t;
+  // One pass of the Feistel network over [0, 2^(hi_bits + lo_bits)). Round r maps (hi, lo) to
+  // (lo, hi ^ F_r(lo)), the new lower half taking the old upper half's width, so the widths alternate;
+  // the loop does the two kinds of round in pairs with their masks fixed. Word is uint32_t when the domain
+  // fits 32 bits (cheaper, and it vectorises on the CPU), else uint64_t; both compute the same values.
+  template <typename Word>
+  LEANCONV_HOST_DEVICE Word feistel(Word x) const {
+    Word hi = x >> lo_bits, lo = x & static_cast<Word>(lo_mask);
+    LEANCONV_UNROLL
+    for (int r = 0; r < kFeistelRounds; r += 2) {
+      Word t = hi ^ (static_cast<Word>(round_function(r, lo)) & static_cast<Word>(hi_mask));
+      hi = lo;
+      lo = t;
+      t = hi ^ (static_cast<Word>(round_function(r + 1, lo)) & static_cast<Word>(lo_mask));
+      hi = lo;
+      lo = t;
     }
-    return (hi << lb) | lo;
+    return (hi << lo_bits) | lo;
   }
 
-  LEANCONV_HOST_DEVICE uint64_t feistel_inverse(uint64_t y) const {
-    // After an even number of rounds the widths are the initial ones.
-    int hb = hi_bits, lb = lo_bits;
-    uint64_t hi = y >> lb, lo = low_bits(y, lb);
-    for (int r = kFeistelRounds - 1; r >= 0; --r) {
-      // Undo: hi' = lo, lo' = hi ^ F(lo), where hi' has width hb and lo' width lb.
-      const uint64_t prev_lo = hi;                                      // hb bits
-      const uint64_t prev_hi = lo ^ low_bits(round_function(r, prev_lo), lb);  // lb bits
-      hi = prev_hi;
+  template <typename Word>
+  LEANCONV_HOST_DEVICE Word feistel_inverse(Word y) const {
+    Word hi = y >> lo_bits, lo = y & static_cast<Word>(lo_mask);
+    LEANCONV_UNROLL
+    for (int r = kFeistelRounds - 1; r > 0; r -= 2) {
+      Word prev_lo = hi;
+      hi = lo ^ (static_cast<Word>(round_function(r, prev_lo)) & static_cast<Word>(lo_mask));
       lo = prev_lo;
-      const int t = hb; hb = lb; lb = t;
+      prev_lo = hi;
+      hi = lo ^ (static_cast<Word>(round_function(r - 1, prev_lo)) & static_cast<Word>(hi_mask));
+      lo = prev_lo;
     }
-    return (hi << lb) | lo;
+    return (hi << lo_bits) | lo;
   }
 
-  // pi(g) for g in [0, T).
+  // Whether every domain element fits in 32 bits (T <= 2^32), so the uint32_t Feistel applies.
+  LEANCONV_HOST_DEVICE bool fits_32_bits() const { return hi_bits + lo_bits <= 32; }
+
+  // pi(g) for g in [0, T): cycle walking keeps applying the network until the value lands in [0, T).
   LEANCONV_HOST_DEVICE uint64_t permute(uint64_t g) const {
+    if (fits_32_bits()) {
+      uint32_t v = feistel(static_cast<uint32_t>(g));
+      while (v >= total) v = feistel(v);
+      return v;
+    }
     uint64_t v = feistel(g);
     while (v >= total) v = feistel(v);
     return v;
@@ -94,28 +116,50 @@ struct RingPermutation {
 
   // pi^-1(v) for v in [0, T).
   LEANCONV_HOST_DEVICE uint64_t unpermute(uint64_t v) const {
+    if (fits_32_bits()) {
+      uint32_t g = feistel_inverse(static_cast<uint32_t>(v));
+      while (g >= total) g = feistel_inverse(g);
+      return g;
+    }
     uint64_t g = feistel_inverse(v);
     while (g >= total) g = feistel_inverse(g);
     return g;
   }
 
-  // s(g) in {-1, +1}.
+  // v mod N without a division when both fit in 32 bits (a hardware 64-bit division costs more than
+  // the whole Feistel network).
+  LEANCONV_HOST_DEVICE uint64_t reduce(uint64_t v) const {
+    return mod_multiplier ? mul_high(mod_multiplier * v, ring_size) : v % ring_size;
+  }
+
+  // The ring entry that position g reads: pi(g) mod N.
+  LEANCONV_HOST_DEVICE uint64_t ring_entry(uint64_t g) const { return reduce(permute(g)); }
+
+  // s(g) in {-1, +1}: the top bit of a hash of g (1 means -1).
   LEANCONV_HOST_DEVICE int sign(uint64_t g) const {
     uint32_t h = fmix32(static_cast<uint32_t>(g) ^ sign_key);
     const uint32_t upper = static_cast<uint32_t>(g >> 32);
     if (upper != 0) h = fmix32(h ^ upper);
     return (h >> 31) ? -1 : 1;
   }
+
+  // The same sign bit for g < 2^32, without the branch (so a loop over it vectorises).
+  LEANCONV_HOST_DEVICE uint32_t negative_32(uint32_t g) const { return fmix32(g ^ sign_key) >> 31; }
 };
 
-// Host-side construction: the caller has checked 1 <= total <= kMaxRingTotal.
-inline RingPermutation make_ring_permutation(int64_t seed, int64_t total) {
+// Host-side construction: the caller has checked 1 <= total <= kMaxRingTotal and ring_size >= 1.
+inline RingPermutation make_ring_permutation(int64_t seed, int64_t total, int64_t ring_size) {
   RingPermutation p{};
   p.total = static_cast<uint64_t>(total);
+  p.ring_size = static_cast<uint64_t>(ring_size);
+  const bool fits_32_bits = p.total <= (uint64_t(1) << 32) && p.ring_size < (uint64_t(1) << 32);
+  p.mod_multiplier = fits_32_bits && p.ring_size > 1 ? ~uint64_t(0) / p.ring_size + 1 : 0;
   int bits = 2;  // at least two bits so both halves are non-empty
   while ((uint64_t(1) << bits) < p.total) ++bits;
   p.hi_bits = bits / 2;
   p.lo_bits = bits - p.hi_bits;
+  p.hi_mask = (uint64_t(1) << p.hi_bits) - 1;
+  p.lo_mask = (uint64_t(1) << p.lo_bits) - 1;
   uint64_t state = static_cast<uint64_t>(seed);
   for (int r = 0; r < kFeistelRounds; ++r) p.round_keys[r] = static_cast<uint32_t>(splitmix64(state));
   p.sign_key = static_cast<uint32_t>(splitmix64(state));

@@ -8,31 +8,37 @@
 
 #include "common/checks.h"
 #include "common/ring_permutation.h"
+#include "cpu/ring_entries.h"
 
 namespace leanconv::cpu {
 namespace {
 
 constexpr int64_t kHashGrain = 4096;
+constexpr int64_t kEntryChunk = 1024;  // entries decoded per step of the forward, on the stack
 
 at::Tensor generate_weights_kernel(const at::Tensor& ring, int64_t seed, int64_t total, int64_t offset,
                                    at::IntArrayRef shape, double scale) {
   checks::check_ring(ring);
   const int64_t numel = checks::checked_numel(shape);
   checks::check_ring_range(total, offset, numel);
-  const auto perm = common::make_ring_permutation(seed, total);
+  const auto perm = common::make_ring_permutation(seed, total, ring.numel());
   const auto ring_c = ring.contiguous();
   auto out = at::empty(shape, ring.options());
-  const auto ring_size = static_cast<uint64_t>(ring.numel());
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, ring.scalar_type(), "generate_weights_cpu", [&] {
     using opmath_t = at::opmath_type<scalar_t>;
     const scalar_t* src = ring_c.const_data_ptr<scalar_t>();
     scalar_t* dst = out.mutable_data_ptr<scalar_t>();
-    const auto s = static_cast<opmath_t>(scale);
+    const opmath_t signed_scale[2] = {static_cast<opmath_t>(scale), -static_cast<opmath_t>(scale)};
     at::parallel_for(0, numel, kHashGrain, [&](int64_t begin, int64_t end) {
-      for (int64_t j = begin; j < end; ++j) {
-        const uint64_t g = static_cast<uint64_t>(offset + j);
-        const opmath_t value = static_cast<opmath_t>(src[perm.permute(g) % ring_size]);
-        dst[j] = static_cast<scalar_t>(perm.sign(g) > 0 ? s * value : -s * value);
+      int64_t entries[kEntryChunk];
+      for (int64_t chunk = begin; chunk < end; chunk += kEntryChunk) {
+        const int64_t n = std::min<int64_t>(kEntryChunk, end - chunk);
+        signed_ring_entries(perm, static_cast<uint64_t>(offset + chunk), n, entries);
+        for (int64_t i = 0; i < n; ++i) {
+          // Signs are random: select the factor by index, a branch would be mispredicted half the time.
+          const auto value = static_cast<opmath_t>(src[entry_index(entries[i])]);
+          dst[chunk + i] = static_cast<scalar_t>(value * signed_scale[entries[i] < 0]);
+        }
       }
     });
   });
@@ -48,18 +54,14 @@ at::Tensor generate_weights_backward_kernel(const at::Tensor& grad, int64_t ring
   TORCH_CHECK(ring_size > 0, "leanconv: ring_size must be positive, got ", ring_size);
   const int64_t numel = grad.numel();
   checks::check_ring_range(total, offset, numel);
-  const auto perm = common::make_ring_permutation(seed, total);
+  const auto perm = common::make_ring_permutation(seed, total, ring_size);
   const auto grad_c = grad.contiguous();
 
   // Entry m with sign -1 is stored as ~m (negative), so one array carries both.
   auto signed_entries = at::empty({numel}, grad.options().dtype(at::kLong));
   int64_t* entry = signed_entries.mutable_data_ptr<int64_t>();
   at::parallel_for(0, numel, kHashGrain, [&](int64_t begin, int64_t end) {
-    for (int64_t j = begin; j < end; ++j) {
-      const uint64_t g = static_cast<uint64_t>(offset + j);
-      const auto m = static_cast<int64_t>(perm.permute(g) % static_cast<uint64_t>(ring_size));
-      entry[j] = perm.sign(g) > 0 ? m : ~m;
-    }
+    signed_ring_entries(perm, static_cast<uint64_t>(offset + begin), end - begin, entry + begin);
   });
 
   const auto opmath_dtype = at::toOpMathType(grad.scalar_type());
@@ -71,12 +73,14 @@ at::Tensor generate_weights_backward_kernel(const at::Tensor& grad, int64_t ring
     // At most four ring slices: each slice rescans the entries, so more slices cost more than they save.
     const int64_t slice = std::max<int64_t>(1, (ring_size + 3) / 4);
     at::parallel_for(0, ring_size, slice, [&](int64_t begin, int64_t end) {
+      // Branch-free: entries outside this slice add into a scratch slot (signs and slices are random).
+      opmath_t scratch = 0;
+      const opmath_t sign_of[2] = {1, -1};
       for (int64_t j = 0; j < numel; ++j) {
         const int64_t e = entry[j];
-        const int64_t m = e >= 0 ? e : ~e;
-        if (m < begin || m >= end) continue;
-        const auto v = static_cast<opmath_t>(g[j]);
-        a[m] += e >= 0 ? v : -v;
+        const int64_t m = entry_index(e);
+        opmath_t* target = (m >= begin && m < end) ? a + m : &scratch;
+        *target += static_cast<opmath_t>(g[j]) * sign_of[e < 0];
       }
     });
   });

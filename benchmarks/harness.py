@@ -1,0 +1,131 @@
+"""The benchmark harness every family uses.
+
+Each benchmark is a list of rows; a row times several variants of one workload in the same run and reports
+every variant as a ratio to the row's first variant (the baseline). Times are medians of repeated runs after a
+warm-up, with CUDA synchronised around each run; peak memory is CUDA's allocator peak for the variant.
+Results go to stdout as a markdown table and, with --out, to JSON and markdown files.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Dict, List, Optional
+
+import torch
+
+
+@dataclass
+class Measurement:
+    variant: str
+    median_ms: float
+    spread_ms: float           # (p75 - p25): how noisy the median is
+    ratio: float               # median / the baseline's median, same run
+    peak_mib: Optional[float]  # CUDA only
+
+
+@dataclass
+class Row:
+    benchmark: str
+    workload: str
+    device: str
+    mode: str
+    measurements: List[Measurement] = field(default_factory=list)
+    notes: Dict[str, str] = field(default_factory=dict)
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def time_ms(fn: Callable[[], object], device: str, warmup: int = 3, repeats: int = 10, min_seconds: float = 0.0):
+    """Median and inter-quartile spread of ``fn``'s wall time in milliseconds, and CUDA's peak memory in MiB."""
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    peak = None
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+    times = []
+    started = time.perf_counter()
+    while len(times) < repeats or time.perf_counter() - started < min_seconds:
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append((time.perf_counter() - t0) * 1e3)
+    if device.startswith("cuda"):
+        peak = (torch.cuda.max_memory_allocated() - base) / 2**20
+    q = statistics.quantiles(times, n=4) if len(times) > 1 else [times[0]] * 3
+    return statistics.median(times), q[2] - q[0], peak
+
+
+def measure_row(row: Row, variants: Dict[str, Callable[[], object]], warmup: int, repeats: int) -> Row:
+    results = {name: time_ms(fn, row.device, warmup, repeats) for name, fn in variants.items()}
+    baseline = next(iter(results.values()))[0]
+    for name, (median, spread, peak) in results.items():
+        row.measurements.append(Measurement(name, median, spread, median / baseline, peak))
+    return row
+
+
+def environment() -> Dict[str, str]:
+    try:
+        commit = subprocess.check_output(["git", "rev-parse", "--short", "HEAD"], text=True,
+                                         stderr=subprocess.DEVNULL).strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown"
+    env = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "commit": commit,
+           "torch": torch.__version__, "cpu": platform.processor() or platform.machine(),
+           "cpu_threads": str(torch.get_num_threads())}
+    if torch.cuda.is_available():
+        env["gpu"] = torch.cuda.get_device_name()
+        try:
+            env["driver"] = subprocess.check_output(
+                ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"], text=True).strip()
+        except (OSError, subprocess.CalledProcessError):
+            pass
+    return env
+
+
+def markdown(rows: List[Row], env: Dict[str, str]) -> str:
+    lines = ["Environment: " + ", ".join(f"{k} {v}" for k, v in env.items()), ""]
+    lines.append("| benchmark | workload | device | mode | variant | median ms | IQR ms | ratio | peak MiB |")
+    lines.append("|---|---|---|---|---|---:|---:|---:|---:|")
+    for row in rows:
+        for m in row.measurements:
+            peak = f"{m.peak_mib:.1f}" if m.peak_mib is not None else "-"
+            lines.append(f"| {row.benchmark} | {row.workload} | {row.device} | {row.mode} | {m.variant} | "
+                         f"{m.median_ms:.3f} | {m.spread_ms:.3f} | {m.ratio:.2f} | {peak} |")
+    notes = [(row, k, v) for row in rows for k, v in row.notes.items()]
+    if notes:
+        lines += ["", "Notes:"]
+        lines += [f"- {row.benchmark} {row.workload} {row.device}: {k}: {v}" for row, k, v in notes]
+    return "\n".join(lines)
+
+
+def common_arguments(description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--devices", default="cpu,cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=10)
+    p.add_argument("--quick", action="store_true", help="small shapes and few repeats (a smoke run)")
+    p.add_argument("--no-compile", action="store_true", help="skip the torch.compile variants")
+    p.add_argument("--out", default=None, help="write <out>.json and <out>.md")
+    return p
+
+
+def report(rows: List[Row], out: Optional[str]) -> None:
+    env = environment()
+    text = markdown(rows, env)
+    print(text)
+    if out:
+        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+        with open(out + ".json", "w") as f:
+            json.dump({"environment": env, "rows": [asdict(r) for r in rows]}, f, indent=1)
+        with open(out + ".md", "w") as f:
+            f.write(text + "\n")
