@@ -7,7 +7,7 @@ export PYTHONPATH := $(CURDIR)/python$(if $(PYTHONPATH),:$(PYTHONPATH))
 export LEANCONV_BUILD_DIR := $(CURDIR)/$(BUILD_DIR)
 DATASET_DIR = /usr/share/datasets/fashion-mnist
 
-.PHONY: all deps system-deps build test test-cpp test-python test-consumer demo bench clean
+.PHONY: all deps build test test-cpp test-python test-consumer test-wheel demo bench clean
 
 all: build
 
@@ -26,7 +26,7 @@ $(DATASET_DIR)/train-images-idx3-ubyte.gz:
 build: deps
 	LEANCONV_BUILD_TESTS=1 $(PYTHON) setup.py -q build_ext --inplace
 
-test: build test-cpp test-python test-consumer
+test: build test-cpp test-python test-consumer test-wheel
 	@echo "make test: all test suites passed"
 
 test-cpp:
@@ -41,6 +41,12 @@ test-consumer:
 	  -DCMAKE_PREFIX_PATH="$$($(PYTHON) -c 'import leanconv, torch; print(leanconv.cmake_prefix_path + ";" + torch.utils.cmake_prefix_path)')"
 	$(CMAKE) --build build/consumer
 	./build/consumer/leanconv_consumer
+
+# The wheel a pip install builds carries the library, headers and CMake package next to _C.
+test-wheel:
+	rm -rf build/wheel
+	$(PYTHON) -m pip wheel -q --no-build-isolation --no-deps . -w build/wheel
+	$(PYTHON) tests/check_wheel.py build/wheel/leanconv-*.whl
 
 demo: build $(DATASET_DIR)/train-images-idx3-ubyte.gz
 	$(PYTHON) -m leanconv.train.demo

@@ -2,7 +2,8 @@
 
 Each benchmark is a list of rows; a row times several variants of one workload in the same run and reports
 every variant as a ratio to the row's first variant (the baseline). Times are medians of repeated runs after a
-warm-up, with CUDA synchronised around each run; peak memory is CUDA's allocator peak for the variant.
+warm-up, taken round-robin across the variants, with CUDA synchronised around each run; peak memory is CUDA's
+allocator peak during one run of the variant, above what was allocated before it.
 Results go to stdout as a markdown table and, with --out, to JSON and markdown files.
 """
 import argparse
@@ -43,34 +44,41 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def time_ms(fn: Callable[[], object], device: str, warmup: int = 3, repeats: int = 10, min_seconds: float = 0.0):
-    """Median and inter-quartile spread of ``fn``'s wall time in milliseconds, and CUDA's peak memory in MiB."""
-    for _ in range(warmup):
-        fn()
-    _sync(device)
-    peak = None
-    if device.startswith("cuda"):
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-    times = []
-    started = time.perf_counter()
-    while len(times) < repeats or time.perf_counter() - started < min_seconds:
-        t0 = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append((time.perf_counter() - t0) * 1e3)
-    if device.startswith("cuda"):
-        peak = (torch.cuda.max_memory_allocated() - base) / 2**20
+def _summary(times: List[float]):
     q = statistics.quantiles(times, n=4) if len(times) > 1 else [times[0]] * 3
-    return statistics.median(times), q[2] - q[0], peak
+    return statistics.median(times), q[2] - q[0]
 
 
 def measure_row(row: Row, variants: Dict[str, Callable[[], object]], warmup: int, repeats: int) -> Row:
-    results = {name: time_ms(fn, row.device, warmup, repeats) for name, fn in variants.items()}
-    baseline = next(iter(results.values()))[0]
-    for name, (median, spread, peak) in results.items():
-        row.measurements.append(Measurement(name, median, spread, median / baseline, peak))
+    """Times the variants round-robin (one run of each per repeat), so a drift of the machine's speed during
+    the row affects every variant alike and the ratios stay fair; then each variant's peak memory alone."""
+    for fn in variants.values():
+        for _ in range(warmup):
+            fn()
+    _sync(row.device)
+    times: Dict[str, List[float]] = {name: [] for name in variants}
+    for _ in range(repeats):
+        for name, fn in variants.items():
+            t0 = time.perf_counter()
+            fn()
+            _sync(row.device)
+            times[name].append((time.perf_counter() - t0) * 1e3)
+    baseline = _summary(next(iter(times.values())))[0]
+    for name, fn in variants.items():
+        median, spread = _summary(times[name])
+        row.measurements.append(Measurement(name, median, spread, median / baseline, _peak_mib(fn, row.device)))
     return row
+
+
+def _peak_mib(fn: Callable[[], object], device: str) -> Optional[float]:
+    if not device.startswith("cuda"):
+        return None
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    base = torch.cuda.memory_allocated()
+    fn()
+    torch.cuda.synchronize()
+    return (torch.cuda.max_memory_allocated() - base) / 2**20
 
 
 def environment() -> Dict[str, str]:

@@ -46,20 +46,36 @@ __global__ void scatter_backward_kernel(const scalar_t* __restrict__ grad, acc_t
 }
 
 // Ring entry m collects the positions v = m, m + N, m + 2N, ... < T of the permuted sequence; the
-// position that lands on v is pi^-1(v), which contributes when it lies in this call's range.
+// position that lands on v is pi^-1(v), which contributes when it lies in this call's range. When the ring
+// is small next to T, one thread per entry would leave the GPU idle, so `parts` threads share an entry:
+// part p takes the candidates k = p, p + parts, ... and writes its own partial sum, and a second kernel
+// adds the partials in order p = 0, 1, ... Every sum has a fixed order: the result is deterministic.
 template <typename scalar_t, typename acc_t>
-__global__ void gather_backward_kernel(const scalar_t* __restrict__ grad, acc_t* __restrict__ acc,
-                                       common::RingPermutation perm, int64_t offset, int64_t numel) {
-  for (int64_t m = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; m < int64_t(perm.ring_size);
-       m += int64_t(gridDim.x) * blockDim.x) {
+__global__ void gather_backward_kernel(const scalar_t* __restrict__ grad, acc_t* __restrict__ partial,
+                                       common::RingPermutation perm, int64_t offset, int64_t numel,
+                                       int64_t parts) {
+  const int64_t ring_size = static_cast<int64_t>(perm.ring_size);
+  for (int64_t idx = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; idx < ring_size * parts;
+       idx += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t m = idx % ring_size, part = idx / ring_size;
     acc_t sum = 0;
-    for (uint64_t v = m; v < perm.total; v += perm.ring_size) {
+    for (uint64_t v = m + part * perm.ring_size; v < perm.total; v += parts * perm.ring_size) {
       const uint64_t g = perm.unpermute(v);
       const int64_t j = static_cast<int64_t>(g) - offset;
       if (j < 0 || j >= numel) continue;
       const acc_t x = static_cast<acc_t>(grad[j]);
       sum += perm.sign(g) > 0 ? x : -x;
     }
+    partial[idx] = sum;
+  }
+}
+
+template <typename acc_t>
+__global__ void sum_parts_kernel(const acc_t* __restrict__ partial, acc_t* __restrict__ acc, int64_t ring_size,
+                                 int64_t parts) {
+  for (int64_t m = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; m < ring_size; m += int64_t(gridDim.x) * blockDim.x) {
+    acc_t sum = 0;
+    for (int64_t part = 0; part < parts; ++part) sum += partial[part * ring_size + m];
     acc[m] = sum;
   }
 }
@@ -100,8 +116,17 @@ at::Tensor generate_weights_backward_kernel(const at::Tensor& grad, int64_t ring
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad.scalar_type(), "generate_weights_backward_cuda", [&] {
     using opmath_t = at::opmath_type<scalar_t>;
     if (deterministic) {
-      gather_backward_kernel<scalar_t, opmath_t><<<blocks_for(ring_size), kThreads, 0, stream>>>(
-          grad_c.const_data_ptr<scalar_t>(), acc.mutable_data_ptr<opmath_t>(), perm, offset, numel);
+      // Enough threads to fill the GPU (about 2^20), but no more parts than candidates per entry.
+      const int64_t candidates = (total + ring_size - 1) / ring_size;
+      const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(candidates, (int64_t(1) << 20) / ring_size));
+      auto partial = parts == 1 ? acc : at::empty({parts * ring_size}, acc.options());
+      gather_backward_kernel<scalar_t, opmath_t><<<blocks_for(parts * ring_size), kThreads, 0, stream>>>(
+          grad_c.const_data_ptr<scalar_t>(), partial.mutable_data_ptr<opmath_t>(), perm, offset, numel, parts);
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+      if (parts > 1) {
+        sum_parts_kernel<opmath_t><<<blocks_for(ring_size), kThreads, 0, stream>>>(
+            partial.const_data_ptr<opmath_t>(), acc.mutable_data_ptr<opmath_t>(), ring_size, parts);
+      }
     } else {
       scatter_backward_kernel<scalar_t, opmath_t><<<blocks_for(numel), kThreads, 0, stream>>>(
           grad_c.const_data_ptr<scalar_t>(), acc.mutable_data_ptr<opmath_t>(), perm, offset, numel);

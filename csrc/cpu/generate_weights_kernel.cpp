@@ -6,6 +6,8 @@
 #include <ATen/ops/zeros.h>
 #include <torch/library.h>
 
+#include <memory>
+
 #include "common/checks.h"
 #include "common/ring_permutation.h"
 #include "cpu/ring_entries.h"
@@ -48,6 +50,38 @@ at::Tensor generate_weights_kernel(const at::Tensor& ring, int64_t seed, int64_t
 // Two passes, deterministic whatever the thread count: (1) hash every position to its signed ring entry
 // (the expensive part, fully parallel); (2) each thread owns a slice of the ring and adds the gradient
 // entries that land in it in increasing position order, so every ring entry sums in one fixed order.
+template <typename Entry>
+void reduce_into_ring(const common::RingPermutation& perm, const at::Tensor& grad, int64_t offset, at::Tensor& acc) {
+  const int64_t numel = grad.numel();
+  const auto ring_size = static_cast<int64_t>(perm.ring_size);
+  // Entry m with sign -1 is stored as ~m (negative), so one array carries both.
+  std::unique_ptr<Entry[]> entries(new Entry[numel]);  // uninitialised: every element is written below
+  Entry* entry = entries.get();
+  at::parallel_for(0, numel, kHashGrain, [&](int64_t begin, int64_t end) {
+    signed_ring_entries(perm, static_cast<uint64_t>(offset + begin), end - begin, entry + begin);
+  });
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad.scalar_type(), "generate_weights_backward_cpu", [&] {
+    using opmath_t = at::opmath_type<scalar_t>;
+    const scalar_t* g = grad.const_data_ptr<scalar_t>();
+    opmath_t* a = acc.mutable_data_ptr<opmath_t>();
+    // At most four ring slices: each slice rescans the entries, so more slices cost more than they save.
+    const int64_t slice = std::max<int64_t>(1, (ring_size + 3) / 4);
+    at::parallel_for(0, ring_size, slice, [&](int64_t begin, int64_t end) {
+      // Branch-free: entries outside this slice add into scratch slots (signs and slices are random, a
+      // branch would be mispredicted); several slots, so the discarded adds form no dependency chain.
+      constexpr int kScratch = 16;
+      opmath_t scratch[kScratch] = {};
+      const opmath_t sign_of[2] = {1, -1};
+      for (int64_t j = 0; j < numel; ++j) {
+        const Entry e = entry[j];
+        const Entry m = entry_index(e);
+        opmath_t* target = (m >= begin && m < end) ? a + m : scratch + (j & (kScratch - 1));
+        *target += static_cast<opmath_t>(g[j]) * sign_of[e < 0];
+      }
+    });
+  });
+}
+
 at::Tensor generate_weights_backward_kernel(const at::Tensor& grad, int64_t ring_size, int64_t seed,
                                             int64_t total, int64_t offset, double scale) {
   checks::check_floating(grad, "grad");
@@ -57,33 +91,13 @@ at::Tensor generate_weights_backward_kernel(const at::Tensor& grad, int64_t ring
   const auto perm = common::make_ring_permutation(seed, total, ring_size);
   const auto grad_c = grad.contiguous();
 
-  // Entry m with sign -1 is stored as ~m (negative), so one array carries both.
-  auto signed_entries = at::empty({numel}, grad.options().dtype(at::kLong));
-  int64_t* entry = signed_entries.mutable_data_ptr<int64_t>();
-  at::parallel_for(0, numel, kHashGrain, [&](int64_t begin, int64_t end) {
-    signed_ring_entries(perm, static_cast<uint64_t>(offset + begin), end - begin, entry + begin);
-  });
-
   const auto opmath_dtype = at::toOpMathType(grad.scalar_type());
   auto acc = at::zeros({ring_size}, grad.options().dtype(opmath_dtype));
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad.scalar_type(), "generate_weights_backward_cpu", [&] {
-    using opmath_t = at::opmath_type<scalar_t>;
-    const scalar_t* g = grad_c.const_data_ptr<scalar_t>();
-    opmath_t* a = acc.mutable_data_ptr<opmath_t>();
-    // At most four ring slices: each slice rescans the entries, so more slices cost more than they save.
-    const int64_t slice = std::max<int64_t>(1, (ring_size + 3) / 4);
-    at::parallel_for(0, ring_size, slice, [&](int64_t begin, int64_t end) {
-      // Branch-free: entries outside this slice add into a scratch slot (signs and slices are random).
-      opmath_t scratch = 0;
-      const opmath_t sign_of[2] = {1, -1};
-      for (int64_t j = 0; j < numel; ++j) {
-        const int64_t e = entry[j];
-        const int64_t m = entry_index(e);
-        opmath_t* target = (m >= begin && m < end) ? a + m : &scratch;
-        *target += static_cast<opmath_t>(g[j]) * sign_of[e < 0];
-      }
-    });
-  });
+  if (fits_int32_entries(perm)) {
+    reduce_into_ring<int32_t>(perm, grad_c, offset, acc);
+  } else {
+    reduce_into_ring<int64_t>(perm, grad_c, offset, acc);
+  }
   acc.mul_(scale);
   return acc.to(grad.scalar_type());
 }

@@ -7,6 +7,8 @@
 
 #include <algorithm>
 
+#include <c10/util/Exception.h>
+
 namespace leanconv::cpu {
 namespace {
 
@@ -20,8 +22,9 @@ constexpr int kBlock = 512;
 
 constexpr int kLanes = 8;  // walk passes run over whole groups of 8 lanes: no scalar remainder loop
 
-LEANCONV_CPU_CLONES
-void signed_ring_entries_32(const common::RingPermutation& perm, uint64_t first, int64_t count, int64_t* out) {
+template <typename Entry>
+__attribute__((always_inline)) inline void signed_ring_entries_32_body(const common::RingPermutation& perm,
+                                                                       uint64_t first, int64_t count, Entry* out) {
   uint32_t value[kBlock];
   uint32_t negative[kBlock];
   // Double-buffered lists of the values still outside [0, T): reading one while writing the other keeps
@@ -56,10 +59,21 @@ void signed_ring_entries_32(const common::RingPermutation& perm, uint64_t first,
     }
     for (int i = 0; i < n; ++i) negative[i] = perm.negative_32(start + static_cast<uint32_t>(i));
     for (int i = 0; i < n; ++i) {
-      const auto m = static_cast<int64_t>(perm.reduce(value[i]));
+      const auto m = static_cast<Entry>(perm.reduce(value[i]));
       out[base + i] = negative[i] ? ~m : m;
     }
   }
+}
+
+// One clone per instruction set, each with the body inlined and compiled for it.
+LEANCONV_CPU_CLONES
+void signed_ring_entries_32(const common::RingPermutation& perm, uint64_t first, int64_t count, int64_t* out) {
+  signed_ring_entries_32_body(perm, first, count, out);
+}
+
+LEANCONV_CPU_CLONES
+void signed_ring_entries_32(const common::RingPermutation& perm, uint64_t first, int64_t count, int32_t* out) {
+  signed_ring_entries_32_body(perm, first, count, out);
 }
 
 }  // namespace
@@ -73,6 +87,11 @@ void signed_ring_entries(const common::RingPermutation& perm, uint64_t first, in
     const auto m = static_cast<int64_t>(perm.ring_entry(first + j));
     out[j] = perm.sign(first + j) > 0 ? m : ~m;
   }
+}
+
+void signed_ring_entries(const common::RingPermutation& perm, uint64_t first, int64_t count, int32_t* out) {
+  TORCH_INTERNAL_ASSERT(fits_int32_entries(perm));
+  signed_ring_entries_32(perm, first, count, out);
 }
 
 }  // namespace leanconv::cpu
