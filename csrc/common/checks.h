@@ -7,6 +7,7 @@
 
 #include <string_view>
 
+#include "filter_summary.h"
 #include "ring_permutation.h"
 
 namespace leanconv::checks {
@@ -61,6 +62,64 @@ inline int64_t checked_numel(at::IntArrayRef shape) {
     numel *= size;
   }
   return numel;
+}
+
+// ---- overlapping-segment (FSNet) family ------------------------------------------------------------
+
+inline common::SummaryLayout check_summary_layout(const at::Tensor& summary, int64_t out_channels,
+                                                  int64_t in_channels, int64_t kernel_h, int64_t kernel_w,
+                                                  int64_t stride) {
+  check_dim(summary, 1, "summary");
+  check_floating(summary, "summary");
+  TORCH_CHECK(out_channels > 0 && in_channels > 0, "leanconv: out_channels and in_channels must be positive, got ",
+              out_channels, " and ", in_channels);
+  TORCH_CHECK(kernel_h > 0 && kernel_w > 0, "leanconv: kernel size must be positive, got ", kernel_h, "x", kernel_w);
+  TORCH_CHECK(stride >= 1, "leanconv: the summary stride s must be at least 1, got ", stride,
+              " (a compression above C_in*k*k gives s < 1)");
+  TORCH_CHECK(summary.numel() == out_channels * stride, "leanconv: summary length must be C_out * s = ",
+              out_channels, " * ", stride, " = ", out_channels * stride, ", got ", summary.numel());
+  return common::SummaryLayout{out_channels, in_channels, kernel_h, kernel_w, stride, summary.numel()};
+}
+
+inline common::SummaryLayout check_summary_gradient(const at::Tensor& grad_weight, int64_t length, int64_t stride) {
+  check_dim(grad_weight, 4, "grad_weight");
+  check_floating(grad_weight, "grad_weight");
+  TORCH_CHECK(stride >= 1 && length == grad_weight.size(0) * stride, "leanconv: summary length ", length,
+              " must be C_out * s = ", grad_weight.size(0), " * ", stride);
+  return common::SummaryLayout{grad_weight.size(0), grad_weight.size(1), grad_weight.size(2), grad_weight.size(3),
+                               stride, length};
+}
+
+inline int64_t conv_output_size(int64_t in, int64_t kernel, int64_t stride, int64_t pad, int64_t dilation) {
+  return (in + 2 * pad - dilation * (kernel - 1) - 1) / stride + 1;
+}
+
+inline common::ShiftedSum check_shifted_sum(const at::Tensor& t, std::string_view name, int64_t kernel_h,
+                                            int64_t kernel_w, int64_t channel_step, at::IntArrayRef stride,
+                                            at::IntArrayRef padding, at::IntArrayRef dilation) {
+  check_dim(t, 4, name);
+  check_floating(t, name);
+  TORCH_CHECK(kernel_h > 0 && kernel_w > 0, "leanconv: kernel size must be positive, got ", kernel_h, "x", kernel_w);
+  TORCH_CHECK(stride.size() == 2 && padding.size() == 2 && dilation.size() == 2,
+              "leanconv: stride, padding and dilation must have two elements");
+  TORCH_CHECK(stride[0] > 0 && stride[1] > 0 && dilation[0] > 0 && dilation[1] > 0 && padding[0] >= 0 &&
+                  padding[1] >= 0,
+              "leanconv: stride and dilation must be positive and padding non-negative, got stride ", stride,
+              ", padding ", padding, ", dilation ", dilation);
+  TORCH_CHECK(t.size(1) > 0, "leanconv: ", name, " must have at least one channel");
+  TORCH_CHECK(channel_step >= 0, "leanconv: channel_step must be non-negative, got ", channel_step);
+  common::ShiftedSum s{};
+  s.channels = t.size(1);
+  s.step = channel_step;
+  s.kernel_h = kernel_h;
+  s.kernel_w = kernel_w;
+  s.stride_h = stride[0];
+  s.stride_w = stride[1];
+  s.pad_h = padding[0];
+  s.pad_w = padding[1];
+  s.dil_h = dilation[0];
+  s.dil_w = dilation[1];
+  return s;
 }
 
 }  // namespace leanconv::checks

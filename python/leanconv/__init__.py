@@ -5,7 +5,7 @@ import torch as _torch
 
 from . import _C  # noqa: F401  (loads libleanconv and registers torch.ops.leanconv.*)
 from . import _fake  # noqa: F401  (fake kernels for torch.compile / torch.export)
-from . import ops, nn, models
+from . import ops, nn, models, fsnet
 
 __version__ = "0.1.0"
 
@@ -18,4 +18,4 @@ def compiled_with_cuda() -> bool:
     return _C.compiled_with_cuda()
 
 
-__all__ = ["ops", "nn", "models", "cmake_prefix_path", "compiled_with_cuda"]
+__all__ = ["ops", "nn", "models", "fsnet", "cmake_prefix_path", "compiled_with_cuda"]

@@ -22,3 +22,28 @@ def generate_weights_backward(grad: Tensor, ring_size: int, seed: int, total: in
 
 
 __all__ = ["generate_weights", "generate_weights_backward"]
+
+
+def filter_summary_weight(summary: Tensor, out_channels: int, in_channels: int, kernel_size: Sequence[int],
+                          stride: int) -> Tensor:
+    """The dense weight of a filter-summary layer:
+    ``weight[o, c, i, j] = summary[(o * stride + (i * kw + j) * in_channels + c) % len(summary)]``."""
+    kh, kw = kernel_size
+    return torch.ops.leanconv.filter_summary_weight(summary, int(out_channels), int(in_channels), int(kh), int(kw),
+                                                    int(stride))
+
+
+def filter_summary_weight_backward(grad_weight: Tensor, length: int, stride: int) -> Tensor:
+    """The adjoint of :func:`filter_summary_weight`: overlap-add of ``grad_weight`` into a summary."""
+    return torch.ops.leanconv.filter_summary_weight_backward(grad_weight, int(length), int(stride))
+
+
+def shifted_sum(z: Tensor, kernel_size: Sequence[int], channel_step: int, stride=(1, 1), padding=(0, 0),
+                dilation=(1, 1)) -> Tensor:
+    """``y[n, o, p, q] = sum_{i,j} z[n, (o + (i*kw + j) * channel_step) % M, p*sh - ph + i*dh, q*sw - pw + j*dw]``."""
+    kh, kw = kernel_size
+    return torch.ops.leanconv.shifted_sum(z, int(kh), int(kw), int(channel_step), list(stride), list(padding),
+                                          list(dilation))
+
+
+__all__ += ["filter_summary_weight", "filter_summary_weight_backward", "shifted_sum"]

@@ -9,7 +9,7 @@ from typing import Callable, Dict, Hashable, Tuple, Union
 import torch
 from torch import nn
 
-from ..nn import GeneratedConv2d, ParameterRing
+from ..nn import FilterSummaryConv2d, GeneratedConv2d, ParameterRing
 
 Scope = Tuple[int, int]  # (stage, block) of the conv in the network
 
@@ -72,11 +72,28 @@ class GeneratedConvs(DenseConvs):
         return model
 
 
+class FilterSummaryConvs(DenseConvs):
+    """Filter-summary (FSNet) convs with one compression ratio (and optional quantisation) for every layer.
+
+    A layer whose filters are too short for the ratio (s < 1) is kept dense, as are 1x1 convs unless
+    ``pointwise=True``."""
+
+    def __init__(self, compression: float = 9, quant_bits=None, pointwise: bool = False, path: str = "auto"):
+        self.compression, self.quant_bits, self.pointwise, self.path = compression, quant_bits, pointwise, path
+
+    def conv(self, in_channels, out_channels, kernel_size, stride=1, padding=0, scope: Scope = (0, 0)):
+        if (kernel_size == 1 and not self.pointwise) or in_channels * kernel_size * kernel_size < self.compression:
+            return super().conv(in_channels, out_channels, kernel_size, stride, padding, scope)
+        return FilterSummaryConv2d(in_channels, out_channels, kernel_size, stride, padding, bias=False,
+                                   compression=self.compression, quant_bits=self.quant_bits, path=self.path)
+
+
 def build(make_model: Callable[[DenseConvs], nn.Module], conv: str = "dense", **options) -> nn.Module:
-    """Builds ``make_model(convs)`` with the conv family ``conv`` ('dense' or 'generated').
+    """Builds ``make_model(convs)`` with the conv family ``conv`` ('dense', 'generated' or 'filter_summary').
 
     Options of 'generated': ``ring_size`` (int, or float fraction of the generated weights; default 0.1),
     ``ring_scope`` ('model', 'stage' or 'block'; default 'model'), ``seed`` (default 0).
+    Options of 'filter_summary': ``compression`` (default 9), ``quant_bits``, ``pointwise``, ``path``.
     """
     if conv == "dense":
         if options:
@@ -94,4 +111,9 @@ def build(make_model: Callable[[DenseConvs], nn.Module], conv: str = "dense", **
         make_model(counting)
         convs = GeneratedConvs(counting.counts, _RING_SCOPES[scope], ring_size, seed)
         return convs.finish(make_model(convs))
-    raise ValueError(f"leanconv: unknown conv family {conv!r}; expected 'dense' or 'generated'")
+    if conv == "filter_summary":
+        unknown = set(options) - {"compression", "quant_bits", "pointwise", "path"}
+        if unknown:
+            raise TypeError(f"leanconv: unknown options for conv='filter_summary': {sorted(unknown)}")
+        return make_model(FilterSummaryConvs(**options))
+    raise ValueError(f"leanconv: unknown conv family {conv!r}; expected 'dense', 'generated' or 'filter_summary'")

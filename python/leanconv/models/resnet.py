@@ -68,6 +68,28 @@ class CifarResNet(nn.Module):
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
+class CifarResNet18(nn.Module):
+    """ResNet-18 in the CIFAR layout (3x3 stem, no max-pool; stages 64..512), as in the FSNet paper."""
+
+    def __init__(self, convs: DenseConvs, num_classes: int = 10, in_channels: int = 3):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False), nn.BatchNorm2d(64),
+                                  nn.ReLU(inplace=True))
+        blocks: List[nn.Module] = []
+        in_planes = 64
+        for s, planes in enumerate([64, 128, 256, 512]):
+            for b in range(2):
+                stride = 2 if (s > 0 and b == 0) else 1
+                blocks.append(BasicBlock(convs, in_planes, planes, stride, (s, b), shortcut="conv"))
+                in_planes = planes
+        self.blocks = nn.Sequential(*blocks)
+        self.fc = nn.Linear(512, num_classes)
+
+    def forward(self, x):
+        x = self.blocks(self.stem(x))
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
 class ImageNetResNet(nn.Module):
     """ResNet-18/34 (basic blocks) in the ImageNet layout: 7x7 stem, max-pool, 4 stages of 64..512."""
 
@@ -104,3 +126,7 @@ def resnet18(num_classes: int = 1000, in_channels: int = 3, conv: str = "dense",
 
 def resnet34(num_classes: int = 1000, in_channels: int = 3, conv: str = "dense", **conv_options) -> nn.Module:
     return build(lambda c: ImageNetResNet(c, [3, 4, 6, 3], num_classes, in_channels), conv, **conv_options)
+
+
+def resnet18_cifar(num_classes: int = 10, in_channels: int = 3, conv: str = "dense", **conv_options) -> nn.Module:
+    return build(lambda c: CifarResNet18(c, num_classes, in_channels), conv, **conv_options)

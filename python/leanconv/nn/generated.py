@@ -16,9 +16,8 @@ from typing import Optional, Sequence, Tuple, Union
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.nn.modules.utils import _pair
-
 from .. import ops
+from ._conv_args import apply_padding_mode, check_conv_input, conv_extra_repr, conv_geometry
 
 _DEFAULT_FAN_REF = 512 * 3 * 3
 
@@ -139,22 +138,9 @@ class GeneratedConv2d(_GeneratedLayer):
                  padding: Union[int, Tuple[int, int], str] = 0, dilation=1, groups: int = 1, bias: bool = True,
                  padding_mode: str = "zeros", device=None, dtype=None):
         super().__init__()
-        if in_channels < 1 or out_channels < 1:
-            raise ValueError("leanconv: GeneratedConv2d in_channels and out_channels must be positive, got "
-                             f"{in_channels} and {out_channels}")
-        if groups < 1 or in_channels % groups or out_channels % groups:
-            raise ValueError(f"leanconv: GeneratedConv2d groups must divide in_channels and out_channels, got "
-                             f"groups={groups} for {in_channels} -> {out_channels}")
-        if padding_mode not in ("zeros", "reflect", "replicate", "circular"):
-            raise ValueError(f"leanconv: padding_mode must be 'zeros', 'reflect', 'replicate' or 'circular', got "
-                             f"{padding_mode!r}")
+        self.kernel_size, self.stride, self.padding, self.dilation = conv_geometry(
+            "GeneratedConv2d", in_channels, out_channels, kernel_size, stride, padding, dilation, groups, padding_mode)
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
-        self.kernel_size, self.stride, self.dilation = _pair(kernel_size), _pair(stride), _pair(dilation)
-        self.padding = padding if isinstance(padding, str) else _pair(padding)
-        if min(self.kernel_size + self.stride + self.dilation) < 1 or (
-                not isinstance(self.padding, str) and min(self.padding) < 0):
-            raise ValueError("leanconv: GeneratedConv2d kernel_size, stride and dilation must be positive and "
-                             "padding non-negative")
         self.padding_mode = padding_mode
         shape = (out_channels, in_channels // groups, *self.kernel_size)
         self._attach(ring, shape, fan_out=out_channels * self.kernel_size[0] * self.kernel_size[1])
@@ -168,19 +154,10 @@ class GeneratedConv2d(_GeneratedLayer):
             _init_bias(self.bias, math.prod(self.weight_shape[1:]))
 
     def forward(self, input: Tensor) -> Tensor:
-        if input.dim() not in (3, 4):
-            raise RuntimeError("leanconv: GeneratedConv2d expects a 3-D (C, H, W) or 4-D (N, C, H, W) input, got "
-                               f"shape {tuple(input.shape)}")
-        if input.shape[-3] != self.in_channels:
-            raise RuntimeError(f"leanconv: GeneratedConv2d expects {self.in_channels} input channels, got "
-                               f"{input.shape[-3]} (input shape {tuple(input.shape)})")
+        check_conv_input("GeneratedConv2d", input, self.in_channels)
         _check_input_against_ring(input, self._ring.ring)
-        weight = self.weight
-        if self.padding_mode != "zeros":
-            pad = [p for p in reversed(self.padding) for _ in range(2)]
-            return F.conv2d(F.pad(input, pad, mode=self.padding_mode), weight, self.bias, self.stride, 0,
-                            self.dilation, self.groups)
-        return F.conv2d(input, weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+        input, padding = apply_padding_mode(input, self.padding, self.padding_mode)
+        return F.conv2d(input, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
 
     def materialize(self) -> nn.Conv2d:
         """An ``nn.Conv2d`` computing the same function, with the generated weight copied in."""
@@ -195,15 +172,7 @@ class GeneratedConv2d(_GeneratedLayer):
         return conv
 
     def extra_repr(self) -> str:
-        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
-             f"padding={self.padding}")
-        if self.dilation != (1, 1):
-            s += f", dilation={self.dilation}"
-        if self.groups != 1:
-            s += f", groups={self.groups}"
-        if self.bias is None:
-            s += ", bias=False"
-        return s + f", offset={self._offset}, ring_size={self._ring.size}"
+        return conv_extra_repr(self) + f", offset={self._offset}, ring_size={self._ring.size}"
 
 
 class GeneratedLinear(_GeneratedLayer):

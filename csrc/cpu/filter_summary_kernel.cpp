@@ -1,0 +1,171 @@
+// CPU kernels of the overlapping-segment (FSNet) ops: the filter gather and its overlap-add adjoint, and
+// the direct path's shifted sum and its adjoint. Every output element is owned by one thread and summed in
+// a fixed order: no atomics, deterministic whatever the thread count.
+#include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
+#include <ATen/Parallel.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/zeros.h>
+#include <torch/library.h>
+
+#include <vector>
+
+#include "common/checks.h"
+#include "common/filter_summary.h"
+
+namespace leanconv::cpu {
+namespace {
+
+at::Tensor filter_summary_weight_kernel(const at::Tensor& summary, int64_t out_channels, int64_t in_channels,
+                                        int64_t kernel_h, int64_t kernel_w, int64_t stride) {
+  const auto layout = checks::check_summary_layout(summary, out_channels, in_channels, kernel_h, kernel_w, stride);
+  const auto f = summary.contiguous();
+  auto weight = at::empty({out_channels, in_channels, kernel_h, kernel_w}, summary.options());
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, summary.scalar_type(), "filter_summary_weight_cpu", [&] {
+    const scalar_t* src = f.const_data_ptr<scalar_t>();
+    scalar_t* dst = weight.mutable_data_ptr<scalar_t>();
+    at::parallel_for(0, out_channels * in_channels, 64, [&](int64_t begin, int64_t end) {
+      for (int64_t oc = begin; oc < end; ++oc) {
+        const int64_t o = oc / in_channels, c = oc % in_channels;
+        for (int64_t i = 0; i < kernel_h; ++i) {
+          for (int64_t j = 0; j < kernel_w; ++j) dst[(oc * kernel_h + i) * kernel_w + j] = src[layout.index(o, c, i, j)];
+        }
+      }
+    });
+  });
+  return weight;
+}
+
+at::Tensor filter_summary_weight_backward_kernel(const at::Tensor& grad_weight, int64_t length, int64_t stride) {
+  const auto layout = checks::check_summary_gradient(grad_weight, length, stride);
+  const auto g = grad_weight.contiguous();
+  auto grad_summary = at::empty({length}, grad_weight.options());
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, g.scalar_type(), "filter_summary_weight_backward_cpu", [&] {
+    using opmath_t = at::opmath_type<scalar_t>;
+    const scalar_t* src = g.const_data_ptr<scalar_t>();
+    scalar_t* dst = grad_summary.mutable_data_ptr<scalar_t>();
+    at::parallel_for(0, length, 256, [&](int64_t begin, int64_t end) {
+      for (int64_t l = begin; l < end; ++l) dst[l] = static_cast<scalar_t>(layout.overlap_add<opmath_t>(src, l));
+    });
+  });
+  return grad_summary;
+}
+
+common::ShiftedSum with_sizes(common::ShiftedSum s, int64_t in_h, int64_t in_w) {
+  s.in_h = in_h;
+  s.in_w = in_w;
+  s.out_h = checks::conv_output_size(in_h, s.kernel_h, s.stride_h, s.pad_h, s.dil_h);
+  s.out_w = checks::conv_output_size(in_w, s.kernel_w, s.stride_w, s.pad_w, s.dil_w);
+  TORCH_CHECK(s.out_h > 0 && s.out_w > 0, "leanconv: the input (", in_h, "x", in_w,
+              ") is smaller than the dilated kernel");
+  return s;
+}
+
+// For tap offset `offset` (= i*dil - pad), the output range [first, last) whose input row p*stride + offset
+// lies in [0, in).
+inline void valid_range(int64_t offset, int64_t stride, int64_t in, int64_t out, int64_t& first, int64_t& last) {
+  first = offset >= 0 ? 0 : (-offset + stride - 1) / stride;
+  last = in - offset <= 0 ? 0 : std::min<int64_t>(out, (in - offset + stride - 1) / stride);
+  if (last < first) last = first;
+}
+
+at::Tensor shifted_sum_kernel(const at::Tensor& z_in, int64_t kernel_h, int64_t kernel_w, int64_t channel_step,
+                              at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation) {
+  auto s = checks::check_shifted_sum(z_in, "z", kernel_h, kernel_w, channel_step, stride, padding, dilation);
+  s = with_sizes(s, z_in.size(2), z_in.size(3));
+  const auto memory_format = z_in.suggest_memory_format();
+  const auto z = z_in.contiguous();
+  const int64_t batch = z.size(0), M = s.channels;
+  auto y = at::empty({batch, M, s.out_h, s.out_w}, z.options());
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, z.scalar_type(), "shifted_sum_cpu", [&] {
+    using opmath_t = at::opmath_type<scalar_t>;
+    const scalar_t* src = z.const_data_ptr<scalar_t>();
+    scalar_t* dst = y.mutable_data_ptr<scalar_t>();
+    const int64_t plane_in = s.in_h * s.in_w, plane_out = s.out_h * s.out_w;
+    at::parallel_for(0, batch * M, 1, [&](int64_t begin, int64_t end) {
+      std::vector<opmath_t> acc(plane_out);
+      for (int64_t no = begin; no < end; ++no) {
+        const int64_t n = no / M, o = no % M;
+        std::fill(acc.begin(), acc.end(), opmath_t(0));
+        for (int64_t i = 0; i < s.kernel_h; ++i) {
+          const int64_t dh = i * s.dil_h - s.pad_h;
+          int64_t p0, p1;
+          valid_range(dh, s.stride_h, s.in_h, s.out_h, p0, p1);
+          for (int64_t j = 0; j < s.kernel_w; ++j) {
+            const int64_t dw = j * s.dil_w - s.pad_w;
+            int64_t q0, q1;
+            valid_range(dw, s.stride_w, s.in_w, s.out_w, q0, q1);
+            const scalar_t* plane = src + (n * M + s.source_channel(o, i * s.kernel_w + j)) * plane_in;
+            for (int64_t p = p0; p < p1; ++p) {
+              const scalar_t* row = plane + (p * s.stride_h + dh) * s.in_w + dw;
+              opmath_t* out_row = acc.data() + p * s.out_w;
+              for (int64_t q = q0; q < q1; ++q) out_row[q] += static_cast<opmath_t>(row[q * s.stride_w]);
+            }
+          }
+        }
+        scalar_t* out = dst + no * plane_out;
+        for (int64_t k = 0; k < plane_out; ++k) out[k] = static_cast<scalar_t>(acc[k]);
+      }
+    });
+  });
+  return y.contiguous(memory_format);
+}
+
+at::Tensor shifted_sum_backward_kernel(const at::Tensor& grad_in, int64_t kernel_h, int64_t kernel_w,
+                                       int64_t channel_step, at::IntArrayRef stride, at::IntArrayRef padding,
+                                       at::IntArrayRef dilation, at::IntArrayRef input_size) {
+  auto s = checks::check_shifted_sum(grad_in, "grad_output", kernel_h, kernel_w, channel_step, stride, padding,
+                                     dilation);
+  TORCH_CHECK(input_size.size() == 2, "leanconv: input_size must have two elements");
+  s = with_sizes(s, input_size[0], input_size[1]);
+  TORCH_CHECK(grad_in.size(2) == s.out_h && grad_in.size(3) == s.out_w, "leanconv: grad_output's spatial size ",
+              grad_in.sizes().slice(2), " does not match the output size (", s.out_h, ", ", s.out_w, ")");
+  const auto memory_format = grad_in.suggest_memory_format();
+  const auto dy = grad_in.contiguous();
+  const int64_t batch = dy.size(0), M = s.channels;
+  auto dz = at::empty({batch, M, s.in_h, s.in_w}, dy.options());
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dy.scalar_type(), "shifted_sum_backward_cpu", [&] {
+    using opmath_t = at::opmath_type<scalar_t>;
+    const scalar_t* src = dy.const_data_ptr<scalar_t>();
+    scalar_t* dst = dz.mutable_data_ptr<scalar_t>();
+    const int64_t plane_in = s.in_h * s.in_w, plane_out = s.out_h * s.out_w;
+    // Plane (n, m) of dz is owned by one thread: it adds, tap by tap, the output plane that read it.
+    at::parallel_for(0, batch * M, 1, [&](int64_t begin, int64_t end) {
+      std::vector<opmath_t> acc(plane_in);
+      for (int64_t nm = begin; nm < end; ++nm) {
+        const int64_t n = nm / M, m = nm % M;
+        std::fill(acc.begin(), acc.end(), opmath_t(0));
+        for (int64_t i = 0; i < s.kernel_h; ++i) {
+          const int64_t dh = i * s.dil_h - s.pad_h;
+          int64_t p0, p1;
+          valid_range(dh, s.stride_h, s.in_h, s.out_h, p0, p1);
+          for (int64_t j = 0; j < s.kernel_w; ++j) {
+            const int64_t dw = j * s.dil_w - s.pad_w;
+            int64_t q0, q1;
+            valid_range(dw, s.stride_w, s.in_w, s.out_w, q0, q1);
+            const scalar_t* plane = src + (n * M + s.reader_channel(m, i * s.kernel_w + j)) * plane_out;
+            for (int64_t p = p0; p < p1; ++p) {
+              opmath_t* row = acc.data() + (p * s.stride_h + dh) * s.in_w + dw;
+              const scalar_t* grad_row = plane + p * s.out_w;
+              for (int64_t q = q0; q < q1; ++q) row[q * s.stride_w] += static_cast<opmath_t>(grad_row[q]);
+            }
+          }
+        }
+        scalar_t* out = dst + nm * plane_in;
+        for (int64_t k = 0; k < plane_in; ++k) out[k] = static_cast<scalar_t>(acc[k]);
+      }
+    });
+  });
+  return dz.contiguous(memory_format);
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(leanconv, CPU, m) {
+  m.impl("filter_summary_weight", &filter_summary_weight_kernel);
+  m.impl("filter_summary_weight_backward", &filter_summary_weight_backward_kernel);
+  m.impl("shifted_sum", &shifted_sum_kernel);
+  m.impl("shifted_sum_backward", &shifted_sum_backward_kernel);
+}
+
+}  // namespace leanconv::cpu

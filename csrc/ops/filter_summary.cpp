@@ -1,0 +1,49 @@
+// Schemas and public C++ entry points of the overlapping-segment (FSNet) ops.
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <torch/library.h>
+
+#include "leanconv/ops.h"
+
+namespace leanconv::ops {
+
+at::Tensor filter_summary_weight(const at::Tensor& summary, int64_t out_channels, int64_t in_channels,
+                                 int64_t kernel_h, int64_t kernel_w, int64_t stride) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("leanconv::filter_summary_weight", "")
+                       .typed<decltype(filter_summary_weight)>();
+  return op.call(summary, out_channels, in_channels, kernel_h, kernel_w, stride);
+}
+
+at::Tensor filter_summary_weight_backward(const at::Tensor& grad_weight, c10::SymInt length, int64_t stride) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("leanconv::filter_summary_weight_backward", "")
+                       .typed<decltype(filter_summary_weight_backward)>();
+  return op.call(grad_weight, std::move(length), stride);
+}
+
+at::Tensor shifted_sum(const at::Tensor& z, int64_t kernel_h, int64_t kernel_w, int64_t channel_step,
+                       at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation) {
+  static auto op = c10::Dispatcher::singleton().findSchemaOrThrow("leanconv::shifted_sum", "").typed<decltype(shifted_sum)>();
+  return op.call(z, kernel_h, kernel_w, channel_step, stride, padding, dilation);
+}
+
+at::Tensor shifted_sum_backward(const at::Tensor& grad_output, int64_t kernel_h, int64_t kernel_w,
+                                int64_t channel_step, at::IntArrayRef stride, at::IntArrayRef padding,
+                                at::IntArrayRef dilation, c10::SymIntArrayRef input_size) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("leanconv::shifted_sum_backward", "")
+                       .typed<decltype(shifted_sum_backward)>();
+  return op.call(grad_output, kernel_h, kernel_w, channel_step, stride, padding, dilation, input_size);
+}
+
+}  // namespace leanconv::ops
+
+TORCH_LIBRARY_FRAGMENT(leanconv, m) {
+  m.def("filter_summary_weight(Tensor summary, int out_channels, int in_channels, int kernel_h, int kernel_w, "
+        "int stride) -> Tensor");
+  m.def("filter_summary_weight_backward(Tensor grad_weight, SymInt length, int stride) -> Tensor");
+  m.def("shifted_sum(Tensor z, int kernel_h, int kernel_w, int channel_step, int[2] stride, int[2] padding, "
+        "int[2] dilation) -> Tensor");
+  m.def("shifted_sum_backward(Tensor grad_output, int kernel_h, int kernel_w, int channel_step, int[2] stride, "
+        "int[2] padding, int[2] dilation, SymInt[2] input_size) -> Tensor");
+}

@@ -1,0 +1,261 @@
+"""Overlapping-segment (FSNet) family: ops against the layout formula, both paths, gradients, quantisation."""
+import copy
+import io
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import leanconv
+from leanconv import fsnet, ops
+from leanconv.nn import FilterSummaryConv2d, parameter_counts
+
+from conftest import DEVICES, requires_cuda
+
+
+def reference_weight(summary, out_channels, in_channels, kh, kw, s):
+    """Straight from the layout formula, element by element (float64)."""
+    L = summary.numel()
+    w = torch.empty(out_channels, in_channels, kh, kw, dtype=torch.float64)
+    for o in range(out_channels):
+        for c in range(in_channels):
+            for i in range(kh):
+                for j in range(kw):
+                    w[o, c, i, j] = summary[(o * s + (i * kw + j) * in_channels + c) % L]
+    return w
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("out_channels,in_channels,k,s", [(4, 3, 3, 2), (6, 8, 1, 8), (5, 4, 5, 7), (2, 3, 3, 40)])
+def test_gather_matches_the_layout_formula(device, out_channels, in_channels, k, s):
+    summary = torch.randn(out_channels * s, dtype=torch.float64)
+    w = ops.filter_summary_weight(summary.to(device), out_channels, in_channels, (k, k), s).cpu()
+    assert torch.equal(w, reference_weight(summary, out_channels, in_channels, k, k, s))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("out_channels,in_channels,k,s", [(4, 3, 3, 2), (5, 4, 5, 7), (2, 3, 3, 40)])
+def test_overlap_add_is_the_adjoint_of_the_gather(device, out_channels, in_channels, k, s):
+    summary = torch.randn(out_channels * s, dtype=torch.float64, device=device)
+    grad = torch.randn(out_channels, in_channels, k, k, dtype=torch.float64, device=device)
+    w = ops.filter_summary_weight(summary, out_channels, in_channels, (k, k), s)
+    back = ops.filter_summary_weight_backward(grad, summary.numel(), s)
+    torch.testing.assert_close((w * grad).sum(), (summary * back).sum())
+    assert torch.autograd.gradcheck(lambda f: ops.filter_summary_weight(f, out_channels, in_channels, (k, k), s),
+                                    (summary.clone().requires_grad_(),))
+
+
+def _direct_case(k, compression, in_channels=36):
+    return dict(in_channels=in_channels, out_channels=24, kernel_size=k, compression=compression)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("k,compression", [(3, 9), (3, 18), (3, 36), (1, 2), (1, 4), (5, 25), (5, 50)])
+@pytest.mark.parametrize("stride,padding", [(1, 0), (1, 1), (2, 1), (2, 2)])
+def test_direct_path_matches_gather_and_dense_conv(device, k, compression, stride, padding):
+    layer = FilterSummaryConv2d(**_direct_case(k, compression), stride=stride, padding=padding, path="direct",
+                                dtype=torch.float64, device=device)
+    x = torch.randn(2, 36, 13, 11, dtype=torch.float64, device=device)
+    expected = F.conv2d(x, layer.weight, layer.bias, stride, padding)
+    torch.testing.assert_close(layer(x), expected)
+    gather = copy.deepcopy(layer)
+    gather.path = "gather"
+    (g1,) = torch.autograd.grad(layer(x).square().sum(), layer.summary)
+    (g2,) = torch.autograd.grad(gather(x).square().sum(), gather.summary)
+    torch.testing.assert_close(g1, g2)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_shifted_sum_gradcheck_and_dilation(device):
+    z = torch.randn(2, 6, 7, 8, dtype=torch.float64, device=device, requires_grad=True)
+    for stride, padding, dilation in [((1, 1), (1, 1), (1, 1)), ((2, 1), (0, 2), (2, 1)), ((2, 2), (2, 2), (2, 2))]:
+        fn = lambda t: ops.shifted_sum(t, (3, 3), 4, stride, padding, dilation)  # noqa: E731
+        assert torch.autograd.gradcheck(fn, (z,))
+    layer = FilterSummaryConv2d(12, 6, 3, padding=2, dilation=2, compression=18, path="direct", dtype=torch.float64,
+                                device=device)
+    x = torch.randn(1, 12, 9, 9, dtype=torch.float64, device=device)
+    torch.testing.assert_close(layer(x), F.conv2d(x, layer.weight, layer.bias, 1, 2, 2))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_opcheck(device):
+    summary = torch.randn(4 * 6, device=device, requires_grad=True)
+    torch.library.opcheck(torch.ops.leanconv.filter_summary_weight, (summary, 4, 12, 3, 3, 6))
+    torch.library.opcheck(torch.ops.leanconv.filter_summary_weight_backward, (torch.randn(4, 12, 3, 3, device=device), 24, 6))
+    z = torch.randn(2, 4, 6, 6, device=device, requires_grad=True)
+    torch.library.opcheck(torch.ops.leanconv.shifted_sum, (z, 3, 3, 2, [1, 1], [1, 1], [1, 1]))
+    torch.library.opcheck(torch.ops.leanconv.shifted_sum_backward,
+                          (torch.randn(2, 4, 3, 3, device=device), 3, 3, 2, [2, 2], [1, 1], [1, 1], [6, 6]))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("path", ["direct", "gather"])
+def test_torch_compile_fullgraph(device, path):
+    model = nn.Sequential(FilterSummaryConv2d(8, 8, 3, padding=1, compression=9, path=path), nn.ReLU()).to(device)
+    x = torch.randn(2, 8, 6, 6, device=device)
+    compiled = torch.compile(model, fullgraph=True, backend="aot_eager" if device == "cpu" else "inductor")
+    torch.testing.assert_close(compiled(x), model(x))
+    compiled(x).sum().backward()
+    assert model[0].summary.grad is not None
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("path", ["direct", "gather"])
+def test_channels_last_low_precision_and_empty_batch(device, path):
+    layer = FilterSummaryConv2d(16, 8, 3, padding=1, compression=9, path=path, device=device)
+    x = torch.randn(2, 16, 7, 7, device=device)
+    out = layer(x.to(memory_format=torch.channels_last))
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(out, layer(x))
+    for dtype in (torch.float16, torch.bfloat16):
+        low = copy.deepcopy(layer).to(dtype)
+        torch.testing.assert_close(low(x.to(dtype)).float(), layer(x), rtol=5e-2, atol=5e-2)
+    assert layer(torch.randn(0, 16, 7, 7, device=device)).shape == (0, 8, 7, 7)
+    assert layer(torch.randn(16, 7, 7, device=device)).shape == (8, 7, 7)
+
+
+def test_autocast_cpu_bfloat16_direct_path():
+    layer = FilterSummaryConv2d(16, 8, 3, padding=1, compression=9, path="direct")
+    x = torch.randn(2, 16, 7, 7)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = layer(x)
+    torch.testing.assert_close(out.float(), layer(x), rtol=5e-2, atol=5e-2)
+
+
+def test_auto_path_choice_and_counts():
+    layer = FilterSummaryConv2d(64, 64, 3, padding=1, compression=9)
+    assert layer.summary_stride == 64 and layer.uses_direct_path()
+    assert not FilterSummaryConv2d(64, 64, 3, compression=7).uses_direct_path()  # s = 82 does not divide 64
+    assert layer.num_learned_params() == 64 * 64 + 64
+    assert layer.num_dense_params() == 64 * 64 * 9 + 64
+    assert "compression=9.00x" in repr(layer)
+    model = nn.Sequential(layer)
+    assert parameter_counts(model) == (64 * 64 + 64, 64 * 64 * 9 + 64)
+
+
+def test_from_conv_and_materialize():
+    conv = nn.Conv2d(6, 4, 3, padding=1)
+    exact = FilterSummaryConv2d.from_conv(conv, compression=1)  # no overlap: the summary is the filters
+    x = torch.randn(2, 6, 8, 8)
+    torch.testing.assert_close(exact(x), conv(x))
+    approx = FilterSummaryConv2d.from_conv(conv, compression=9)
+    # Least squares: each summary element is the mean of the dense weights that read it.
+    w = conv.weight.detach()
+    s = approx.summary_stride
+    count = ops.filter_summary_weight_backward(torch.ones_like(w), approx.summary.numel(), s)
+    residual = ops.filter_summary_weight_backward(w - approx.weight.detach(), approx.summary.numel(), s)
+    torch.testing.assert_close(residual / count, torch.zeros_like(residual), atol=1e-6, rtol=0)
+    torch.testing.assert_close(approx.materialize()(x), approx(x))
+
+
+def test_state_dict_round_trip():
+    layer = FilterSummaryConv2d(8, 8, 3, compression=9, quant_bits=4)
+    assert set(layer.state_dict()) == {"summary", "bias", "quant_scale"}
+    other = FilterSummaryConv2d(8, 8, 3, compression=9, quant_bits=4)
+    buffer = io.BytesIO()
+    torch.save(layer.state_dict(), buffer)
+    buffer.seek(0)
+    other.load_state_dict(torch.load(buffer))
+    x = torch.randn(1, 8, 5, 5)
+    assert torch.equal(layer(x), other(x))
+
+
+def test_quantised_export_reproduces_the_fake_quantised_model_exactly():
+    model = leanconv.models.resnet20(conv="filter_summary", compression=9, quant_bits=4)
+    x = torch.randn(2, 3, 16, 16)
+    model.eval()
+    expected = model(x)
+    exported = fsnet.export_quantized(model)
+    assert exported and all(e["q"].dtype == torch.int8 and e["q"].abs().max() <= 7 for e in exported.values())
+    buffer = io.BytesIO()
+    torch.save(exported, buffer)
+    buffer.seek(0)
+    fresh = leanconv.models.resnet20(conv="filter_summary", compression=9, quant_bits=4)
+    fresh.load_state_dict(model.state_dict())
+    with torch.no_grad():  # scramble the float summaries: the int export alone must restore them
+        for m in fresh.modules():
+            if isinstance(m, FilterSummaryConv2d):
+                m.summary.normal_()
+    fsnet.load_quantized(fresh, torch.load(buffer))
+    fresh.eval()
+    assert torch.equal(fresh(x), expected)
+    assert fsnet.model_size_bytes(model) < fsnet.model_size_bytes(leanconv.models.resnet20())
+
+
+def test_fake_quantize_straight_through():
+    f = torch.randn(100, requires_grad=True)
+    q = leanconv.nn.fake_quantize(f, 3)
+    assert q.detach().unique().numel() <= 7
+    q.sum().backward()
+    assert torch.equal(f.grad, torch.ones(100))
+
+
+def test_differentiable_search_and_discretize():
+    torch.manual_seed(0)
+    model = nn.Sequential(fsnet.DifferentiableFilterSummaryConv2d(4, 8, 3, padding=1, compressions=(4, 9, 36)),
+                          nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 2))
+    weight_opt = torch.optim.SGD(fsnet.weight_parameters(model), lr=0.05)
+    arch_opt = torch.optim.Adam(fsnet.arch_parameters(model), lr=0.1)
+    x, y = torch.randn(16, 4, 6, 6), torch.randint(0, 2, (16,))
+    for _ in range(5):
+        fsnet.search_step(model, F.cross_entropy, (x, y), (x, y), weight_opt, arch_opt, size_penalty=0.1)
+    mixture = model[0].mixture()
+    assert not torch.allclose(mixture, torch.full_like(mixture, 1 / 3))  # the architecture moved
+    # A strong size penalty pushes towards the smallest candidate (largest compression).
+    assert int(torch.argmax(model[0].alpha)) == 2
+    best = model[0].candidates[2]
+    fsnet.discretize(model)
+    assert isinstance(model[0], FilterSummaryConv2d) and model[0].compression == best.compression
+    assert model(x).shape == (16, 2)
+
+
+@pytest.mark.parametrize("make,message", [
+    (lambda: FilterSummaryConv2d(2, 4, 1, compression=3), "s < 1"),
+    (lambda: FilterSummaryConv2d(4, 4, 3, quant_bits=9), "between 2 and 8"),
+    (lambda: FilterSummaryConv2d(4, 4, 3, quant_bits=1), "between 2 and 8"),
+    (lambda: FilterSummaryConv2d(4, 4, 3, groups=2), "groups=1 only"),
+    (lambda: FilterSummaryConv2d(4, 4, 3, compression=7, path="direct"), "divide in_channels"),
+    (lambda: FilterSummaryConv2d(4, 4, 3, path="fast"), "path must be"),
+])
+def test_constructor_errors(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_op_and_forward_errors():
+    with pytest.raises(RuntimeError, match="summary length must be C_out"):
+        ops.filter_summary_weight(torch.randn(10), 4, 3, (3, 3), 2)
+    with pytest.raises(RuntimeError, match="stride s must be at least 1"):
+        ops.filter_summary_weight(torch.randn(0), 4, 3, (3, 3), 0)
+    with pytest.raises(RuntimeError, match="floating-point"):
+        ops.filter_summary_weight(torch.arange(8), 4, 3, (3, 3), 2)
+    with pytest.raises(RuntimeError, match="smaller than the dilated kernel"):
+        ops.shifted_sum(torch.randn(1, 2, 2, 2), (3, 3), 1)
+    layer = FilterSummaryConv2d(4, 4, 3, compression=9)
+    with pytest.raises(RuntimeError, match="expects 4 input channels"):
+        layer(torch.randn(1, 3, 8, 8))
+    with pytest.raises(RuntimeError):
+        layer(torch.randn(1, 4, 8, 8, dtype=torch.float64))
+
+
+@requires_cuda
+@pytest.mark.parametrize("path", ["direct", "gather"])
+def test_cuda_matches_cpu_and_float64(path):
+    layer = FilterSummaryConv2d(32, 16, 3, stride=2, padding=1, compression=9, path=path)
+    x = torch.randn(4, 32, 15, 15)
+    gpu = copy.deepcopy(layer).cuda()
+    f64 = copy.deepcopy(layer).double()
+    out_cpu, out_gpu, out_f64 = layer(x), gpu(x.cuda()), f64(x.double())
+    torch.testing.assert_close(out_gpu.cpu(), out_cpu, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(out_gpu.cpu().double(), out_f64, rtol=1e-4, atol=1e-4)
+    out_cpu.square().sum().backward()
+    out_gpu.square().sum().backward()
+    torch.testing.assert_close(gpu.summary.grad.cpu(), layer.summary.grad, rtol=1e-3, atol=1e-3)
+
+
+@requires_cuda
+def test_device_mismatch_is_a_clear_error():
+    layer = FilterSummaryConv2d(4, 4, 3, compression=9)
+    with pytest.raises(RuntimeError):
+        layer(torch.randn(1, 4, 8, 8, device="cuda"))
