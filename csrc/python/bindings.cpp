@@ -1,5 +1,6 @@
 // leanconv._C: importing it loads libleanconv (and so registers the ops); it also exposes the C++ modules
 // so Python can check that they compute what the Python modules compute.
+#include <pybind11/stl.h>
 #include <torch/python.h>
 
 #include "leanconv/leanconv.h"
@@ -64,4 +65,25 @@ PYBIND11_MODULE(_C, m) {
       .def("weight", &GeneratedLinearImpl::weight)
       .def("virtual_offset", &GeneratedLinearImpl::offset)
       .def("scale", &GeneratedLinearImpl::scale);
+
+  torch::python::bind_module<FilterSummaryConv2dImpl>(cpp, "FilterSummaryConv2d")
+      .def(py::init([](int64_t in_channels, int64_t out_channels, int64_t kernel_size, int64_t stride, int64_t padding,
+                       int64_t dilation, bool bias, double compression, std::optional<int64_t> quant_bits,
+                       std::string path) {
+             return std::make_shared<FilterSummaryConv2dImpl>(FilterSummaryConv2dOptions(in_channels, out_channels,
+                                                                                         kernel_size)
+                                                                  .stride(stride)
+                                                                  .padding(padding)
+                                                                  .dilation(dilation)
+                                                                  .bias(bias)
+                                                                  .compression(compression)
+                                                                  .quant_bits(quant_bits)
+                                                                  .path(std::move(path)));
+           }),
+           py::arg("in_channels"), py::arg("out_channels"), py::arg("kernel_size"), py::arg("stride") = 1,
+           py::arg("padding") = 0, py::arg("dilation") = 1, py::arg("bias") = true, py::arg("compression") = 9.0,
+           py::arg("quant_bits") = py::none(), py::arg("path") = "auto")
+      .def("forward", &FilterSummaryConv2dImpl::forward)
+      .def("weight", &FilterSummaryConv2dImpl::weight)
+      .def("uses_direct_path", &FilterSummaryConv2dImpl::uses_direct_path);
 }

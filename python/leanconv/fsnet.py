@@ -153,7 +153,7 @@ def search_step(model: nn.Module, loss_fn, train_batch, val_batch, weight_opt, a
     loss = loss_fn(model(x), y)
     loss.backward()
     weight_opt.step()
-    return {"loss": float(loss), "arch_loss": float(arch_loss)}
+    return {"loss": loss.item(), "arch_loss": arch_loss.item()}
 
 
 __all__ = ["export_quantized", "load_quantized", "model_size_bytes", "DifferentiableFilterSummaryConv2d",

@@ -259,3 +259,18 @@ def test_device_mismatch_is_a_clear_error():
     layer = FilterSummaryConv2d(4, 4, 3, compression=9)
     with pytest.raises(RuntimeError):
         layer(torch.randn(1, 4, 8, 8, device="cuda"))
+
+
+@pytest.mark.parametrize("path", ["direct", "gather"])
+def test_python_and_cpp_modules_compute_the_same(path):
+    cpp_layer = leanconv._C.cpp.FilterSummaryConv2d(18, 12, 3, stride=2, padding=1, compression=9, quant_bits=4,
+                                                    path=path)
+    py_layer = FilterSummaryConv2d(18, 12, 3, stride=2, padding=1, compression=9, quant_bits=4, path=path)
+    cpp_state = {**dict(cpp_layer.named_parameters()), **dict(cpp_layer.named_buffers())}
+    assert set(cpp_state) == set(py_layer.state_dict())
+    with torch.no_grad():
+        cpp_state["summary"].copy_(py_layer.summary)
+        cpp_state["bias"].copy_(py_layer.bias)
+    assert cpp_layer.uses_direct_path() == py_layer.uses_direct_path()
+    x = torch.randn(2, 18, 9, 9)
+    torch.testing.assert_close(cpp_layer.forward(x), py_layer(x), rtol=0, atol=0)
