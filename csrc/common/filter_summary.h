@@ -28,27 +28,32 @@ struct SummaryLayout {
     return (o * stride + (i * kernel_w + j) * in_channels + c) % length;
   }
 
-  // The offset of weight[o, c, i, j] in a contiguous (C_out, C_in, kh, kw) tensor, for the element e of
-  // filter o's tap-major flattening (e = t*C_in + c, t = i*kw + j).
-  LEANCONV_HOST_DEVICE int64_t weight_offset(int64_t o, int64_t e) const {
-    const int64_t taps = kernel_h * kernel_w;
-    const int64_t t = e / in_channels, c = e - t * in_channels;
-    return (o * in_channels + c) * taps + t;
-  }
-
   // Overlap-add of a weight gradient into summary entry l, in a fixed order: every unwrapped position
-  // u = l, l + L, ... below (C_out - 1)*s + K, and for each the filters o whose window [o*s, o*s + K) holds it.
+  // u = l, l + L, ... below (C_out - 1)*s + K, and for each the filters o whose window [o*s, o*s + K) holds it,
+  // from the last such filter back to the first (so the element e = u - o*s grows by s each step, and its
+  // tap and channel follow without a division).
   template <typename acc_t, typename scalar_t>
   LEANCONV_HOST_DEVICE acc_t overlap_add(const scalar_t* grad_weight, int64_t l) const {
     const int64_t K = filter_length();
+    const int64_t taps = kernel_h * kernel_w;
     const int64_t last = (out_channels - 1) * stride + K;  // one past the largest unwrapped position
+    const int64_t stride_taps = stride / in_channels, stride_channels = stride % in_channels;
     acc_t sum = 0;
     for (int64_t u = l; u < last; u += length) {
-      int64_t o_first = u - K + 1 <= 0 ? 0 : (u - K + stride) / stride;  // ceil((u - K + 1) / s)
-      int64_t o_last = u / stride;
-      if (o_last > out_channels - 1) o_last = out_channels - 1;
-      for (int64_t o = o_first; o <= o_last; ++o) {
-        sum += static_cast<acc_t>(grad_weight[weight_offset(o, u - o * stride)]);
+      const int64_t o_first = u - K + 1 <= 0 ? 0 : (u - K + stride) / stride;  // ceil((u - K + 1) / s)
+      int64_t o = u / stride;
+      if (o > out_channels - 1) o = out_channels - 1;
+      if (o < o_first) continue;
+      const int64_t e = u - o * stride;
+      int64_t t = e / in_channels, c = e - t * in_channels;
+      for (; o >= o_first; --o) {
+        sum += static_cast<acc_t>(grad_weight[(o * in_channels + c) * taps + t]);
+        t += stride_taps;
+        c += stride_channels;
+        if (c >= in_channels) {
+          c -= in_channels;
+          ++t;
+        }
       }
     }
     return sum;

@@ -24,11 +24,16 @@ at::Tensor filter_summary_weight_kernel(const at::Tensor& summary, int64_t out_c
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, summary.scalar_type(), "filter_summary_weight_cpu", [&] {
     const scalar_t* src = f.const_data_ptr<scalar_t>();
     scalar_t* dst = weight.mutable_data_ptr<scalar_t>();
+    const int64_t taps = kernel_h * kernel_w, length = layout.length, step = in_channels % length;
     at::parallel_for(0, out_channels * in_channels, 64, [&](int64_t begin, int64_t end) {
       for (int64_t oc = begin; oc < end; ++oc) {
-        const int64_t o = oc / in_channels, c = oc % in_channels;
-        for (int64_t i = 0; i < kernel_h; ++i) {
-          for (int64_t j = 0; j < kernel_w; ++j) dst[(oc * kernel_h + i) * kernel_w + j] = src[layout.index(o, c, i, j)];
+        // Consecutive taps of one (filter, channel) are C_in apart in the summary: step, no division.
+        int64_t index = layout.index(oc / in_channels, oc % in_channels, 0, 0);
+        scalar_t* out = dst + oc * taps;
+        for (int64_t t = 0; t < taps; ++t) {
+          out[t] = src[index];
+          index += step;
+          if (index >= length) index -= length;
         }
       }
     });

@@ -1,0 +1,110 @@
+"""Filter-summary (FSNet) benchmarks at ResNet-18 stage shapes, compression 9 and 18.
+
+Per shape: dense nn.Conv2d (baseline), FilterSummaryConv2d on the direct path (1x1 conv + shifted sum), on the
+gather path (build the filters, dense conv), the plain-PyTorch FSNet layer (int64 index gather, autograd's
+scatter) and torch.compile of it; forward and forward+backward. Then the filter build alone (gather +
+overlap-add backward) against the index-based plain version. Notes give multiplies per output element and the
+roofline inputs (FLOPs, minimum bytes) of the dense conv and of the direct path.
+"""
+import os
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
+
+from leanconv.nn import FilterSummaryConv2d  # noqa: E402
+from leanconv.reference.filter_summary import PlainFilterSummaryConv2d  # noqa: E402
+from harness import Row, common_arguments, measure_row, report  # noqa: E402
+
+IMAGENET_STAGES = [(64, 56), (128, 28), (256, 14), (512, 7)]
+CIFAR_STAGES = [(64, 32), (128, 16), (256, 8), (512, 4)]
+
+
+def runner(module, x, mode):
+    if mode == "forward":
+        def run():
+            with torch.no_grad():
+                module(x)
+        return run
+    xg = x.clone().requires_grad_()
+
+    def run():
+        module(xg).sum().backward()
+    return run
+
+
+def roofline_note(channels, size, batch, element_bytes=4):
+    dense_flops = 2 * batch * channels * channels * 9 * size * size
+    direct_flops = 2 * batch * channels * channels * size * size + batch * channels * 9 * size * size
+    act_bytes = 2 * batch * channels * size * size * element_bytes  # read x, write y
+    return (f"mults/output dense {channels * 9}, direct {channels} (+9 adds); dense {dense_flops / 1e9:.2f} GFLOP, "
+            f"direct {direct_flops / 1e9:.2f} GFLOP; min bytes {act_bytes / 2**20:.1f} MiB (+ z round trip "
+            f"{2 * act_bytes / 2**20:.1f} MiB on the direct path)")
+
+
+def layer_rows(device, batch, stages, compression, args, label):
+    rows = []
+    for channels, size in stages:
+        direct = FilterSummaryConv2d(channels, channels, 3, padding=1, bias=False, compression=compression,
+                                     path="direct", device=device)
+        gather = FilterSummaryConv2d(channels, channels, 3, padding=1, bias=False, compression=compression,
+                                     path="gather", device=device)
+        gather.load_state_dict(direct.state_dict())
+        dense = torch.nn.Conv2d(channels, channels, 3, padding=1, bias=False, device=device)
+        plain = PlainFilterSummaryConv2d(direct.summary, channels, channels, 3, direct.summary_stride, 1, 1)
+        x = torch.randn(batch, channels, size, size, device=device)
+        variants = {"dense nn.Conv2d": dense, "leanconv direct": direct, "leanconv gather": gather,
+                    "plain FSNet (index gather)": plain}
+        if not args.no_compile:
+            variants["torch.compile(plain FSNet)"] = torch.compile(plain)
+        workload = f"{label} conv3x3 {channels}ch {size}x{size} b{batch} c{compression}"
+        for mode in ("forward", "forward+backward"):
+            row = Row("filter summary layer", workload, device, mode)
+            if mode == "forward":
+                row.notes = {"roofline": roofline_note(channels, size, batch)}
+            rows.append(measure_row(row, {k: runner(m, x, mode) for k, m in variants.items()}, args.warmup,
+                                    args.repeats))
+    return rows
+
+
+def filter_build_rows(device, args):
+    rows = []
+    for channels in (256, 512):
+        layer = FilterSummaryConv2d(channels, channels, 3, compression=9, device=device)
+        plain = PlainFilterSummaryConv2d(layer.summary, channels, channels, 3, layer.summary_stride)
+        grad = torch.randn(channels, channels, 3, 3, device=device)
+
+        def ours():
+            torch.autograd.backward(layer.weight, grad)
+
+        def plain_build():
+            torch.autograd.backward(layer.summary[plain.index], grad)
+
+        row = Row("filter build + overlap-add", f"{channels}x{channels}x3x3 c9", device, "forward+backward")
+        rows.append(measure_row(row, {"plain (index gather, autograd scatter)": plain_build, "leanconv": ours},
+                                args.warmup, args.repeats))
+    return rows
+
+
+def main():
+    parser = common_arguments(__doc__)
+    parser.add_argument("--batch-cpu", type=int, default=8)
+    parser.add_argument("--batch-cuda", type=int, default=64)
+    args = parser.parse_args()
+    rows = []
+    for device in args.devices.split(","):
+        imagenet_batch = args.batch_cuda if device == "cuda" else args.batch_cpu
+        cifar_batch = 128 if device == "cuda" else 2 * args.batch_cpu
+        stages = IMAGENET_STAGES[1:3] if args.quick else IMAGENET_STAGES
+        for compression in (9, 18):
+            rows += layer_rows(device, 2 if args.quick else imagenet_batch, stages, compression, args, "ImageNet")
+            if not args.quick:
+                rows += layer_rows(device, cifar_batch, CIFAR_STAGES, compression, args, "CIFAR")
+        rows += filter_build_rows(device, args)
+    report(rows, args.out)
+
+
+if __name__ == "__main__":
+    main()
