@@ -51,7 +51,8 @@ at::Tensor generate_weights_kernel(const at::Tensor& ring, int64_t seed, int64_t
 // (the expensive part, fully parallel); (2) each thread owns a slice of the ring and adds the gradient
 // entries that land in it in increasing position order, so every ring entry sums in one fixed order.
 template <typename Entry>
-void reduce_into_ring(const common::RingPermutation& perm, const at::Tensor& grad, int64_t offset, at::Tensor& acc) {
+void reduce_into_ring(const common::RingPermutation& perm, const at::Tensor& grad, int64_t offset, double scale,
+                      at::Tensor& acc) {
   const int64_t numel = grad.numel();
   const auto ring_size = static_cast<int64_t>(perm.ring_size);
   // Entry m with sign -1 is stored as ~m (negative), so one array carries both.
@@ -71,12 +72,12 @@ void reduce_into_ring(const common::RingPermutation& perm, const at::Tensor& gra
       // branch would be mispredicted); several slots, so the discarded adds form no dependency chain.
       constexpr int kScratch = 16;
       opmath_t scratch[kScratch] = {};
-      const opmath_t sign_of[2] = {1, -1};
+      const opmath_t signed_scale[2] = {static_cast<opmath_t>(scale), -static_cast<opmath_t>(scale)};
       for (int64_t j = 0; j < numel; ++j) {
         const Entry e = entry[j];
         const Entry m = entry_index(e);
         opmath_t* target = (m >= begin && m < end) ? a + m : scratch + (j & (kScratch - 1));
-        *target += static_cast<opmath_t>(g[j]) * sign_of[e < 0];
+        *target += static_cast<opmath_t>(g[j]) * signed_scale[e < 0];
       }
     });
   });
@@ -94,11 +95,10 @@ at::Tensor generate_weights_backward_kernel(const at::Tensor& grad, int64_t ring
   const auto opmath_dtype = at::toOpMathType(grad.scalar_type());
   auto acc = at::zeros({ring_size}, grad.options().dtype(opmath_dtype));
   if (fits_int32_entries(perm)) {
-    reduce_into_ring<int32_t>(perm, grad_c, offset, acc);
+    reduce_into_ring<int32_t>(perm, grad_c, offset, scale, acc);
   } else {
-    reduce_into_ring<int64_t>(perm, grad_c, offset, acc);
+    reduce_into_ring<int64_t>(perm, grad_c, offset, scale, acc);
   }
-  acc.mul_(scale);
   return acc.to(grad.scalar_type());
 }
 

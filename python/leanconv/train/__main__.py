@@ -9,16 +9,18 @@ from .data import fashion_mnist, random_images
 from .loop import table, train
 
 MODELS = {"resnet20": models.resnet20, "resnet56": models.resnet56, "resnet18": models.resnet18,
-          "resnet34": models.resnet34}
+          "resnet18_cifar": models.resnet18_cifar, "resnet34": models.resnet34}
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="python -m leanconv.train", description=__doc__)
     p.add_argument("--model", choices=sorted(MODELS), default="resnet20")
-    p.add_argument("--conv", choices=["dense", "generated"], default="dense")
+    p.add_argument("--conv", choices=["dense", "generated", "filter_summary"], default="dense")
     p.add_argument("--ring-size", type=float, default=0.1,
                    help="ring parameters per ring: a count (>= 1) or a fraction of the generated weights (< 1)")
     p.add_argument("--ring-scope", choices=["model", "stage", "block"], default="model")
+    p.add_argument("--compression", type=float, default=9, help="filter_summary: C_in*k*k / s")
+    p.add_argument("--quant-bits", type=int, default=None, help="filter_summary: fake-quantise the summaries")
     p.add_argument("--dataset", choices=["fashion-mnist", "random"], default="fashion-mnist")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--train-subset", type=int, default=0, help="use the first N training images (0: all)")
@@ -34,6 +36,8 @@ def parse_args(argv=None):
 def conv_options(args):
     if args.conv == "dense":
         return {}
+    if args.conv == "filter_summary":
+        return {"compression": args.compression, "quant_bits": args.quant_bits}
     size = int(args.ring_size) if args.ring_size >= 1 else args.ring_size
     return {"ring_size": size, "ring_scope": args.ring_scope, "seed": args.seed}
 
