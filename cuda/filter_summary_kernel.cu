@@ -118,20 +118,9 @@ at::Tensor filter_summary_weight_backward_kernel(const at::Tensor& grad_weight, 
   return grad_summary;
 }
 
-common::ShiftedSum with_sizes(common::ShiftedSum s, int64_t in_h, int64_t in_w) {
-  s.in_h = in_h;
-  s.in_w = in_w;
-  s.out_h = checks::conv_output_size(in_h, s.kernel_h, s.stride_h, s.pad_h, s.dil_h);
-  s.out_w = checks::conv_output_size(in_w, s.kernel_w, s.stride_w, s.pad_w, s.dil_w);
-  TORCH_CHECK(s.out_h > 0 && s.out_w > 0, "leanconv: the input (", in_h, "x", in_w,
-              ") is smaller than the dilated kernel");
-  return s;
-}
-
 at::Tensor shifted_sum_kernel(const at::Tensor& z_in, int64_t kernel_h, int64_t kernel_w, int64_t channel_step,
                               at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation) {
-  auto s = checks::check_shifted_sum(z_in, "z", kernel_h, kernel_w, channel_step, stride, padding, dilation);
-  s = with_sizes(s, z_in.size(2), z_in.size(3));
+  const auto s = checks::shifted_sum_geometry(z_in, kernel_h, kernel_w, channel_step, stride, padding, dilation);
   const c10::cuda::CUDAGuard guard(z_in.device());
   const auto memory_format = z_in.suggest_memory_format();
   const auto z = z_in.contiguous();
@@ -149,12 +138,8 @@ at::Tensor shifted_sum_kernel(const at::Tensor& z_in, int64_t kernel_h, int64_t 
 at::Tensor shifted_sum_backward_kernel(const at::Tensor& grad_in, int64_t kernel_h, int64_t kernel_w,
                                        int64_t channel_step, at::IntArrayRef stride, at::IntArrayRef padding,
                                        at::IntArrayRef dilation, at::IntArrayRef input_size) {
-  auto s = checks::check_shifted_sum(grad_in, "grad_output", kernel_h, kernel_w, channel_step, stride, padding,
-                                     dilation);
-  TORCH_CHECK(input_size.size() == 2, "leanconv: input_size must have two elements");
-  s = with_sizes(s, input_size[0], input_size[1]);
-  TORCH_CHECK(grad_in.size(2) == s.out_h && grad_in.size(3) == s.out_w, "leanconv: grad_output's spatial size ",
-              grad_in.sizes().slice(2), " does not match the output size (", s.out_h, ", ", s.out_w, ")");
+  const auto s = checks::shifted_sum_backward_geometry(grad_in, kernel_h, kernel_w, channel_step, stride, padding,
+                                                       dilation, input_size);
   const c10::cuda::CUDAGuard guard(grad_in.device());
   const auto memory_format = grad_in.suggest_memory_format();
   const auto dy = grad_in.contiguous();

@@ -101,10 +101,8 @@ at::Tensor generate_weights_kernel(const at::Tensor& ring, int64_t seed, int64_t
 
 at::Tensor generate_weights_backward_kernel(const at::Tensor& grad, int64_t ring_size, int64_t seed,
                                             int64_t total, int64_t offset, double scale) {
-  checks::check_floating(grad, "grad");
-  TORCH_CHECK(ring_size > 0, "leanconv: ring_size must be positive, got ", ring_size);
+  checks::check_ring_backward(grad, ring_size, total, offset);
   const int64_t numel = grad.numel();
-  checks::check_ring_range(total, offset, numel);
   const c10::cuda::CUDAGuard guard(grad.device());
   const auto perm = common::make_ring_permutation(seed, total, ring_size);
   const auto grad_c = grad.contiguous();

@@ -122,4 +122,44 @@ inline common::ShiftedSum check_shifted_sum(const at::Tensor& t, std::string_vie
   return s;
 }
 
+// The geometry of a shifted sum over an input of spatial size in_h x in_w, with its output size.
+inline common::ShiftedSum with_sizes(common::ShiftedSum s, int64_t in_h, int64_t in_w) {
+  s.in_h = in_h;
+  s.in_w = in_w;
+  s.out_h = conv_output_size(in_h, s.kernel_h, s.stride_h, s.pad_h, s.dil_h);
+  s.out_w = conv_output_size(in_w, s.kernel_w, s.stride_w, s.pad_w, s.dil_w);
+  TORCH_CHECK(s.out_h > 0 && s.out_w > 0, "leanconv: the input (", in_h, "x", in_w,
+              ") is smaller than the dilated kernel");
+  return s;
+}
+
+// The forward's geometry, from z.
+inline common::ShiftedSum shifted_sum_geometry(const at::Tensor& z, int64_t kernel_h, int64_t kernel_w,
+                                               int64_t channel_step, at::IntArrayRef stride, at::IntArrayRef padding,
+                                               at::IntArrayRef dilation) {
+  const auto s = check_shifted_sum(z, "z", kernel_h, kernel_w, channel_step, stride, padding, dilation);
+  return with_sizes(s, z.size(2), z.size(3));
+}
+
+// The backward's geometry, from the output gradient and the forward input's size.
+inline common::ShiftedSum shifted_sum_backward_geometry(const at::Tensor& grad_output, int64_t kernel_h,
+                                                        int64_t kernel_w, int64_t channel_step, at::IntArrayRef stride,
+                                                        at::IntArrayRef padding, at::IntArrayRef dilation,
+                                                        at::IntArrayRef input_size) {
+  auto s = check_shifted_sum(grad_output, "grad_output", kernel_h, kernel_w, channel_step, stride, padding, dilation);
+  TORCH_CHECK(input_size.size() == 2, "leanconv: input_size must have two elements");
+  s = with_sizes(s, input_size[0], input_size[1]);
+  TORCH_CHECK(grad_output.size(2) == s.out_h && grad_output.size(3) == s.out_w, "leanconv: grad_output's spatial size ",
+              grad_output.sizes().slice(2), " does not match the output size (", s.out_h, ", ", s.out_w, ")");
+  return s;
+}
+
+// ---- generated-weight backward ----------------------------------------------------------------------
+
+inline void check_ring_backward(const at::Tensor& grad, int64_t ring_size, int64_t total, int64_t offset) {
+  check_floating(grad, "grad");
+  TORCH_CHECK(ring_size > 0, "leanconv: ring_size must be positive, got ", ring_size);
+  check_ring_range(total, offset, grad.numel());
+}
+
 }  // namespace leanconv::checks

@@ -7,6 +7,7 @@
 #include <torch/library.h>
 
 #include <memory>
+#include <vector>
 
 #include "common/checks.h"
 #include "common/ring_permutation.h"
@@ -47,14 +48,66 @@ at::Tensor generate_weights_kernel(const at::Tensor& ring, int64_t seed, int64_t
   return out;
 }
 
-// Two passes, deterministic whatever the thread count: (1) hash every position to its signed ring entry
-// (the expensive part, fully parallel); (2) each thread owns a slice of the ring and adds the gradient
-// entries that land in it in increasing position order, so every ring entry sums in one fixed order.
+// Ring entries per bucket of the reduction (2^15 floats: 128 KiB, an L2-sized slice of the ring), and positions
+// per counting chunk. Both are fixed, so the summation order never depends on the thread count.
+constexpr int kBucketBits = 15;
+constexpr int64_t kSortChunk = int64_t(1) << 16;
+
+// Adds g[j] * scale * sign into a[m] for every position j, with (m, sign) from entry[j]. A counting sort by ring
+// bucket first (stable: positions keep their order inside a bucket), then each bucket is reduced by one thread
+// with its slice of the ring in cache. Every ring entry sums its contributions in increasing position order.
+template <typename Entry, typename opmath_t, typename scalar_t>
+void bucketed_reduce(const Entry* entry, const scalar_t* g, int64_t numel, int64_t ring_size, opmath_t scale,
+                     opmath_t* a) {
+  const int64_t buckets = ((ring_size - 1) >> kBucketBits) + 1;
+  const int64_t chunks = (numel + kSortChunk - 1) / kSortChunk;
+  // [chunk][bucket]: first the counts, then where the chunk's items of that bucket go.
+  std::vector<int64_t> place(chunks * buckets, 0);
+  at::parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c) {
+      int64_t* count = place.data() + c * buckets;
+      for (int64_t j = c * kSortChunk, end = std::min(numel, j + kSortChunk); j < end; ++j) {
+        ++count[entry_index(entry[j]) >> kBucketBits];
+      }
+    }
+  });
+  std::vector<int64_t> bucket_begin(buckets + 1);
+  int64_t running = 0;
+  for (int64_t b = 0; b < buckets; ++b) {
+    bucket_begin[b] = running;
+    for (int64_t c = 0; c < chunks; ++c) {
+      const int64_t count = place[c * buckets + b];
+      place[c * buckets + b] = running;
+      running += count;
+    }
+  }
+  bucket_begin[buckets] = running;
+  std::unique_ptr<Entry[]> sorted_entry(new Entry[numel]);
+  std::unique_ptr<opmath_t[]> sorted_value(new opmath_t[numel]);
+  at::parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c) {
+      int64_t* next = place.data() + c * buckets;
+      for (int64_t j = c * kSortChunk, end = std::min(numel, j + kSortChunk); j < end; ++j) {
+        const int64_t k = next[entry_index(entry[j]) >> kBucketBits]++;
+        sorted_entry[k] = entry[j];
+        sorted_value[k] = static_cast<opmath_t>(g[j]);
+      }
+    }
+  });
+  at::parallel_for(0, buckets, 1, [&](int64_t b0, int64_t b1) {
+    const opmath_t signed_scale[2] = {scale, -scale};  // signs are random: select, do not branch
+    for (int64_t k = bucket_begin[b0]; k < bucket_begin[b1]; ++k) {
+      const Entry e = sorted_entry[k];
+      a[entry_index(e)] += sorted_value[k] * signed_scale[e < 0];
+    }
+  });
+}
+
+// Hash every position to its signed ring entry (the expensive part, fully parallel), then reduce.
 template <typename Entry>
 void reduce_into_ring(const common::RingPermutation& perm, const at::Tensor& grad, int64_t offset, double scale,
                       at::Tensor& acc) {
   const int64_t numel = grad.numel();
-  const auto ring_size = static_cast<int64_t>(perm.ring_size);
   // Entry m with sign -1 is stored as ~m (negative), so one array carries both.
   std::unique_ptr<Entry[]> entries(new Entry[numel]);  // uninitialised: every element is written below
   Entry* entry = entries.get();
@@ -63,32 +116,14 @@ void reduce_into_ring(const common::RingPermutation& perm, const at::Tensor& gra
   });
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad.scalar_type(), "generate_weights_backward_cpu", [&] {
     using opmath_t = at::opmath_type<scalar_t>;
-    const scalar_t* g = grad.const_data_ptr<scalar_t>();
-    opmath_t* a = acc.mutable_data_ptr<opmath_t>();
-    // At most four ring slices: each slice rescans the entries, so more slices cost more than they save.
-    const int64_t slice = std::max<int64_t>(1, (ring_size + 3) / 4);
-    at::parallel_for(0, ring_size, slice, [&](int64_t begin, int64_t end) {
-      // Branch-free: entries outside this slice add into scratch slots (signs and slices are random, a
-      // branch would be mispredicted); several slots, so the discarded adds form no dependency chain.
-      constexpr int kScratch = 16;
-      opmath_t scratch[kScratch] = {};
-      const opmath_t signed_scale[2] = {static_cast<opmath_t>(scale), -static_cast<opmath_t>(scale)};
-      for (int64_t j = 0; j < numel; ++j) {
-        const Entry e = entry[j];
-        const Entry m = entry_index(e);
-        opmath_t* target = (m >= begin && m < end) ? a + m : scratch + (j & (kScratch - 1));
-        *target += static_cast<opmath_t>(g[j]) * signed_scale[e < 0];
-      }
-    });
+    bucketed_reduce(entry, grad.const_data_ptr<scalar_t>(), numel, static_cast<int64_t>(perm.ring_size),
+                    static_cast<opmath_t>(scale), acc.mutable_data_ptr<opmath_t>());
   });
 }
 
 at::Tensor generate_weights_backward_kernel(const at::Tensor& grad, int64_t ring_size, int64_t seed,
                                             int64_t total, int64_t offset, double scale) {
-  checks::check_floating(grad, "grad");
-  TORCH_CHECK(ring_size > 0, "leanconv: ring_size must be positive, got ", ring_size);
-  const int64_t numel = grad.numel();
-  checks::check_ring_range(total, offset, numel);
+  checks::check_ring_backward(grad, ring_size, total, offset);
   const auto perm = common::make_ring_permutation(seed, total, ring_size);
   const auto grad_c = grad.contiguous();
 

@@ -42,6 +42,17 @@ class BasicBlock(nn.Module):
         return F.relu(out + identity)
 
 
+def basic_stages(convs: DenseConvs, in_planes: int, widths: List[int], counts: List[int], shortcut: str):
+    """Stages of basic blocks; every stage after the first halves the resolution in its first block."""
+    blocks: List[nn.Module] = []
+    for s, (planes, count) in enumerate(zip(widths, counts)):
+        for b in range(count):
+            stride = 2 if (s > 0 and b == 0) else 1
+            blocks.append(BasicBlock(convs, in_planes, planes, stride, (s, b), shortcut=shortcut))
+            in_planes = planes
+    return nn.Sequential(*blocks)
+
+
 class CifarResNet(nn.Module):
     """3 stages of widths 16/32/64 (times ``width``), ``depth = 6n + 2``."""
 
@@ -53,15 +64,8 @@ class CifarResNet(nn.Module):
         widths = [16 * width, 32 * width, 64 * width]
         self.stem = nn.Sequential(nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False), nn.BatchNorm2d(widths[0]),
                                   nn.ReLU(inplace=True))
-        blocks: List[nn.Module] = []
-        in_planes = widths[0]
-        for s, planes in enumerate(widths):
-            for b in range(n):
-                stride = 2 if (s > 0 and b == 0) else 1
-                blocks.append(BasicBlock(convs, in_planes, planes, stride, (s, b), shortcut="pad"))
-                in_planes = planes
-        self.blocks = nn.Sequential(*blocks)
-        self.fc = nn.Linear(in_planes, num_classes)
+        self.blocks = basic_stages(convs, widths[0], widths, [n] * 3, shortcut="pad")
+        self.fc = nn.Linear(widths[-1], num_classes)
 
     def forward(self, x):
         x = self.blocks(self.stem(x))
@@ -75,14 +79,7 @@ class CifarResNet18(nn.Module):
         super().__init__()
         self.stem = nn.Sequential(nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False), nn.BatchNorm2d(64),
                                   nn.ReLU(inplace=True))
-        blocks: List[nn.Module] = []
-        in_planes = 64
-        for s, planes in enumerate([64, 128, 256, 512]):
-            for b in range(2):
-                stride = 2 if (s > 0 and b == 0) else 1
-                blocks.append(BasicBlock(convs, in_planes, planes, stride, (s, b), shortcut="conv"))
-                in_planes = planes
-        self.blocks = nn.Sequential(*blocks)
+        self.blocks = basic_stages(convs, 64, [64, 128, 256, 512], [2, 2, 2, 2], shortcut="conv")
         self.fc = nn.Linear(512, num_classes)
 
     def forward(self, x):
@@ -97,14 +94,7 @@ class ImageNetResNet(nn.Module):
         super().__init__()
         self.stem = nn.Sequential(nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64),
                                   nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1))
-        blocks: List[nn.Module] = []
-        in_planes = 64
-        for s, (planes, count) in enumerate(zip([64, 128, 256, 512], layers)):
-            for b in range(count):
-                stride = 2 if (s > 0 and b == 0) else 1
-                blocks.append(BasicBlock(convs, in_planes, planes, stride, (s, b), shortcut="conv"))
-                in_planes = planes
-        self.blocks = nn.Sequential(*blocks)
+        self.blocks = basic_stages(convs, 64, [64, 128, 256, 512], layers, shortcut="conv")
         self.fc = nn.Linear(512, num_classes)
 
     def forward(self, x):

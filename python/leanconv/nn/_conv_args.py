@@ -1,6 +1,9 @@
 """Argument handling every conv family shares with nn.Conv2d."""
 from typing import Tuple
 
+import torch
+from torch import nn
+
 import torch.nn.functional as F
 from torch import Tensor
 from torch.nn.modules.utils import _pair
@@ -56,3 +59,15 @@ def conv_extra_repr(module) -> str:
     if module.padding_mode != "zeros":
         s += f", padding_mode={module.padding_mode}"
     return s
+
+
+def dense_conv_like(module, weight: Tensor, bias) -> nn.Conv2d:
+    """An nn.Conv2d with the module's geometry holding copies of ``weight`` and ``bias`` (materialize())."""
+    conv = nn.Conv2d(module.in_channels, module.out_channels, module.kernel_size, module.stride, module.padding,
+                     module.dilation, module.groups, bias is not None, module.padding_mode, device=weight.device,
+                     dtype=weight.dtype)
+    with torch.no_grad():
+        conv.weight.copy_(weight)
+        if bias is not None:
+            conv.bias.copy_(bias)
+    return conv

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .. import ops
-from ._conv_args import apply_padding_mode, check_conv_input, conv_extra_repr, conv_geometry
+from ._conv_args import apply_padding_mode, check_conv_input, conv_extra_repr, conv_geometry, dense_conv_like
 
 PATHS = ("auto", "direct", "gather")
 
@@ -177,14 +177,8 @@ class FilterSummaryConv2d(nn.Module):
         return layer
 
     def materialize(self) -> nn.Conv2d:
-        conv = nn.Conv2d(self.in_channels, self.out_channels, self.kernel_size, self.stride, self.padding,
-                         self.dilation, 1, self.bias is not None, self.padding_mode, device=self.summary.device,
-                         dtype=self.summary.dtype)
-        with torch.no_grad():
-            conv.weight.copy_(self.weight)
-            if self.bias is not None:
-                conv.bias.copy_(self.bias)
-        return conv
+        """An ``nn.Conv2d`` computing the same function, with the (fake-quantised) filters copied in."""
+        return dense_conv_like(self, self.weight.detach(), self.bias)
 
     def num_learned_params(self) -> int:
         return self.summary.numel() + (0 if self.bias is None else self.bias.numel())

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from .. import ops
-from ._conv_args import apply_padding_mode, check_conv_input, conv_extra_repr, conv_geometry
+from ._conv_args import apply_padding_mode, check_conv_input, conv_extra_repr, conv_geometry, dense_conv_like
 
 _DEFAULT_FAN_REF = 512 * 3 * 3
 
@@ -161,15 +161,7 @@ class GeneratedConv2d(_GeneratedLayer):
 
     def materialize(self) -> nn.Conv2d:
         """An ``nn.Conv2d`` computing the same function, with the generated weight copied in."""
-        ring = self._ring.ring
-        conv = nn.Conv2d(self.in_channels, self.out_channels, self.kernel_size, self.stride, self.padding,
-                         self.dilation, self.groups, self.bias is not None, self.padding_mode,
-                         device=ring.device, dtype=ring.dtype)
-        with torch.no_grad():
-            conv.weight.copy_(self.weight)
-            if self.bias is not None:
-                conv.bias.copy_(self.bias)
-        return conv
+        return dense_conv_like(self, self.weight.detach(), self.bias)
 
     def extra_repr(self) -> str:
         return conv_extra_repr(self) + f", offset={self._offset}, ring_size={self._ring.size}"
