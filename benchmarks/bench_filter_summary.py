@@ -58,6 +58,7 @@ def layer_rows(device, batch, stages, compression, args, label):
         variants = {"dense nn.Conv2d": dense, "leanconv direct": direct, "leanconv gather": gather,
                     "plain FSNet (index gather)": plain}
         if not args.no_compile:
+            torch._dynamo.reset()  # a fresh compile per shape, not a fallback to eager past the recompile limit
             variants["torch.compile(plain FSNet)"] = torch.compile(plain)
         workload = f"{label} conv3x3 {channels}ch {size}x{size} b{batch} c{compression}"
         for mode in ("forward", "forward+backward"):

@@ -36,6 +36,7 @@ def layer_rows(device, batch, stages, args):
         x = torch.randn(batch, channels, size, size, device=device)
         variants = {"dense nn.Conv2d": dense, "leanconv GeneratedConv2d": conv, "plain RPG (index+sign)": plain}
         if not args.no_compile:
+            torch._dynamo.reset()  # a fresh compile per shape, not a fallback to eager past the recompile limit
             variants["torch.compile(plain RPG)"] = torch.compile(plain)
         workload = f"conv3x3 {channels}ch {size}x{size} batch {batch}"
         index_bytes = plain.index.numel() * plain.index.element_size() + plain.sign.numel() * plain.sign.element_size()

@@ -274,3 +274,14 @@ def test_python_and_cpp_modules_compute_the_same(path):
     assert cpp_layer.uses_direct_path() == py_layer.uses_direct_path()
     x = torch.randn(2, 18, 9, 9)
     torch.testing.assert_close(cpp_layer.forward(x), py_layer(x), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("device,dtype", [("cpu", torch.bfloat16),
+                                          pytest.param("cuda", torch.float16, marks=requires_cuda)])
+def test_shifted_sum_runs_in_the_autocast_dtype(device, dtype):
+    z = torch.randn(2, 4, 6, 6, device=device)
+    with torch.autocast(device, dtype=dtype):
+        y = ops.shifted_sum(z, (3, 3), 1, padding=(1, 1))
+    assert y.dtype == dtype
+    torch.testing.assert_close(y.float(), ops.shifted_sum(z.to(dtype).float(), (3, 3), 1, padding=(1, 1)),
+                               rtol=1e-2, atol=1e-2)
