@@ -35,6 +35,15 @@ inline void check_same_dtype(const at::Tensor& a, std::string_view a_name, const
               " must have the same dtype, got ", a.scalar_type(), " and ", b.scalar_type());
 }
 
+// A conv module's input: (C, H, W) or (N, C, H, W) with the module's channel count. Same words as the
+// Python modules' check (leanconv/nn/_conv_args.py).
+inline void check_conv_input(const at::Tensor& input, int64_t in_channels, std::string_view module) {
+  TORCH_CHECK(input.dim() == 3 || input.dim() == 4, "leanconv: ", module,
+              " expects a 3-D (C, H, W) or 4-D (N, C, H, W) input, got shape ", input.sizes());
+  TORCH_CHECK(input.size(-3) == in_channels, "leanconv: ", module, " expects ", in_channels, " input channels, got ",
+              input.size(-3), " (input shape ", input.sizes(), ")");
+}
+
 // ---- generated-weight family --------------------------------------------------------------------
 
 inline void check_ring(const at::Tensor& ring) {

@@ -6,6 +6,7 @@
 
 #include <cmath>
 
+#include "common/checks.h"
 #include "leanconv/ops.h"
 
 namespace leanconv::nn {
@@ -76,11 +77,7 @@ bool FilterSummaryConv2dImpl::uses_direct_path() const {
 }
 
 torch::Tensor FilterSummaryConv2dImpl::forward(const torch::Tensor& input) {
-  TORCH_CHECK(input.dim() == 3 || input.dim() == 4,
-              "leanconv: FilterSummaryConv2d expects a 3-D (C, H, W) or 4-D (N, C, H, W) input, got shape ",
-              input.sizes());
-  TORCH_CHECK(input.size(-3) == options.in_channels(), "leanconv: FilterSummaryConv2d expects ",
-              options.in_channels(), " input channels, got ", input.size(-3), " (input shape ", input.sizes(), ")");
+  checks::check_conv_input(input, options.in_channels(), "FilterSummaryConv2d");
   namespace F = torch::nn::functional;
   const auto f = effective_summary();
   if (!uses_direct_path()) {

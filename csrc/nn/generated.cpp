@@ -105,11 +105,7 @@ void GeneratedConv2dImpl::reset_parameters() {
 torch::Tensor GeneratedConv2dImpl::weight() const { return ring->generate(offset_, weight_shape(), scale_); }
 
 torch::Tensor GeneratedConv2dImpl::forward(const torch::Tensor& input) {
-  TORCH_CHECK(input.dim() == 3 || input.dim() == 4,
-              "leanconv: GeneratedConv2d expects a 3-D (C, H, W) or 4-D (N, C, H, W) input, got shape ",
-              input.sizes());
-  TORCH_CHECK(input.size(-3) == options.in_channels(), "leanconv: GeneratedConv2d expects ",
-              options.in_channels(), " input channels, got ", input.size(-3), " (input shape ", input.sizes(), ")");
+  checks::check_conv_input(input, options.in_channels(), "GeneratedConv2d");
   check_input_against_ring(input, ring->ring);
   namespace F = torch::nn::functional;
   return F::detail::conv2d(input, weight(), bias, options.stride(), options.padding(), options.dilation(),

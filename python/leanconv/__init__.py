@@ -1,7 +1,7 @@
 """leanconv: parameter-efficient convolutions as PyTorch ops with CPU and CUDA kernels."""
 import os as _os
 
-import torch as _torch
+import torch as _torch  # noqa: F401  (torch first: _C links against its libraries)
 
 from . import _C  # noqa: F401  (loads libleanconv and registers torch.ops.leanconv.*)
 from . import _fake  # noqa: F401  (fake kernels for torch.compile / torch.export)

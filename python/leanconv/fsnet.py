@@ -8,7 +8,7 @@ and of the ``alpha`` on held-out batches (first-order); :func:`discretize` then 
 candidate as a plain FilterSummaryConv2d. An optional ``size_penalty`` adds the softmax-expected parameter count
 to the loss so the search trades accuracy against size.
 """
-from typing import Dict, Iterable, List, Sequence
+from typing import Dict, List, Sequence
 
 import torch
 from torch import Tensor, nn

@@ -47,7 +47,6 @@ def test_even_sampling_over_the_whole_sequence(device):
 def test_backward_matches_autograd_through_explicit_indices(device, deterministic):
     total, ring_size, offset, shape = 5000, 311, 777, (8, 4, 3, 3)
     numel = 8 * 4 * 9
-    ring = torch.randn(ring_size, dtype=torch.float64, device=device)
     grad = torch.randn(shape, dtype=torch.float64, device=device)
     index, sign = ring_indices_and_signs(3, total, ring_size, offset, numel)
     reference = torch.zeros(ring_size, dtype=torch.float64).index_add_(0, index, sign.double() * grad.cpu().flatten() * 0.5)

@@ -6,7 +6,6 @@ shared state (e.g. the rings of the generated-weight family) on the model.
 """
 from typing import Callable, Dict, Hashable, Tuple, Union
 
-import torch
 from torch import nn
 
 from ..nn import FilterSummaryConv2d, GeneratedConv2d, ParameterRing

@@ -11,11 +11,12 @@ lists it once (DDP-safe), and ``model.to(...)`` moves it. The layout (seed, tota
 state_dict as int64 buffers and is adopted on ``load_state_dict``.
 """
 import math
-from typing import Optional, Sequence, Tuple, Union
+from typing import Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
 from .. import ops
 from ._conv_args import apply_padding_mode, check_conv_input, conv_extra_repr, conv_geometry, dense_conv_like
 
