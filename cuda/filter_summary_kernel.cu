@@ -8,20 +8,11 @@
 #include <torch/library.h>
 
 #include "common/checks.h"
+#include "launch.cuh"
 #include "common/filter_summary.h"
 
 namespace leanconv::cuda {
 namespace {
-
-constexpr int kThreads = 256;
-
-int64_t blocks_for(int64_t n) {
-  return std::max<int64_t>(1, std::min<int64_t>((n + kThreads - 1) / kThreads, int64_t(1) << 20));
-}
-
-#define LEANCONV_GRID_STRIDE(index, count)                                                        \
-  for (int64_t index = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; index < (count); \
-       index += int64_t(gridDim.x) * blockDim.x)
 
 template <typename scalar_t>
 __global__ void gather_filters_kernel(const scalar_t* __restrict__ summary, scalar_t* __restrict__ weight,

@@ -11,24 +11,18 @@
 #include <torch/library.h>
 
 #include "common/checks.h"
+#include "launch.cuh"
 #include "common/ring_permutation.h"
 
 namespace leanconv::cuda {
 namespace {
-
-constexpr int kThreads = 256;
-
-int64_t blocks_for(int64_t n) {
-  // Grid-stride loops: cap the grid so a huge range still launches a legal grid.
-  return std::max<int64_t>(1, std::min<int64_t>((n + kThreads - 1) / kThreads, int64_t(1) << 20));
-}
 
 template <typename scalar_t>
 __global__ void generate_kernel(const scalar_t* __restrict__ ring, scalar_t* __restrict__ out,
                                 common::RingPermutation perm, int64_t offset, int64_t numel,
                                 at::opmath_type<scalar_t> scale) {
   using opmath_t = at::opmath_type<scalar_t>;
-  for (int64_t j = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; j < numel; j += int64_t(gridDim.x) * blockDim.x) {
+  LEANCONV_GRID_STRIDE(j, numel) {
     const uint64_t g = static_cast<uint64_t>(offset + j);
     const opmath_t value = static_cast<opmath_t>(ring[perm.ring_entry(g)]);
     out[j] = static_cast<scalar_t>(perm.sign(g) > 0 ? scale * value : -scale * value);
@@ -38,7 +32,7 @@ __global__ void generate_kernel(const scalar_t* __restrict__ ring, scalar_t* __r
 template <typename scalar_t, typename acc_t>
 __global__ void scatter_backward_kernel(const scalar_t* __restrict__ grad, acc_t* __restrict__ acc,
                                         common::RingPermutation perm, int64_t offset, int64_t numel) {
-  for (int64_t j = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; j < numel; j += int64_t(gridDim.x) * blockDim.x) {
+  LEANCONV_GRID_STRIDE(j, numel) {
     const uint64_t g = static_cast<uint64_t>(offset + j);
     const acc_t v = static_cast<acc_t>(grad[j]);
     atomicAdd(acc + perm.ring_entry(g), perm.sign(g) > 0 ? v : -v);
@@ -55,8 +49,7 @@ __global__ void gather_backward_kernel(const scalar_t* __restrict__ grad, acc_t*
                                        common::RingPermutation perm, int64_t offset, int64_t numel,
                                        int64_t parts) {
   const int64_t ring_size = static_cast<int64_t>(perm.ring_size);
-  for (int64_t idx = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; idx < ring_size * parts;
-       idx += int64_t(gridDim.x) * blockDim.x) {
+  LEANCONV_GRID_STRIDE(idx, ring_size * parts) {
     const int64_t m = idx % ring_size, part = idx / ring_size;
     acc_t sum = 0;
     for (uint64_t v = m + part * perm.ring_size; v < perm.total; v += parts * perm.ring_size) {
@@ -73,7 +66,7 @@ __global__ void gather_backward_kernel(const scalar_t* __restrict__ grad, acc_t*
 template <typename acc_t>
 __global__ void sum_parts_kernel(const acc_t* __restrict__ partial, acc_t* __restrict__ acc, int64_t ring_size,
                                  int64_t parts) {
-  for (int64_t m = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; m < ring_size; m += int64_t(gridDim.x) * blockDim.x) {
+  LEANCONV_GRID_STRIDE(m, ring_size) {
     acc_t sum = 0;
     for (int64_t part = 0; part < parts; ++part) sum += partial[part * ring_size + m];
     acc[m] = sum;
