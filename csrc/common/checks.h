@@ -5,8 +5,10 @@
 #include <ATen/core/Tensor.h>
 #include <c10/util/Exception.h>
 
+#include <optional>
 #include <string_view>
 
+#include "eigen_conv.h"
 #include "filter_summary.h"
 #include "ring_permutation.h"
 
@@ -42,6 +44,16 @@ inline void check_conv_input(const at::Tensor& input, int64_t in_channels, std::
               " expects a 3-D (C, H, W) or 4-D (N, C, H, W) input, got shape ", input.sizes());
   TORCH_CHECK(input.size(-3) == in_channels, "leanconv: ", module, " expects ", in_channels, " input channels, got ",
               input.size(-3), " (input shape ", input.sizes(), ")");
+}
+
+inline void check_conv_arguments(at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation) {
+  TORCH_CHECK(stride.size() == 2 && padding.size() == 2 && dilation.size() == 2,
+              "leanconv: stride, padding and dilation must have two elements, got ", stride, ", ", padding, " and ",
+              dilation);
+  TORCH_CHECK(stride[0] > 0 && stride[1] > 0 && dilation[0] > 0 && dilation[1] > 0 && padding[0] >= 0 &&
+                  padding[1] >= 0,
+              "leanconv: stride and dilation must be positive and padding non-negative, got stride ", stride,
+              ", padding ", padding, ", dilation ", dilation);
 }
 
 // ---- generated-weight family --------------------------------------------------------------------
@@ -109,12 +121,7 @@ inline common::ShiftedSum check_shifted_sum(const at::Tensor& t, std::string_vie
   check_dim(t, 4, name);
   check_floating(t, name);
   TORCH_CHECK(kernel_h > 0 && kernel_w > 0, "leanconv: kernel size must be positive, got ", kernel_h, "x", kernel_w);
-  TORCH_CHECK(stride.size() == 2 && padding.size() == 2 && dilation.size() == 2,
-              "leanconv: stride, padding and dilation must have two elements");
-  TORCH_CHECK(stride[0] > 0 && stride[1] > 0 && dilation[0] > 0 && dilation[1] > 0 && padding[0] >= 0 &&
-                  padding[1] >= 0,
-              "leanconv: stride and dilation must be positive and padding non-negative, got stride ", stride,
-              ", padding ", padding, ", dilation ", dilation);
+  check_conv_arguments(stride, padding, dilation);
   TORCH_CHECK(t.size(1) > 0, "leanconv: ", name, " must have at least one channel");
   TORCH_CHECK(channel_step >= 0, "leanconv: channel_step must be non-negative, got ", channel_step);
   common::ShiftedSum s{};
@@ -161,6 +168,76 @@ inline common::ShiftedSum shifted_sum_backward_geometry(const at::Tensor& grad_o
   TORCH_CHECK(grad_output.size(2) == s.out_h && grad_output.size(3) == s.out_w, "leanconv: grad_output's spatial size ",
               grad_output.sizes().slice(2), " does not match the output size (", s.out_h, ", ", s.out_w, ")");
   return s;
+}
+
+// ---- low-rank (DeCEF) family -----------------------------------------------------------------------
+
+
+// The eigen-filter conv's operands: input (N, C_in, H, W), basis (C_in, R, kh, kw) with 1 <= R <= kh*kw,
+// coeff (C_out, C_in*R), bias (C_out) or none; all on one device with one dtype.
+inline common::EigenConv eigen_conv_geometry(const at::Tensor& input, const at::Tensor& basis, const at::Tensor& coeff,
+                                             const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
+                                             at::IntArrayRef padding, at::IntArrayRef dilation) {
+  TORCH_CHECK(input.dim() == 4, "leanconv: eigen_conv2d expects a 4-D (N, C_in, H, W) input, got shape ",
+              input.sizes());
+  check_floating(input, "input");
+  check_dim(basis, 4, "basis (C_in, R, kh, kw)");
+  check_dim(coeff, 2, "coeff (C_out, C_in*R)");
+  check_same_device(input, "input", basis, "basis");
+  check_same_device(input, "input", coeff, "coeff");
+  check_same_dtype(input, "input", basis, "basis");
+  check_same_dtype(input, "input", coeff, "coeff");
+  check_conv_arguments(stride, padding, dilation);
+  common::EigenConv g{};
+  g.batch = input.size(0);
+  g.in_channels = basis.size(0);
+  g.rank = basis.size(1);
+  g.kernel_h = basis.size(2);
+  g.kernel_w = basis.size(3);
+  g.out_channels = coeff.size(0);
+  TORCH_CHECK(g.in_channels > 0 && g.kernel_h > 0 && g.kernel_w > 0 && g.out_channels > 0,
+              "leanconv: basis and coeff must not be empty, got basis ", basis.sizes(), " and coeff ", coeff.sizes());
+  TORCH_CHECK(input.size(1) == g.in_channels, "leanconv: basis has C_in = ", g.in_channels,
+              " channels but the input has ", input.size(1), " (input shape ", input.sizes(), ")");
+  TORCH_CHECK(g.rank >= 1 && g.rank <= g.kernel_h * g.kernel_w, "leanconv: rank R = basis.size(1) must be between 1 and kh*kw = ",
+              g.kernel_h * g.kernel_w, ", got ", g.rank);
+  TORCH_CHECK(coeff.size(1) == g.in_channels * g.rank, "leanconv: coeff must be (C_out, C_in*R) = (", g.out_channels,
+              ", ", g.in_channels * g.rank, "), got ", coeff.sizes());
+  if (bias.has_value() && bias->defined()) {
+    check_same_device(input, "input", *bias, "bias");
+    check_same_dtype(input, "input", *bias, "bias");
+    TORCH_CHECK(bias->dim() == 1 && bias->size(0) == g.out_channels, "leanconv: bias must have shape (",
+                g.out_channels, "), got ", bias->sizes());
+  }
+  g.in_h = input.size(2);
+  g.in_w = input.size(3);
+  g.stride_h = stride[0];
+  g.stride_w = stride[1];
+  g.pad_h = padding[0];
+  g.pad_w = padding[1];
+  g.dil_h = dilation[0];
+  g.dil_w = dilation[1];
+  g.out_h = conv_output_size(g.in_h, g.kernel_h, g.stride_h, g.pad_h, g.dil_h);
+  g.out_w = conv_output_size(g.in_w, g.kernel_w, g.stride_w, g.pad_w, g.dil_w);
+  TORCH_CHECK(g.out_h > 0 && g.out_w > 0, "leanconv: the input (", g.in_h, "x", g.in_w,
+              ") is smaller than the dilated kernel (", g.dil_h * (g.kernel_h - 1) + 1, "x",
+              g.dil_w * (g.kernel_w - 1) + 1, ") after padding");
+  return g;
+}
+
+// The backward's operands: the forward's, plus grad_output of the forward output's shape.
+inline common::EigenConv eigen_conv_backward_geometry(const at::Tensor& grad_output, const at::Tensor& input,
+                                                      const at::Tensor& basis, const at::Tensor& coeff,
+                                                      at::IntArrayRef stride, at::IntArrayRef padding,
+                                                      at::IntArrayRef dilation) {
+  const auto g = eigen_conv_geometry(input, basis, coeff, std::nullopt, stride, padding, dilation);
+  check_same_device(input, "input", grad_output, "grad_output");
+  check_same_dtype(input, "input", grad_output, "grad_output");
+  TORCH_CHECK(grad_output.dim() == 4 && grad_output.size(0) == g.batch && grad_output.size(1) == g.out_channels &&
+                  grad_output.size(2) == g.out_h && grad_output.size(3) == g.out_w,
+              "leanconv: grad_output must have the output's shape (", g.batch, ", ", g.out_channels, ", ", g.out_h,
+              ", ", g.out_w, "), got ", grad_output.sizes());
+  return g;
 }
 
 // ---- generated-weight backward ----------------------------------------------------------------------

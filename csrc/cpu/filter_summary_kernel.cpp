@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common/checks.h"
+#include "common/conv_range.h"
 #include "common/filter_summary.h"
 
 namespace leanconv::cpu {
@@ -56,13 +57,6 @@ at::Tensor filter_summary_weight_backward_kernel(const at::Tensor& grad_weight, 
   return grad_summary;
 }
 
-// For tap offset `offset` (= i*dil - pad), the output range [first, last) whose input row p*stride + offset
-// lies in [0, in).
-inline void valid_range(int64_t offset, int64_t stride, int64_t in, int64_t out, int64_t& first, int64_t& last) {
-  first = offset >= 0 ? 0 : (-offset + stride - 1) / stride;
-  last = in - offset <= 0 ? 0 : std::min<int64_t>(out, (in - offset + stride - 1) / stride);
-  if (last < first) last = first;
-}
 
 at::Tensor shifted_sum_kernel(const at::Tensor& z_in, int64_t kernel_h, int64_t kernel_w, int64_t channel_step,
                               at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation) {
@@ -84,11 +78,11 @@ at::Tensor shifted_sum_kernel(const at::Tensor& z_in, int64_t kernel_h, int64_t 
         for (int64_t i = 0; i < s.kernel_h; ++i) {
           const int64_t dh = i * s.dil_h - s.pad_h;
           int64_t p0, p1;
-          valid_range(dh, s.stride_h, s.in_h, s.out_h, p0, p1);
+          common::valid_output_range(dh, s.stride_h, s.in_h, s.out_h, p0, p1);
           for (int64_t j = 0; j < s.kernel_w; ++j) {
             const int64_t dw = j * s.dil_w - s.pad_w;
             int64_t q0, q1;
-            valid_range(dw, s.stride_w, s.in_w, s.out_w, q0, q1);
+            common::valid_output_range(dw, s.stride_w, s.in_w, s.out_w, q0, q1);
             const scalar_t* plane = src + (n * M + s.source_channel(o, i * s.kernel_w + j)) * plane_in;
             for (int64_t p = p0; p < p1; ++p) {
               const scalar_t* row = plane + (p * s.stride_h + dh) * s.in_w + dw;
@@ -128,11 +122,11 @@ at::Tensor shifted_sum_backward_kernel(const at::Tensor& grad_in, int64_t kernel
         for (int64_t i = 0; i < s.kernel_h; ++i) {
           const int64_t dh = i * s.dil_h - s.pad_h;
           int64_t p0, p1;
-          valid_range(dh, s.stride_h, s.in_h, s.out_h, p0, p1);
+          common::valid_output_range(dh, s.stride_h, s.in_h, s.out_h, p0, p1);
           for (int64_t j = 0; j < s.kernel_w; ++j) {
             const int64_t dw = j * s.dil_w - s.pad_w;
             int64_t q0, q1;
-            valid_range(dw, s.stride_w, s.in_w, s.out_w, q0, q1);
+            common::valid_output_range(dw, s.stride_w, s.in_w, s.out_w, q0, q1);
             const scalar_t* plane = src + (n * M + s.reader_channel(m, i * s.kernel_w + j)) * plane_out;
             for (int64_t p = p0; p < p1; ++p) {
               opmath_t* row = acc.data() + (p * s.stride_h + dh) * s.in_w + dw;

@@ -23,6 +23,14 @@ bool compiled_with_cuda() {
 PYBIND11_MODULE(_C, m) {
   m.doc() = "leanconv's compiled core";
   m.def("compiled_with_cuda", &compiled_with_cuda, "Whether the CUDA kernels were built.");
+  m.def(
+      "eigen_conv2d_fused_is_cheaper",
+      [](const std::string& device_type, int64_t in_channels, int64_t out_channels, int64_t kernel_h, int64_t kernel_w,
+         int64_t rank) {
+        return leanconv::ops::eigen_conv2d_fused_is_cheaper(c10::Device(device_type).type(), in_channels,
+                                                             out_channels, kernel_h, kernel_w, rank);
+      },
+      "Whether the fused eigen-filter kernel is expected to beat the materialised dense conv for this shape.");
 
   auto cpp = m.def_submodule("cpp", "The C++ modules of leanconv::nn, bound for tests and mixed programs.");
 
@@ -86,4 +94,23 @@ PYBIND11_MODULE(_C, m) {
       .def("forward", &FilterSummaryConv2dImpl::forward)
       .def("weight", &FilterSummaryConv2dImpl::weight)
       .def("uses_direct_path", &FilterSummaryConv2dImpl::uses_direct_path);
+
+  torch::python::bind_module<EigenConv2dImpl>(cpp, "EigenConv2d")
+      .def(py::init([](int64_t in_channels, int64_t out_channels, int64_t kernel_size, int64_t rank, int64_t stride,
+                       int64_t padding, int64_t dilation, bool bias, std::string path) {
+             return std::make_shared<EigenConv2dImpl>(EigenConv2dOptions(in_channels, out_channels, kernel_size, rank)
+                                                          .stride(stride)
+                                                          .padding(padding)
+                                                          .dilation(dilation)
+                                                          .bias(bias)
+                                                          .path(std::move(path)));
+           }),
+           py::arg("in_channels"), py::arg("out_channels"), py::arg("kernel_size"), py::arg("rank"),
+           py::arg("stride") = 1, py::arg("padding") = 0, py::arg("dilation") = 1, py::arg("bias") = true,
+           py::arg("path") = "auto")
+      .def("forward", &EigenConv2dImpl::forward)
+      .def("weight", &EigenConv2dImpl::weight)
+      .def("chosen_path", [](const EigenConv2dImpl& self, const std::string& device_type) {
+        return self.chosen_path(c10::Device(device_type).type());
+      });
 }

@@ -49,3 +49,25 @@ def _shifted_sum_fake(z, kernel_h, kernel_w, channel_step, stride, padding, dila
 def _shifted_sum_backward_fake(grad_output, kernel_h, kernel_w, channel_step, stride, padding, dilation, input_size):
     out = grad_output.new_empty((grad_output.shape[0], grad_output.shape[1], input_size[0], input_size[1]))
     return out.contiguous(memory_format=_memory_format(grad_output))
+
+
+@torch.library.register_fake("leanconv::eigen_conv2d")
+def _eigen_conv2d_fake(input, basis, coeff, bias, stride, padding, dilation):
+    torch._check(input.dim() == 4, lambda: f"leanconv: eigen_conv2d expects a 4-D input, got {input.dim()}-D")
+    torch._check(basis.dim() == 4 and coeff.dim() == 2, lambda: "leanconv: basis must be 4-D and coeff 2-D")
+    torch._check(input.shape[1] == basis.shape[0],
+                 lambda: f"leanconv: basis has C_in = {basis.shape[0]} channels but the input has {input.shape[1]}")
+    torch._check(coeff.shape[1] == basis.shape[0] * basis.shape[1],
+                 lambda: "leanconv: coeff must be (C_out, C_in*R)")
+    out_h = _conv_out(input.shape[2], basis.shape[2], stride[0], padding[0], dilation[0])
+    out_w = _conv_out(input.shape[3], basis.shape[3], stride[1], padding[1], dilation[1])
+    out = input.new_empty((input.shape[0], coeff.shape[0], out_h, out_w))
+    return out.contiguous(memory_format=_memory_format(input))
+
+
+@torch.library.register_fake("leanconv::eigen_conv2d_backward")
+def _eigen_conv2d_backward_fake(grad_output, input, basis, coeff, stride, padding, dilation, output_mask):
+    grad_input = torch.empty_like(input, memory_format=_memory_format(input)) if output_mask[0] else None
+    grad_basis = torch.empty_like(basis, memory_format=torch.contiguous_format) if output_mask[1] else None
+    grad_coeff = torch.empty_like(coeff, memory_format=torch.contiguous_format) if output_mask[2] else None
+    return grad_input, grad_basis, grad_coeff

@@ -1,5 +1,5 @@
 """Python wrappers of leanconv's operators (torch.ops.leanconv.*), with argument docs."""
-from typing import Sequence
+from typing import Optional, Sequence
 
 import torch
 from torch import Tensor
@@ -47,3 +47,23 @@ def shifted_sum(z: Tensor, kernel_size: Sequence[int], channel_step: int, stride
 
 
 __all__ += ["filter_summary_weight", "filter_summary_weight_backward", "shifted_sum"]
+
+
+def eigen_conv2d(input: Tensor, basis: Tensor, coeff: Tensor, bias: Optional[Tensor] = None, stride=(1, 1),
+                 padding=(0, 0), dilation=(1, 1)) -> Tensor:
+    """The eigen-filter (DeCEF) conv, fused: a depthwise conv of ``input`` with ``basis`` (C_in, R, kh, kw) followed
+    by a 1x1 conv with ``coeff`` (C_out, C_in*R), plus ``bias``; the C_in*R intermediate is never stored."""
+    return torch.ops.leanconv.eigen_conv2d(input, basis, coeff, bias, list(stride), list(padding), list(dilation))
+
+
+def eigen_conv2d_fused_is_cheaper(device, in_channels: int, out_channels: int, kernel_size: Sequence[int],
+                                  rank: int) -> bool:
+    """Whether the fused kernel is expected to beat weight materialisation + the dense conv for this layer shape
+    on this device (the cost model is in C++, shared with the C++ module)."""
+    from . import _C
+    kh, kw = kernel_size
+    return _C.eigen_conv2d_fused_is_cheaper(torch.device(device).type, int(in_channels), int(out_channels), int(kh),
+                                            int(kw), int(rank))
+
+
+__all__ += ["eigen_conv2d", "eigen_conv2d_fused_is_cheaper"]

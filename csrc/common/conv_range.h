@@ -1,0 +1,21 @@
+// The in-image part of a convolution tap, shared by every direct (non-GEMM) conv kernel.
+#pragma once
+
+#include <cstdint>
+
+#include "macros.h"
+
+namespace leanconv::common {
+
+// The output range [first, last) of one axis whose input coordinate first*stride + offset .. lies in [0, in):
+// the taps of a row or column that fall inside the image, so the inner loops need no bounds test.
+LEANCONV_HOST_DEVICE void valid_output_range(int64_t offset, int64_t stride, int64_t in, int64_t out,
+                                                    int64_t& first, int64_t& last) {
+  // first: smallest q with q*stride + offset >= 0; last: one past the largest with q*stride + offset < in.
+  first = offset >= 0 ? 0 : (-offset + stride - 1) / stride;
+  last = in - offset <= 0 ? 0 : (in - offset - 1) / stride + 1;
+  if (last > out) last = out;
+  if (last < first) last = first;
+}
+
+}  // namespace leanconv::common

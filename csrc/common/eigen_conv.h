@@ -1,0 +1,32 @@
+// Geometry of the low-rank (DeCEF) eigen-filter convolution, shared by the CPU and CUDA kernels.
+//
+// y[n, o, p, q] = bias[o] + sum_{c, r} A[o, c*R + r] * z[n, c*R + r, p, q]
+// z[n, c*R + r, p, q] = sum_{i, j} E[c, r, i, j] * x[n, c, p*sh - ph + i*dh, q*sw - pw + j*dw]
+//
+// z is the depthwise stage's output (C_in*R channels); the kernels compute it tile by tile and never keep it.
+#pragma once
+
+#include <cstdint>
+
+#include "conv_range.h"
+#include "macros.h"
+
+namespace leanconv::common {
+
+struct EigenConv {
+  int64_t batch, in_channels, rank, out_channels;
+  int64_t kernel_h, kernel_w;
+  int64_t in_h, in_w, out_h, out_w;
+  int64_t stride_h, stride_w, pad_h, pad_w, dil_h, dil_w;
+
+  LEANCONV_HOST_DEVICE int64_t mid_channels() const { return in_channels * rank; }
+  LEANCONV_HOST_DEVICE int64_t taps() const { return kernel_h * kernel_w; }
+  LEANCONV_HOST_DEVICE int64_t out_pixels() const { return out_h * out_w; }
+
+  // Multiplies of one output pixel: the depthwise stage, the pointwise stage, and the dense conv it replaces.
+  int64_t depthwise_macs() const { return mid_channels() * taps(); }
+  int64_t pointwise_macs() const { return out_channels * mid_channels(); }
+  int64_t dense_macs() const { return out_channels * in_channels * taps(); }
+};
+
+}  // namespace leanconv::common

@@ -1,0 +1,265 @@
+// CPU kernels of the low-rank (DeCEF) eigen-filter conv, fused: for one tile of output rows of one image the
+// depthwise stage writes z (C_in*R x pixels) into a thread-local buffer sized to stay in L2, and a GEMM with
+// coeff turns it into the tile's output. z never reaches memory as a whole; the backward recomputes it tile by
+// tile. Arithmetic runs in the op-math type (float for half/bfloat16); inputs and outputs are read and written
+// through their strides, so channels_last needs no copies.
+#include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
+#include <ATen/Parallel.h>
+#include <ATen/core/LegacyTypeDispatch.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/from_blob.h>
+#include <ATen/ops/mm.h>
+#include <ATen/ops/zeros.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "common/checks.h"
+#include "common/eigen_conv.h"
+#include "cpu/depthwise_rows.h"
+
+namespace leanconv::cpu {
+namespace {
+
+using common::EigenConv;
+
+constexpr int64_t kTileElements = int64_t(1) << 16;  // z tile: 256 KiB in float, so it stays in L2
+constexpr int64_t kRankGroup = 4;                      // the micro-kernels' basis group (depthwise_rows.cpp)
+
+struct Strides {
+  int64_t n, c, h, w;
+  explicit Strides(const at::Tensor& t) : n(t.stride(0)), c(t.stride(1)), h(t.stride(2)), w(t.stride(3)) {}
+};
+
+int64_t padded_row_length(const EigenConv& g) { return (g.out_w + kLanes - 1) / kLanes * kLanes; }
+
+int64_t padded_rank(const EigenConv& g) { return (g.rank + kRankGroup - 1) / kRankGroup * kRankGroup; }
+
+int64_t rows_per_tile(const EigenConv& g) {
+  return std::clamp<int64_t>(kTileElements / (g.mid_channels() * padded_row_length(g)), 1, g.out_h);
+}
+
+DepthwiseTile tile_of(const EigenConv& g, int64_t rows) {
+  DepthwiseTile t{};
+  t.rows = rows;
+  t.row_length = padded_row_length(g);
+  t.in_rows = (rows - 1) * g.stride_h + (g.kernel_h - 1) * g.dil_h + 1;
+  t.phase_width = t.row_length + ((g.kernel_w - 1) * g.dil_w) / g.stride_w;
+  t.kernel_h = g.kernel_h;
+  t.kernel_w = g.kernel_w;
+  t.stride_h = g.stride_h;
+  t.stride_w = g.stride_w;
+  t.dil_h = g.dil_h;
+  t.dil_w = g.dil_w;
+  t.rank = g.rank;
+  t.set_tap_offsets();
+  return t;
+}
+
+// The tile's input rows of channel c of one image, zero-padded, in op-math type, split by column phase
+// (depthwise_rows.h). row0 is the tile's first output row.
+template <typename scalar_t, typename acc_t>
+void fill_phased(const scalar_t* x, const Strides& xs, int64_t c, const EigenConv& g, const DepthwiseTile& t,
+                 int64_t row0, acc_t* phased) {
+  const int64_t h0 = row0 * g.stride_h - g.pad_h;
+  for (int64_t f = 0; f < g.stride_w; ++f) {
+    for (int64_t hr = 0; hr < t.in_rows; ++hr) {
+      acc_t* dst = phased + f * t.phase_plane() + hr * t.phase_width;
+      const int64_t h = h0 + hr;
+      if (h < 0 || h >= g.in_h) {
+        std::fill(dst, dst + t.phase_width, acc_t(0));
+        continue;
+      }
+      const scalar_t* src = x + c * xs.c + h * xs.h;
+      for (int64_t u = 0; u < t.phase_width; ++u) {
+        const int64_t w = u * g.stride_w + f - g.pad_w;
+        dst[u] = (w >= 0 && w < g.in_w) ? static_cast<acc_t>(src[w * xs.w]) : acc_t(0);
+      }
+    }
+  }
+}
+
+// The adjoint of fill_phased: adds a phased gradient into channel c of an image's gradient (C_in, H, W).
+template <typename acc_t>
+void add_phased(const acc_t* grad_phased, int64_t c, const EigenConv& g, const DepthwiseTile& t, int64_t row0,
+                acc_t* grad_x) {
+  const int64_t h0 = row0 * g.stride_h - g.pad_h;
+  for (int64_t f = 0; f < g.stride_w; ++f) {
+    for (int64_t hr = 0; hr < t.in_rows; ++hr) {
+      const int64_t h = h0 + hr;
+      if (h < 0 || h >= g.in_h) continue;
+      const acc_t* src = grad_phased + f * t.phase_plane() + hr * t.phase_width;
+      acc_t* dst = grad_x + (c * g.in_h + h) * g.in_w;
+      for (int64_t u = 0; u < t.phase_width; ++u) {
+        const int64_t w = u * g.stride_w + f - g.pad_w;
+        if (w >= 0 && w < g.in_w) dst[w] += src[u];
+      }
+    }
+  }
+}
+
+// basis as (C_in, R rounded up to kRankGroup, taps) in op-math type, the extra rows zero.
+at::Tensor padded_basis(const at::Tensor& basis, const EigenConv& g, at::ScalarType acc_type) {
+  auto padded = at::zeros({g.in_channels, padded_rank(g), g.taps()}, basis.options().dtype(acc_type));
+  padded.narrow(1, 0, g.rank).copy_(basis.detach().reshape({g.in_channels, g.rank, g.taps()}));
+  return padded;
+}
+
+at::Tensor matrix(void* data, int64_t rows, int64_t cols, at::ScalarType type) {
+  return at::from_blob(data, {rows, cols}, at::TensorOptions().dtype(type));
+}
+
+// The depthwise stage of one tile: z (C_in*R, t.pixels()). Leaves the last channel's phased rows in `phased`.
+template <typename scalar_t, typename acc_t>
+void depthwise_tile(const scalar_t* x, const Strides& xs, const acc_t* basis, const EigenConv& g,
+                    const DepthwiseTile& t, int64_t row0, acc_t* phased, acc_t* z) {
+  const int64_t basis_stride = padded_rank(g) * g.taps();
+  for (int64_t c = 0; c < g.in_channels; ++c) {
+    fill_phased(x, xs, c, g, t, row0, phased);
+    depthwise_forward(t, phased, basis + c * basis_stride, z + c * g.rank * t.pixels(), t.pixels());
+  }
+}
+
+at::Tensor eigen_conv2d_kernel(const at::Tensor& input, const at::Tensor& basis, const at::Tensor& coeff,
+                               const std::optional<at::Tensor>& bias, at::IntArrayRef stride, at::IntArrayRef padding,
+                               at::IntArrayRef dilation) {
+  const auto g = checks::eigen_conv_geometry(input, basis, coeff, bias, stride, padding, dilation);
+  auto output = at::empty({g.batch, g.out_channels, g.out_h, g.out_w},
+                          input.options().memory_format(input.suggest_memory_format()));
+  if (output.numel() == 0) return output;
+  const auto acc_type = at::toOpMathType(input.scalar_type());
+  const auto basis_acc = padded_basis(basis, g, acc_type);
+  const auto coeff_acc = coeff.detach().to(acc_type).contiguous();
+  const auto bias_acc = bias.has_value() && bias->defined() ? bias->detach().to(acc_type).contiguous()
+                                                            : at::zeros({g.out_channels}, coeff_acc.options());
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), "eigen_conv2d_cpu", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    const int64_t rows = rows_per_tile(g), tiles = (g.out_h + rows - 1) / rows, mid = g.mid_channels();
+    const Strides xs(input), ys(output);
+    const scalar_t* x_ptr = input.const_data_ptr<scalar_t>();
+    const acc_t* basis_ptr = basis_acc.const_data_ptr<acc_t>();
+    const acc_t* bias_ptr = bias_acc.const_data_ptr<acc_t>();
+    scalar_t* y_ptr = output.mutable_data_ptr<scalar_t>();
+    at::parallel_for(0, g.batch * tiles, 1, [&](int64_t begin, int64_t end) {
+      // Worker threads do not inherit the caller's dispatch state: the GEMMs below must not reach autograd.
+      at::AutoDispatchBelowADInplaceOrView below_autograd;
+      const auto full = tile_of(g, rows);
+      std::vector<acc_t> phased(full.phased_size()), z(mid * full.pixels()), y_tile(g.out_channels * full.pixels());
+      for (int64_t index = begin; index < end; ++index) {
+        const int64_t n = index / tiles, row0 = (index % tiles) * rows;
+        const auto t = tile_of(g, std::min(rows, g.out_h - row0));
+        depthwise_tile(x_ptr + n * xs.n, xs, basis_ptr, g, t, row0, phased.data(), z.data());
+        auto y_matrix = matrix(y_tile.data(), g.out_channels, t.pixels(), acc_type);
+        at::mm_out(y_matrix, coeff_acc, matrix(z.data(), mid, t.pixels(), acc_type));
+        for (int64_t o = 0; o < g.out_channels; ++o) {
+          for (int64_t p = 0; p < t.rows; ++p) {
+            const acc_t* src = y_tile.data() + o * t.pixels() + p * t.row_length;
+            scalar_t* dst = y_ptr + n * ys.n + o * ys.c + (row0 + p) * ys.h;
+            for (int64_t q = 0; q < g.out_w; ++q) dst[q * ys.w] = static_cast<scalar_t>(src[q] + bias_ptr[o]);
+          }
+        }
+      }
+    });
+  });
+  return output;
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> eigen_conv2d_backward_kernel(
+    const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& basis, const at::Tensor& coeff,
+    at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, std::array<bool, 3> output_mask) {
+  const auto g = checks::eigen_conv_backward_geometry(grad_output, input, basis, coeff, stride, padding, dilation);
+  const bool need_input = output_mask[0], need_basis = output_mask[1], need_coeff = output_mask[2];
+  const auto acc_type = at::toOpMathType(input.scalar_type());
+  const int64_t threads = at::get_num_threads(), mid = g.mid_channels(), basis_stride = padded_rank(g) * g.taps();
+  // Per-thread partial sums, added in thread order at the end: deterministic for a given thread count.
+  auto grad_basis_parts = at::zeros({threads, g.in_channels, padded_rank(g), g.taps()}, basis.options().dtype(acc_type));
+  auto grad_coeff_parts = at::zeros({threads, g.out_channels, mid}, coeff.options().dtype(acc_type));
+  auto grad_input =
+      need_input ? at::empty(input.sizes(), input.options().memory_format(input.suggest_memory_format())) : at::Tensor();
+  if (g.batch > 0) {
+    const auto basis_acc = padded_basis(basis, g, acc_type);
+    const auto coeff_t = coeff.detach().to(acc_type).t();  // (C_in*R, C_out): a transposed view BLAS reads directly
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), "eigen_conv2d_backward_cpu", [&] {
+      using acc_t = at::opmath_type<scalar_t>;
+      const int64_t rows = rows_per_tile(g), tiles = (g.out_h + rows - 1) / rows;
+      const int64_t image = g.in_channels * g.in_h * g.in_w;
+      const Strides xs(input), gys(grad_output);
+      const Strides gxs = need_input ? Strides(grad_input) : xs;
+      const scalar_t* x_ptr = input.const_data_ptr<scalar_t>();
+      const scalar_t* gy_ptr = grad_output.const_data_ptr<scalar_t>();
+      const acc_t* basis_ptr = basis_acc.const_data_ptr<acc_t>();
+      scalar_t* gx_ptr = need_input ? grad_input.mutable_data_ptr<scalar_t>() : nullptr;
+      // Images are split between threads, so each thread owns the grad_input images it writes.
+      at::parallel_for(0, g.batch, 1, [&](int64_t begin, int64_t end) {
+        at::AutoDispatchBelowADInplaceOrView below_autograd;
+        const int64_t thread = at::get_thread_num();
+        acc_t* grad_basis = grad_basis_parts[thread].mutable_data_ptr<acc_t>();
+        auto grad_coeff = grad_coeff_parts[thread];
+        const auto full = tile_of(g, rows);
+        std::vector<acc_t> phased(g.in_channels * full.phased_size()), grad_phased(full.phased_size());
+        std::vector<acc_t> z(need_coeff ? mid * full.pixels() : 0), gz(mid * full.pixels());
+        std::vector<acc_t> gy(g.out_channels * full.pixels()), gx(need_input ? image : 0);
+        for (int64_t n = begin; n < end; ++n) {
+          std::fill(gx.begin(), gx.end(), acc_t(0));
+          for (int64_t tile = 0; tile < tiles; ++tile) {
+            const int64_t row0 = tile * rows;
+            const auto t = tile_of(g, std::min(rows, g.out_h - row0));
+            // The tile's output gradient in the padded-row layout, zero in the padding columns.
+            std::fill(gy.begin(), gy.end(), acc_t(0));
+            for (int64_t o = 0; o < g.out_channels; ++o)
+              for (int64_t p = 0; p < t.rows; ++p) {
+                const scalar_t* src = gy_ptr + n * gys.n + o * gys.c + (row0 + p) * gys.h;
+                acc_t* dst = gy.data() + o * t.pixels() + p * t.row_length;
+                for (int64_t q = 0; q < g.out_w; ++q) dst[q] = static_cast<acc_t>(src[q * gys.w]);
+              }
+            const auto gy_matrix = matrix(gy.data(), g.out_channels, t.pixels(), acc_type);
+            for (int64_t c = 0; c < g.in_channels; ++c) {
+              acc_t* phased_c = phased.data() + c * full.phased_size();
+              fill_phased(x_ptr + n * xs.n, xs, c, g, t, row0, phased_c);
+              if (need_coeff)
+                depthwise_forward(t, phased_c, basis_ptr + c * basis_stride, z.data() + c * g.rank * t.pixels(),
+                                  t.pixels());
+            }
+            if (need_coeff) grad_coeff.addmm_(gy_matrix, matrix(z.data(), mid, t.pixels(), acc_type).t());
+            if (!need_input && !need_basis) continue;
+            auto gz_matrix = matrix(gz.data(), mid, t.pixels(), acc_type);
+            at::mm_out(gz_matrix, coeff_t, gy_matrix);
+            for (int64_t c = 0; c < g.in_channels; ++c) {
+              const acc_t* gz_c = gz.data() + c * g.rank * t.pixels();
+              if (need_basis)
+                depthwise_basis_grad(t, phased.data() + c * full.phased_size(), gz_c, t.pixels(),
+                                     grad_basis + c * basis_stride);
+              if (need_input) {
+                std::fill(grad_phased.begin(), grad_phased.end(), acc_t(0));
+                depthwise_input_grad(t, gz_c, t.pixels(), basis_ptr + c * basis_stride, grad_phased.data());
+                add_phased(grad_phased.data(), c, g, t, row0, gx.data());
+              }
+            }
+          }
+          if (!need_input) continue;
+          for (int64_t c = 0; c < g.in_channels; ++c)
+            for (int64_t h = 0; h < g.in_h; ++h) {
+              const acc_t* src = gx.data() + (c * g.in_h + h) * g.in_w;
+              scalar_t* dst = gx_ptr + n * gxs.n + c * gxs.c + h * gxs.h;
+              for (int64_t w = 0; w < g.in_w; ++w) dst[w * gxs.w] = static_cast<scalar_t>(src[w]);
+            }
+        }
+      });
+    });
+  }
+  auto grad_basis = need_basis ? grad_basis_parts.sum(0).narrow(1, 0, g.rank).reshape(basis.sizes()).to(basis.scalar_type())
+                               : at::Tensor();
+  auto grad_coeff = need_coeff ? grad_coeff_parts.sum(0).to(coeff.scalar_type()) : at::Tensor();
+  return {grad_input, grad_basis, grad_coeff};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(leanconv, CPU, m) {
+  m.impl("eigen_conv2d", &eigen_conv2d_kernel);
+  m.impl("eigen_conv2d_backward", &eigen_conv2d_backward_kernel);
+}
+
+}  // namespace leanconv::cpu

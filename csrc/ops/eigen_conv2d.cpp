@@ -1,0 +1,53 @@
+// Schemas and public C++ entry points of the low-rank (DeCEF) ops, and the choice between the fused kernel
+// and the materialised dense conv.
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <torch/library.h>
+
+#include "leanconv/ops.h"
+
+namespace leanconv::ops {
+
+at::Tensor eigen_conv2d(const at::Tensor& input, const at::Tensor& basis, const at::Tensor& coeff,
+                        const std::optional<at::Tensor>& bias, at::IntArrayRef stride, at::IntArrayRef padding,
+                        at::IntArrayRef dilation) {
+  static auto op =
+      c10::Dispatcher::singleton().findSchemaOrThrow("leanconv::eigen_conv2d", "").typed<decltype(eigen_conv2d)>();
+  return op.call(input, basis, coeff, bias, stride, padding, dilation);
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> eigen_conv2d_backward(const at::Tensor& grad_output,
+                                                                     const at::Tensor& input, const at::Tensor& basis,
+                                                                     const at::Tensor& coeff, at::IntArrayRef stride,
+                                                                     at::IntArrayRef padding, at::IntArrayRef dilation,
+                                                                     std::array<bool, 3> output_mask) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("leanconv::eigen_conv2d_backward", "")
+                       .typed<decltype(eigen_conv2d_backward)>();
+  return op.call(grad_output, input, basis, coeff, stride, padding, dilation, output_mask);
+}
+
+bool eigen_conv2d_fused_is_cheaper(c10::DeviceType device, int64_t in_channels, int64_t out_channels,
+                                   int64_t kernel_h, int64_t kernel_w, int64_t rank) {
+  // Per output pixel: the fused kernel does C_out*C_in*R multiplies in a GEMM plus C_in*R*k^2 in the
+  // depthwise stage, which runs at a fraction of GEMM speed; the dense conv does C_out*C_in*k^2.
+  const double taps = double(kernel_h) * double(kernel_w);
+  const double pointwise = double(out_channels) * in_channels * rank, depthwise = double(in_channels) * rank * taps;
+  const double dense = double(out_channels) * in_channels * taps;
+  if (device == c10::DeviceType::CPU) {
+    constexpr double kDepthwiseCostPerMultiply = 4.0;  // measured, benchmarks/NOTES.md
+    constexpr double kFusedGemmPenalty = 1.25;         // small per-tile GEMMs against oneDNN's blocked conv
+    return kFusedGemmPenalty * pointwise + kDepthwiseCostPerMultiply * depthwise < dense;
+  }
+  // On CUDA the dense conv runs on tensor cores (cuDNN); the fused kernel is plain FMA code and is chosen
+  // only when asked for, until GPU measurements say otherwise.
+  return false;
+}
+
+}  // namespace leanconv::ops
+
+TORCH_LIBRARY_FRAGMENT(leanconv, m) {
+  m.def("eigen_conv2d(Tensor input, Tensor basis, Tensor coeff, Tensor? bias, int[2] stride, int[2] padding, "
+        "int[2] dilation) -> Tensor");
+  m.def("eigen_conv2d_backward(Tensor grad_output, Tensor input, Tensor basis, Tensor coeff, int[2] stride, "
+        "int[2] padding, int[2] dilation, bool[3] output_mask) -> (Tensor, Tensor, Tensor)");
+}

@@ -1,0 +1,197 @@
+// CUDA kernels of the low-rank (DeCEF) eigen-filter conv.
+//
+// Forward, fused: a block owns a tile of kTileO output channels x kTilePixels output pixels (pixels counted over
+// the whole batch, so small late-stage images fill a tile). It walks the C_in*R intermediate channels in
+// chunks of kChunk: the depthwise stage writes the chunk's z (kChunk x kTilePixels) into shared memory, the
+// chunk of coeff goes beside it, and every thread accumulates a 4 x 4 register tile of outputs. z never
+// leaves shared memory. Input and output are read and written through their strides, so channels_last needs
+// no copy. Arithmetic in the op-math type (float for half/bfloat16).
+//
+// Backward: the same recomputation, in batch chunks through cuDNN: for each chunk the depthwise stage is
+// recomputed, the 1x1 stage's backward gives grad_coeff and the intermediate's gradient, and the depthwise
+// backward gives grad_input and grad_basis. Memory is bounded by the chunk, not the batch.
+#include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
+#include <ATen/cuda/CUDAContext.h>
+#include <ATen/ops/convolution.h>
+#include <ATen/ops/convolution_backward.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/empty_like.h>
+#include <ATen/ops/zeros.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <torch/library.h>
+
+#include <algorithm>
+
+#include "common/checks.h"
+#include "common/eigen_conv.h"
+
+namespace leanconv::cuda {
+namespace {
+
+using common::EigenConv;
+
+constexpr int kTileO = 64, kTilePixels = 64, kChunk = 16, kBlockThreads = 256;
+constexpr int kMicro = 4;  // each thread: kMicro output channels x kMicro pixels
+static_assert((kTileO / kMicro) * (kTilePixels / kMicro) == kBlockThreads, "one register tile per thread");
+
+struct Strides4 {
+  int64_t n, c, h, w;
+};
+
+Strides4 strides_of(const at::Tensor& t) { return {t.stride(0), t.stride(1), t.stride(2), t.stride(3)}; }
+
+template <typename scalar_t>
+__global__ void __launch_bounds__(kBlockThreads)
+    eigen_conv2d_forward_kernel(const scalar_t* __restrict__ x, Strides4 xs, const scalar_t* __restrict__ basis,
+                                const scalar_t* __restrict__ coeff, const scalar_t* __restrict__ bias,
+                                scalar_t* __restrict__ y, Strides4 ys, EigenConv g) {
+  using acc_t = at::opmath_type<scalar_t>;
+  __shared__ acc_t z_tile[kChunk][kTilePixels];
+  __shared__ acc_t coeff_tile[kChunk][kTileO];
+
+  const int tid = threadIdx.x;
+  const int64_t out_pixels = g.out_pixels(), total_pixels = g.batch * out_pixels, mid = g.mid_channels();
+  const int64_t pixel0 = int64_t(blockIdx.x) * kTilePixels, o0 = int64_t(blockIdx.y) * kTileO;
+  const int taps = int(g.taps());
+
+  // Each thread's register tile: channels o0 + ty*kMicro + a, pixels pixel0 + tx + b*(kTilePixels/kMicro)
+  // (strided pixels keep the output writes of neighbouring threads adjacent).
+  const int tx = tid % (kTilePixels / kMicro), ty = tid / (kTilePixels / kMicro);
+  acc_t acc[kMicro][kMicro] = {};
+
+  for (int64_t k0 = 0; k0 < mid; k0 += kChunk) {
+    // Depthwise stage for channels [k0, k0 + kChunk) and the tile's pixels.
+    for (int e = tid; e < kChunk * kTilePixels; e += kBlockThreads) {
+      const int kk = e / kTilePixels, pp = e % kTilePixels;
+      const int64_t cr = k0 + kk, pixel = pixel0 + pp;
+      acc_t sum = 0;
+      if (cr < mid && pixel < total_pixels) {
+        const int64_t n = pixel / out_pixels, pq = pixel % out_pixels;
+        const int64_t p = pq / g.out_w, q = pq % g.out_w, c = cr / g.rank;
+        const scalar_t* x_c = x + n * xs.n + c * xs.c;
+        const scalar_t* e_cr = basis + cr * taps;
+        for (int64_t i = 0; i < g.kernel_h; ++i) {
+          const int64_t h = p * g.stride_h - g.pad_h + i * g.dil_h;
+          if (h < 0 || h >= g.in_h) continue;
+          for (int64_t j = 0; j < g.kernel_w; ++j) {
+            const int64_t w = q * g.stride_w - g.pad_w + j * g.dil_w;
+            if (w < 0 || w >= g.in_w) continue;
+            sum += static_cast<acc_t>(e_cr[i * g.kernel_w + j]) * static_cast<acc_t>(x_c[h * xs.h + w * xs.w]);
+          }
+        }
+      }
+      z_tile[kk][pp] = sum;
+    }
+    // coeff[o0 .. o0 + kTileO, k0 .. k0 + kChunk), read along its contiguous C_in*R axis.
+    for (int e = tid; e < kChunk * kTileO; e += kBlockThreads) {
+      const int kk = e % kChunk, oo = e / kChunk;
+      const int64_t cr = k0 + kk, o = o0 + oo;
+      coeff_tile[kk][oo] = (cr < mid && o < g.out_channels) ? static_cast<acc_t>(coeff[o * mid + cr]) : acc_t(0);
+    }
+    __syncthreads();
+#pragma unroll
+    for (int kk = 0; kk < kChunk; ++kk) {
+      acc_t a[kMicro], b[kMicro];
+#pragma unroll
+      for (int m = 0; m < kMicro; ++m) {
+        a[m] = coeff_tile[kk][ty * kMicro + m];
+        b[m] = z_tile[kk][tx + m * (kTilePixels / kMicro)];
+      }
+#pragma unroll
+      for (int u = 0; u < kMicro; ++u)
+#pragma unroll
+        for (int v = 0; v < kMicro; ++v) acc[u][v] += a[u] * b[v];
+    }
+    __syncthreads();
+  }
+
+#pragma unroll
+  for (int v = 0; v < kMicro; ++v) {
+    const int64_t pixel = pixel0 + tx + v * (kTilePixels / kMicro);
+    if (pixel >= total_pixels) continue;
+    const int64_t n = pixel / out_pixels, pq = pixel % out_pixels, p = pq / g.out_w, q = pq % g.out_w;
+#pragma unroll
+    for (int u = 0; u < kMicro; ++u) {
+      const int64_t o = o0 + ty * kMicro + u;
+      if (o >= g.out_channels) continue;
+      const acc_t b = bias == nullptr ? acc_t(0) : static_cast<acc_t>(bias[o]);
+      y[n * ys.n + o * ys.c + p * ys.h + q * ys.w] = static_cast<scalar_t>(acc[u][v] + b);
+    }
+  }
+}
+
+at::Tensor eigen_conv2d_cuda(const at::Tensor& input, const at::Tensor& basis, const at::Tensor& coeff,
+                             const std::optional<at::Tensor>& bias, at::IntArrayRef stride, at::IntArrayRef padding,
+                             at::IntArrayRef dilation) {
+  const auto g = checks::eigen_conv_geometry(input, basis, coeff, bias, stride, padding, dilation);
+  c10::cuda::CUDAGuard guard(input.device());
+  auto output = at::empty({g.batch, g.out_channels, g.out_h, g.out_w},
+                          input.options().memory_format(input.suggest_memory_format()));
+  if (output.numel() == 0) return output;
+  const auto basis_c = basis.contiguous(), coeff_c = coeff.contiguous();
+  const bool has_bias = bias.has_value() && bias->defined();
+  const auto bias_c = has_bias ? bias->contiguous() : at::Tensor();
+  const int64_t pixel_tiles = (g.batch * g.out_pixels() + kTilePixels - 1) / kTilePixels;
+  const int64_t channel_tiles = (g.out_channels + kTileO - 1) / kTileO;
+  TORCH_CHECK(pixel_tiles < (int64_t(1) << 31) && channel_tiles < 65536, "leanconv: eigen_conv2d output too large");
+  const dim3 grid(static_cast<unsigned>(pixel_tiles), static_cast<unsigned>(channel_tiles));
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), "eigen_conv2d_cuda", [&] {
+    eigen_conv2d_forward_kernel<scalar_t><<<grid, kBlockThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
+        input.const_data_ptr<scalar_t>(), strides_of(input), basis_c.const_data_ptr<scalar_t>(),
+        coeff_c.const_data_ptr<scalar_t>(), has_bias ? bias_c.const_data_ptr<scalar_t>() : nullptr,
+        output.mutable_data_ptr<scalar_t>(), strides_of(output), g);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  });
+  return output;
+}
+
+// Images per backward chunk: the recomputed intermediate and its gradient stay under kChunkElements each.
+constexpr int64_t kChunkElements = int64_t(1) << 24;
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> eigen_conv2d_backward_cuda(
+    const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& basis, const at::Tensor& coeff,
+    at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, std::array<bool, 3> output_mask) {
+  const auto g = checks::eigen_conv_backward_geometry(grad_output, input, basis, coeff, stride, padding, dilation);
+  c10::cuda::CUDAGuard guard(input.device());
+  const bool need_input = output_mask[0], need_basis = output_mask[1], need_coeff = output_mask[2];
+  const int64_t mid = g.mid_channels();
+  const auto depthwise_weight = basis.reshape({mid, 1, g.kernel_h, g.kernel_w});
+  const auto pointwise_weight = coeff.reshape({g.out_channels, mid, 1, 1});
+  const std::vector<int64_t> one{1, 1}, zero{0, 0};
+  const int64_t chunk = std::max<int64_t>(1, kChunkElements / std::max<int64_t>(1, mid * g.out_pixels()));
+
+  at::Tensor grad_input = need_input ? at::empty_like(input) : at::Tensor();
+  // Chunk sums accumulate in the op-math type (float for half/bfloat16).
+  const auto acc_options = basis.options().dtype(at::toOpMathType(basis.scalar_type()));
+  at::Tensor grad_basis = need_basis ? at::zeros(depthwise_weight.sizes(), acc_options) : at::Tensor();
+  at::Tensor grad_coeff = need_coeff ? at::zeros(pointwise_weight.sizes(), acc_options) : at::Tensor();
+  for (int64_t n0 = 0; n0 < g.batch; n0 += chunk) {
+    const int64_t count = std::min(chunk, g.batch - n0);
+    const auto x = input.narrow(0, n0, count), gy = grad_output.narrow(0, n0, count);
+    const auto z = at::convolution(x, depthwise_weight, std::nullopt, stride, padding, dilation, false, zero,
+                                   g.in_channels);
+    auto [grad_z, grad_pointwise, unused_bias] = at::convolution_backward(
+        gy, z, pointwise_weight, std::nullopt, one, zero, one, false, zero, 1,
+        {need_input || need_basis, need_coeff, false});
+    if (need_coeff) grad_coeff.add_(grad_pointwise);
+    if (!need_input && !need_basis) continue;
+    auto [grad_x, grad_depthwise, unused] = at::convolution_backward(
+        grad_z, x, depthwise_weight, std::nullopt, stride, padding, dilation, false, zero, g.in_channels,
+        {need_input, need_basis, false});
+    if (need_input) grad_input.narrow(0, n0, count).copy_(grad_x);
+    if (need_basis) grad_basis.add_(grad_depthwise);
+  }
+  if (need_basis) grad_basis = grad_basis.view(basis.sizes()).to(basis.scalar_type());
+  if (need_coeff) grad_coeff = grad_coeff.view(coeff.sizes()).to(coeff.scalar_type());
+  return {grad_input, grad_basis, grad_coeff};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(leanconv, CUDA, m) {
+  m.impl("eigen_conv2d", &eigen_conv2d_cuda);
+  m.impl("eigen_conv2d_backward", &eigen_conv2d_backward_cuda);
+}
+
+}  // namespace leanconv::cuda

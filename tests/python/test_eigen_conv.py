@@ -1,0 +1,318 @@
+"""Low-rank (DeCEF) family: the fused eigen-filter conv against a float64 einsum + F.conv2d reference, its
+gradients, both paths of EigenConv2d, SVD initialisation and the C++ module."""
+import copy
+import io
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import leanconv
+from leanconv import ops
+from leanconv.nn import EigenConv2d
+
+from conftest import DEVICES, requires_cuda
+
+
+def reference(x, basis, coeff, bias, stride, padding, dilation):
+    """Dense weight by einsum (independent of the library's reconstruct), then F.conv2d, in float64."""
+    c_in, rank, kh, kw = basis.shape
+    c_out = coeff.shape[0]
+    weight = torch.einsum("oir,irhw->oihw", coeff.double().reshape(c_out, c_in, rank), basis.double())
+    return F.conv2d(x.double(), weight, None if bias is None else bias.double(), stride, padding, dilation)
+
+
+def operands(n, c_in, c_out, hw, k, rank, device="cpu", dtype=torch.float64, bias=True):
+    kh, kw = (k, k) if isinstance(k, int) else k
+    x = torch.randn(n, c_in, *hw, dtype=dtype, device=device)
+    basis = torch.randn(c_in, rank, kh, kw, dtype=dtype, device=device)
+    coeff = torch.randn(c_out, c_in * rank, dtype=dtype, device=device)
+    b = torch.randn(c_out, dtype=dtype, device=device) if bias else None
+    return x, basis, coeff, b
+
+
+SHAPES = [  # (k, rank, stride, padding, dilation, (H, W))
+    (1, 1, (1, 1), (0, 0), (1, 1), (6, 7)),
+    (3, 1, (1, 1), (1, 1), (1, 1), (9, 8)),
+    (3, 4, (2, 2), (1, 1), (1, 1), (11, 10)),
+    (3, 6, (1, 2), (2, 0), (2, 1), (12, 13)),
+    (3, 9, (2, 1), (0, 3), (1, 2), (10, 9)),
+    (5, 7, (1, 1), (2, 2), (1, 1), (9, 17)),
+    (5, 25, (3, 3), (1, 4), (1, 1), (13, 12)),
+    ((3, 1), 2, (1, 1), (1, 0), (1, 1), (7, 5)),
+]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("k,rank,stride,padding,dilation,hw", SHAPES)
+def test_forward_and_backward_match_the_dense_reference(device, k, rank, stride, padding, dilation, hw):
+    x, basis, coeff, bias = [t.requires_grad_() for t in operands(3, 5, 7, hw, k, rank, device)]
+    y = ops.eigen_conv2d(x, basis, coeff, bias, stride, padding, dilation)
+    expected = reference(x, basis, coeff, bias, stride, padding, dilation)
+    torch.testing.assert_close(y, expected)
+    grad = torch.randn_like(y)
+    got = torch.autograd.grad(y, (x, basis, coeff, bias), grad)
+    want = torch.autograd.grad(expected, (x, basis, coeff, bias), grad)
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_gradcheck(device):
+    x, basis, coeff, bias = [t.requires_grad_() for t in operands(2, 3, 4, (6, 5), 3, 2, device)]
+    assert torch.autograd.gradcheck(
+        lambda *a: ops.eigen_conv2d(*a, stride=(2, 1), padding=(1, 2), dilation=(1, 2)), (x, basis, coeff, bias))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_partial_gradients(device):
+    """Only the requested gradients are computed, and each equals the full computation's."""
+    x, basis, coeff, bias = operands(2, 4, 3, (7, 7), 3, 3, device)
+    full = [t.clone().requires_grad_() for t in (x, basis, coeff)]
+    y = ops.eigen_conv2d(*full, None, padding=(1, 1))
+    all_grads = torch.autograd.grad(y.sum(), full)
+    for i in range(3):
+        inputs = [t.clone().requires_grad_(j == i) for j, t in enumerate((x, basis, coeff))]
+        (g,) = torch.autograd.grad(ops.eigen_conv2d(*inputs, None, padding=(1, 1)).sum(), inputs[i])
+        torch.testing.assert_close(g, all_grads[i])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_empty_batch(device):
+    x, basis, coeff, bias = [t.requires_grad_() for t in operands(0, 3, 4, (5, 5), 3, 2, device)]
+    y = ops.eigen_conv2d(x, basis, coeff, bias, padding=(1, 1))
+    assert y.shape == (0, 4, 5, 5)
+    y.sum().backward()
+    assert x.grad.shape == x.shape and torch.equal(basis.grad, torch.zeros_like(basis))
+    assert torch.equal(coeff.grad, torch.zeros_like(coeff))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_opcheck(device):
+    x, basis, coeff, bias = [t.requires_grad_() for t in operands(2, 3, 5, (6, 6), 3, 4, device, torch.float32)]
+    torch.library.opcheck(torch.ops.leanconv.eigen_conv2d, (x, basis, coeff, bias, [1, 1], [1, 1], [1, 1]))
+    torch.library.opcheck(torch.ops.leanconv.eigen_conv2d, (x, basis, coeff, None, [2, 1], [0, 1], [1, 2]))
+    grad = torch.randn(2, 5, 6, 6, device=device)
+    torch.library.opcheck(torch.ops.leanconv.eigen_conv2d_backward,
+                          (grad, x.detach(), basis.detach(), coeff.detach(), [1, 1], [1, 1], [1, 1],
+                           [True, True, True]))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_channels_last_in_channels_last_out(device):
+    x, basis, coeff, bias = operands(2, 6, 5, (9, 8), 3, 3, device, torch.float32)
+    x_cl = x.contiguous(memory_format=torch.channels_last).requires_grad_()
+    y = ops.eigen_conv2d(x_cl, basis, coeff, bias, padding=(1, 1))
+    assert y.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(y, ops.eigen_conv2d(x, basis, coeff, bias, padding=(1, 1)))
+    y.sum().backward()
+    assert x_cl.grad.is_contiguous(memory_format=torch.channels_last)
+    x_plain = x.clone().requires_grad_()
+    ops.eigen_conv2d(x_plain, basis, coeff, bias, padding=(1, 1)).sum().backward()
+    torch.testing.assert_close(x_cl.grad, x_plain.grad)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_non_contiguous_input(device):
+    x, basis, coeff, bias = operands(2, 8, 4, (10, 12), 3, 2, device)
+    sliced = x[:, ::2, :, 1::2]
+    torch.testing.assert_close(ops.eigen_conv2d(sliced, basis[:4], coeff[:, :8], bias, padding=(1, 1)),
+                               reference(sliced, basis[:4], coeff[:, :8], bias, (1, 1), (1, 1), (1, 1)))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype,tol", [(torch.float16, 2e-2), (torch.bfloat16, 6e-2)])
+def test_reduced_precision(device, dtype, tol):
+    x, basis, coeff, bias = operands(2, 8, 6, (7, 7), 3, 4, device, torch.float32)
+    basis, coeff = basis / 3, coeff / 5
+    low = [t.to(dtype).requires_grad_() for t in (x, basis, coeff, bias)]
+    y = ops.eigen_conv2d(*low, padding=(1, 1))
+    assert y.dtype == dtype
+    expected = reference(*[t.detach() for t in low], (1, 1), (1, 1), (1, 1))
+    scale = expected.abs().max()
+    assert (y.double() - expected).abs().max() <= tol * scale
+    y.float().sum().backward()
+    assert all(t.grad.dtype == dtype and torch.isfinite(t.grad.float()).all() for t in low)
+
+
+def test_autocast_runs_in_bfloat16_on_cpu():
+    x, basis, coeff, bias = operands(2, 4, 3, (6, 6), 3, 2, "cpu", torch.float32)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = ops.eigen_conv2d(x, basis, coeff, bias, padding=(1, 1))
+    assert y.dtype == torch.bfloat16
+    torch.testing.assert_close(y.float(), ops.eigen_conv2d(x, basis, coeff, bias, padding=(1, 1)), atol=0.1, rtol=0.05)
+
+
+def test_backward_is_deterministic():
+    x, basis, coeff, bias = operands(6, 8, 8, (9, 9), 3, 4, "cpu", torch.float32)
+    grads = []
+    for _ in range(2):
+        leaves = [t.clone().requires_grad_() for t in (x, basis, coeff)]
+        ops.eigen_conv2d(*leaves, bias, padding=(1, 1)).square().sum().backward()
+        grads.append([t.grad for t in leaves])
+    assert all(torch.equal(a, b) for a, b in zip(*grads))
+
+
+def test_double_backward_is_refused():
+    x, basis, coeff, bias = [t.requires_grad_() for t in operands(1, 2, 2, (4, 4), 3, 2)]
+    y = ops.eigen_conv2d(x, basis, coeff, bias, padding=(1, 1)).sum()
+    with pytest.raises(RuntimeError, match="no double backward"):
+        torch.autograd.grad(y, x, create_graph=True)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_bad_operands_give_clear_errors(device):
+    x, basis, coeff, bias = operands(2, 4, 3, (6, 6), 3, 2, device, torch.float32)
+    cases = [
+        ((x[:, :3], basis, coeff, bias), "input has 3"),
+        ((x, basis, coeff[:, :7], bias), r"coeff must be \(C_out, C_in\*R\)"),
+        ((x, basis, coeff, bias[:2]), "bias must have shape"),
+        ((x, torch.randn(4, 10, 3, 3, device=device), torch.randn(3, 40, device=device), bias), "between 1 and kh"),
+        ((x, basis.double(), coeff, bias), "same dtype"),
+        ((x[0], basis, coeff, bias), "4-D"),
+        ((x.int(), basis, coeff, bias), "floating-point"),
+    ]
+    for args, message in cases:
+        with pytest.raises(RuntimeError, match=message):
+            ops.eigen_conv2d(*args, padding=(1, 1))
+    with pytest.raises(RuntimeError, match="stride and dilation must be positive"):
+        ops.eigen_conv2d(x, basis, coeff, bias, stride=(0, 1))
+    with pytest.raises(RuntimeError, match="smaller than the dilated kernel"):
+        ops.eigen_conv2d(x[:, :, :2, :2], basis, coeff, bias)
+
+
+@requires_cuda
+def test_operands_on_different_devices_are_refused():
+    x, basis, coeff, bias = operands(2, 4, 3, (6, 6), 3, 2, "cpu", torch.float32)
+    with pytest.raises(RuntimeError, match="same device"):
+        ops.eigen_conv2d(x.cuda(), basis, coeff, bias)
+
+
+@requires_cuda
+@pytest.mark.parametrize("k,rank,stride,padding,dilation,hw", SHAPES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_cuda_matches_cpu(k, rank, stride, padding, dilation, hw, dtype):
+    x, basis, coeff, bias = operands(3, 20, 70, hw, k, rank, "cpu", dtype)
+    leaves_cpu = [t.clone().requires_grad_() for t in (x, basis, coeff, bias)]
+    leaves_gpu = [t.cuda().requires_grad_() for t in (x, basis, coeff, bias)]
+    y_cpu = ops.eigen_conv2d(*leaves_cpu, stride, padding, dilation)
+    y_gpu = ops.eigen_conv2d(*leaves_gpu, stride, padding, dilation)
+    tol = dict(atol=1e-3, rtol=1e-3) if dtype == torch.float32 else {}
+    torch.testing.assert_close(y_gpu.cpu(), y_cpu, **tol)
+    torch.testing.assert_close(y_gpu.cpu().double(), reference(x, basis, coeff, bias, stride, padding, dilation),
+                               **tol)
+    grad = torch.randn_like(y_cpu)
+    y_cpu.backward(grad)
+    y_gpu.backward(grad.cuda())
+    for a, b in zip(leaves_gpu, leaves_cpu):
+        torch.testing.assert_close(a.grad.cpu(), b.grad, **tol)
+
+
+# ---- the module -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("path", ["fused", "materialized"])
+def test_module_paths_compute_the_same_function(device, path):
+    layer = EigenConv2d(6, 10, 3, stride=2, padding=1, rank=4, path=path, dtype=torch.float64, device=device)
+    x = torch.randn(3, 6, 11, 9, dtype=torch.float64, device=device)
+    expected = reference(x, layer.basis, layer.coeff, layer.bias, (2, 2), (1, 1), (1, 1))
+    torch.testing.assert_close(layer(x), expected)
+    torch.testing.assert_close(layer(x[0]), expected[0])  # unbatched
+    torch.testing.assert_close(layer.materialize()(x), expected)
+    assert layer.chosen_path() == path
+
+
+def test_module_learns_what_it_reports():
+    layer = EigenConv2d(16, 32, 3, padding=1, rank=4)
+    assert dict(layer.named_parameters()).keys() == {"basis", "coeff", "bias"}
+    assert layer.basis.shape == (16, 4, 3, 3) and layer.coeff.shape == (32, 64)
+    assert layer.num_learned_params() == 16 * 4 * 9 + 32 * 64 + 32
+    assert layer.num_dense_params() == 32 * 16 * 9 + 32
+    assert "rank=4" in repr(layer) and "path=auto (cpu:" in repr(layer)
+    assert layer.weight.shape == (32, 16, 3, 3) and layer.weight.requires_grad
+
+
+def test_default_init_has_the_dense_conv_scale():
+    layer = EigenConv2d(64, 64, 3, rank=4)
+    dense = nn.Conv2d(64, 64, 3)
+    assert layer.weight.std().item() == pytest.approx(dense.weight.std().item(), rel=0.15)
+
+
+def test_auto_path_follows_the_cost_model():
+    for c, rank in [(16, 4), (64, 2), (64, 4), (64, 9), (512, 4)]:
+        layer = EigenConv2d(c, c, 3, padding=1, rank=rank)
+        cheaper = ops.eigen_conv2d_fused_is_cheaper("cpu", c, c, (3, 3), rank)
+        assert layer.chosen_path("cpu") == ("fused" if cheaper else "materialized")
+    assert ops.eigen_conv2d_fused_is_cheaper("cpu", 64, 64, (3, 3), 2)
+    assert not ops.eigen_conv2d_fused_is_cheaper("cpu", 64, 64, (3, 3), 9)
+
+
+def test_module_argument_errors():
+    with pytest.raises(ValueError, match="rank must be between 1 and kh\\*kw = 9"):
+        EigenConv2d(4, 4, 3, rank=10)
+    with pytest.raises(ValueError, match="rank must be between"):
+        EigenConv2d(4, 4, 3, rank=0)
+    with pytest.raises(ValueError, match="groups=1"):
+        EigenConv2d(4, 4, 3, groups=4, rank=2)
+    with pytest.raises(ValueError, match="path must be one of"):
+        EigenConv2d(4, 4, 3, rank=2, path="fast")
+    with pytest.raises(RuntimeError, match="expects 4 input channels"):
+        EigenConv2d(4, 4, 3, rank=2)(torch.randn(1, 3, 8, 8))
+
+
+@pytest.mark.parametrize("path", ["fused", "materialized"])
+def test_from_conv_at_full_rank_reproduces_the_dense_conv(path):
+    conv = nn.Conv2d(5, 7, 3, stride=2, padding=1, dtype=torch.float64)
+    layer = EigenConv2d.from_conv(conv, rank=9, path=path)
+    x = torch.randn(2, 5, 9, 9, dtype=torch.float64)
+    torch.testing.assert_close(layer(x), conv(x))
+
+
+def test_from_conv_defaults_to_the_effective_rank():
+    conv = nn.Conv2d(8, 16, 3, padding=1)
+    layer = EigenConv2d.from_conv(conv, energy=0.9)
+    assert layer.rank == leanconv.lowrank.effective_rank(conv, 0.9)
+    low = EigenConv2d.from_conv(conv, rank=2)
+    x = torch.randn(2, 8, 6, 6)
+    err_low = (low(x) - conv(x)).norm()
+    err_high = (EigenConv2d.from_conv(conv, rank=6)(x) - conv(x)).norm()
+    assert err_high < err_low
+
+
+def test_padding_mode_and_state_dict_round_trip():
+    layer = EigenConv2d(3, 4, 3, padding=1, padding_mode="reflect", rank=3, path="fused")
+    x = torch.randn(2, 3, 7, 7)
+    torch.testing.assert_close(layer(x), layer.materialize()(x))
+    buffer = io.BytesIO()
+    torch.save(layer.state_dict(), buffer)
+    buffer.seek(0)
+    other = EigenConv2d(3, 4, 3, padding=1, padding_mode="reflect", rank=3, path="fused")
+    other.load_state_dict(torch.load(buffer))
+    assert torch.equal(other(x), layer(x))
+    assert torch.equal(copy.deepcopy(layer)(x), layer(x))
+
+
+@pytest.mark.parametrize("path", ["fused", "materialized"])
+def test_torch_compile_fullgraph(path):
+    layer = EigenConv2d(4, 6, 3, padding=1, rank=3, path=path)
+    x = torch.randn(2, 4, 8, 8, requires_grad=True)
+    compiled = torch.compile(layer, fullgraph=True, backend="aot_eager")
+    y = compiled(x)
+    torch.testing.assert_close(y, layer(x))
+    y.sum().backward()
+    assert x.grad is not None and layer.coeff.grad is not None
+
+
+def test_cpp_module_matches_python_module():
+    py_layer = EigenConv2d(6, 8, 3, stride=2, padding=1, rank=4, path="fused")
+    cpp_layer = leanconv._C.cpp.EigenConv2d(6, 8, 3, stride=2, padding=1, rank=4, path="fused")
+    assert dict(cpp_layer.named_parameters()).keys() == dict(py_layer.named_parameters()).keys()
+    cpp_layer.load_state_dict(py_layer.state_dict())
+    x = torch.randn(2, 6, 9, 9)
+    assert torch.equal(cpp_layer.forward(x), py_layer(x))
+    assert torch.equal(cpp_layer.weight(), py_layer.weight)
+    assert cpp_layer.chosen_path("cpu") == "fused"
+    auto = leanconv._C.cpp.EigenConv2d(64, 64, 3, padding=1, rank=9)
+    assert auto.chosen_path("cpu") == EigenConv2d(64, 64, 3, padding=1, rank=9).chosen_path("cpu")
