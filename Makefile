@@ -54,6 +54,7 @@ demo: build $(DATASET_DIR)/train-images-idx3-ubyte.gz
 bench: build
 	$(PYTHON) benchmarks/bench_generated.py
 	$(PYTHON) benchmarks/bench_filter_summary.py
+	$(PYTHON) benchmarks/bench_lowrank.py
 
 clean:
 	rm -rf build .deps-stamp python/leanconv/lib python/leanconv/include python/leanconv/share python/leanconv/_C*.so

@@ -47,6 +47,8 @@ else
   echo "SKIP compute-sanitizer (not installed)" | tee -a "$OUT_DIR/summary.txt"
 fi
 step bench-generated "$PYTHON" benchmarks/bench_generated.py --out "$OUT_DIR/bench_generated"
+step bench-filter-summary "$PYTHON" benchmarks/bench_filter_summary.py --devices cuda --out "$OUT_DIR/bench_filter_summary"
+step bench-lowrank "$PYTHON" benchmarks/bench_lowrank.py --devices cuda --out "$OUT_DIR/bench_lowrank"
 
 {
   echo "# GPU verification"

@@ -316,3 +316,28 @@ def test_cpp_module_matches_python_module():
     assert cpp_layer.chosen_path("cpu") == "fused"
     auto = leanconv._C.cpp.EigenConv2d(64, 64, 3, padding=1, rank=9)
     assert auto.chosen_path("cpu") == EigenConv2d(64, 64, 3, padding=1, rank=9).chosen_path("cpu")
+
+
+# ---- models --------------------------------------------------------------------------------------------------
+
+
+def test_resnets_accept_lowrank_with_a_rank_rule():
+    from leanconv.models import resnet
+    from leanconv.nn import parameter_counts
+
+    model = resnet.resnet20(conv="lowrank", rank=4)
+    eigen = [m for m in model.modules() if isinstance(m, EigenConv2d)]
+    assert len(eigen) == 18 and all(m.rank == 4 for m in eigen)
+    scheduled = resnet.resnet20(conv="lowrank", rank=(6, 5, 4))
+    assert [m.rank for m in scheduled.modules() if isinstance(m, EigenConv2d)] == [6] * 6 + [5] * 6 + [4] * 6
+    by_width = resnet.resnet18(conv="lowrank", rank=lambda c_in, c_out, k, scope: 2 if c_out >= 256 else 6)
+    ranks = {m.out_channels: m.rank for m in by_width.modules() if isinstance(m, EigenConv2d)}
+    assert ranks == {64: 6, 128: 6, 256: 2, 512: 2}
+    learned, dense = parameter_counts(model)
+    assert learned < dense == sum(p.numel() for p in resnet.resnet20().parameters())
+    x = torch.randn(2, 3, 32, 32)
+    assert model(x).shape == (2, 10)
+    with pytest.raises(ValueError, match="no entry for stage 3"):
+        resnet.resnet18(conv="lowrank", rank=(4, 4, 4))
+    with pytest.raises(TypeError, match="unknown options"):
+        resnet.resnet20(conv="lowrank", compression=3)

@@ -4,11 +4,11 @@ A builder calls ``convs.conv(in, out, k, stride, padding, scope=(stage, block))`
 may replace (stems and heads stay ordinary) and ``convs.finish(model)`` at the end, which registers any
 shared state (e.g. the rings of the generated-weight family) on the model.
 """
-from typing import Callable, Dict, Hashable, Tuple, Union
+from typing import Callable, Dict, Hashable, Sequence, Tuple, Union
 
 from torch import nn
 
-from ..nn import FilterSummaryConv2d, GeneratedConv2d, ParameterRing
+from ..nn import EigenConv2d, FilterSummaryConv2d, GeneratedConv2d, ParameterRing
 
 Scope = Tuple[int, int]  # (stage, block) of the conv in the network
 
@@ -87,12 +87,44 @@ class FilterSummaryConvs(DenseConvs):
                                    compression=self.compression, quant_bits=self.quant_bits, path=self.path)
 
 
+RankRule = Union[int, Sequence[int], Callable[[int, int, int, Scope], int]]
+
+
+class EigenConvs(DenseConvs):
+    """Low-rank (DeCEF) convs for every k x k conv (k > 1); 1x1 convs stay dense (rank 1 would not save anything).
+
+    ``rank`` is the rule: an int for every layer, a sequence indexed by stage (the effective rank falls with
+    depth, so a falling schedule such as ``(6, 5, 4)`` follows it), or a callable
+    ``rank(in_channels, out_channels, kernel_size, scope) -> int``. Ranks above k*k are clipped to k*k."""
+
+    def __init__(self, rank: RankRule = 4, path: str = "auto"):
+        self.rank, self.path = rank, path
+
+    def rank_of(self, in_channels, out_channels, kernel_size, scope: Scope) -> int:
+        if callable(self.rank):
+            rank = self.rank(in_channels, out_channels, kernel_size, scope)
+        elif isinstance(self.rank, int):
+            rank = self.rank
+        else:
+            if scope[0] >= len(self.rank):
+                raise ValueError(f"leanconv: the rank schedule {tuple(self.rank)} has no entry for stage {scope[0]}")
+            rank = self.rank[scope[0]]
+        return min(int(rank), kernel_size * kernel_size)
+
+    def conv(self, in_channels, out_channels, kernel_size, stride=1, padding=0, scope: Scope = (0, 0)):
+        if kernel_size == 1:
+            return super().conv(in_channels, out_channels, kernel_size, stride, padding, scope)
+        return EigenConv2d(in_channels, out_channels, kernel_size, stride, padding, bias=False,
+                           rank=self.rank_of(in_channels, out_channels, kernel_size, scope), path=self.path)
+
+
 def build(make_model: Callable[[DenseConvs], nn.Module], conv: str = "dense", **options) -> nn.Module:
     """Builds ``make_model(convs)`` with the conv family ``conv`` ('dense', 'generated' or 'filter_summary').
 
     Options of 'generated': ``ring_size`` (int, or float fraction of the generated weights; default 0.1),
     ``ring_scope`` ('model', 'stage' or 'block'; default 'model'), ``seed`` (default 0).
     Options of 'filter_summary': ``compression`` (default 9), ``quant_bits``, ``pointwise``, ``path``.
+    Options of 'lowrank': ``rank`` (int, per-stage sequence or callable; default 4), ``path``.
     """
     if conv == "dense":
         if options:
@@ -115,4 +147,10 @@ def build(make_model: Callable[[DenseConvs], nn.Module], conv: str = "dense", **
         if unknown:
             raise TypeError(f"leanconv: unknown options for conv='filter_summary': {sorted(unknown)}")
         return make_model(FilterSummaryConvs(**options))
-    raise ValueError(f"leanconv: unknown conv family {conv!r}; expected 'dense', 'generated' or 'filter_summary'")
+    if conv == "lowrank":
+        unknown = set(options) - {"rank", "path"}
+        if unknown:
+            raise TypeError(f"leanconv: unknown options for conv='lowrank': {sorted(unknown)}")
+        return make_model(EigenConvs(**options))
+    raise ValueError(f"leanconv: unknown conv family {conv!r}; expected 'dense', 'generated', 'filter_summary' or "
+                     "'lowrank'")

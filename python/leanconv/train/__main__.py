@@ -15,7 +15,7 @@ MODELS = {"resnet20": models.resnet20, "resnet56": models.resnet56, "resnet18": 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="python -m leanconv.train", description=__doc__)
     p.add_argument("--model", choices=sorted(MODELS), default="resnet20")
-    p.add_argument("--conv", choices=["dense", "generated", "filter_summary"], default="dense")
+    p.add_argument("--conv", choices=["dense", "generated", "filter_summary", "lowrank"], default="dense")
     p.add_argument("--ring-size", type=float, default=0.1,
                    help="ring parameters per ring: a count (>= 1) or a fraction of the generated weights (< 1)")
     p.add_argument("--ring-scope", choices=["model", "stage", "block"], default="model")
@@ -27,6 +27,7 @@ def parse_args(argv=None):
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=0.1)
+    p.add_argument("--rank", default="4", help="lowrank: basis filters per channel, or one per stage: 6,5,4")
     p.add_argument("--weight-decay", type=float, default=5e-4)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--seed", type=int, default=0)
@@ -38,6 +39,9 @@ def conv_options(args):
         return {}
     if args.conv == "filter_summary":
         return {"compression": args.compression, "quant_bits": args.quant_bits}
+    if args.conv == "lowrank":
+        ranks = [int(r) for r in args.rank.split(",")]
+        return {"rank": ranks[0] if len(ranks) == 1 else ranks}
     size = int(args.ring_size) if args.ring_size >= 1 else args.ring_size
     return {"ring_size": size, "ring_scope": args.ring_scope, "seed": args.seed}
 
