@@ -25,8 +25,13 @@ namespace {
 
 using common::EigenConv;
 
-constexpr int64_t kTileElements = int64_t(1) << 16;  // z tile: 256 KiB in float, so it stays in L2
-constexpr int64_t kRankGroup = 4;                      // the micro-kernels' basis group (depthwise_rows.cpp)
+// A tile's z holds about kTileElements values (256 KiB in float, so it stays in L2), but at least kMinPixels
+// columns: the GEMMs lose their efficiency on narrower matrices, and in the backward every tile adds a
+// rank-(pixels) update into the whole C_out x C_in*R coefficient gradient. Images smaller than kMinPixels go
+// several to a tile.
+constexpr int64_t kTileElements = int64_t(1) << 16;
+constexpr int64_t kMinPixels = 256;
+constexpr int64_t kRankGroup = 4;  // the micro-kernels' basis group (depthwise_rows.cpp)
 
 struct Strides {
   int64_t n, c, h, w;
@@ -37,9 +42,25 @@ int64_t padded_row_length(const EigenConv& g) { return (g.out_w + kLanes - 1) / 
 
 int64_t padded_rank(const EigenConv& g) { return (g.rank + kRankGroup - 1) / kRankGroup * kRankGroup; }
 
-int64_t rows_per_tile(const EigenConv& g) {
-  return std::clamp<int64_t>(kTileElements / (g.mid_channels() * padded_row_length(g)), 1, g.out_h);
-}
+// How the output is cut into tiles: `images` whole images per tile, or row bands of `rows` rows of one image.
+struct TilePlan {
+  int64_t images, rows, bands;  // bands: row bands per image (1 when a tile holds whole images)
+  int64_t groups;               // image groups: ceil(batch / images)
+
+  explicit TilePlan(const EigenConv& g) {
+    const int64_t row_length = padded_row_length(g), image_pixels = g.out_h * row_length;
+    const int64_t budget = std::max(kTileElements / g.mid_channels(), kMinPixels);  // pixels per tile
+    if (image_pixels >= kMinPixels) {
+      images = 1;
+      rows = std::clamp<int64_t>(budget / row_length, 1, g.out_h);
+    } else {
+      images = std::clamp<int64_t>(budget / image_pixels, 1, std::max<int64_t>(g.batch, 1));
+      rows = g.out_h;
+    }
+    bands = (g.out_h + rows - 1) / rows;
+    groups = (g.batch + images - 1) / images;
+  }
+};
 
 DepthwiseTile tile_of(const EigenConv& g, int64_t rows) {
   DepthwiseTile t{};
@@ -111,14 +132,14 @@ at::Tensor matrix(void* data, int64_t rows, int64_t cols, at::ScalarType type) {
   return at::from_blob(data, {rows, cols}, at::TensorOptions().dtype(type));
 }
 
-// The depthwise stage of one tile: z (C_in*R, t.pixels()). Leaves the last channel's phased rows in `phased`.
+// The depthwise stage of one image's part of a tile: rows (c*R + r)*z_stride of z, t.pixels() columns from z.
 template <typename scalar_t, typename acc_t>
 void depthwise_tile(const scalar_t* x, const Strides& xs, const acc_t* basis, const EigenConv& g,
-                    const DepthwiseTile& t, int64_t row0, acc_t* phased, acc_t* z) {
+                    const DepthwiseTile& t, int64_t row0, acc_t* phased, acc_t* z, int64_t z_stride) {
   const int64_t basis_stride = padded_rank(g) * g.taps();
   for (int64_t c = 0; c < g.in_channels; ++c) {
     fill_phased(x, xs, c, g, t, row0, phased);
-    depthwise_forward(t, phased, basis + c * basis_stride, z + c * g.rank * t.pixels(), t.pixels());
+    depthwise_forward(t, phased, basis + c * basis_stride, z + c * g.rank * z_stride, z_stride);
   }
 }
 
@@ -136,30 +157,36 @@ at::Tensor eigen_conv2d_kernel(const at::Tensor& input, const at::Tensor& basis,
                                                             : at::zeros({g.out_channels}, coeff_acc.options());
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), "eigen_conv2d_cpu", [&] {
     using acc_t = at::opmath_type<scalar_t>;
-    const int64_t rows = rows_per_tile(g), tiles = (g.out_h + rows - 1) / rows, mid = g.mid_channels();
+    const TilePlan plan(g);
+    const int64_t mid = g.mid_channels();
     const Strides xs(input), ys(output);
     const scalar_t* x_ptr = input.const_data_ptr<scalar_t>();
     const acc_t* basis_ptr = basis_acc.const_data_ptr<acc_t>();
     const acc_t* bias_ptr = bias_acc.const_data_ptr<acc_t>();
     scalar_t* y_ptr = output.mutable_data_ptr<scalar_t>();
-    at::parallel_for(0, g.batch * tiles, 1, [&](int64_t begin, int64_t end) {
+    at::parallel_for(0, plan.groups * plan.bands, 1, [&](int64_t begin, int64_t end) {
       // Worker threads do not inherit the caller's dispatch state: the GEMMs below must not reach autograd.
       at::AutoDispatchBelowADInplaceOrView below_autograd;
-      const auto full = tile_of(g, rows);
-      std::vector<acc_t> phased(full.phased_size()), z(mid * full.pixels()), y_tile(g.out_channels * full.pixels());
+      const auto full = tile_of(g, plan.rows);
+      const int64_t capacity = plan.images * full.pixels();
+      std::vector<acc_t> phased(full.phased_size()), z(mid * capacity), y_tile(g.out_channels * capacity);
       for (int64_t index = begin; index < end; ++index) {
-        const int64_t n = index / tiles, row0 = (index % tiles) * rows;
-        const auto t = tile_of(g, std::min(rows, g.out_h - row0));
-        depthwise_tile(x_ptr + n * xs.n, xs, basis_ptr, g, t, row0, phased.data(), z.data());
-        auto y_matrix = matrix(y_tile.data(), g.out_channels, t.pixels(), acc_type);
-        at::mm_out(y_matrix, coeff_acc, matrix(z.data(), mid, t.pixels(), acc_type));
-        for (int64_t o = 0; o < g.out_channels; ++o) {
-          for (int64_t p = 0; p < t.rows; ++p) {
-            const acc_t* src = y_tile.data() + o * t.pixels() + p * t.row_length;
-            scalar_t* dst = y_ptr + n * ys.n + o * ys.c + (row0 + p) * ys.h;
-            for (int64_t q = 0; q < g.out_w; ++q) dst[q * ys.w] = static_cast<scalar_t>(src[q] + bias_ptr[o]);
-          }
-        }
+        const int64_t n0 = (index / plan.bands) * plan.images, row0 = (index % plan.bands) * plan.rows;
+        const int64_t images = std::min(plan.images, g.batch - n0);
+        const auto t = tile_of(g, std::min(plan.rows, g.out_h - row0));
+        const int64_t pixels = images * t.pixels();  // z columns: image-major, then padded rows
+        for (int64_t k = 0; k < images; ++k)
+          depthwise_tile(x_ptr + (n0 + k) * xs.n, xs, basis_ptr, g, t, row0, phased.data(), z.data() + k * t.pixels(),
+                         pixels);
+        auto y_matrix = matrix(y_tile.data(), g.out_channels, pixels, acc_type);
+        at::mm_out(y_matrix, coeff_acc, matrix(z.data(), mid, pixels, acc_type));
+        for (int64_t k = 0; k < images; ++k)
+          for (int64_t o = 0; o < g.out_channels; ++o)
+            for (int64_t p = 0; p < t.rows; ++p) {
+              const acc_t* src = y_tile.data() + o * pixels + k * t.pixels() + p * t.row_length;
+              scalar_t* dst = y_ptr + (n0 + k) * ys.n + o * ys.c + (row0 + p) * ys.h;
+              for (int64_t q = 0; q < g.out_w; ++q) dst[q * ys.w] = static_cast<scalar_t>(src[q] + bias_ptr[o]);
+            }
       }
     });
   });
@@ -183,7 +210,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> eigen_conv2d_backward_kernel(
     const auto coeff_t = coeff.detach().to(acc_type).t();  // (C_in*R, C_out): a transposed view BLAS reads directly
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), "eigen_conv2d_backward_cpu", [&] {
       using acc_t = at::opmath_type<scalar_t>;
-      const int64_t rows = rows_per_tile(g), tiles = (g.out_h + rows - 1) / rows;
+      const TilePlan plan(g);
       const int64_t image = g.in_channels * g.in_h * g.in_w;
       const Strides xs(input), gys(grad_output);
       const Strides gxs = need_input ? Strides(grad_input) : xs;
@@ -191,60 +218,67 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> eigen_conv2d_backward_kernel(
       const scalar_t* gy_ptr = grad_output.const_data_ptr<scalar_t>();
       const acc_t* basis_ptr = basis_acc.const_data_ptr<acc_t>();
       scalar_t* gx_ptr = need_input ? grad_input.mutable_data_ptr<scalar_t>() : nullptr;
-      // Images are split between threads, so each thread owns the grad_input images it writes.
-      at::parallel_for(0, g.batch, 1, [&](int64_t begin, int64_t end) {
+      // Image groups are split between threads, so each thread owns the grad_input images it writes.
+      at::parallel_for(0, plan.groups, 1, [&](int64_t begin, int64_t end) {
         at::AutoDispatchBelowADInplaceOrView below_autograd;
         const int64_t thread = at::get_thread_num();
         acc_t* grad_basis = grad_basis_parts[thread].mutable_data_ptr<acc_t>();
         auto grad_coeff = grad_coeff_parts[thread];
-        const auto full = tile_of(g, rows);
-        std::vector<acc_t> phased(g.in_channels * full.phased_size()), grad_phased(full.phased_size());
-        std::vector<acc_t> z(need_coeff ? mid * full.pixels() : 0), gz(mid * full.pixels());
-        std::vector<acc_t> gy(g.out_channels * full.pixels()), gx(need_input ? image : 0);
-        for (int64_t n = begin; n < end; ++n) {
+        const auto full = tile_of(g, plan.rows);
+        const int64_t capacity = plan.images * full.pixels();
+        std::vector<acc_t> phased(plan.images * g.in_channels * full.phased_size()), grad_phased(full.phased_size());
+        std::vector<acc_t> z(need_coeff ? mid * capacity : 0), gz(mid * capacity), gy(g.out_channels * capacity);
+        std::vector<acc_t> gx(need_input ? plan.images * image : 0);
+        for (int64_t group = begin; group < end; ++group) {
+          const int64_t n0 = group * plan.images, images = std::min(plan.images, g.batch - n0);
           std::fill(gx.begin(), gx.end(), acc_t(0));
-          for (int64_t tile = 0; tile < tiles; ++tile) {
-            const int64_t row0 = tile * rows;
-            const auto t = tile_of(g, std::min(rows, g.out_h - row0));
+          for (int64_t band = 0; band < plan.bands; ++band) {
+            const int64_t row0 = band * plan.rows;
+            const auto t = tile_of(g, std::min(plan.rows, g.out_h - row0));
+            const int64_t pixels = images * t.pixels();
             // The tile's output gradient in the padded-row layout, zero in the padding columns.
             std::fill(gy.begin(), gy.end(), acc_t(0));
-            for (int64_t o = 0; o < g.out_channels; ++o)
-              for (int64_t p = 0; p < t.rows; ++p) {
-                const scalar_t* src = gy_ptr + n * gys.n + o * gys.c + (row0 + p) * gys.h;
-                acc_t* dst = gy.data() + o * t.pixels() + p * t.row_length;
-                for (int64_t q = 0; q < g.out_w; ++q) dst[q] = static_cast<acc_t>(src[q * gys.w]);
+            for (int64_t k = 0; k < images; ++k)
+              for (int64_t o = 0; o < g.out_channels; ++o)
+                for (int64_t p = 0; p < t.rows; ++p) {
+                  const scalar_t* src = gy_ptr + (n0 + k) * gys.n + o * gys.c + (row0 + p) * gys.h;
+                  acc_t* dst = gy.data() + o * pixels + k * t.pixels() + p * t.row_length;
+                  for (int64_t q = 0; q < g.out_w; ++q) dst[q] = static_cast<acc_t>(src[q * gys.w]);
+                }
+            const auto gy_matrix = matrix(gy.data(), g.out_channels, pixels, acc_type);
+            for (int64_t k = 0; k < images; ++k)
+              for (int64_t c = 0; c < g.in_channels; ++c) {
+                acc_t* phased_kc = phased.data() + (k * g.in_channels + c) * full.phased_size();
+                fill_phased(x_ptr + (n0 + k) * xs.n, xs, c, g, t, row0, phased_kc);
+                if (need_coeff)
+                  depthwise_forward(t, phased_kc, basis_ptr + c * basis_stride,
+                                    z.data() + c * g.rank * pixels + k * t.pixels(), pixels);
               }
-            const auto gy_matrix = matrix(gy.data(), g.out_channels, t.pixels(), acc_type);
-            for (int64_t c = 0; c < g.in_channels; ++c) {
-              acc_t* phased_c = phased.data() + c * full.phased_size();
-              fill_phased(x_ptr + n * xs.n, xs, c, g, t, row0, phased_c);
-              if (need_coeff)
-                depthwise_forward(t, phased_c, basis_ptr + c * basis_stride, z.data() + c * g.rank * t.pixels(),
-                                  t.pixels());
-            }
-            if (need_coeff) grad_coeff.addmm_(gy_matrix, matrix(z.data(), mid, t.pixels(), acc_type).t());
+            if (need_coeff) grad_coeff.addmm_(gy_matrix, matrix(z.data(), mid, pixels, acc_type).t());
             if (!need_input && !need_basis) continue;
-            auto gz_matrix = matrix(gz.data(), mid, t.pixels(), acc_type);
+            auto gz_matrix = matrix(gz.data(), mid, pixels, acc_type);
             at::mm_out(gz_matrix, coeff_t, gy_matrix);
-            for (int64_t c = 0; c < g.in_channels; ++c) {
-              const acc_t* gz_c = gz.data() + c * g.rank * t.pixels();
-              if (need_basis)
-                depthwise_basis_grad(t, phased.data() + c * full.phased_size(), gz_c, t.pixels(),
-                                     grad_basis + c * basis_stride);
-              if (need_input) {
-                std::fill(grad_phased.begin(), grad_phased.end(), acc_t(0));
-                depthwise_input_grad(t, gz_c, t.pixels(), basis_ptr + c * basis_stride, grad_phased.data());
-                add_phased(grad_phased.data(), c, g, t, row0, gx.data());
+            for (int64_t k = 0; k < images; ++k)
+              for (int64_t c = 0; c < g.in_channels; ++c) {
+                const acc_t* gz_kc = gz.data() + c * g.rank * pixels + k * t.pixels();
+                if (need_basis)
+                  depthwise_basis_grad(t, phased.data() + (k * g.in_channels + c) * full.phased_size(), gz_kc, pixels,
+                                       grad_basis + c * basis_stride);
+                if (need_input) {
+                  std::fill(grad_phased.begin(), grad_phased.end(), acc_t(0));
+                  depthwise_input_grad(t, gz_kc, pixels, basis_ptr + c * basis_stride, grad_phased.data());
+                  add_phased(grad_phased.data(), c, g, t, row0, gx.data() + k * image);
+                }
               }
-            }
           }
           if (!need_input) continue;
-          for (int64_t c = 0; c < g.in_channels; ++c)
-            for (int64_t h = 0; h < g.in_h; ++h) {
-              const acc_t* src = gx.data() + (c * g.in_h + h) * g.in_w;
-              scalar_t* dst = gx_ptr + n * gxs.n + c * gxs.c + h * gxs.h;
-              for (int64_t w = 0; w < g.in_w; ++w) dst[w * gxs.w] = static_cast<scalar_t>(src[w]);
-            }
+          for (int64_t k = 0; k < images; ++k)
+            for (int64_t c = 0; c < g.in_channels; ++c)
+              for (int64_t h = 0; h < g.in_h; ++h) {
+                const acc_t* src = gx.data() + k * image + (c * g.in_h + h) * g.in_w;
+                scalar_t* dst = gx_ptr + (n0 + k) * gxs.n + c * gxs.c + h * gxs.h;
+                for (int64_t w = 0; w < g.in_w; ++w) dst[w * gxs.w] = static_cast<scalar_t>(src[w]);
+              }
         }
       });
     });

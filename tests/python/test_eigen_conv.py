@@ -58,6 +58,21 @@ def test_forward_and_backward_match_the_dense_reference(device, k, rank, stride,
         torch.testing.assert_close(g, w)
 
 
+@pytest.mark.parametrize("n,c_in,hw,rank,stride", [
+    (3, 64, (20, 30), 9, 1),   # several row bands per image, the last one partial
+    (9, 2, (5, 5), 3, 1),      # several images per tile, the last group partial
+    (2, 48, (23, 9), 6, 2),    # row bands with a strided input
+])
+def test_tiles_spanning_row_bands_and_images(n, c_in, hw, rank, stride):
+    x, basis, coeff, bias = [t.requires_grad_() for t in operands(n, c_in, 5, hw, 3, rank)]
+    y = ops.eigen_conv2d(x, basis, coeff, bias, (stride, stride), (1, 1))
+    expected = reference(x, basis, coeff, bias, (stride, stride), (1, 1), (1, 1))
+    torch.testing.assert_close(y, expected)
+    grad = torch.randn_like(y)
+    for g, w in zip(torch.autograd.grad(y, (x, basis, coeff), grad), torch.autograd.grad(expected, (x, basis, coeff), grad)):
+        torch.testing.assert_close(g, w)
+
+
 @pytest.mark.parametrize("device", DEVICES)
 def test_gradcheck(device):
     x, basis, coeff, bias = [t.requires_grad_() for t in operands(2, 3, 4, (6, 5), 3, 2, device)]
