@@ -16,23 +16,10 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from leanconv.nn import FilterSummaryConv2d  # noqa: E402
 from leanconv.reference.filter_summary import PlainFilterSummaryConv2d  # noqa: E402
-from harness import Row, common_arguments, measure_row, report  # noqa: E402
+from harness import Row, common_arguments, measure_row, module_runner, report  # noqa: E402
 
 IMAGENET_STAGES = [(64, 56), (128, 28), (256, 14), (512, 7)]
 CIFAR_STAGES = [(64, 32), (128, 16), (256, 8), (512, 4)]
-
-
-def runner(module, x, mode):
-    if mode == "forward":
-        def run():
-            with torch.no_grad():
-                module(x)
-        return run
-    xg = x.clone().requires_grad_()
-
-    def run():
-        module(xg).sum().backward()
-    return run
 
 
 def roofline_note(channels, size, batch, element_bytes=4):
@@ -65,7 +52,7 @@ def layer_rows(device, batch, stages, compression, args, label):
             row = Row("filter summary layer", workload, device, mode)
             if mode == "forward":
                 row.notes = {"roofline": roofline_note(channels, size, batch)}
-            rows.append(measure_row(row, {k: runner(m, x, mode) for k, m in variants.items()}, args.warmup,
+            rows.append(measure_row(row, {k: module_runner(m, x, mode) for k, m in variants.items()}, args.warmup,
                                     args.repeats))
     return rows
 

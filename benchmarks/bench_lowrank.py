@@ -19,24 +19,11 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from leanconv.models import resnet  # noqa: E402
 from leanconv.nn import EigenConv2d  # noqa: E402
 from leanconv.reference.lowrank import PlainEigenConv2d, plain_copy  # noqa: E402
-from harness import Row, common_arguments, measure_row, report  # noqa: E402
+from harness import Row, common_arguments, measure_row, module_runner, report  # noqa: E402
 
 CIFAR_STAGES = [(16, 32), (32, 16), (64, 8)]                      # batch 128
 IMAGENET_STAGES = [(64, 56), (128, 28), (256, 14), (512, 7)]      # batch 64
 RANKS = (2, 4, 6)
-
-
-def runner(module, x, mode):
-    if mode == "forward":
-        def run():
-            with torch.no_grad():
-                module(x)
-        return run
-    xg = x.clone().requires_grad_()
-
-    def run():
-        module(xg).sum().backward()
-    return run
 
 
 def roofline_note(channels, size, batch, rank, element_bytes=4):
@@ -72,7 +59,7 @@ def layer_rows(device, batch, stages, args, label):
                 row = Row("eigen conv layer", workload, device, mode)
                 if mode == "forward":
                     row.notes = {"roofline": roofline_note(channels, size, batch, rank)}
-                rows.append(measure_row(row, {k: runner(m, x, mode) for k, m in variants.items()}, args.warmup,
+                rows.append(measure_row(row, {k: module_runner(m, x, mode) for k, m in variants.items()}, args.warmup,
                                         args.repeats))
     return rows
 
@@ -103,8 +90,8 @@ def model_rows(device, batch, size, args):
         row = Row("ResNet-18 training step", f"{size}x{size} b{batch} R{rank}", device, "forward+backward")
         row.notes = {"saved activations": f"two-op {saved_activation_mib(plain, x):.1f} MiB, fused "
                                           f"{saved_activation_mib(fused, x):.1f} MiB"}
-        rows.append(measure_row(row, {"plain two-op": runner(plain, x, "fwdbwd"),
-                                      "leanconv fused": runner(fused, x, "fwdbwd")}, args.warmup, args.repeats))
+        rows.append(measure_row(row, {"plain two-op": module_runner(plain, x, "forward+backward"),
+                                      "leanconv fused": module_runner(fused, x, "forward+backward")}, args.warmup, args.repeats))
     return rows
 
 

@@ -70,6 +70,20 @@ def measure_row(row: Row, variants: Dict[str, Callable[[], object]], warmup: int
     return row
 
 
+def module_runner(module, x, mode: str) -> Callable[[], object]:
+    """One timed call of ``module``: 'forward' under no_grad, anything else forward + backward of the sum."""
+    if mode == "forward":
+        def run():
+            with torch.no_grad():
+                module(x)
+        return run
+    xg = x.clone().requires_grad_()
+
+    def run():
+        module(xg).sum().backward()
+    return run
+
+
 def _peak_mib(fn: Callable[[], object], device: str) -> Optional[float]:
     if not device.startswith("cuda"):
         return None

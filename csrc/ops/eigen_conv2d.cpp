@@ -3,6 +3,9 @@
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/library.h>
 
+#include <algorithm>
+#include <cmath>
+
 #include "leanconv/ops.h"
 
 namespace leanconv::ops {
@@ -35,8 +38,9 @@ bool eigen_conv2d_fused_is_cheaper(c10::DeviceType device, int64_t in_channels, 
   const double dense = double(out_channels) * in_channels * taps;
   if (device == c10::DeviceType::CPU) {
     constexpr double kDepthwiseCostPerMultiply = 4.0;  // measured, benchmarks/NOTES.md
-    constexpr double kFusedGemmPenalty = 1.25;         // small per-tile GEMMs against oneDNN's blocked conv
-    return kFusedGemmPenalty * pointwise + kDepthwiseCostPerMultiply * depthwise < dense;
+    // Per-tile GEMMs against oneDNN's blocked conv; with few output channels (the GEMM's M) they lose more.
+    const double gemm_penalty = 1.25 * std::sqrt(std::max(1.0, 64.0 / double(out_channels)));
+    return gemm_penalty * pointwise + kDepthwiseCostPerMultiply * depthwise < dense;
   }
   // On CUDA the dense conv runs on tensor cores (cuDNN); the fused kernel is plain FMA code and is chosen
   // only when asked for, until GPU measurements say otherwise.

@@ -76,7 +76,7 @@ class EigenConv2d(nn.Module):
     @property
     def weight(self) -> Tensor:
         """The dense equivalent weight (C_out, C_in, kh, kw), differentiable with respect to basis and coeff."""
-        return reconstruct(self.basis, self.coeff)
+        return reconstruct(self.basis, self.coeff).contiguous()  # the conv kernels want a dense layout
 
     def chosen_path(self, device=None) -> str:
         """'fused' or 'materialized': the path a forward on ``device`` (default: the parameters') takes."""
