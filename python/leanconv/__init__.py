@@ -6,6 +6,7 @@ import torch as _torch  # noqa: F401  (torch first: _C links against its librari
 from . import _C  # noqa: F401  (loads libleanconv and registers torch.ops.leanconv.*)
 from . import _fake  # noqa: F401  (fake kernels for torch.compile / torch.export)
 from . import ops, nn, models, fsnet, lowrank
+from .convert import convert
 
 __version__ = "0.1.0"
 
@@ -18,4 +19,4 @@ def compiled_with_cuda() -> bool:
     return _C.compiled_with_cuda()
 
 
-__all__ = ["ops", "nn", "models", "fsnet", "lowrank", "cmake_prefix_path", "compiled_with_cuda"]
+__all__ = ["ops", "nn", "models", "fsnet", "lowrank", "convert", "cmake_prefix_path", "compiled_with_cuda"]

@@ -356,3 +356,40 @@ def test_resnets_accept_lowrank_with_a_rank_rule():
         resnet.resnet18(conv="lowrank", rank=(4, 4, 4))
     with pytest.raises(TypeError, match="unknown options"):
         resnet.resnet20(conv="lowrank", compression=3)
+
+
+# ---- converting a trained model ------------------------------------------------------------------------------
+
+
+def test_convert_at_full_rank_keeps_the_function():
+    from leanconv.models import resnet
+
+    dense = resnet.resnet20().double().eval()
+    eigen = leanconv.convert(dense, "lowrank", rank=9)
+    assert sum(isinstance(m, EigenConv2d) for m in eigen.modules()) == 19  # 18 block convs + the stem
+    assert not any(isinstance(m, EigenConv2d) for m in dense.modules())  # the original is untouched
+    x = torch.randn(2, 3, 32, 32, dtype=torch.float64)
+    torch.testing.assert_close(eigen(x), dense(x))
+    kept = leanconv.convert(dense, "lowrank", energy=0.5, skip=["stem.0"])
+    assert type(kept.stem[0]) is nn.Conv2d
+    for name, conv in dense.named_modules():
+        if isinstance(conv, nn.Conv2d) and conv.kernel_size == (3, 3) and name != "stem.0":
+            assert kept.get_submodule(name).rank == leanconv.lowrank.effective_rank(conv, 0.5)
+
+
+def test_convert_to_filter_summary_and_errors():
+    from leanconv.models import resnet
+    from leanconv.nn import FilterSummaryConv2d
+
+    model = leanconv.convert(resnet.resnet20(), "filter_summary", compression=9, skip=["stem.0"])
+    assert sum(isinstance(m, FilterSummaryConv2d) for m in model.modules()) == 18
+    with pytest.raises(ValueError, match="convert supports"):
+        leanconv.convert(model, "generated")
+
+
+def test_decef_workflow_cli(capsys):
+    from leanconv.train import decef
+
+    decef.main(["--dataset", "random", "--epochs", "1", "--finetune-epochs", "1", "--device", "cpu"])
+    out = capsys.readouterr().out
+    assert "Effective rank by depth" in out and "| converted + fine-tuned |" in out
