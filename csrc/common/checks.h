@@ -115,6 +115,30 @@ inline int64_t conv_output_size(int64_t in, int64_t kernel, int64_t stride, int6
   return (in + 2 * pad - dilation * (kernel - 1) - 1) / stride + 1;
 }
 
+// Sets a window's kernel, stride, padding and dilation (checked by check_conv_arguments).
+inline void set_window_arguments(common::ConvWindow& w, int64_t kernel_h, int64_t kernel_w, at::IntArrayRef stride,
+                                 at::IntArrayRef padding, at::IntArrayRef dilation) {
+  w.kernel_h = kernel_h;
+  w.kernel_w = kernel_w;
+  w.stride_h = stride[0];
+  w.stride_w = stride[1];
+  w.pad_h = padding[0];
+  w.pad_w = padding[1];
+  w.dil_h = dilation[0];
+  w.dil_w = dilation[1];
+}
+
+// Sets a window's input size and its output size, which must not be empty.
+inline void set_window_sizes(common::ConvWindow& w, int64_t in_h, int64_t in_w) {
+  w.in_h = in_h;
+  w.in_w = in_w;
+  w.out_h = conv_output_size(in_h, w.kernel_h, w.stride_h, w.pad_h, w.dil_h);
+  w.out_w = conv_output_size(in_w, w.kernel_w, w.stride_w, w.pad_w, w.dil_w);
+  TORCH_CHECK(w.out_h > 0 && w.out_w > 0, "leanconv: the input (", in_h, "x", in_w,
+              ") is smaller than the dilated kernel (", w.dil_h * (w.kernel_h - 1) + 1, "x",
+              w.dil_w * (w.kernel_w - 1) + 1, ") after padding");
+}
+
 inline common::ShiftedSum check_shifted_sum(const at::Tensor& t, std::string_view name, int64_t kernel_h,
                                             int64_t kernel_w, int64_t channel_step, at::IntArrayRef stride,
                                             at::IntArrayRef padding, at::IntArrayRef dilation) {
@@ -127,25 +151,13 @@ inline common::ShiftedSum check_shifted_sum(const at::Tensor& t, std::string_vie
   common::ShiftedSum s{};
   s.channels = t.size(1);
   s.step = channel_step;
-  s.kernel_h = kernel_h;
-  s.kernel_w = kernel_w;
-  s.stride_h = stride[0];
-  s.stride_w = stride[1];
-  s.pad_h = padding[0];
-  s.pad_w = padding[1];
-  s.dil_h = dilation[0];
-  s.dil_w = dilation[1];
+  set_window_arguments(s, kernel_h, kernel_w, stride, padding, dilation);
   return s;
 }
 
 // The geometry of a shifted sum over an input of spatial size in_h x in_w, with its output size.
 inline common::ShiftedSum with_sizes(common::ShiftedSum s, int64_t in_h, int64_t in_w) {
-  s.in_h = in_h;
-  s.in_w = in_w;
-  s.out_h = conv_output_size(in_h, s.kernel_h, s.stride_h, s.pad_h, s.dil_h);
-  s.out_w = conv_output_size(in_w, s.kernel_w, s.stride_w, s.pad_w, s.dil_w);
-  TORCH_CHECK(s.out_h > 0 && s.out_w > 0, "leanconv: the input (", in_h, "x", in_w,
-              ") is smaller than the dilated kernel");
+  set_window_sizes(s, in_h, in_w);
   return s;
 }
 
@@ -192,8 +204,7 @@ inline common::EigenConv eigen_conv_geometry(const at::Tensor& input, const at::
   g.batch = input.size(0);
   g.in_channels = basis.size(0);
   g.rank = basis.size(1);
-  g.kernel_h = basis.size(2);
-  g.kernel_w = basis.size(3);
+  set_window_arguments(g, basis.size(2), basis.size(3), stride, padding, dilation);
   g.out_channels = coeff.size(0);
   TORCH_CHECK(g.in_channels > 0 && g.kernel_h > 0 && g.kernel_w > 0 && g.out_channels > 0,
               "leanconv: basis and coeff must not be empty, got basis ", basis.sizes(), " and coeff ", coeff.sizes());
@@ -209,19 +220,7 @@ inline common::EigenConv eigen_conv_geometry(const at::Tensor& input, const at::
     TORCH_CHECK(bias->dim() == 1 && bias->size(0) == g.out_channels, "leanconv: bias must have shape (",
                 g.out_channels, "), got ", bias->sizes());
   }
-  g.in_h = input.size(2);
-  g.in_w = input.size(3);
-  g.stride_h = stride[0];
-  g.stride_w = stride[1];
-  g.pad_h = padding[0];
-  g.pad_w = padding[1];
-  g.dil_h = dilation[0];
-  g.dil_w = dilation[1];
-  g.out_h = conv_output_size(g.in_h, g.kernel_h, g.stride_h, g.pad_h, g.dil_h);
-  g.out_w = conv_output_size(g.in_w, g.kernel_w, g.stride_w, g.pad_w, g.dil_w);
-  TORCH_CHECK(g.out_h > 0 && g.out_w > 0, "leanconv: the input (", g.in_h, "x", g.in_w,
-              ") is smaller than the dilated kernel (", g.dil_h * (g.kernel_h - 1) + 1, "x",
-              g.dil_w * (g.kernel_w - 1) + 1, ") after padding");
+  set_window_sizes(g, input.size(2), input.size(3));
   return g;
 }
 

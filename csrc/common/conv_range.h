@@ -1,4 +1,5 @@
-// The in-image part of a convolution tap, shared by every direct (non-GEMM) conv kernel.
+// The geometry of a 2-D convolution window and the in-image part of a tap, shared by every direct
+// (non-GEMM) conv kernel.
 #pragma once
 
 #include <cstdint>
@@ -6,6 +7,17 @@
 #include "macros.h"
 
 namespace leanconv::common {
+
+// Kernel size, stride, padding and dilation of a 2-D window sliding over an in_h x in_w input, and the
+// out_h x out_w positions it takes. Each family's geometry extends it with its channel layout.
+struct ConvWindow {
+  int64_t kernel_h, kernel_w;
+  int64_t stride_h, stride_w, pad_h, pad_w, dil_h, dil_w;
+  int64_t in_h, in_w, out_h, out_w;
+
+  LEANCONV_HOST_DEVICE int64_t taps() const { return kernel_h * kernel_w; }
+  LEANCONV_HOST_DEVICE int64_t out_pixels() const { return out_h * out_w; }
+};
 
 // The output range [first, last) of one axis whose input coordinate first*stride + offset .. lies in [0, in):
 // the taps of a row or column that fall inside the image, so the inner loops need no bounds test.

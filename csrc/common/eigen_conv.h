@@ -13,15 +13,10 @@
 
 namespace leanconv::common {
 
-struct EigenConv {
+struct EigenConv : ConvWindow {
   int64_t batch, in_channels, rank, out_channels;
-  int64_t kernel_h, kernel_w;
-  int64_t in_h, in_w, out_h, out_w;
-  int64_t stride_h, stride_w, pad_h, pad_w, dil_h, dil_w;
 
   LEANCONV_HOST_DEVICE int64_t mid_channels() const { return in_channels * rank; }
-  LEANCONV_HOST_DEVICE int64_t taps() const { return kernel_h * kernel_w; }
-  LEANCONV_HOST_DEVICE int64_t out_pixels() const { return out_h * out_w; }
 
   // Multiplies of one output pixel: the depthwise stage, the pointwise stage, and the dense conv it replaces.
   int64_t depthwise_macs() const { return mid_channels() * taps(); }

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 
+#include "conv_range.h"
 #include "macros.h"
 
 namespace leanconv::common {
@@ -62,12 +63,9 @@ struct SummaryLayout {
 
 // The shifted sum of the direct path: y[n, o, p, q] = sum over taps (i, j) of
 // z[n, (o + (i*kw + j)*step) mod M, p*sh - ph + i*dh, q*sw - pw + j*dw] (zero outside z), M = z's channels.
-struct ShiftedSum {
+struct ShiftedSum : ConvWindow {
   int64_t channels;  // M = C_out
   int64_t step;      // C_in / s, the segment shift from one tap to the next
-  int64_t kernel_h, kernel_w;
-  int64_t stride_h, stride_w, pad_h, pad_w, dil_h, dil_w;
-  int64_t in_h, in_w, out_h, out_w;
 
   LEANCONV_HOST_DEVICE int64_t source_channel(int64_t o, int64_t t) const { return (o + t * step) % channels; }
 

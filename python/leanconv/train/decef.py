@@ -26,7 +26,7 @@ def main(argv=None):
     p.add_argument("--train-subset", type=int, default=12000)
     p.add_argument("--epochs", type=int, default=2, help="dense training epochs")
     p.add_argument("--finetune-epochs", type=int, default=1)
-    p.add_argument("--energy", type=float, default=0.9, help="singular-value energy the ranks keep")
+    p.add_argument("--energy", type=float, default=0.7, help="singular-value energy the ranks keep")
     p.add_argument("--dataset", choices=["fashion-mnist", "random"], default="fashion-mnist")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = p.parse_args(argv)
