@@ -30,16 +30,12 @@ namespace leanconv::cuda {
 namespace {
 
 using common::EigenConv;
+using common::Strides4;
+using checks::strides_of;
 
 constexpr int kTileO = 64, kTilePixels = 64, kChunk = 16, kBlockThreads = 256;
 constexpr int kMicro = 4;  // each thread: kMicro output channels x kMicro pixels
 static_assert((kTileO / kMicro) * (kTilePixels / kMicro) == kBlockThreads, "one register tile per thread");
-
-struct Strides4 {
-  int64_t n, c, h, w;
-};
-
-Strides4 strides_of(const at::Tensor& t) { return {t.stride(0), t.stride(1), t.stride(2), t.stride(3)}; }
 
 template <typename scalar_t>
 __global__ void __launch_bounds__(kBlockThreads)

@@ -115,6 +115,10 @@ inline int64_t conv_output_size(int64_t in, int64_t kernel, int64_t stride, int6
   return (in + 2 * pad - dilation * (kernel - 1) - 1) / stride + 1;
 }
 
+inline common::Strides4 strides_of(const at::Tensor& t) {
+  return {t.stride(0), t.stride(1), t.stride(2), t.stride(3)};
+}
+
 // Sets a window's kernel, stride, padding and dilation (checked by check_conv_arguments).
 inline void set_window_arguments(common::ConvWindow& w, int64_t kernel_h, int64_t kernel_w, at::IntArrayRef stride,
                                  at::IntArrayRef padding, at::IntArrayRef dilation) {

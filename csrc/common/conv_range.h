@@ -19,6 +19,12 @@ struct ConvWindow {
   LEANCONV_HOST_DEVICE int64_t out_pixels() const { return out_h * out_w; }
 };
 
+// Element strides of a 4-D (N, C, H, W) tensor in any memory format: kernels that index through them read and
+// write channels_last tensors without copies.
+struct Strides4 {
+  int64_t n, c, h, w;
+};
+
 // The output range [first, last) of one axis whose input coordinate first*stride + offset .. lies in [0, in):
 // the taps of a row or column that fall inside the image, so the inner loops need no bounds test.
 LEANCONV_HOST_DEVICE void valid_output_range(int64_t offset, int64_t stride, int64_t in, int64_t out,

@@ -17,11 +17,6 @@ struct EigenConv : ConvWindow {
   int64_t batch, in_channels, rank, out_channels;
 
   LEANCONV_HOST_DEVICE int64_t mid_channels() const { return in_channels * rank; }
-
-  // Multiplies of one output pixel: the depthwise stage, the pointwise stage, and the dense conv it replaces.
-  int64_t depthwise_macs() const { return mid_channels() * taps(); }
-  int64_t pointwise_macs() const { return out_channels * mid_channels(); }
-  int64_t dense_macs() const { return out_channels * in_channels * taps(); }
 };
 
 }  // namespace leanconv::common

@@ -23,7 +23,9 @@
 namespace leanconv::cpu {
 namespace {
 
+using checks::strides_of;
 using common::EigenConv;
+using common::Strides4;
 
 // A tile's z holds about kTileElements values (256 KiB in float, so it stays in L2), but at least kMinPixels
 // columns: the GEMMs lose their efficiency on narrower matrices, and in the backward every tile adds a
@@ -32,11 +34,6 @@ using common::EigenConv;
 constexpr int64_t kTileElements = int64_t(1) << 16;
 constexpr int64_t kMinPixels = 256;
 constexpr int64_t kRankGroup = 4;  // the micro-kernels' basis group (depthwise_rows.cpp)
-
-struct Strides {
-  int64_t n, c, h, w;
-  explicit Strides(const at::Tensor& t) : n(t.stride(0)), c(t.stride(1)), h(t.stride(2)), w(t.stride(3)) {}
-};
 
 int64_t padded_row_length(const EigenConv& g) { return (g.out_w + kLanes - 1) / kLanes * kLanes; }
 
@@ -82,7 +79,7 @@ DepthwiseTile tile_of(const EigenConv& g, int64_t rows) {
 // The tile's input rows of channel c of one image, zero-padded, in op-math type, split by column phase
 // (depthwise_rows.h). row0 is the tile's first output row.
 template <typename scalar_t, typename acc_t>
-void fill_phased(const scalar_t* x, const Strides& xs, int64_t c, const EigenConv& g, const DepthwiseTile& t,
+void fill_phased(const scalar_t* x, const Strides4& xs, int64_t c, const EigenConv& g, const DepthwiseTile& t,
                  int64_t row0, acc_t* phased) {
   const int64_t h0 = row0 * g.stride_h - g.pad_h;
   for (int64_t f = 0; f < g.stride_w; ++f) {
@@ -152,7 +149,7 @@ at::Tensor matrix(void* data, int64_t rows, int64_t cols, at::ScalarType type) {
 
 // The depthwise stage of one image's part of a tile: rows (c*R + r)*z_stride of z, t.pixels() columns from z.
 template <typename scalar_t, typename acc_t>
-void depthwise_tile(const scalar_t* x, const Strides& xs, const acc_t* basis, const EigenConv& g,
+void depthwise_tile(const scalar_t* x, const Strides4& xs, const acc_t* basis, const EigenConv& g,
                     const DepthwiseTile& t, int64_t row0, acc_t* phased, acc_t* z, int64_t z_stride) {
   const int64_t basis_stride = padded_rank(g) * g.taps();
   for (int64_t c = 0; c < g.in_channels; ++c) {
@@ -177,7 +174,7 @@ at::Tensor eigen_conv2d_kernel(const at::Tensor& input, const at::Tensor& basis,
     using acc_t = at::opmath_type<scalar_t>;
     const TilePlan plan(g);
     const int64_t mid = g.mid_channels();
-    const Strides xs(input), ys(output);
+    const Strides4 xs = strides_of(input), ys = strides_of(output);
     const scalar_t* x_ptr = input.const_data_ptr<scalar_t>();
     const acc_t* basis_ptr = basis_acc.const_data_ptr<acc_t>();
     const acc_t* bias_ptr = bias_acc.const_data_ptr<acc_t>();
@@ -185,7 +182,8 @@ at::Tensor eigen_conv2d_kernel(const at::Tensor& input, const at::Tensor& basis,
     at::parallel_for(0, plan.groups * plan.bands, 1, [&](int64_t begin, int64_t end) {
       // Worker threads do not inherit the caller's dispatch state: the GEMMs below must not reach autograd.
       at::AutoDispatchBelowADInplaceOrView below_autograd;
-      const auto full = tile_of(g, plan.rows);
+      // Every band has plan.rows rows but the image's last, which may be shorter.
+      const auto full = tile_of(g, plan.rows), last = tile_of(g, g.out_h - (plan.bands - 1) * plan.rows);
       const int64_t capacity = plan.images * full.pixels();
       const bool compact = full.row_length != g.out_w;
       std::vector<acc_t> phased(full.phased_size()), z(mid * capacity), y_tile(g.out_channels * capacity);
@@ -193,7 +191,7 @@ at::Tensor eigen_conv2d_kernel(const at::Tensor& input, const at::Tensor& basis,
       for (int64_t index = begin; index < end; ++index) {
         const int64_t n0 = (index / plan.bands) * plan.images, row0 = (index % plan.bands) * plan.rows;
         const int64_t images = std::min(plan.images, g.batch - n0);
-        const auto t = tile_of(g, std::min(plan.rows, g.out_h - row0));
+        const auto& t = row0 + plan.rows <= g.out_h ? full : last;
         const int64_t pixels = images * t.pixels();  // z columns: image-major, then padded rows
         for (int64_t k = 0; k < images; ++k)
           depthwise_tile(x_ptr + (n0 + k) * xs.n, xs, basis_ptr, g, t, row0, phased.data(), z.data() + k * t.pixels(),
@@ -235,8 +233,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> eigen_conv2d_backward_kernel(
       using acc_t = at::opmath_type<scalar_t>;
       const TilePlan plan(g);
       const int64_t image = g.in_channels * g.in_h * g.in_w;
-      const Strides xs(input), gys(grad_output);
-      const Strides gxs = need_input ? Strides(grad_input) : xs;
+      const Strides4 xs = strides_of(input), gys = strides_of(grad_output);
+      const Strides4 gxs = need_input ? strides_of(grad_input) : xs;
       const scalar_t* x_ptr = input.const_data_ptr<scalar_t>();
       const scalar_t* gy_ptr = grad_output.const_data_ptr<scalar_t>();
       const acc_t* basis_ptr = basis_acc.const_data_ptr<acc_t>();
@@ -247,7 +245,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> eigen_conv2d_backward_kernel(
         const int64_t thread = at::get_thread_num();
         acc_t* grad_basis = grad_basis_parts[thread].mutable_data_ptr<acc_t>();
         auto grad_coeff = grad_coeff_parts[thread];
-        const auto full = tile_of(g, plan.rows);
+        const auto full = tile_of(g, plan.rows), last = tile_of(g, g.out_h - (plan.bands - 1) * plan.rows);
         const int64_t capacity = plan.images * full.pixels();
         std::vector<acc_t> phased(plan.images * g.in_channels * full.phased_size()), grad_phased(full.phased_size());
         const bool compact = full.row_length != g.out_w;
@@ -259,7 +257,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> eigen_conv2d_backward_kernel(
           std::fill(gx.begin(), gx.end(), acc_t(0));
           for (int64_t band = 0; band < plan.bands; ++band) {
             const int64_t row0 = band * plan.rows;
-            const auto t = tile_of(g, std::min(plan.rows, g.out_h - row0));
+            const auto& t = row0 + plan.rows <= g.out_h ? full : last;
             const int64_t pixels = images * t.pixels();
             const int64_t segments = images * t.rows, gemm_row = compact ? g.out_w : t.row_length;
             const int64_t gemm_pixels = segments * gemm_row;

@@ -4,6 +4,8 @@ from typing import Optional, Sequence
 import torch
 from torch import Tensor
 
+from . import _C
+
 
 def generate_weights(ring: Tensor, seed: int, total: int, offset: int, shape: Sequence[int], scale: float) -> Tensor:
     """Positions ``[offset, offset + prod(shape))`` of a generated-weight model's virtual weight sequence.
@@ -60,7 +62,6 @@ def eigen_conv2d_fused_is_cheaper(device, in_channels: int, out_channels: int, k
                                   rank: int) -> bool:
     """Whether the fused kernel is expected to beat weight materialisation + the dense conv for this layer shape
     on this device (the cost model is in C++, shared with the C++ module)."""
-    from . import _C
     kh, kw = kernel_size
     return _C.eigen_conv2d_fused_is_cheaper(torch.device(device).type, int(in_channels), int(out_channels), int(kh),
                                             int(kw), int(rank))
