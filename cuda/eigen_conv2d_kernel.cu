@@ -18,6 +18,7 @@
 #include <ATen/ops/empty.h>
 #include <ATen/ops/empty_like.h>
 #include <ATen/ops/zeros.h>
+#include <c10/core/impl/LocalDispatchKeySet.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
@@ -150,6 +151,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> eigen_conv2d_backward_cuda(
     at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, std::array<bool, 3> output_mask) {
   const auto g = checks::eigen_conv_backward_geometry(grad_output, input, basis, coeff, stride, padding, dilation);
   c10::cuda::CUDAGuard guard(input.device());
+  // The cuDNN calls below must run in the operands' dtype even when called inside an autocast region.
+  c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
   const bool need_input = output_mask[0], need_basis = output_mask[1], need_coeff = output_mask[2];
   const int64_t mid = g.mid_channels();
   const auto depthwise_weight = basis.reshape({mid, 1, g.kernel_h, g.kernel_w});
@@ -157,7 +160,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> eigen_conv2d_backward_cuda(
   const std::vector<int64_t> one{1, 1}, zero{0, 0};
   const int64_t chunk = std::max<int64_t>(1, kChunkElements / std::max<int64_t>(1, mid * g.out_pixels()));
 
-  at::Tensor grad_input = need_input ? at::empty_like(input) : at::Tensor();
+  at::Tensor grad_input =
+      need_input ? at::empty(input.sizes(), input.options().memory_format(input.suggest_memory_format())) : at::Tensor();
   // Chunk sums accumulate in the op-math type (float for half/bfloat16).
   const auto acc_options = basis.options().dtype(at::toOpMathType(basis.scalar_type()));
   at::Tensor grad_basis = need_basis ? at::zeros(depthwise_weight.sizes(), acc_options) : at::Tensor();
@@ -178,8 +182,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> eigen_conv2d_backward_cuda(
     if (need_input) grad_input.narrow(0, n0, count).copy_(grad_x);
     if (need_basis) grad_basis.add_(grad_depthwise);
   }
-  if (need_basis) grad_basis = grad_basis.view(basis.sizes()).to(basis.scalar_type());
-  if (need_coeff) grad_coeff = grad_coeff.view(coeff.sizes()).to(coeff.scalar_type());
+  if (need_basis) grad_basis = grad_basis.view(basis.sizes()).to(basis.scalar_type()).contiguous();
+  if (need_coeff) grad_coeff = grad_coeff.view(coeff.sizes()).to(coeff.scalar_type()).contiguous();
   return {grad_input, grad_basis, grad_coeff};
 }
 

@@ -37,6 +37,19 @@ inline void check_same_dtype(const at::Tensor& a, std::string_view a_name, const
               " must have the same dtype, got ", a.scalar_type(), " and ", b.scalar_type());
 }
 
+// a * b and a + b for sizes and indices, or a clear error: no size product may wrap around.
+inline int64_t checked_mul(int64_t a, int64_t b, std::string_view what) {
+  int64_t result = 0;
+  TORCH_CHECK(!__builtin_mul_overflow(a, b, &result), "leanconv: ", what, " overflows int64 (", a, " * ", b, ")");
+  return result;
+}
+
+inline int64_t checked_add(int64_t a, int64_t b, std::string_view what) {
+  int64_t result = 0;
+  TORCH_CHECK(!__builtin_add_overflow(a, b, &result), "leanconv: ", what, " overflows int64 (", a, " + ", b, ")");
+  return result;
+}
+
 // A conv module's input: (C, H, W) or (N, C, H, W) with the module's channel count. Same words as the
 // Python modules' check (leanconv/nn/_conv_args.py).
 inline void check_conv_input(const at::Tensor& input, int64_t in_channels, std::string_view module) {
@@ -64,7 +77,8 @@ inline void check_ring(const at::Tensor& ring) {
   check_floating(ring, "ring");
 }
 
-// A contiguous range [offset, offset + numel) of the virtual weight sequence [0, total).
+// A contiguous range [offset, offset + numel) of the virtual weight sequence [0, total). Compared without
+// forming offset + numel, which could wrap around for an offset near the int64 limit.
 inline void check_ring_range(int64_t total, int64_t offset, int64_t numel) {
   TORCH_CHECK(total > 0,
               "leanconv: the ring's virtual weight sequence is empty (total = ", total,
@@ -72,47 +86,68 @@ inline void check_ring_range(int64_t total, int64_t offset, int64_t numel) {
   TORCH_CHECK(total <= common::kMaxRingTotal, "leanconv: total must be at most 2^62, got ", total);
   TORCH_CHECK(offset >= 0, "leanconv: offset must be non-negative, got ", offset);
   TORCH_CHECK(numel >= 0, "leanconv: the generated shape must have non-negative sizes, got numel ", numel);
-  TORCH_CHECK(offset + numel <= total, "leanconv: the range [offset, offset + numel) = [", offset, ", ",
-              offset + numel, ") lies outside the ring's virtual weight sequence [0, ", total, ")");
+  TORCH_CHECK(offset <= total && numel <= total - offset, "leanconv: the range [offset, offset + numel) = [", offset,
+              ", ", offset, " + ", numel, ") lies outside the ring's virtual weight sequence [0, ", total, ")");
 }
 
 inline int64_t checked_numel(at::IntArrayRef shape) {
   int64_t numel = 1;
   for (const auto size : shape) {
     TORCH_CHECK(size >= 0, "leanconv: shape must have non-negative sizes, got ", shape);
-    numel *= size;
+    numel = checked_mul(numel, size, "the number of elements of the shape");
   }
   return numel;
 }
 
 // ---- overlapping-segment (FSNet) family ------------------------------------------------------------
 
-inline common::SummaryLayout check_summary_layout(const at::Tensor& summary, int64_t out_channels,
-                                                  int64_t in_channels, int64_t kernel_h, int64_t kernel_w,
-                                                  int64_t stride) {
-  check_dim(summary, 1, "summary");
-  check_floating(summary, "summary");
+// A summary layout whose every index, and every unwrapped position the overlap-add walks, fits in int64.
+inline common::SummaryLayout summary_layout(int64_t out_channels, int64_t in_channels, int64_t kernel_h,
+                                            int64_t kernel_w, int64_t stride) {
   TORCH_CHECK(out_channels > 0 && in_channels > 0, "leanconv: out_channels and in_channels must be positive, got ",
               out_channels, " and ", in_channels);
   TORCH_CHECK(kernel_h > 0 && kernel_w > 0, "leanconv: kernel size must be positive, got ", kernel_h, "x", kernel_w);
   TORCH_CHECK(stride >= 1, "leanconv: the summary stride s must be at least 1, got ", stride,
               " (a compression above C_in*k*k gives s < 1)");
-  TORCH_CHECK(summary.numel() == out_channels * stride, "leanconv: summary length must be C_out * s = ",
-              out_channels, " * ", stride, " = ", out_channels * stride, ", got ", summary.numel());
-  return common::SummaryLayout{out_channels, in_channels, kernel_h, kernel_w, stride, summary.numel()};
+  const int64_t filter_length =
+      checked_mul(checked_mul(in_channels, kernel_h, "C_in*kh*kw"), kernel_w, "C_in*kh*kw");
+  checked_mul(out_channels, filter_length, "the weight's number of elements C_out*C_in*kh*kw");
+  const int64_t length = checked_mul(out_channels, stride, "the summary length C_out*s");
+  checked_add(checked_add(length, filter_length, "the summary positions"), length, "the summary positions");
+  return common::SummaryLayout{out_channels, in_channels, kernel_h, kernel_w, stride, length};
+}
+
+inline common::SummaryLayout check_summary_layout(const at::Tensor& summary, int64_t out_channels,
+                                                  int64_t in_channels, int64_t kernel_h, int64_t kernel_w,
+                                                  int64_t stride) {
+  check_dim(summary, 1, "summary");
+  check_floating(summary, "summary");
+  const auto layout = summary_layout(out_channels, in_channels, kernel_h, kernel_w, stride);
+  TORCH_CHECK(summary.numel() == layout.length, "leanconv: summary length must be C_out * s = ", out_channels, " * ",
+              stride, " = ", layout.length, ", got ", summary.numel());
+  return layout;
 }
 
 inline common::SummaryLayout check_summary_gradient(const at::Tensor& grad_weight, int64_t length, int64_t stride) {
   check_dim(grad_weight, 4, "grad_weight");
   check_floating(grad_weight, "grad_weight");
-  TORCH_CHECK(stride >= 1 && length == grad_weight.size(0) * stride, "leanconv: summary length ", length,
-              " must be C_out * s = ", grad_weight.size(0), " * ", stride);
-  return common::SummaryLayout{grad_weight.size(0), grad_weight.size(1), grad_weight.size(2), grad_weight.size(3),
-                               stride, length};
+  TORCH_CHECK(grad_weight.numel() > 0, "leanconv: grad_weight (C_out, C_in, kh, kw) must not be empty, got shape ",
+              grad_weight.sizes());
+  const auto layout =
+      summary_layout(grad_weight.size(0), grad_weight.size(1), grad_weight.size(2), grad_weight.size(3), stride);
+  TORCH_CHECK(length == layout.length, "leanconv: summary length ", length, " must be C_out * s = ",
+              grad_weight.size(0), " * ", stride, " = ", layout.length);
+  return layout;
 }
 
+// The output size of one conv axis, or a clear error when the (overflow-checked) padded input is smaller
+// than the dilated kernel. Returns 0 only for an empty input axis of a valid geometry.
 inline int64_t conv_output_size(int64_t in, int64_t kernel, int64_t stride, int64_t pad, int64_t dilation) {
-  return (in + 2 * pad - dilation * (kernel - 1) - 1) / stride + 1;
+  const int64_t span = checked_add(checked_mul(dilation, kernel - 1, "the dilated kernel"), 1, "the dilated kernel");
+  const int64_t padded = checked_add(in, checked_mul(2, pad, "the padding"), "the padded input");
+  TORCH_CHECK(padded >= span, "leanconv: the input (size ", in, " along an axis, padded to ", padded,
+              ") is smaller than the dilated kernel (", span, ")");
+  return (padded - span) / stride + 1;
 }
 
 inline common::Strides4 strides_of(const at::Tensor& t) {
@@ -136,11 +171,9 @@ inline void set_window_arguments(common::ConvWindow& w, int64_t kernel_h, int64_
 inline void set_window_sizes(common::ConvWindow& w, int64_t in_h, int64_t in_w) {
   w.in_h = in_h;
   w.in_w = in_w;
+  TORCH_CHECK(in_h >= 0 && in_w >= 0, "leanconv: the input size must be non-negative, got ", in_h, "x", in_w);
   w.out_h = conv_output_size(in_h, w.kernel_h, w.stride_h, w.pad_h, w.dil_h);
   w.out_w = conv_output_size(in_w, w.kernel_w, w.stride_w, w.pad_w, w.dil_w);
-  TORCH_CHECK(w.out_h > 0 && w.out_w > 0, "leanconv: the input (", in_h, "x", in_w,
-              ") is smaller than the dilated kernel (", w.dil_h * (w.kernel_h - 1) + 1, "x",
-              w.dil_w * (w.kernel_w - 1) + 1, ") after padding");
 }
 
 inline common::ShiftedSum check_shifted_sum(const at::Tensor& t, std::string_view name, int64_t kernel_h,
@@ -152,9 +185,11 @@ inline common::ShiftedSum check_shifted_sum(const at::Tensor& t, std::string_vie
   check_conv_arguments(stride, padding, dilation);
   TORCH_CHECK(t.size(1) > 0, "leanconv: ", name, " must have at least one channel");
   TORCH_CHECK(channel_step >= 0, "leanconv: channel_step must be non-negative, got ", channel_step);
+  checked_mul(checked_mul(kernel_h, kernel_w, "the number of taps"), t.size(1), "taps * channels");
   common::ShiftedSum s{};
   s.channels = t.size(1);
-  s.step = channel_step;
+  // Only the step modulo M matters; reduced, tap * step < taps * M cannot overflow.
+  s.step = channel_step % s.channels;
   set_window_arguments(s, kernel_h, kernel_w, stride, padding, dilation);
   return s;
 }

@@ -3,6 +3,7 @@
 // coeff turns it into the tile's output. z never reaches memory as a whole; the backward recomputes it tile by
 // tile. Arithmetic runs in the op-math type (float for half/bfloat16); inputs and outputs are read and written
 // through their strides, so channels_last needs no copies.
+#include <ATen/Context.h>
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
@@ -34,6 +35,9 @@ using common::Strides4;
 constexpr int64_t kTileElements = int64_t(1) << 16;
 constexpr int64_t kMinPixels = 256;
 constexpr int64_t kRankGroup = 4;  // the micro-kernels' basis group (depthwise_rows.cpp)
+// Chunks of the backward's weight-gradient sums under deterministic algorithms: enough for a many-core CPU,
+// few enough that the partial sums stay small.
+constexpr int64_t kDeterministicParts = 8;
 
 int64_t padded_row_length(const EigenConv& g) { return (g.out_w + kLanes - 1) / kLanes * kLanes; }
 
@@ -143,6 +147,13 @@ void expand_columns(const T* compact, T* padded, int64_t matrix_rows, int64_t se
   }
 }
 
+// parts[0] + parts[1] + ... in that order (a reduction kernel may choose its own order).
+at::Tensor in_order_sum(const at::Tensor& parts) {
+  auto sum = parts[0].clone();
+  for (int64_t p = 1; p < parts.size(0); ++p) sum.add_(parts[p]);
+  return sum;
+}
+
 at::Tensor matrix(void* data, int64_t rows, int64_t cols, at::ScalarType type) {
   return at::from_blob(data, {rows, cols}, at::TensorOptions().dtype(type));
 }
@@ -220,10 +231,16 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> eigen_conv2d_backward_kernel(
   const auto g = checks::eigen_conv_backward_geometry(grad_output, input, basis, coeff, stride, padding, dilation);
   const bool need_input = output_mask[0], need_basis = output_mask[1], need_coeff = output_mask[2];
   const auto acc_type = at::toOpMathType(input.scalar_type());
-  const int64_t threads = at::get_num_threads(), mid = g.mid_channels(), basis_stride = padded_rank(g) * g.taps();
-  // Per-thread partial sums, added in thread order at the end: deterministic for a given thread count.
-  auto grad_basis_parts = at::zeros({threads, g.in_channels, padded_rank(g), g.taps()}, basis.options().dtype(acc_type));
-  auto grad_coeff_parts = at::zeros({threads, g.out_channels, mid}, coeff.options().dtype(acc_type));
+  const int64_t mid = g.mid_channels(), basis_stride = padded_rank(g) * g.taps();
+  const TilePlan plan(g);
+  // Image groups go to `parts` chunks, each with its own partial sums of the basis and coefficient gradients,
+  // added in chunk order at the end. Normally one chunk per thread; under torch.use_deterministic_algorithms a
+  // fixed number, so the sums do not depend on the thread count.
+  const int64_t parts = std::max<int64_t>(
+      1, std::min<int64_t>(plan.groups, at::globalContext().deterministicAlgorithms() ? kDeterministicParts
+                                                                                      : at::get_num_threads()));
+  auto grad_basis_parts = at::zeros({parts, g.in_channels, padded_rank(g), g.taps()}, basis.options().dtype(acc_type));
+  auto grad_coeff_parts = at::zeros({parts, g.out_channels, mid}, coeff.options().dtype(acc_type));
   auto grad_input =
       need_input ? at::empty(input.sizes(), input.options().memory_format(input.suggest_memory_format())) : at::Tensor();
   if (g.batch > 0) {
@@ -231,7 +248,6 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> eigen_conv2d_backward_kernel(
     const auto coeff_t = coeff.detach().to(acc_type).t();  // (C_in*R, C_out): a transposed view BLAS reads directly
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), "eigen_conv2d_backward_cpu", [&] {
       using acc_t = at::opmath_type<scalar_t>;
-      const TilePlan plan(g);
       const int64_t image = g.in_channels * g.in_h * g.in_w;
       const Strides4 xs = strides_of(input), gys = strides_of(grad_output);
       const Strides4 gxs = need_input ? strides_of(grad_input) : xs;
@@ -239,12 +255,13 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> eigen_conv2d_backward_kernel(
       const scalar_t* gy_ptr = grad_output.const_data_ptr<scalar_t>();
       const acc_t* basis_ptr = basis_acc.const_data_ptr<acc_t>();
       scalar_t* gx_ptr = need_input ? grad_input.mutable_data_ptr<scalar_t>() : nullptr;
-      // Image groups are split between threads, so each thread owns the grad_input images it writes.
-      at::parallel_for(0, plan.groups, 1, [&](int64_t begin, int64_t end) {
+      // Each chunk owns a contiguous run of image groups, and so the grad_input images it writes.
+      at::parallel_for(0, parts, 1, [&](int64_t part_begin, int64_t part_end) {
         at::AutoDispatchBelowADInplaceOrView below_autograd;
-        const int64_t thread = at::get_thread_num();
-        acc_t* grad_basis = grad_basis_parts[thread].mutable_data_ptr<acc_t>();
-        auto grad_coeff = grad_coeff_parts[thread];
+        for (int64_t part = part_begin; part < part_end; ++part) {
+        const int64_t begin = part * plan.groups / parts, end = (part + 1) * plan.groups / parts;
+        acc_t* grad_basis = grad_basis_parts[part].mutable_data_ptr<acc_t>();
+        auto grad_coeff = grad_coeff_parts[part];
         const auto full = tile_of(g, plan.rows), last = tile_of(g, g.out_h - (plan.bands - 1) * plan.rows);
         const int64_t capacity = plan.images * full.pixels();
         std::vector<acc_t> phased(plan.images * g.in_channels * full.phased_size()), grad_phased(full.phased_size());
@@ -309,12 +326,16 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> eigen_conv2d_backward_kernel(
                 for (int64_t w = 0; w < g.in_w; ++w) dst[w * gxs.w] = static_cast<scalar_t>(src[w]);
               }
         }
+        }
       });
     });
   }
-  auto grad_basis = need_basis ? grad_basis_parts.sum(0).narrow(1, 0, g.rank).reshape(basis.sizes()).to(basis.scalar_type())
+  // Contiguous results, as the fake kernel promises (torch.compile checks the strides): the padded rank
+  // rows are dropped by a copy, not a view.
+  auto grad_basis = need_basis ? in_order_sum(grad_basis_parts).narrow(1, 0, g.rank).reshape(basis.sizes())
+                                     .to(basis.scalar_type()).contiguous()
                                : at::Tensor();
-  auto grad_coeff = need_coeff ? grad_coeff_parts.sum(0).to(coeff.scalar_type()) : at::Tensor();
+  auto grad_coeff = need_coeff ? in_order_sum(grad_coeff_parts).to(coeff.scalar_type()).contiguous() : at::Tensor();
   return {grad_input, grad_basis, grad_coeff};
 }
 

@@ -32,7 +32,9 @@ FilterSummaryConv2dImpl::FilterSummaryConv2dImpl(FilterSummaryConv2dOptions opti
                 "leanconv: FilterSummaryConv2d kernel_size, stride and dilation must be positive and padding "
                 "non-negative");
   }
-  TORCH_CHECK(o.compression() > 0, "leanconv: compression must be positive, got ", o.compression());
+  TORCH_CHECK(o.compression() >= 1,
+              "leanconv: compression must be a number >= 1 (a summary no longer than the dense filters), got ",
+              o.compression());
   TORCH_CHECK(!o.quant_bits() || (*o.quant_bits() >= 2 && *o.quant_bits() <= 8),
               "leanconv: quant_bits must be between 2 and 8, got ", o.quant_bits().value_or(0));
   TORCH_CHECK(o.path() == "auto" || o.path() == "direct" || o.path() == "gather",
@@ -46,7 +48,19 @@ FilterSummaryConv2dImpl::FilterSummaryConv2dImpl(FilterSummaryConv2dOptions opti
   summary = register_parameter("summary", torch::empty({o.out_channels() * stride_}));
   if (o.bias()) bias = register_parameter("bias", torch::empty({o.out_channels()}));
   quant_scale = register_buffer("quant_scale", torch::zeros({}));
+  quant_bits = register_buffer("quant_bits", torch::tensor(o.quant_bits().value_or(0), torch::kLong));
   reset_parameters();
+}
+
+void FilterSummaryConv2dImpl::load(torch::serialize::InputArchive& archive) {
+  Module::load(archive);
+  check_quant_bits();
+}
+
+void FilterSummaryConv2dImpl::check_quant_bits() const {
+  const int64_t stored = quant_bits.item<int64_t>(), expected = options.quant_bits().value_or(0);
+  TORCH_CHECK(stored == expected, "leanconv: the checkpoint's FilterSummaryConv2d is quantised to ", stored,
+              " bits (0 = not quantised), this layer to ", expected, ": build it with quant_bits(", stored, ")");
 }
 
 void FilterSummaryConv2dImpl::reset_parameters() {
@@ -55,6 +69,7 @@ void FilterSummaryConv2dImpl::reset_parameters() {
   const double bound = 1.0 / std::sqrt(static_cast<double>(filter_length));
   summary.uniform_(-bound, bound);
   if (bias.defined()) bias.uniform_(-bound, bound);
+  quant_scale.zero_();  // a new summary has no fixed quantisation scale
 }
 
 torch::Tensor FilterSummaryConv2dImpl::effective_summary() const {

@@ -9,6 +9,7 @@
 #include <cmath>
 
 #include "common/checks.h"
+#include "common/ring_permutation.h"
 #include "leanconv/ops.h"
 
 namespace leanconv::nn {
@@ -45,10 +46,26 @@ ParameterRingImpl::ParameterRingImpl(ParameterRingOptions options_) : options(st
 void ParameterRingImpl::reset_parameters() {
   torch::NoGradGuard no_grad;
   ring.normal_(0.0, std::sqrt(2.0 / options.fan_ref()));
+  seed_buffer.fill_(options.seed());
+  total_buffer.fill_(total_);
+}
+
+void ParameterRingImpl::load(torch::serialize::InputArchive& archive) {
+  Module::load(archive);
+  adopt_layout();
+}
+
+void ParameterRingImpl::adopt_layout() {
+  const int64_t total = total_buffer.item<int64_t>();
+  TORCH_CHECK(total >= 0 && total <= common::kMaxRingTotal,
+              "leanconv: the loaded ParameterRing total must be in [0, 2^62], got ", total);
+  total_ = total;
+  options.seed(seed_buffer.item<int64_t>());
 }
 
 int64_t ParameterRingImpl::allocate(int64_t numel) {
   TORCH_CHECK(numel > 0, "leanconv: a generated layer must have at least one weight, got ", numel);
+  TORCH_CHECK(numel <= common::kMaxRingTotal - total_, "leanconv: a ParameterRing serves at most 2^62 weights");
   const int64_t offset = total_;
   total_ += numel;
   total_buffer.fill_(total_);
@@ -95,7 +112,27 @@ std::vector<int64_t> GeneratedConv2dImpl::weight_shape() const {
           (*options.kernel_size())[1]};
 }
 
+namespace {
+
+// An offset from a checkpoint, before it is trusted: the layer's range must fit a virtual weight sequence.
+int64_t checked_offset(const torch::Tensor& offset_buffer, int64_t numel) {
+  const int64_t offset = offset_buffer.item<int64_t>();
+  TORCH_CHECK(offset >= 0 && offset <= common::kMaxRingTotal - numel, "leanconv: the loaded offset ", offset,
+              " of a generated layer lies outside any virtual weight sequence [0, 2^62)");
+  return offset;
+}
+
+}  // namespace
+
+void GeneratedConv2dImpl::load(torch::serialize::InputArchive& archive) {
+  Module::load(archive);
+  adopt_layout();
+}
+
+void GeneratedConv2dImpl::adopt_layout() { offset_ = checked_offset(offset_buffer, checks::checked_numel(weight_shape())); }
+
 void GeneratedConv2dImpl::reset_parameters() {
+  offset_buffer.fill_(offset_);
   if (bias.defined()) {
     const auto shape = weight_shape();
     init_bias(bias, shape[1] * shape[2] * shape[3]);
@@ -136,7 +173,17 @@ GeneratedLinearImpl::GeneratedLinearImpl(ParameterRing ring_, GeneratedLinearOpt
   reset_parameters();
 }
 
+void GeneratedLinearImpl::load(torch::serialize::InputArchive& archive) {
+  Module::load(archive);
+  adopt_layout();
+}
+
+void GeneratedLinearImpl::adopt_layout() {
+  offset_ = checked_offset(offset_buffer, options.in_features() * options.out_features());
+}
+
 void GeneratedLinearImpl::reset_parameters() {
+  offset_buffer.fill_(offset_);
   if (bias.defined()) init_bias(bias, options.in_features());
 }
 

@@ -19,9 +19,13 @@ from typing import Callable, Dict, Iterable
 from torch import nn
 
 from .nn import EigenConv2d, FilterSummaryConv2d
+from .nn.eigen import checked_rank
 
 
 def _lowrank(conv: nn.Conv2d, rank=None, energy: float = 0.99, path: str = "auto") -> nn.Module:
+    if rank is not None:  # as the model builders do: a rank above k*k is the full rank k*k
+        rank = min(checked_rank(rank, conv.kernel_size[0] * conv.kernel_size[1]),
+                   conv.kernel_size[0] * conv.kernel_size[1])
     return EigenConv2d.from_conv(conv, rank=rank, energy=energy, path=path)
 
 
@@ -46,7 +50,9 @@ def convert(model: nn.Module, family: str, *, inplace: bool = False, skip: Itera
     make = FAMILIES[family]
     model = model if inplace else copy.deepcopy(model)
     skip = set(skip)
-    targets = [name for name, module in model.named_modules() if _convertible(module) and name not in skip]
+    if _convertible(model) and "" not in skip:  # the model is itself one conv
+        return make(model, **options)
+    targets = [name for name, module in model.named_modules() if name and _convertible(module) and name not in skip]
     for name in targets:
         parent_name, _, attribute = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <set>
+#include <sstream>
 #include <string>
 
 #include "leanconv/leanconv.h"
@@ -62,14 +63,27 @@ TEST(FilterSummary, StateDictNamesAndCounts) {
   std::set<std::string> names;
   for (const auto& item : layer->named_parameters()) names.insert(item.key());
   for (const auto& item : layer->named_buffers()) names.insert(item.key());
-  EXPECT_EQ(names, (std::set<std::string>{"summary", "bias", "quant_scale"}));
+  EXPECT_EQ(names, (std::set<std::string>{"summary", "bias", "quant_scale", "quant_bits"}));
   EXPECT_EQ(layer->num_learned_params(), 32 * 64 + 32);
   EXPECT_EQ(layer->num_dense_params(), 32 * 64 * 9 + 32);
   EXPECT_TRUE(layer->uses_direct_path());
 }
 
+TEST(FilterSummary, CheckpointOfAnotherBitWidthIsRefused) {
+  std::stringstream four_bits, unquantised;
+  torch::save(FilterSummaryConv2d(FilterSummaryConv2dOptions(8, 8, 3).quant_bits(4)), four_bits);
+  torch::save(FilterSummaryConv2d(FilterSummaryConv2dOptions(8, 8, 3)), unquantised);
+  FilterSummaryConv2d eight_bits(FilterSummaryConv2dOptions(8, 8, 3).quant_bits(8));
+  EXPECT_THROW(torch::load(eight_bits, four_bits), c10::Error);
+  FilterSummaryConv2d plain(FilterSummaryConv2dOptions(8, 8, 3));
+  four_bits.seekg(0);
+  EXPECT_THROW(torch::load(plain, four_bits), c10::Error);
+  torch::load(plain, unquantised);  // the same width loads
+}
+
 TEST(FilterSummary, ClearErrors) {
   EXPECT_THROW(FilterSummaryConv2d(FilterSummaryConv2dOptions(2, 4, 1).compression(3)), c10::Error);
+  EXPECT_THROW(FilterSummaryConv2d(FilterSummaryConv2dOptions(8, 4, 3).compression(0.5)), c10::Error);
   EXPECT_THROW(FilterSummaryConv2d(FilterSummaryConv2dOptions(4, 4, 3).quant_bits(9)), c10::Error);
   EXPECT_THROW(FilterSummaryConv2d(FilterSummaryConv2dOptions(4, 4, 3).compression(7).path("direct")), c10::Error);
   FilterSummaryConv2d layer(FilterSummaryConv2dOptions(4, 4, 3));

@@ -2,7 +2,9 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <limits>
 #include <set>
+#include <sstream>
 #include <string>
 
 #include "leanconv/leanconv.h"
@@ -99,6 +101,37 @@ TEST(Generated, StateDictNames) {
   EXPECT_EQ(keys_of(conv->named_parameters()), (std::set<std::string>{"bias"}));
   EXPECT_EQ(keys_of(conv->named_buffers()), (std::set<std::string>{"offset"}));
   EXPECT_EQ(ring->total_buffer.item<int64_t>(), 4);
+}
+
+// A model whose rings and layers are saved and loaded the C++ way.
+struct TwoLayerNet : torch::nn::Module {
+  explicit TwoLayerNet(int64_t seed) {
+    ring = register_module("ring", ParameterRing(ParameterRingOptions(20).seed(seed)));
+    first = register_module("first", GeneratedConv2d(ring, GeneratedConv2dOptions(2, 3, 3)));
+    second = register_module("second", GeneratedConv2d(ring, GeneratedConv2dOptions(3, 4, 1)));
+  }
+  ParameterRing ring{nullptr};
+  GeneratedConv2d first{nullptr}, second{nullptr};
+};
+
+TEST(Generated, LoadAdoptsTheSavedLayout) {
+  auto saved = std::make_shared<TwoLayerNet>(7);
+  std::stringstream archive;
+  torch::save(saved, archive);
+  auto loaded = std::make_shared<TwoLayerNet>(1);  // another seed: another permutation until loaded
+  EXPECT_FALSE(torch::equal(loaded->second->weight(), saved->second->weight()));
+  torch::load(loaded, archive);
+  EXPECT_EQ(loaded->ring->seed(), 7);
+  EXPECT_TRUE(torch::equal(loaded->second->weight(), saved->second->weight()));
+}
+
+TEST(Generated, CorruptedOffsetIsRefusedOnLoad) {
+  auto saved = std::make_shared<TwoLayerNet>(7);
+  saved->second->offset_buffer.fill_(std::numeric_limits<int64_t>::max() - 1);
+  std::stringstream archive;
+  torch::save(saved, archive);
+  auto loaded = std::make_shared<TwoLayerNet>(7);
+  EXPECT_THROW(torch::load(loaded, archive), c10::Error);
 }
 
 TEST(Generated, ClearErrors) {

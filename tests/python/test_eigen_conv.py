@@ -169,11 +169,16 @@ def test_backward_is_deterministic():
     assert all(torch.equal(a, b) for a, b in zip(*grads))
 
 
-def test_double_backward_is_refused():
+def test_double_backward_through_the_aten_path():
+    operands_ = [t.requires_grad_() for t in operands(1, 2, 2, (4, 4), 3, 2)]
+    assert torch.autograd.gradgradcheck(lambda *a: ops.eigen_conv2d(*a, padding=(1, 1)), operands_)
+
+
+def test_the_backward_op_itself_refuses_a_graph():
     x, basis, coeff, bias = [t.requires_grad_() for t in operands(1, 2, 2, (4, 4), 3, 2)]
-    y = ops.eigen_conv2d(x, basis, coeff, bias, padding=(1, 1)).sum()
-    with pytest.raises(RuntimeError, match="no double backward"):
-        torch.autograd.grad(y, x, create_graph=True)
+    grad = torch.ones(1, 2, 4, 4, dtype=x.dtype)
+    with pytest.raises(RuntimeError, match="not differentiable"):
+        torch.ops.leanconv.eigen_conv2d_backward(grad, x, basis, coeff, [1, 1], [1, 1], [1, 1], [True, True, True])
 
 
 @pytest.mark.parametrize("device", DEVICES)

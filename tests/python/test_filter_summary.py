@@ -151,7 +151,7 @@ def test_from_conv_and_materialize():
 
 def test_state_dict_round_trip():
     layer = FilterSummaryConv2d(8, 8, 3, compression=9, quant_bits=4)
-    assert set(layer.state_dict()) == {"summary", "bias", "quant_scale"}
+    assert set(layer.state_dict()) == {"summary", "bias", "quant_scale", "quant_bits"}
     other = FilterSummaryConv2d(8, 8, 3, compression=9, quant_bits=4)
     buffer = io.BytesIO()
     torch.save(layer.state_dict(), buffer)

@@ -9,6 +9,7 @@ from typing import Callable, Dict, Hashable, Sequence, Tuple, Union
 from torch import nn
 
 from ..nn import EigenConv2d, FilterSummaryConv2d, GeneratedConv2d, ParameterRing
+from ..nn.eigen import checked_rank
 
 Scope = Tuple[int, int]  # (stage, block) of the conv in the network
 
@@ -109,7 +110,7 @@ class EigenConvs(DenseConvs):
             if scope[0] >= len(self.rank):
                 raise ValueError(f"leanconv: the rank schedule {tuple(self.rank)} has no entry for stage {scope[0]}")
             rank = self.rank[scope[0]]
-        return min(int(rank), kernel_size * kernel_size)
+        return min(checked_rank(rank, kernel_size * kernel_size), kernel_size * kernel_size)
 
     def conv(self, in_channels, out_channels, kernel_size, stride=1, padding=0, scope: Scope = (0, 0)):
         if kernel_size == 1:

@@ -1,4 +1,5 @@
 """Argument handling every conv family shares with nn.Conv2d."""
+import numbers
 from typing import Tuple
 
 import torch
@@ -13,7 +14,11 @@ PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
 def conv_geometry(module_name: str, in_channels: int, out_channels: int, kernel_size, stride, padding, dilation,
                   groups: int, padding_mode: str):
-    """Validates nn.Conv2d-style arguments; returns (kernel_size, stride, padding, dilation) as pairs."""
+    """Validates nn.Conv2d-style arguments; returns (kernel_size, stride, padding, dilation), each a pair except
+    a string padding ('same' or 'valid'), which is kept as nn.Conv2d keeps it."""
+    for name, value in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise TypeError(f"leanconv: {module_name} {name} must be an int, got {value!r}")
     if in_channels < 1 or out_channels < 1:
         raise ValueError(f"leanconv: {module_name} in_channels and out_channels must be positive, got "
                          f"{in_channels} and {out_channels}")
@@ -23,11 +28,35 @@ def conv_geometry(module_name: str, in_channels: int, out_channels: int, kernel_
     if padding_mode not in PADDING_MODES:
         raise ValueError(f"leanconv: padding_mode must be one of {PADDING_MODES}, got {padding_mode!r}")
     kernel_size, stride, dilation = _pair(kernel_size), _pair(stride), _pair(dilation)
-    padding = padding if isinstance(padding, str) else _pair(padding)
+    if isinstance(padding, str):
+        if padding not in ("same", "valid"):
+            raise ValueError(f"leanconv: {module_name} padding must be 'same', 'valid' or numbers, got {padding!r}")
+        if padding == "same" and stride != (1, 1):
+            raise ValueError(f"leanconv: {module_name} padding='same' is not supported for strided convolutions "
+                             "(as in nn.Conv2d)")
+    else:
+        padding = _pair(padding)
+    numeric = kernel_size + stride + dilation + (() if isinstance(padding, str) else padding)
+    if any(isinstance(v, bool) or not isinstance(v, numbers.Integral) for v in numeric):
+        raise TypeError(f"leanconv: {module_name} kernel_size, stride, padding and dilation must be ints")
     if min(kernel_size + stride + dilation) < 1 or (not isinstance(padding, str) and min(padding) < 0):
         raise ValueError(f"leanconv: {module_name} kernel_size, stride and dilation must be positive and padding "
                          "non-negative")
     return kernel_size, stride, padding, dilation
+
+
+def padding_amounts(padding, kernel_size, dilation) -> Tuple[Tuple[int, int], Tuple[int, int]]:
+    """((top, bottom), (left, right)) padding of a numeric, 'same' or 'valid' padding, as nn.Conv2d computes it
+    ('same' puts the odd element of an even total on the bottom / right)."""
+    if padding == "valid":
+        return (0, 0), (0, 0)
+    if padding == "same":
+        amounts = []
+        for k, d in zip(kernel_size, dilation):
+            total = d * (k - 1)
+            amounts.append((total // 2, total - total // 2))
+        return tuple(amounts)
+    return (padding[0], padding[0]), (padding[1], padding[1])
 
 
 def check_conv_input(module_name: str, input: Tensor, in_channels: int) -> None:
@@ -39,12 +68,14 @@ def check_conv_input(module_name: str, input: Tensor, in_channels: int) -> None:
                            f"(input shape {tuple(input.shape)})")
 
 
-def apply_padding_mode(input: Tensor, padding, padding_mode: str) -> Tuple[Tensor, object]:
-    """For non-zero padding modes, pads explicitly as nn.Conv2d does; returns the input and the conv padding."""
-    if padding_mode == "zeros":
-        return input, padding
-    pad = [p for p in reversed(padding) for _ in range(2)]
-    return F.pad(input, pad, mode=padding_mode), (0, 0)
+def apply_padding_mode(input: Tensor, module) -> Tuple[Tensor, Tuple[int, int]]:
+    """The input and the symmetric numeric conv padding for ``module``'s padding and padding_mode: pads the input
+    explicitly (as nn.Conv2d does) for the non-zero modes and for an asymmetric 'same'."""
+    (top, bottom), (left, right) = padding_amounts(module.padding, module.kernel_size, module.dilation)
+    if module.padding_mode == "zeros" and top == bottom and left == right:
+        return input, (top, left)
+    mode = "constant" if module.padding_mode == "zeros" else module.padding_mode
+    return F.pad(input, [left, right, top, bottom], mode=mode), (0, 0)
 
 
 def conv_extra_repr(module) -> str:

@@ -11,6 +11,7 @@ Two execution paths compute the same function:
 (:func:`leanconv.ops.eigen_conv2d_fused_is_cheaper`); :meth:`EigenConv2d.chosen_path` says which.
 """
 import math
+import numbers
 from typing import Optional
 
 import torch
@@ -22,13 +23,20 @@ from ..lowrank import effective_rank, factorize, reconstruct
 from ._conv_args import apply_padding_mode, check_conv_input, conv_extra_repr, conv_geometry, dense_conv_like
 
 PATHS = ("auto", "fused", "materialized")
+
+
+def checked_rank(rank, taps: int) -> int:
+    """``rank`` as an int: an integral number (a float such as 2.5 would be silently truncated, so it is refused)."""
+    if isinstance(rank, bool) or not isinstance(rank, numbers.Integral):
+        raise TypeError(f"leanconv: rank must be an int between 1 and kh*kw = {taps}, got {rank!r}")
+    return int(rank)
 _DEVICE_TYPES = ("cpu", "cuda")
 
 
 class EigenConv2d(nn.Module):
     """A conv whose filters, per input channel, lie in the span of ``rank`` learned basis filters (DeCEF).
 
-    Same arguments as ``nn.Conv2d`` (``groups`` must be 1, numeric padding) plus ``rank`` (1..kh*kw) and ``path``
+    Same arguments as ``nn.Conv2d`` (``groups`` must be 1) plus ``rank`` (1..kh*kw) and ``path``
     ('auto', 'fused' or 'materialized').
     """
 
@@ -41,10 +49,9 @@ class EigenConv2d(nn.Module):
         if groups != 1:
             raise ValueError(f"leanconv: EigenConv2d factorises a groups=1 conv, got groups={groups}; a depthwise or "
                              "grouped conv has too few filters per input channel to share a basis: keep nn.Conv2d")
-        if isinstance(self.padding, str):
-            raise ValueError("leanconv: EigenConv2d takes numeric padding")
         taps = self.kernel_size[0] * self.kernel_size[1]
-        if not 1 <= int(rank) <= taps:
+        rank = checked_rank(rank, taps)
+        if not 1 <= rank <= taps:
             raise ValueError(f"leanconv: rank must be between 1 and kh*kw = {taps}, got {rank}")
         if path not in PATHS:
             raise ValueError(f"leanconv: path must be one of {PATHS}, got {path!r}")
@@ -87,7 +94,7 @@ class EigenConv2d(nn.Module):
 
     def forward(self, input: Tensor) -> Tensor:
         check_conv_input("EigenConv2d", input, self.in_channels)
-        input, padding = apply_padding_mode(input, self.padding, self.padding_mode)
+        input, padding = apply_padding_mode(input, self)
         if self.chosen_path(input.device.type) == "materialized":
             return F.conv2d(input, self.weight, self.bias, self.stride, padding, self.dilation)
         unbatched = input.dim() == 3

@@ -14,6 +14,7 @@ Quantisation: with ``quant_bits`` (2..8) the summary is fake-quantised in the fo
 layer, round to nearest, straight-through gradient); :mod:`leanconv.fsnet` exports int summaries and scales.
 """
 import math
+import numbers
 from typing import Optional
 
 import torch
@@ -29,8 +30,9 @@ PATHS = ("auto", "direct", "gather")
 def summary_stride(in_channels: int, kernel_size, compression: float) -> int:
     """s = C_in*kh*kw // compression; raises if that leaves no element per filter step."""
     filter_length = in_channels * kernel_size[0] * kernel_size[1]
-    if compression <= 0:
-        raise ValueError(f"leanconv: compression must be positive, got {compression}")
+    if isinstance(compression, bool) or not isinstance(compression, numbers.Real) or not compression >= 1:
+        raise ValueError(f"leanconv: compression must be a number >= 1 (a summary no longer than the dense filters), "
+                         f"got {compression!r}")
     s = int(filter_length // compression)
     if s < 1:
         raise ValueError(f"leanconv: compression {compression} is too high for filters of C_in*k*k = {filter_length} "
@@ -67,8 +69,6 @@ class FilterSummaryConv2d(nn.Module):
         if groups != 1:
             raise ValueError(f"leanconv: FilterSummaryConv2d supports groups=1 only, got groups={groups} (a "
                              "depthwise layer has too few weights per filter to summarise)")
-        if isinstance(self.padding, str):
-            raise ValueError("leanconv: FilterSummaryConv2d takes numeric padding")
         if quant_bits is not None and not 2 <= int(quant_bits) <= 8:
             raise ValueError(f"leanconv: quant_bits must be between 2 and 8, got {quant_bits}")
         if path not in PATHS:
@@ -95,6 +95,31 @@ class FilterSummaryConv2d(nn.Module):
     def _adopt_scale(module, incompatible_keys) -> None:
         module._scale_fixed = bool(module.quant_scale > 0)
 
+    # The state_dict holds what the forward depends on, written from what the forward reads: the bit width
+    # (as "quant_bits", 0 = not quantised; a checkpoint of another width is refused on load) and the scale
+    # buffer, 0 unless a fixed scale is in use.
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        if not self._scale_fixed:
+            destination[prefix + "quant_scale"] = torch.zeros_like(self.quant_scale)
+        destination[prefix + "quant_bits"] = torch.tensor(self.quant_bits or 0, dtype=torch.int64)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        key = prefix + "quant_bits"
+        if key in state_dict:
+            stored = int(state_dict.pop(key))
+            if stored != (self.quant_bits or 0):
+                def describe(bits):
+                    return f"{bits}-bit quantised" if bits else "unquantised"
+                error_msgs.append(f"leanconv: {key}: the checkpoint's FilterSummaryConv2d is {describe(stored)}, this "
+                                  f"layer is {describe(self.quant_bits or 0)}: build the layer with quant_bits="
+                                  f"{stored or None} to load it")
+        elif strict:
+            missing_keys.append(key)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
+
     def fix_quant_scale(self, scale) -> None:
         """Quantises with this scale from now on instead of max|summary| / qmax (used by int summaries)."""
         with torch.no_grad():
@@ -115,6 +140,8 @@ class FilterSummaryConv2d(nn.Module):
         nn.init.uniform_(self.summary, -bound, bound)
         if self.bias is not None:
             nn.init.uniform_(self.bias, -bound, bound)
+        # A new summary has no fixed quantisation scale: back to max|summary| / qmax.
+        self.fix_quant_scale(0.0)
 
     def effective_summary(self) -> Tensor:
         """The summary the forward uses: fake-quantised when quant_bits is set."""
@@ -143,7 +170,7 @@ class FilterSummaryConv2d(nn.Module):
 
     def forward(self, input: Tensor) -> Tensor:
         check_conv_input("FilterSummaryConv2d", input, self.in_channels)
-        input, padding = apply_padding_mode(input, self.padding, self.padding_mode)
+        input, padding = apply_padding_mode(input, self)
         summary = self.effective_summary()
         if not self.uses_direct_path():
             weight = ops.filter_summary_weight(summary, self.out_channels, self.in_channels, self.kernel_size,

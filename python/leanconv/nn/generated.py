@@ -11,6 +11,7 @@ lists it once (DDP-safe), and ``model.to(...)`` moves it. The layout (seed, tota
 state_dict as int64 buffers and is adopted on ``load_state_dict``.
 """
 import math
+import warnings
 from typing import Sequence, Tuple, Union
 
 import torch
@@ -21,6 +22,18 @@ from .. import ops
 from ._conv_args import apply_padding_mode, check_conv_input, conv_extra_repr, conv_geometry, dense_conv_like
 
 _DEFAULT_FAN_REF = 512 * 3 * 3
+_MAX_TOTAL = 1 << 62  # the longest virtual weight sequence the layout supports (csrc/common/ring_permutation.h)
+_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
+
+
+def _note_ring_registration(module, name, submodule):
+    # A global module-registration hook: remembers that a ring is registered on some module, so a layer can warn
+    # when its ring is not (parameters(), .to(), .half() and the state_dict would all miss it).
+    if isinstance(submodule, ParameterRing):
+        submodule._registered = True
+
+
+torch.nn.modules.module.register_module_module_registration_hook(_note_ring_registration)
 
 
 def _check_input_against_ring(input: Tensor, ring: Tensor) -> None:
@@ -51,30 +64,59 @@ class ParameterRing(nn.Module):
             raise ValueError(f"leanconv: ParameterRing size must be positive, got {size}")
         if fan_ref <= 0:
             raise ValueError(f"leanconv: ParameterRing fan_ref must be positive, got {fan_ref}")
+        if not _INT64_MIN <= int(seed) <= _INT64_MAX:
+            raise ValueError(f"leanconv: ParameterRing seed must fit in int64, got {seed}")
         self.fan_ref = float(fan_ref)
         self.ring = nn.Parameter(torch.empty(size, device=device, dtype=dtype))
-        self.register_buffer("seed", torch.tensor(int(seed), dtype=torch.int64, device=device))
-        self.register_buffer("total", torch.tensor(0, dtype=torch.int64, device=device))
+        # The layout lives in Python ints (what the forward reads); the buffers mirror them for the state_dict
+        # and the C++ modules, and are rewritten from them whenever they could have lost their values.
         self._seed = int(seed)
         self._total = 0
+        self._registered = False  # set when a module registers this ring (see _note_ring_registration)
+        self._warned_unregistered = False
+        self.register_buffer("seed", torch.tensor(self._seed, dtype=torch.int64, device=device))
+        self.register_buffer("total", torch.tensor(0, dtype=torch.int64, device=device))
         self.register_load_state_dict_post_hook(ParameterRing._adopt_layout)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         nn.init.normal_(self.ring, 0.0, math.sqrt(2.0 / self.fan_ref))
+        self._write_layout()
+
+    def _write_layout(self) -> None:
+        with torch.no_grad():
+            self.seed.fill_(self._seed)
+            self.total.fill_(self._total)
+
+    def _apply(self, fn, recurse=True):
+        # to_empty() (meta-device init) and friends replace the buffers: write the layout back into them.
+        super()._apply(fn, recurse)
+        self._write_layout()
+        return self
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        destination[prefix + "seed"] = torch.tensor(self._seed, dtype=torch.int64, device=self.seed.device)
+        destination[prefix + "total"] = torch.tensor(self._total, dtype=torch.int64, device=self.total.device)
 
     @staticmethod
     def _adopt_layout(module, incompatible_keys) -> None:
+        total = int(module.total.item())
+        if not 0 <= total <= _MAX_TOTAL:
+            raise RuntimeError(f"leanconv: the loaded ParameterRing total must be in [0, 2^62], got {total}")
         module._seed = int(module.seed.item())
-        module._total = int(module.total.item())
+        module._total = total
 
     def allocate(self, numel: int) -> int:
         """Reserves ``numel`` positions of the virtual weight sequence for a new layer; returns their offset."""
         if numel < 1:
             raise ValueError(f"leanconv: a generated layer must have at least one weight, got {numel}")
+        if self._total + int(numel) > _MAX_TOTAL:
+            raise ValueError("leanconv: a ParameterRing serves at most 2^62 weights")
         offset = self._total
         self._total += int(numel)
-        self.total.fill_(self._total)
+        with torch.no_grad():
+            self.total.fill_(self._total)
         return offset
 
     def generate(self, offset: int, shape: Sequence[int], scale: float) -> Tensor:
@@ -112,9 +154,34 @@ class _GeneratedLayer(nn.Module):
         self.scale = math.sqrt(ring.fan_ref / fan_out)
         self.register_load_state_dict_post_hook(_GeneratedLayer._adopt_layout)
 
+    def _write_layout(self) -> None:
+        with torch.no_grad():
+            self.offset.fill_(self._offset)
+
+    def _apply(self, fn, recurse=True):
+        super()._apply(fn, recurse)
+        self._write_layout()
+        return self
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        destination[prefix + "offset"] = torch.tensor(self._offset, dtype=torch.int64, device=self.offset.device)
+
     @staticmethod
     def _adopt_layout(module, incompatible_keys) -> None:
-        module._offset = int(module.offset.item())
+        offset = int(module.offset.item())
+        if not 0 <= offset <= _MAX_TOTAL - math.prod(module.weight_shape):
+            raise RuntimeError(f"leanconv: the loaded offset {offset} of a generated layer lies outside any virtual "
+                               "weight sequence [0, 2^62)")
+        module._offset = offset
+
+    def _check_ring_registered(self) -> None:
+        ring = self._ring
+        if not ring._registered and not ring._warned_unregistered and not torch.compiler.is_compiling():
+            ring._warned_unregistered = True
+            warnings.warn("leanconv: this layer's ParameterRing is registered on no module, so parameters(), .to(), "
+                          ".half() and the state_dict of the model all miss it: register it on the model that owns "
+                          "the layers (model.ring = ring)", stacklevel=3)
 
     @property
     def ring(self) -> ParameterRing:
@@ -151,13 +218,15 @@ class GeneratedConv2d(_GeneratedLayer):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
+        self._write_layout()
         if self.bias is not None:
             _init_bias(self.bias, math.prod(self.weight_shape[1:]))
 
     def forward(self, input: Tensor) -> Tensor:
         check_conv_input("GeneratedConv2d", input, self.in_channels)
+        self._check_ring_registered()
         _check_input_against_ring(input, self._ring.ring)
-        input, padding = apply_padding_mode(input, self.padding, self.padding_mode)
+        input, padding = apply_padding_mode(input, self)
         return F.conv2d(input, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
 
     def materialize(self) -> nn.Conv2d:
@@ -185,6 +254,7 @@ class GeneratedLinear(_GeneratedLayer):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
+        self._write_layout()
         if self.bias is not None:
             _init_bias(self.bias, self.in_features)
 
@@ -192,6 +262,7 @@ class GeneratedLinear(_GeneratedLayer):
         if input.dim() < 1 or input.shape[-1] != self.in_features:
             raise RuntimeError(f"leanconv: GeneratedLinear expects {self.in_features} input features in the last "
                                f"dimension, got shape {tuple(input.shape)}")
+        self._check_ring_registered()
         _check_input_against_ring(input, self._ring.ring)
         return F.linear(input, self.weight, self.bias)
 

@@ -6,6 +6,7 @@
 #include <torch/expanding_array.h>
 #include <torch/nn/module.h>
 #include <torch/nn/pimpl.h>
+#include <torch/serialize/archive.h>
 
 #include <cstdint>
 #include <optional>
@@ -47,11 +48,16 @@ class FilterSummaryConv2dImpl : public torch::nn::Module {
   int64_t num_learned_params() const;
   int64_t num_dense_params() const;
   void pretty_print(std::ostream& stream) const override;
+  // torch::load: refuses a checkpoint quantised to another bit width than options.quant_bits().
+  void load(torch::serialize::InputArchive& archive) override;
+  // Checks the quant_bits buffer against the options (after it was overwritten, e.g. from a state_dict).
+  void check_quant_bits() const;
 
   FilterSummaryConv2dOptions options;
   torch::Tensor summary;      // (C_out * s,)
   torch::Tensor bias;         // (C_out,) or undefined
   torch::Tensor quant_scale;  // scalar buffer; 0 = from the summary
+  torch::Tensor quant_bits;   // int64 scalar buffer: options.quant_bits(), 0 when not quantised
 
  private:
   int64_t stride_;

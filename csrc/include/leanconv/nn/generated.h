@@ -9,6 +9,7 @@
 #include <torch/expanding_array.h>
 #include <torch/nn/module.h>
 #include <torch/nn/pimpl.h>
+#include <torch/serialize/archive.h>
 
 #include <cstdint>
 #include <ostream>
@@ -44,6 +45,10 @@ class ParameterRingImpl : public torch::nn::Module {
   int64_t total() const { return total_; }
   int64_t num_learned_params() const { return ring.numel(); }
   void pretty_print(std::ostream& stream) const override;
+  // torch::load: the buffers, then the layout they hold becomes the one the ring generates with.
+  void load(torch::serialize::InputArchive& archive) override;
+  // Takes seed and total from the buffers (after they were overwritten, e.g. from a state_dict).
+  void adopt_layout();
 
   ParameterRingOptions options;
   torch::Tensor ring;          // (N,) learned parameters
@@ -82,6 +87,9 @@ class GeneratedConv2dImpl : public torch::nn::Module {
   int64_t num_learned_params() const { return bias.defined() ? bias.numel() : 0; }
   int64_t num_dense_params() const;
   void pretty_print(std::ostream& stream) const override;
+  // torch::load: the buffers, then the offset they hold becomes the one the layer generates from.
+  void load(torch::serialize::InputArchive& archive) override;
+  void adopt_layout();
 
   GeneratedConv2dOptions options;
   ParameterRing ring;
@@ -114,6 +122,9 @@ class GeneratedLinearImpl : public torch::nn::Module {
   int64_t num_learned_params() const { return bias.defined() ? bias.numel() : 0; }
   int64_t num_dense_params() const;
   void pretty_print(std::ostream& stream) const override;
+  // torch::load: the buffers, then the offset they hold becomes the one the layer generates from.
+  void load(torch::serialize::InputArchive& archive) override;
+  void adopt_layout();
 
   GeneratedLinearOptions options;
   ParameterRing ring;
