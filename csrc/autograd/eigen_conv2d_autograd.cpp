@@ -103,12 +103,12 @@ at::Tensor eigen_conv2d_autograd(const at::Tensor& input, const at::Tensor& basi
   // Forward mode: the conv is linear in each of input, basis and coeff, and affine in the bias.
   const auto dx = tangent_of(input), dbasis = tangent_of(basis), dcoeff = tangent_of(coeff), dbias = tangent_of(bias_tensor);
   if (dx.defined() || dbasis.defined() || dcoeff.defined() || dbias.defined()) {
+    // The tangent is built from the primals: operands that carry tangents of their own must not pass them on.
+    const auto x = input._fw_primal(0), b = basis._fw_primal(0), a = coeff._fw_primal(0);
     at::Tensor tangent = at::zeros_like(output);
-    if (dx.defined()) tangent = tangent.add(ops::eigen_conv2d(dx, basis, coeff, std::nullopt, stride, padding, dilation));
-    if (dbasis.defined())
-      tangent = tangent.add(ops::eigen_conv2d(input, dbasis, coeff, std::nullopt, stride, padding, dilation));
-    if (dcoeff.defined())
-      tangent = tangent.add(ops::eigen_conv2d(input, basis, dcoeff, std::nullopt, stride, padding, dilation));
+    if (dx.defined()) tangent = tangent.add(ops::eigen_conv2d(dx, b, a, std::nullopt, stride, padding, dilation));
+    if (dbasis.defined()) tangent = tangent.add(ops::eigen_conv2d(x, dbasis, a, std::nullopt, stride, padding, dilation));
+    if (dcoeff.defined()) tangent = tangent.add(ops::eigen_conv2d(x, b, dcoeff, std::nullopt, stride, padding, dilation));
     if (dbias.defined()) tangent = tangent.add(dbias.view({1, -1, 1, 1}));
     output._set_fw_grad(tangent, /*level=*/0, /*is_inplace_op=*/false);
   }

@@ -190,7 +190,11 @@ at::Tensor eigen_conv2d_kernel(const at::Tensor& input, const at::Tensor& basis,
     const acc_t* basis_ptr = basis_acc.const_data_ptr<acc_t>();
     const acc_t* bias_ptr = bias_acc.const_data_ptr<acc_t>();
     scalar_t* y_ptr = output.mutable_data_ptr<scalar_t>();
-    at::parallel_for(0, plan.groups * plan.bands, 1, [&](int64_t begin, int64_t end) {
+    // As in the backward: under deterministic algorithms the GEMMs run inside a parallel region, sequentially.
+    const int64_t tiles = plan.groups * plan.bands;
+    const int64_t tasks = at::globalContext().deterministicAlgorithms() ? std::max<int64_t>(tiles, 2) : tiles;
+    at::parallel_for(0, tasks, 1, [&](int64_t begin, int64_t task_end) {
+      const int64_t end = std::min(task_end, tiles);
       // Worker threads do not inherit the caller's dispatch state: the GEMMs below must not reach autograd.
       at::AutoDispatchBelowADInplaceOrView below_autograd;
       // Every band has plan.rows rows but the image's last, which may be shorter.
@@ -236,9 +240,13 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> eigen_conv2d_backward_kernel(
   // Image groups go to `parts` chunks, each with its own partial sums of the basis and coefficient gradients,
   // added in chunk order at the end. Normally one chunk per thread; under torch.use_deterministic_algorithms a
   // fixed number, so the sums do not depend on the thread count.
+  const bool deterministic = at::globalContext().deterministicAlgorithms();
   const int64_t parts = std::max<int64_t>(
-      1, std::min<int64_t>(plan.groups, at::globalContext().deterministicAlgorithms() ? kDeterministicParts
-                                                                                      : at::get_num_threads()));
+      1, std::min<int64_t>(plan.groups, deterministic ? kDeterministicParts : at::get_num_threads()));
+  // BLAS splits a GEMM between threads, and the split changes its rounding, unless it is called from inside a
+  // parallel region (it then runs sequentially). Under deterministic algorithms the GEMMs always run inside one:
+  // at least two tasks, so a one-chunk backward still opens a region when there is more than one thread.
+  const int64_t tasks = deterministic ? std::max<int64_t>(parts, 2) : parts;
   auto grad_basis_parts = at::zeros({parts, g.in_channels, padded_rank(g), g.taps()}, basis.options().dtype(acc_type));
   auto grad_coeff_parts = at::zeros({parts, g.out_channels, mid}, coeff.options().dtype(acc_type));
   auto grad_input =
@@ -256,9 +264,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> eigen_conv2d_backward_kernel(
       const acc_t* basis_ptr = basis_acc.const_data_ptr<acc_t>();
       scalar_t* gx_ptr = need_input ? grad_input.mutable_data_ptr<scalar_t>() : nullptr;
       // Each chunk owns a contiguous run of image groups, and so the grad_input images it writes.
-      at::parallel_for(0, parts, 1, [&](int64_t part_begin, int64_t part_end) {
+      at::parallel_for(0, tasks, 1, [&](int64_t part_begin, int64_t part_end) {
         at::AutoDispatchBelowADInplaceOrView below_autograd;
-        for (int64_t part = part_begin; part < part_end; ++part) {
+        for (int64_t part = part_begin; part < std::min(part_end, parts); ++part) {
         const int64_t begin = part * plan.groups / parts, end = (part + 1) * plan.groups / parts;
         acc_t* grad_basis = grad_basis_parts[part].mutable_data_ptr<acc_t>();
         auto grad_coeff = grad_coeff_parts[part];

@@ -1,0 +1,213 @@
+"""Every leanconv op, declared once: sample arguments and an independent float64 reference.
+
+The op-contract suite (test_op_contract.py) runs the same properties over every sample of every op, and the
+fuzz suite (test_fuzz.py) draws arguments around the same ops. A new op adds an OpSpec here, not test code.
+
+A sample is a tuple of the op's positional arguments; ``differentiable`` names the positions of the tensors the
+op is differentiable in. References are plain PyTorch (float64 where it matters) built from the maths, not from
+leanconv's kernels.
+"""
+import itertools
+from dataclasses import dataclass, field
+from typing import Callable, List, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+
+from leanconv.reference.filter_summary import summary_index
+from leanconv.reference.generated import ring_indices_and_signs
+
+
+# ---- references ---------------------------------------------------------------------------------------
+
+def generate_weights_reference(ring, seed, total, offset, shape, scale):
+    numel = 1
+    for s in shape:
+        numel *= s
+    index, sign = ring_indices_and_signs(seed, total, ring.numel(), offset, numel)
+    return (scale * sign.to(ring.dtype) * ring[index.to(ring.device)]).view(shape)
+
+
+def generate_weights_backward_reference(grad, ring_size, seed, total, offset, scale):
+    index, sign = ring_indices_and_signs(seed, total, ring_size, offset, grad.numel())
+    contributions = scale * sign.to(grad.dtype) * grad.flatten()
+    return torch.zeros(ring_size, dtype=grad.dtype, device=grad.device).index_add(0, index.to(grad.device),
+                                                                                   contributions)
+
+
+def filter_summary_weight_reference(summary, out_channels, in_channels, kernel_h, kernel_w, stride):
+    return summary[summary_index(out_channels, in_channels, kernel_h, kernel_w, stride).to(summary.device)]
+
+
+def filter_summary_weight_backward_reference(grad_weight, length, stride):
+    index = summary_index(*grad_weight.shape, stride).to(grad_weight.device)
+    return torch.zeros(length, dtype=grad_weight.dtype, device=grad_weight.device).index_add(
+        0, index.flatten(), grad_weight.flatten())
+
+
+def shifted_sum_reference(z, kernel_h, kernel_w, channel_step, stride, padding, dilation):
+    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+    n, m, h, w = z.shape
+    out_h = (h + 2 * ph - dh * (kernel_h - 1) - 1) // sh + 1
+    out_w = (w + 2 * pw - dw * (kernel_w - 1) - 1) // sw + 1
+    padded = F.pad(z, (pw, pw, ph, ph))
+    y = z.new_zeros(n, m, out_h, out_w)
+    for i, j in itertools.product(range(kernel_h), range(kernel_w)):
+        source = (torch.arange(m, device=z.device) + (i * kernel_w + j) * channel_step) % m
+        window = padded[:, source, i * dh: i * dh + (out_h - 1) * sh + 1: sh, j * dw: j * dw + (out_w - 1) * sw + 1: sw]
+        y = y + window
+    return y
+
+
+def shifted_sum_backward_reference(grad_output, kernel_h, kernel_w, channel_step, stride, padding, dilation,
+                                   input_size):
+    z = grad_output.new_zeros(grad_output.shape[0], grad_output.shape[1], *input_size, requires_grad=True)
+    with torch.enable_grad():
+        y = shifted_sum_reference(z, kernel_h, kernel_w, channel_step, stride, padding, dilation)
+        grad, = torch.autograd.grad(y, z, grad_output)
+    return grad
+
+
+def eigen_conv2d_reference(input, basis, coeff, bias, stride, padding, dilation):
+    c_in, rank, kh, kw = basis.shape
+    z = F.conv2d(input, basis.reshape(c_in * rank, 1, kh, kw), None, stride, padding, dilation, groups=c_in)
+    return F.conv2d(z, coeff.reshape(coeff.shape[0], c_in * rank, 1, 1), bias)
+
+
+def eigen_conv2d_backward_reference(grad_output, input, basis, coeff, stride, padding, dilation, output_mask):
+    leaves = [t.detach().requires_grad_() for t in (input, basis, coeff)]
+    with torch.enable_grad():
+        y = eigen_conv2d_reference(*leaves, None, stride, padding, dilation)
+        grads = torch.autograd.grad(y, leaves, grad_output)
+    return tuple(g if need else None for g, need in zip(grads, output_mask))
+
+
+# ---- the catalogue ------------------------------------------------------------------------------------
+
+@dataclass
+class OpSpec:
+    name: str  # torch.ops.leanconv.<name>
+    samples: Callable[[str, torch.dtype], List[tuple]]
+    reference: Callable
+    differentiable: Tuple[int, ...]  # argument positions of the tensors the op is differentiable in
+    refuses_graph: bool = False  # True: the op is not differentiable and says so when asked for a graph
+    # Positions of tensors with a batch (N) dimension first and spatial dims last (vmap, empty batch, layouts).
+    batched: Tuple[int, ...] = ()
+    tags: Sequence[str] = field(default_factory=tuple)
+
+    @property
+    def op(self):
+        return getattr(torch.ops.leanconv, self.name)
+
+
+def _randn(*shape, device="cpu", dtype=torch.float64):
+    return torch.randn(*shape, device=device, dtype=dtype)
+
+
+def _generate_samples(device, dtype):
+    return [(_randn(n, device=device, dtype=dtype), seed, total, offset, shape, scale)
+            for n, seed, total, offset, shape, scale in [
+                (20, 3, 50, 5, [24], 0.7), (1, 0, 7, 0, [7], 1.0), (97, -5, 1000, 100, [6, 4, 3, 3], 0.3),
+                (64, 2 ** 40 + 3, (1 << 33) + 17, (1 << 32) - 10, [4, 5], 1.5)]]  # crosses g = 2^32
+
+
+def _generate_backward_samples(device, dtype):
+    return [(_randn(*shape, device=device, dtype=dtype), n, seed, total, offset, scale)
+            for n, seed, total, offset, shape, scale in [
+                (20, 3, 50, 5, [24], 0.7), (1, 0, 7, 0, [7], 1.0), (97, -5, 1000, 100, [6, 4, 3, 3], 0.3),
+                (64, 7, (1 << 33) + 17, (1 << 32) - 10, [4, 5], 1.5)]]
+
+
+def _summary_samples(device, dtype):
+    # (C_out, C_in, kh, kw, s): s dividing C_in (the direct path's layout) and not, wrapping and not.
+    return [(_randn(o * s, device=device, dtype=dtype), o, c, kh, kw, s)
+            for o, c, kh, kw, s in [(4, 3, 3, 3, 3), (8, 8, 3, 3, 4), (5, 6, 1, 1, 2), (3, 2, 3, 1, 5), (2, 4, 2, 2, 16)]]
+
+
+def _summary_backward_samples(device, dtype):
+    return [(_randn(o, c, kh, kw, device=device, dtype=dtype), o * s, s)
+            for o, c, kh, kw, s in [(4, 3, 3, 3, 3), (8, 8, 3, 3, 4), (5, 6, 1, 1, 2), (3, 2, 3, 1, 5)]]
+
+
+SHIFTED_SUM_GEOMETRIES = [  # (N, M, H, W, kh, kw, step, stride, padding, dilation)
+    (2, 6, 7, 8, 3, 3, 2, (1, 1), (1, 1), (1, 1)),
+    (1, 5, 9, 6, 3, 3, 3, (2, 2), (1, 1), (1, 1)),
+    (2, 4, 8, 8, 3, 2, 1, (1, 2), (2, 0), (2, 1)),
+    (1, 3, 5, 5, 1, 1, 0, (1, 1), (0, 0), (1, 1)),
+    (3, 7, 6, 6, 5, 5, 9, (1, 1), (2, 2), (1, 1)),  # step larger than M
+]
+
+
+def _shifted_sum_samples(device, dtype):
+    return [(_randn(n, m, h, w, device=device, dtype=dtype), kh, kw, step, list(st), list(pd), list(dl))
+            for n, m, h, w, kh, kw, step, st, pd, dl in SHIFTED_SUM_GEOMETRIES]
+
+
+def _shifted_sum_backward_samples(device, dtype):
+    samples = []
+    for n, m, h, w, kh, kw, step, st, pd, dl in SHIFTED_SUM_GEOMETRIES:
+        out_h = (h + 2 * pd[0] - dl[0] * (kh - 1) - 1) // st[0] + 1
+        out_w = (w + 2 * pd[1] - dl[1] * (kw - 1) - 1) // st[1] + 1
+        samples.append((_randn(n, m, out_h, out_w, device=device, dtype=dtype), kh, kw, step, list(st), list(pd),
+                        list(dl), [h, w]))
+    return samples
+
+
+EIGEN_GEOMETRIES = [  # (N, C_in, C_out, (H, W), (kh, kw), R, stride, padding, dilation, bias)
+    (2, 3, 4, (6, 7), (3, 3), 3, (1, 1), (1, 1), (1, 1), True),
+    (1, 4, 5, (9, 8), (3, 3), 1, (2, 2), (1, 1), (1, 1), False),
+    (2, 2, 3, (8, 9), (3, 3), 5, (1, 2), (2, 0), (2, 1), True),
+    (1, 3, 2, (5, 5), (1, 1), 1, (1, 1), (0, 0), (1, 1), True),
+    (1, 2, 3, (7, 7), (3, 1), 2, (1, 1), (1, 0), (1, 1), False),
+    (2, 3, 3, (6, 6), (3, 3), 9, (1, 1), (1, 1), (1, 1), True),
+]
+
+
+def _eigen_samples(device, dtype):
+    samples = []
+    for n, c_in, c_out, hw, (kh, kw), rank, st, pd, dl, bias in EIGEN_GEOMETRIES:
+        samples.append((_randn(n, c_in, *hw, device=device, dtype=dtype),
+                        _randn(c_in, rank, kh, kw, device=device, dtype=dtype),
+                        _randn(c_out, c_in * rank, device=device, dtype=dtype),
+                        _randn(c_out, device=device, dtype=dtype) if bias else None, list(st), list(pd), list(dl)))
+    return samples
+
+
+def _eigen_backward_samples(device, dtype):
+    samples = []
+    for x, basis, coeff, _, st, pd, dl in _eigen_samples(device, dtype):
+        y = eigen_conv2d_reference(x, basis, coeff, None, st, pd, dl)
+        for mask in ([True, True, True], [False, True, False], [True, False, True]):
+            samples.append((torch.randn_like(y), x, basis, coeff, st, pd, dl, mask))
+    return samples
+
+
+OPS = [
+    OpSpec("generate_weights", _generate_samples, generate_weights_reference, (0,)),
+    OpSpec("generate_weights_backward", _generate_backward_samples, generate_weights_backward_reference, (0,)),
+    OpSpec("filter_summary_weight", _summary_samples, filter_summary_weight_reference, (0,)),
+    OpSpec("filter_summary_weight_backward", _summary_backward_samples, filter_summary_weight_backward_reference,
+           (0,)),
+    OpSpec("shifted_sum", _shifted_sum_samples, shifted_sum_reference, (0,), batched=(0,)),
+    OpSpec("shifted_sum_backward", _shifted_sum_backward_samples, shifted_sum_backward_reference, (0,),
+           batched=(0,)),
+    OpSpec("eigen_conv2d", _eigen_samples, eigen_conv2d_reference, (0, 1, 2, 3), batched=(0,)),
+    OpSpec("eigen_conv2d_backward", _eigen_backward_samples, eigen_conv2d_backward_reference, (),
+           refuses_graph=True, batched=(0, 1)),
+]
+
+OPS_BY_NAME = {spec.name: spec for spec in OPS}
+
+
+def op_samples(spec: OpSpec, device="cpu", dtype=torch.float64):
+    torch.manual_seed(0)
+    return spec.samples(device, dtype)
+
+
+def sample_ids(spec: OpSpec):
+    return [f"{spec.name}-{i}" for i in range(len(spec.samples("cpu", torch.float64)))]
+
+
+def all_samples():
+    """(spec, sample index) pairs, for parametrising over every sample of every op."""
+    return [(spec, i) for spec in OPS for i in range(len(spec.samples("cpu", torch.float64)))]
