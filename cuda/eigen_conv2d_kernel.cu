@@ -26,6 +26,7 @@
 
 #include "common/checks.h"
 #include "common/eigen_conv.h"
+#include "ops/eigen_conv2d_composite.h"
 
 namespace leanconv::cuda {
 namespace {
@@ -154,36 +155,24 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> eigen_conv2d_backward_cuda(
   // The cuDNN calls below must run in the operands' dtype even when called inside an autocast region.
   c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
   const bool need_input = output_mask[0], need_basis = output_mask[1], need_coeff = output_mask[2];
-  const int64_t mid = g.mid_channels();
-  const auto depthwise_weight = basis.reshape({mid, 1, g.kernel_h, g.kernel_w});
-  const auto pointwise_weight = coeff.reshape({g.out_channels, mid, 1, 1});
-  const std::vector<int64_t> one{1, 1}, zero{0, 0};
-  const int64_t chunk = std::max<int64_t>(1, kChunkElements / std::max<int64_t>(1, mid * g.out_pixels()));
-
+  const int64_t chunk = std::max<int64_t>(1, kChunkElements / std::max<int64_t>(1, g.mid_channels() * g.out_pixels()));
   at::Tensor grad_input =
       need_input ? at::empty(input.sizes(), input.options().memory_format(input.suggest_memory_format())) : at::Tensor();
   // Chunk sums accumulate in the op-math type (float for half/bfloat16).
   const auto acc_options = basis.options().dtype(at::toOpMathType(basis.scalar_type()));
-  at::Tensor grad_basis = need_basis ? at::zeros(depthwise_weight.sizes(), acc_options) : at::Tensor();
-  at::Tensor grad_coeff = need_coeff ? at::zeros(pointwise_weight.sizes(), acc_options) : at::Tensor();
+  at::Tensor grad_basis = need_basis ? at::zeros(basis.sizes(), acc_options) : at::Tensor();
+  at::Tensor grad_coeff = need_coeff ? at::zeros(coeff.sizes(), acc_options) : at::Tensor();
   for (int64_t n0 = 0; n0 < g.batch; n0 += chunk) {
     const int64_t count = std::min(chunk, g.batch - n0);
-    const auto x = input.narrow(0, n0, count), gy = grad_output.narrow(0, n0, count);
-    const auto z = at::convolution(x, depthwise_weight, std::nullopt, stride, padding, dilation, false, zero,
-                                   g.in_channels);
-    auto [grad_z, grad_pointwise, unused_bias] = at::convolution_backward(
-        gy, z, pointwise_weight, std::nullopt, one, zero, one, false, zero, 1,
-        {need_input || need_basis, need_coeff, false});
-    if (need_coeff) grad_coeff.add_(grad_pointwise);
-    if (!need_input && !need_basis) continue;
-    auto [grad_x, grad_depthwise, unused] = at::convolution_backward(
-        grad_z, x, depthwise_weight, std::nullopt, stride, padding, dilation, false, zero, g.in_channels,
-        {need_input, need_basis, false});
+    auto [grad_x, grad_b, grad_c] = ops::eigen_conv2d_backward_composite(
+        grad_output.narrow(0, n0, count), input.narrow(0, n0, count), basis, coeff, stride, padding, dilation,
+        output_mask);
     if (need_input) grad_input.narrow(0, n0, count).copy_(grad_x);
-    if (need_basis) grad_basis.add_(grad_depthwise);
+    if (need_basis) grad_basis.add_(grad_b);
+    if (need_coeff) grad_coeff.add_(grad_c);
   }
-  if (need_basis) grad_basis = grad_basis.view(basis.sizes()).to(basis.scalar_type()).contiguous();
-  if (need_coeff) grad_coeff = grad_coeff.view(coeff.sizes()).to(coeff.scalar_type()).contiguous();
+  if (need_basis) grad_basis = grad_basis.to(basis.scalar_type()).contiguous();
+  if (need_coeff) grad_coeff = grad_coeff.to(coeff.scalar_type()).contiguous();
   return {grad_input, grad_basis, grad_coeff};
 }
 

@@ -6,41 +6,18 @@
 // for), the gradients are computed instead from aten's differentiable convolution_backward: the depthwise
 // conv with the bases, then the 1x1 conv with the coefficients. That path stores the C_in*R intermediate,
 // but gives exact higher-order gradients and batches under vmap.
-#include <ATen/ops/convolution.h>
-#include <ATen/ops/convolution_backward.h>
 #include <ATen/ops/zeros_like.h>
 #include <torch/csrc/autograd/saved_variable.h>
 #include <torch/library.h>
 
 #include "autograd/derivatives.h"
 #include "leanconv/ops.h"
+#include "ops/eigen_conv2d_composite.h"
 
 namespace leanconv::autograd {
 namespace {
 
 using torch::autograd::SavedVariable;
-
-// The gradients through two aten convolutions, differentiable in every argument.
-std::tuple<at::Tensor, at::Tensor, at::Tensor> differentiable_backward(
-    const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& basis, const at::Tensor& coeff,
-    at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, std::array<bool, 3> mask) {
-  const int64_t in_channels = basis.size(0), mid = basis.size(0) * basis.size(1);
-  const auto depthwise = basis.reshape({mid, 1, basis.size(2), basis.size(3)});
-  const auto pointwise = coeff.reshape({coeff.size(0), mid, 1, 1});
-  const std::vector<int64_t> ones{1, 1}, zeros{0, 0};
-  const auto z = at::convolution(input, depthwise, std::nullopt, stride, padding, dilation, false, zeros, in_channels);
-  const bool need_z_grad = mask[0] || mask[1];
-  auto [grad_z, grad_pointwise, unused_bias] = at::convolution_backward(
-      grad_output, z, pointwise, std::nullopt, ones, zeros, ones, false, zeros, 1, {need_z_grad, mask[2], false});
-  at::Tensor grad_input, grad_depthwise;
-  if (need_z_grad) {
-    std::tie(grad_input, grad_depthwise, std::ignore) =
-        at::convolution_backward(grad_z, input, depthwise, std::nullopt, stride, padding, dilation, false, zeros,
-                                 in_channels, {mask[0], mask[1], false});
-  }
-  return {grad_input, mask[1] ? grad_depthwise.reshape(basis.sizes()) : at::Tensor(),
-          mask[2] ? grad_pointwise.reshape(coeff.sizes()) : at::Tensor()};
-}
 
 class EigenConv2dBackward : public torch::autograd::Node {
  public:
@@ -57,7 +34,8 @@ class EigenConv2dBackward : public torch::autograd::Node {
           at::GradMode::is_enabled() && (grad_output.requires_grad() || input.requires_grad() ||
                                          basis.requires_grad() || coeff.requires_grad());
       std::tie(result[0], result[1], result[2]) =
-          differentiable ? differentiable_backward(grad_output, input, basis, coeff, stride_, padding_, dilation_, mask)
+          differentiable ? ops::eigen_conv2d_backward_composite(grad_output, input, basis, coeff, stride_, padding_,
+                                                                 dilation_, mask)
                          : ops::eigen_conv2d_backward(grad_output, input, basis, coeff, stride_, padding_, dilation_,
                                                       mask);
     }

@@ -91,11 +91,12 @@ inline void check_ring_range(int64_t total, int64_t offset, int64_t numel) {
 }
 
 inline int64_t checked_numel(at::IntArrayRef shape) {
-  int64_t numel = 1;
+  for (const auto size : shape) TORCH_CHECK(size >= 0, "leanconv: shape must have non-negative sizes, got ", shape);
   for (const auto size : shape) {
-    TORCH_CHECK(size >= 0, "leanconv: shape must have non-negative sizes, got ", shape);
-    numel = checked_mul(numel, size, "the number of elements of the shape");
+    if (size == 0) return 0;  // empty, whatever the other sizes
   }
+  int64_t numel = 1;
+  for (const auto size : shape) numel = checked_mul(numel, size, "the number of elements of the shape");
   return numel;
 }
 

@@ -20,6 +20,7 @@
 #include "common/checks.h"
 #include "common/eigen_conv.h"
 #include "cpu/depthwise_rows.h"
+#include "ops/eigen_conv2d_composite.h"
 
 namespace leanconv::cpu {
 namespace {
@@ -38,6 +39,7 @@ constexpr int64_t kRankGroup = 4;  // the micro-kernels' basis group (depthwise_
 // Chunks of the backward's weight-gradient sums under deterministic algorithms: enough for a many-core CPU,
 // few enough that the partial sums stay small.
 constexpr int64_t kDeterministicParts = 8;
+constexpr double kMaxPhasedElements = double(int64_t(1) << 24);  // one channel's phased input rows of a tile
 
 int64_t padded_row_length(const EigenConv& g) { return (g.out_w + kLanes - 1) / kLanes * kLanes; }
 
@@ -62,6 +64,16 @@ struct TilePlan {
     groups = (g.batch + images - 1) / images;
   }
 };
+
+// Whether a tile's buffers fit in memory. They hold the input rows under a tile of output rows; a dilated kernel
+// spanning far more than the image (valid when the padding is as large) would need more than exists, and such
+// layers go to the aten composite instead. Estimated in double: the sizes themselves may overflow int64.
+bool tile_buffers_fit(const EigenConv& g) {
+  const TilePlan plan(g);
+  const double in_rows = double(plan.rows - 1) * g.stride_h + double(g.kernel_h - 1) * g.dil_h + 1;
+  const double phase_width = double(padded_row_length(g)) + double(g.kernel_w - 1) * g.dil_w / g.stride_w;
+  return double(g.stride_w) * in_rows * phase_width <= kMaxPhasedElements;
+}
 
 DepthwiseTile tile_of(const EigenConv& g, int64_t rows) {
   DepthwiseTile t{};
@@ -176,6 +188,7 @@ at::Tensor eigen_conv2d_kernel(const at::Tensor& input, const at::Tensor& basis,
   auto output = at::empty({g.batch, g.out_channels, g.out_h, g.out_w},
                           input.options().memory_format(input.suggest_memory_format()));
   if (output.numel() == 0) return output;
+  if (!tile_buffers_fit(g)) return ops::eigen_conv2d_composite(input, basis, coeff, bias, stride, padding, dilation);
   const auto acc_type = at::toOpMathType(input.scalar_type());
   const auto basis_acc = padded_basis(basis, g, acc_type);
   const auto coeff_acc = coeff.detach().to(acc_type).contiguous();
@@ -233,6 +246,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> eigen_conv2d_backward_kernel(
     const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& basis, const at::Tensor& coeff,
     at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, std::array<bool, 3> output_mask) {
   const auto g = checks::eigen_conv_backward_geometry(grad_output, input, basis, coeff, stride, padding, dilation);
+  if (g.batch > 0 && !tile_buffers_fit(g)) {
+    return ops::eigen_conv2d_backward_composite(grad_output, input, basis, coeff, stride, padding, dilation,
+                                                output_mask);
+  }
   const bool need_input = output_mask[0], need_basis = output_mask[1], need_coeff = output_mask[2];
   const auto acc_type = at::toOpMathType(input.scalar_type());
   const int64_t mid = g.mid_channels(), basis_stride = padded_rank(g) * g.taps();

@@ -70,7 +70,9 @@ def shifted_sum_backward_reference(grad_output, kernel_h, kernel_w, channel_step
 
 def eigen_conv2d_reference(input, basis, coeff, bias, stride, padding, dilation):
     c_in, rank, kh, kw = basis.shape
-    z = F.conv2d(input, basis.reshape(c_in * rank, 1, kh, kw), None, stride, padding, dilation, groups=c_in)
+    # Padded explicitly: the geometry stays valid for an empty image with enough padding, which F.conv2d refuses.
+    padded = F.pad(input, (padding[1], padding[1], padding[0], padding[0]))
+    z = F.conv2d(padded, basis.reshape(c_in * rank, 1, kh, kw), None, stride, 0, dilation, groups=c_in)
     return F.conv2d(z, coeff.reshape(coeff.shape[0], c_in * rank, 1, 1), bias)
 
 

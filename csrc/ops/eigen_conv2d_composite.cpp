@@ -1,0 +1,48 @@
+#include "ops/eigen_conv2d_composite.h"
+
+#include <ATen/ops/convolution.h>
+#include <ATen/ops/convolution_backward.h>
+
+#include <vector>
+
+namespace leanconv::ops {
+namespace {
+
+const std::vector<int64_t> kOnes{1, 1}, kZeros{0, 0};
+
+at::Tensor depthwise_weight(const at::Tensor& basis) {
+  return basis.reshape({basis.size(0) * basis.size(1), 1, basis.size(2), basis.size(3)});
+}
+
+at::Tensor pointwise_weight(const at::Tensor& coeff) { return coeff.reshape({coeff.size(0), coeff.size(1), 1, 1}); }
+
+}  // namespace
+
+at::Tensor eigen_conv2d_composite(const at::Tensor& input, const at::Tensor& basis, const at::Tensor& coeff,
+                                  const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
+                                  at::IntArrayRef padding, at::IntArrayRef dilation) {
+  const auto z = at::convolution(input, depthwise_weight(basis), std::nullopt, stride, padding, dilation, false,
+                                 kZeros, basis.size(0));
+  return at::convolution(z, pointwise_weight(coeff), bias, kOnes, kZeros, kOnes, false, kZeros, 1);
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> eigen_conv2d_backward_composite(
+    const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& basis, const at::Tensor& coeff,
+    at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, std::array<bool, 3> mask) {
+  const auto depthwise = depthwise_weight(basis), pointwise = pointwise_weight(coeff);
+  const auto z =
+      at::convolution(input, depthwise, std::nullopt, stride, padding, dilation, false, kZeros, basis.size(0));
+  const bool need_z_grad = mask[0] || mask[1];
+  auto [grad_z, grad_pointwise, unused_bias] = at::convolution_backward(
+      grad_output, z, pointwise, std::nullopt, kOnes, kZeros, kOnes, false, kZeros, 1, {need_z_grad, mask[2], false});
+  at::Tensor grad_input, grad_depthwise;
+  if (need_z_grad) {
+    std::tie(grad_input, grad_depthwise, std::ignore) =
+        at::convolution_backward(grad_z, input, depthwise, std::nullopt, stride, padding, dilation, false, kZeros,
+                                 basis.size(0), {mask[0], mask[1], false});
+  }
+  return {grad_input, mask[1] ? grad_depthwise.reshape(basis.sizes()).contiguous() : at::Tensor(),
+          mask[2] ? grad_pointwise.reshape(coeff.sizes()).contiguous() : at::Tensor()};
+}
+
+}  // namespace leanconv::ops

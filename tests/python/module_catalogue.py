@@ -1,0 +1,59 @@
+"""Every leanconv module kind, declared once: how to build it (inside a model that owns any shared state, as a
+user would) and an input for it. The module-contract suite (test_module_contract.py) runs over all of them."""
+from dataclasses import dataclass
+from typing import Callable, Tuple
+
+import torch
+from torch import nn
+
+from leanconv.nn import EigenConv2d, FilterSummaryConv2d, GeneratedConv2d, GeneratedLinear, ParameterRing
+
+
+class RingModel(nn.Module):
+    """A ring and the generated layers drawing on it, registered the documented way (model.ring = ring)."""
+
+    def __init__(self, make_layers, ring_size=40, seed=3):
+        super().__init__()
+        self.ring = ParameterRing(ring_size, seed=seed)
+        self.layers = nn.Sequential(*make_layers(self.ring))
+
+    def forward(self, x):
+        return self.layers(x)
+
+
+@dataclass
+class ModuleSpec:
+    name: str
+    build: Callable[[], nn.Module]
+    input_shape: Tuple[int, ...]
+    conv: bool = True  # materialize() gives an nn.Conv2d (or the model holds such layers)
+    smooth: bool = True  # False: a straight-through quantiser makes finite differences meaningless
+
+    def layer(self, model: nn.Module) -> nn.Module:
+        return model.layers[0] if isinstance(model, RingModel) else model
+
+
+MODULES = [
+    ModuleSpec("generated_conv", lambda: RingModel(lambda r: [GeneratedConv2d(r, 3, 4, 3, padding=1)]), (2, 3, 6, 6)),
+    ModuleSpec("generated_conv_same_reflect",
+               lambda: RingModel(lambda r: [GeneratedConv2d(r, 3, 4, 4, padding="same", padding_mode="reflect")]),
+               (2, 3, 6, 7)),
+    ModuleSpec("generated_linear", lambda: RingModel(lambda r: [GeneratedLinear(r, 5, 3)]), (2, 5), conv=False),
+    ModuleSpec("filter_summary_gather", lambda: FilterSummaryConv2d(8, 8, 3, padding=1, path="gather"), (2, 8, 5, 5)),
+    ModuleSpec("filter_summary_direct", lambda: FilterSummaryConv2d(8, 8, 3, padding=1, path="direct"), (2, 8, 5, 5)),
+    ModuleSpec("filter_summary_same_circular",
+               lambda: FilterSummaryConv2d(8, 6, 2, padding="same", padding_mode="circular", compression=4),
+               (2, 8, 5, 6)),
+    ModuleSpec("filter_summary_quantised", lambda: FilterSummaryConv2d(8, 8, 3, padding=1, quant_bits=4),
+               (2, 8, 5, 5), smooth=False),
+    ModuleSpec("eigen_fused", lambda: EigenConv2d(4, 6, 3, padding=1, rank=3, path="fused"), (2, 4, 6, 6)),
+    ModuleSpec("eigen_materialized", lambda: EigenConv2d(4, 6, 3, padding=1, rank=3, path="materialized"),
+               (2, 4, 6, 6)),
+    ModuleSpec("eigen_valid_replicate",
+               lambda: EigenConv2d(4, 5, 3, stride=2, padding="valid", padding_mode="replicate", rank=2, path="fused"),
+               (2, 4, 7, 6)),
+    ModuleSpec("eigen_same_zeros_even_kernel",
+               lambda: EigenConv2d(3, 4, 2, padding="same", rank=2, path="fused"), (1, 3, 5, 5)),
+]
+
+MODULE_IDS = [spec.name for spec in MODULES]

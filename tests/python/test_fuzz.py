@@ -1,0 +1,311 @@
+"""Property-based fuzzing of every op's arguments: sizes including zero, strides, paddings and dilations,
+values near the int64 limits, dtypes and layouts. Each drawn call must either agree with the float64 reference
+or raise a clear leanconv error (RuntimeError whose message starts "leanconv:"), and which one it does must be
+what the op's documented domain says: a valid call that errors, or an invalid one that returns, fails.
+
+Each example runs under a time limit: a hang ends the run with a traceback (faulthandler), as a crash does.
+The validity predicates below are written with Python's unbounded integers, independently of the C++ checks.
+"""
+import contextlib
+import faulthandler
+
+import pytest
+import torch
+from hypothesis import HealthCheck, assume, event, given, settings, strategies as st
+
+import leanconv  # noqa: F401
+from op_catalogue import (eigen_conv2d_reference, filter_summary_weight_backward_reference,
+                          filter_summary_weight_reference, generate_weights_backward_reference,
+                          generate_weights_reference, shifted_sum_backward_reference, shifted_sum_reference)
+
+INT64_MAX = 2 ** 63 - 1
+MAX_TOTAL = 2 ** 62
+SMALL_RESULT = 1 << 14  # valid calls are only made when their outputs stay this small
+EDGES = [-(2 ** 63), -(2 ** 62), -1, 0, 1, 2, 3, 5, 2 ** 31 - 1, 2 ** 31, 2 ** 32, 2 ** 32 + 1, 2 ** 61 + 1,
+         2 ** 62 - 1, 2 ** 62, 2 ** 62 + 1, INT64_MAX]
+FLOATS = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
+
+FUZZ = settings(max_examples=400, deadline=None, derandomize=True,
+                suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
+
+
+def int64s(low=-2, high=9):
+    """Mostly small values, often the int64 edges, sometimes anything in int64."""
+    return st.one_of(st.integers(low, high), st.sampled_from(EDGES), st.integers(-(2 ** 63), INT64_MAX))
+
+
+def small_sizes(high=5):
+    return st.integers(0, high)
+
+
+class Arguments:
+    """Draws an op's arguments. Half the examples stay in the op's valid domain (and are compared with the
+    reference); in the others each argument has a one-in-three chance to be drawn from anywhere in int64 (or
+    its own wild range), so invalid calls are mostly invalid in one or a few arguments."""
+
+    def __init__(self, data):
+        self.data = data
+        self.wild = data.draw(st.booleans(), label="wild")
+
+    def __call__(self, name, valid, wild=None):
+        if self.wild and self.data.draw(st.integers(0, 2), label=f"{name} wild?") == 0:
+            return self.data.draw(wild if wild is not None else int64s(), label=name)
+        return self.data.draw(valid, label=name)
+
+    def pair(self, name, valid):
+        return [self(f"{name}[{axis}]", valid) for axis in range(2)]
+
+    def window(self):
+        """kh, kw, stride, padding, dilation of a conv window."""
+        kh, kw = self.pair("kernel", st.integers(1, 3))
+        return (kh, kw, self.pair("stride", st.integers(1, 3)), self.pair("padding", st.integers(0, 2)),
+                self.pair("dilation", st.integers(1, 2)))
+
+    def spatial_size(self, name, kernel, padding, dilation):
+        """An input size the window fits (when the window is valid), or a wild one."""
+        try:
+            smallest = max(0, dilation * (kernel - 1) + 1 - 2 * padding)
+        except TypeError:
+            smallest = 0
+        if not (0 <= smallest <= 8):
+            smallest = 0
+        return self(name, st.integers(smallest, smallest + 5), st.integers(0, 8))
+
+
+@contextlib.contextmanager
+def time_limit(seconds=30):
+    faulthandler.dump_traceback_later(seconds, exit=True)
+    try:
+        yield
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+
+
+def fits(*values):
+    return all(-(2 ** 63) <= v <= INT64_MAX for v in values)
+
+
+def numel(shape):
+    if any(s == 0 for s in shape):
+        return 0
+    n = 1
+    for s in shape:
+        n *= s
+    return n
+
+
+def tolerance(dtype):
+    return {torch.float16: 1e-2, torch.bfloat16: 5e-2}.get(dtype, 1e-5)
+
+
+# Values the dispatcher itself cannot carry (an int list entry near -2^63 is no SymInt) are refused by torch
+# before any leanconv code runs, with this message.
+TORCH_ARGUMENT_ERRORS = ("cannot be represented as a SymInt", "SymIntArrayRef expected to contain only concrete integers")
+
+
+def check(valid, call, reference, dtype):
+    """Runs the op under the time limit; asserts the outcome the predicate says."""
+    event("valid call" if valid else "invalid call")  # --hypothesis-show-statistics shows the mix
+    with time_limit():
+        try:
+            result = call()
+        except RuntimeError as error:
+            message = str(error)
+            assert not valid, f"a valid call raised: {message}"
+            assert message.startswith("leanconv:") or any(e in message for e in TORCH_ARGUMENT_ERRORS), \
+                f"not a clear leanconv error: {message}"
+            return
+    assert valid, "an invalid call returned a result"
+    expected = reference()
+    tol = tolerance(dtype)
+    torch.testing.assert_close(result.double(), expected.double(), rtol=tol, atol=tol)
+
+
+def conv_axis(size, kernel, stride, pad, dilation):
+    """The output size of one axis, or None when the geometry is invalid (or would overflow int64)."""
+    if kernel < 1 or stride < 1 or dilation < 1 or pad < 0 or size < 0:
+        return None
+    span = dilation * (kernel - 1) + 1
+    padded = size + 2 * pad
+    if not fits(dilation * (kernel - 1), span, 2 * pad, padded) or padded < span:
+        return None
+    return (padded - span) // stride + 1
+
+
+# ---- generated-weight ops ------------------------------------------------------------------------------
+
+@FUZZ
+@given(data=st.data(), dtype=st.sampled_from(FLOATS + [torch.int64]), scale=st.floats(-4, 4))
+def test_generate_weights(data, dtype, scale):
+    draw = Arguments(data)
+    ring_size = draw("ring_size", st.integers(1, 40), st.integers(0, 3))
+    seed = data.draw(int64s(), label="seed")
+    total = draw("total", st.integers(1, 300))
+    offset = draw("offset", st.integers(0, total) if total >= 0 else st.just(0))
+    room = total - offset if 0 <= offset <= total else 6
+    shape = [draw(f"shape[{i}]", st.integers(0, min(6, room))) for i in range(data.draw(st.integers(0, 2)))]
+    count = numel(shape) if all(s >= 0 for s in shape) else -1
+    valid = (ring_size >= 1 and dtype.is_floating_point and 1 <= total <= MAX_TOTAL and count >= 0 and fits(count)
+             and offset >= 0 and offset + count <= total)
+    assume(not valid or count <= SMALL_RESULT)
+    ring = (torch.randn(ring_size, dtype=torch.float64) * 3).to(dtype)
+    check(valid, lambda: torch.ops.leanconv.generate_weights(ring, seed, total, offset, shape, scale),
+          lambda: generate_weights_reference(ring.double(), seed, total, offset, shape, scale), dtype)
+
+
+@FUZZ
+@given(data=st.data(), grad_shape=st.lists(small_sizes(), max_size=3), dtype=st.sampled_from(FLOATS),
+       scale=st.floats(-4, 4))
+def test_generate_weights_backward(data, grad_shape, dtype, scale):
+    draw = Arguments(data)
+    grad = torch.randn(grad_shape, dtype=torch.float64).to(dtype)
+    count = grad.numel()
+    ring_size = draw("ring_size", st.integers(1, 50))
+    seed = data.draw(int64s(), label="seed")
+    total = draw("total", st.integers(max(count, 1), 300))
+    offset = draw("offset", st.integers(0, max(total - count, 0)) if total >= 0 else st.just(0))
+    valid = ring_size >= 1 and 1 <= total <= MAX_TOTAL and offset >= 0 and offset + count <= total
+    assume(not valid or ring_size <= SMALL_RESULT)
+    check(valid, lambda: torch.ops.leanconv.generate_weights_backward(grad, ring_size, seed, total, offset, scale),
+          lambda: generate_weights_backward_reference(grad.double(), ring_size, seed, total, offset, scale), dtype)
+
+
+# ---- filter-summary ops ----------------------------------------------------------------------------------
+
+def summary_layout_valid(out, inc, kh, kw, stride):
+    if min(out, inc, kh, kw) < 1 or stride < 1:
+        return False
+    k = inc * kh * kw
+    length = out * stride
+    return fits(inc * kh, k, out * k, length, length + k, 2 * length + k)
+
+
+@FUZZ
+@given(data=st.data(), dtype=st.sampled_from(FLOATS))
+def test_filter_summary_weight(data, dtype):
+    draw = Arguments(data)
+    out = draw("out_channels", st.integers(1, 6))
+    inc = draw("in_channels", st.integers(1, 5))
+    kh, kw = draw.pair("kernel", st.integers(1, 3))
+    stride = draw("stride", st.integers(1, 8))
+    right_length = out * stride if 0 <= out * stride <= 48 else 0
+    length = draw("length", st.just(right_length), st.integers(0, 48))
+    summary = torch.randn(length, dtype=torch.float64).to(dtype)
+    two_dimensional = draw("summary is 2-D", st.just(False), st.booleans())
+    if two_dimensional:
+        summary = summary.view(1, -1)
+    valid = not two_dimensional and summary_layout_valid(out, inc, kh, kw, stride) and out * stride == length
+    assume(not valid or out * inc * kh * kw <= SMALL_RESULT)
+    check(valid, lambda: torch.ops.leanconv.filter_summary_weight(summary, out, inc, kh, kw, stride),
+          lambda: filter_summary_weight_reference(summary.double(), out, inc, kh, kw, stride), dtype)
+
+
+@FUZZ
+@given(data=st.data(), dtype=st.sampled_from(FLOATS))
+def test_filter_summary_weight_backward(data, dtype):
+    draw = Arguments(data)
+    shape = [draw(f"shape[{i}]", st.integers(1, 4), st.integers(0, 4))
+             for i in range(draw("dims", st.just(4), st.integers(3, 5)))]
+    grad = torch.randn(shape, dtype=torch.float64).to(dtype)
+    stride = draw("stride", st.integers(1, 8))
+    length = draw("length", st.just(shape[0] * stride))
+    valid = len(shape) == 4 and summary_layout_valid(*shape, stride) and length == shape[0] * stride
+    assume(not valid or length <= SMALL_RESULT)
+    check(valid, lambda: torch.ops.leanconv.filter_summary_weight_backward(grad, length, stride),
+          lambda: filter_summary_weight_backward_reference(grad.double(), length, stride), dtype)
+
+
+@FUZZ
+@given(data=st.data(), dtype=st.sampled_from(FLOATS), channels_last=st.booleans())
+def test_shifted_sum(data, dtype, channels_last):
+    draw = Arguments(data)
+    kh, kw, stride, padding, dilation = draw.window()
+    step = draw("channel_step", st.integers(0, 9))
+    shape = [draw("batch", st.integers(0, 2), st.integers(0, 2)), draw("channels", st.integers(1, 5), st.integers(0, 2)),
+             draw.spatial_size("height", kh, padding[0], dilation[0]),
+             draw.spatial_size("width", kw, padding[1], dilation[1])]
+    shape = shape[:draw("dims", st.just(4), st.integers(3, 4))]
+    z = torch.randn(shape, dtype=torch.float64).to(dtype)
+    if channels_last and z.dim() == 4:
+        z = z.contiguous(memory_format=torch.channels_last)
+    valid = z.dim() == 4 and shape[1] >= 1 and step >= 0 and kh >= 1 and kw >= 1 and fits(kh * kw * shape[1])
+    if valid:
+        out_h = conv_axis(shape[2], kh, stride[0], padding[0], dilation[0])
+        out_w = conv_axis(shape[3], kw, stride[1], padding[1], dilation[1])
+        valid = out_h is not None and out_w is not None
+        assume(not valid or numel([shape[0], shape[1], out_h, out_w]) <= SMALL_RESULT)
+    check(valid, lambda: torch.ops.leanconv.shifted_sum(z, kh, kw, step, stride, padding, dilation),
+          lambda: shifted_sum_reference(z.double(), kh, kw, step, stride, padding, dilation), dtype)
+
+
+@FUZZ
+@given(data=st.data(), batch=small_sizes(2), dtype=st.sampled_from(FLOATS))
+def test_shifted_sum_backward(data, batch, dtype):
+    draw = Arguments(data)
+    kh, kw, stride, padding, dilation = draw.window()
+    step = draw("channel_step", st.integers(0, 9))
+    channels = draw("channels", st.integers(1, 4), st.integers(0, 2))
+    input_size = [draw.spatial_size("height", kh, padding[0], dilation[0]),
+                  draw.spatial_size("width", kw, padding[1], dilation[1])]
+    out_h = conv_axis(input_size[0], kh, stride[0], padding[0], dilation[0])
+    out_w = conv_axis(input_size[1], kw, stride[1], padding[1], dilation[1])
+    geometry = out_h is not None and out_w is not None and kh >= 1 and kw >= 1 and step >= 0 and channels >= 1
+    skew = draw("gradient size skew", st.just(0), st.integers(-1, 1))  # != 0: a gradient of the wrong size
+    grad_h = (out_h if geometry else 3) + skew
+    grad_w = out_w if geometry else 3
+    assume(0 <= grad_h <= 64 and 0 <= grad_w <= 64)
+    grad = torch.randn(batch, channels, grad_h, grad_w, dtype=torch.float64).to(dtype)
+    valid = geometry and skew == 0 and fits(kh * kw * channels)
+    assume(not valid or numel([batch, channels, *input_size]) <= SMALL_RESULT)
+    check(valid, lambda: torch.ops.leanconv.shifted_sum_backward(grad, kh, kw, step, stride, padding, dilation,
+                                                                 input_size),
+          lambda: shifted_sum_backward_reference(grad.double(), kh, kw, step, stride, padding, dilation, input_size),
+          dtype)
+
+
+# ---- low-rank op ------------------------------------------------------------------------------------------
+
+@FUZZ
+@given(data=st.data(), dtype=st.sampled_from(FLOATS), channels_last=st.booleans())
+def test_eigen_conv2d(data, dtype, channels_last):
+    draw = Arguments(data)
+    _, _, stride, padding, dilation = draw.window()
+    kh, kw = draw("kernel_h", st.integers(1, 3), st.integers(0, 3)), draw("kernel_w", st.integers(1, 3), st.integers(0, 3))
+    rank = draw("rank", st.integers(1, max(kh * kw, 1)), st.integers(0, 10))
+    batch = data.draw(st.integers(0, 2), label="batch")
+    in_channels = draw("in_channels", st.integers(1, 3), st.integers(0, 1))
+    out_channels = draw("out_channels", st.integers(1, 3), st.integers(0, 1))
+    hw = [draw.spatial_size("height", kh, padding[0], dilation[0]),
+          draw.spatial_size("width", kw, padding[1], dilation[1])]
+    coeff_skew = draw("coeff skew", st.just(0), st.integers(-1, 1))
+    bias = draw("bias", st.sampled_from(["none", "right"]), st.just("wrong"))
+    mixed_dtype = draw("mixed dtype", st.just(False), st.booleans())
+    x = torch.randn(batch, in_channels, *hw, dtype=torch.float64).to(dtype)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    basis = torch.randn(in_channels, max(rank, 0), max(kh, 0), max(kw, 0), dtype=torch.float64).to(dtype)
+    coeff = torch.randn(out_channels, max(in_channels * rank + coeff_skew, 0), dtype=torch.float64)
+    coeff = coeff.to(torch.float64 if mixed_dtype and dtype != torch.float64 else dtype)
+    b = {"none": None, "right": torch.randn(out_channels), "wrong": torch.randn(out_channels + 1)}[bias]
+    b = None if b is None else b.to(dtype)
+    out_h = conv_axis(hw[0], kh, stride[0], padding[0], dilation[0])
+    out_w = conv_axis(hw[1], kw, stride[1], padding[1], dilation[1])
+    valid = (in_channels >= 1 and out_channels >= 1 and kh >= 1 and kw >= 1 and 1 <= rank <= kh * kw
+             and coeff_skew == 0 and bias != "wrong" and (not mixed_dtype or dtype == torch.float64)
+             and out_h is not None and out_w is not None)
+    assume(not valid or numel([batch, out_channels, out_h, out_w]) <= SMALL_RESULT)
+    check(valid, lambda: torch.ops.leanconv.eigen_conv2d(x, basis, coeff, b, stride, padding, dilation),
+          lambda: eigen_conv2d_reference(x.double(), basis.double(), coeff.double(), None if b is None else b.double(),
+                                         stride, padding, dilation), dtype)
+
+
+@pytest.mark.parametrize("dilation,padding", [(2 ** 40, 2 ** 40), (2 ** 30 + 1, 2 ** 30)])
+def test_eigen_conv2d_with_a_huge_dilated_kernel(dilation, padding):
+    # Every tap but the centre one reads padding: a valid geometry whose kernel spans far past the image.
+    x, basis, coeff = torch.randn(1, 2, 5, 5), torch.randn(2, 2, 3, 3), torch.randn(3, 4)
+    args = ([1, 1], [padding, padding], [dilation, dilation])
+    with time_limit():
+        y = torch.ops.leanconv.eigen_conv2d(x, basis, coeff, None, *args)
+    z = torch.nn.functional.conv2d(x, basis.reshape(4, 1, 3, 3), None, args[0], args[1], args[2], groups=2)
+    expected = torch.nn.functional.conv2d(z, coeff.reshape(3, 4, 1, 1))  # aten handles the padding implicitly
+    torch.testing.assert_close(y, expected, rtol=1e-4, atol=1e-4)

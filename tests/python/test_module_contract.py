@@ -1,0 +1,265 @@
+"""The module contract: what every leanconv module keeps, run over every module kind in module_catalogue.
+
+A module computes what its materialised nn.Conv2d computes (every padding and padding_mode), its second
+derivatives are right, everything its forward depends on is in its state_dict and survives meta-device
+construction, a save/load, deepcopy and pickling of the whole model; torch.func and torch.compile work on it.
+"""
+import copy
+import io
+import math
+import warnings
+
+import pytest
+import torch
+import torch.func as func
+import torch.nn.functional as F
+from torch import nn
+
+import leanconv
+from leanconv.nn import EigenConv2d, FilterSummaryConv2d, GeneratedConv2d, ParameterRing
+from module_catalogue import MODULE_IDS, MODULES, RingModel
+
+
+def built(spec, dtype=torch.float64, seed=0):
+    torch.manual_seed(seed)
+    return spec.build().to(dtype)
+
+
+def example_input(spec, dtype=torch.float64, seed=1):
+    torch.manual_seed(seed)
+    return torch.randn(*spec.input_shape, dtype=dtype)
+
+
+def reset_all(model):
+    for module in model.modules():
+        if hasattr(module, "reset_parameters"):
+            module.reset_parameters()
+
+
+@pytest.mark.parametrize("spec", MODULES, ids=MODULE_IDS)
+def test_materialized_module_computes_the_same(spec):
+    model, x = built(spec), example_input(spec)
+    layer = spec.layer(model)
+    materialized = layer.materialize()
+    assert isinstance(materialized, nn.Conv2d if spec.conv else nn.Linear)
+    torch.testing.assert_close(model(x), materialized(x), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("spec", MODULES, ids=MODULE_IDS)
+def test_second_derivatives(spec):
+    model, x = built(spec), example_input(spec).requires_grad_()
+    names, params = zip(*model.named_parameters())
+
+    def function(x, *params):
+        return func.functional_call(model, dict(zip(names, params)), (x,))
+
+    inputs = (x, *params) if spec.smooth else (x,)
+    if spec.smooth:
+        assert torch.autograd.gradgradcheck(function, inputs)
+    else:
+        assert torch.autograd.gradgradcheck(lambda x: function(x, *params), inputs)
+
+
+@pytest.mark.parametrize("spec", [s for s in MODULES if s.conv], ids=[s.name for s in MODULES if s.conv])
+def test_input_gradient_penalty_reaches_the_following_layers(spec):
+    # An input-gradient penalty through the layer and a Linear: the Linear's weight gradient must be the one the
+    # materialised nn.Conv2d gives (it was silently None when a backward op had no derivative).
+    model, x = built(spec), example_input(spec)
+    features = math.prod(model(x).shape[1:])
+    torch.manual_seed(2)
+    head = nn.Linear(features, 3).double()
+
+    def penalty_gradient(conv):
+        head.zero_grad()
+        xi = x.clone().requires_grad_()
+        grad_x, = torch.autograd.grad(head(conv(xi).flatten(1)).sum(), xi, create_graph=True)
+        grad_x.square().sum().backward()
+        return head.weight.grad.clone()
+
+    expected = penalty_gradient(spec.layer(model).materialize())
+    torch.testing.assert_close(penalty_gradient(model), expected, rtol=1e-9, atol=1e-9)
+    assert expected.abs().sum() > 0
+
+
+@pytest.mark.parametrize("spec", MODULES, ids=MODULE_IDS)
+def test_meta_device_construction_then_reset_gives_a_valid_state_dict(spec):
+    with torch.device("meta"):
+        model = spec.build()
+    model.to_empty(device="cpu")
+    torch.manual_seed(5)
+    reset_all(model)
+    model = model.double()
+    x = example_input(spec)
+    fresh = built(spec, seed=9)  # another initialisation: its outputs differ until it loads model's state
+    fresh.load_state_dict(model.state_dict())
+    torch.testing.assert_close(fresh(x), model(x), rtol=0, atol=0)
+    reference = built(spec, seed=9)
+    for key, value in reference.state_dict().items():  # the layout buffers equal those of a normal construction
+        if value.dtype == torch.int64:
+            assert torch.equal(model.state_dict()[key], value), key
+
+
+@pytest.mark.parametrize("spec", MODULES, ids=MODULE_IDS)
+def test_state_dict_save_load_deepcopy_and_pickling(spec):
+    model, x = built(spec), example_input(spec)
+    expected = model(x)
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    buffer.seek(0)
+    other = built(spec, seed=4)
+    other.load_state_dict(torch.load(buffer))
+    torch.testing.assert_close(other(x), expected, rtol=0, atol=0)
+    torch.testing.assert_close(copy.deepcopy(model)(x), expected, rtol=0, atol=0)
+    buffer = io.BytesIO()
+    torch.save(model, buffer)
+    buffer.seek(0)
+    whole = torch.load(buffer, weights_only=False)
+    torch.testing.assert_close(whole(x), expected, rtol=0, atol=0)
+    # Shared state stays shared and stored once.
+    assert len(list(whole.parameters())) == len(list(model.parameters()))
+    float_model = copy.deepcopy(model).float()
+    assert all(p.dtype == torch.float32 for p in float_model.parameters())
+    float_model(x.float())
+
+
+@pytest.mark.parametrize("spec", MODULES, ids=MODULE_IDS)
+def test_per_sample_gradients_with_torch_func(spec):
+    model, x = built(spec), example_input(spec)
+    params = {k: v.detach() for k, v in model.named_parameters()}
+
+    def loss(params, sample):
+        return func.functional_call(model, params, (sample.unsqueeze(0),)).square().sum()
+
+    per_sample = func.vmap(func.grad(loss), in_dims=(None, 0))(params, x)
+    for n in range(x.shape[0]):
+        model.zero_grad()
+        loss(dict(model.named_parameters()), x[n]).backward()
+        for name, p in model.named_parameters():
+            torch.testing.assert_close(per_sample[name][n], p.grad, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("spec", MODULES, ids=MODULE_IDS)
+def test_compiled_forward_and_backward(spec):
+    torch._dynamo.reset()
+    model, x = built(spec, torch.float32), example_input(spec, torch.float32)
+
+    def step(m):
+        m.zero_grad()
+        y = m(x)
+        y.square().sum().backward()
+        return [y.detach()] + [p.grad.clone() for p in m.parameters()]
+
+    expected = step(model)
+    actual = step(torch.compile(model, fullgraph=True))
+    for a, e in zip(actual, expected):
+        torch.testing.assert_close(a, e, rtol=1e-4, atol=1e-4)
+
+
+# ---- the rank, channel and layout space of the fused low-rank conv under torch.compile ------------------
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+@pytest.mark.parametrize("channels,rank", [(64, 3), (8, 1), (8, 2), (8, 5), (8, 6), (8, 9)])
+def test_compiled_fused_eigen_conv_backward_for_every_rank(channels, rank, layout):
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    layer = EigenConv2d(channels, channels, 3, padding=1, rank=rank, path="fused")
+    x = torch.randn(2, channels, 8, 8)
+    if layout == "channels_last":
+        x = x.contiguous(memory_format=torch.channels_last)
+
+    def step(m):
+        m.zero_grad()
+        m(x).square().sum().backward()
+        return [p.grad.clone() for p in m.parameters()]
+
+    for a, e in zip(step(torch.compile(layer, fullgraph=True)), step(layer)):
+        torch.testing.assert_close(a, e, rtol=1e-4, atol=1e-4)
+
+
+# ---- checkpoints that do not fit the model -------------------------------------------------------------
+
+@pytest.mark.parametrize("saved,loading", [(4, 8), (4, None), (None, 4)])
+def test_a_checkpoint_of_another_quantisation_is_refused(saved, loading):
+    state = FilterSummaryConv2d(8, 8, 3, padding=1, quant_bits=saved).state_dict()
+    layer = FilterSummaryConv2d(8, 8, 3, padding=1, quant_bits=loading)
+    with pytest.raises(RuntimeError, match="quant_bits"):
+        layer.load_state_dict(state)
+
+
+def test_a_fixed_quantisation_scale_survives_the_state_dict_and_reset_clears_it():
+    layer = FilterSummaryConv2d(8, 8, 3, padding=1, quant_bits=4)
+    layer.fix_quant_scale(0.05)
+    other = FilterSummaryConv2d(8, 8, 3, padding=1, quant_bits=4)
+    other.load_state_dict(layer.state_dict())
+    x = torch.randn(1, 8, 5, 5)
+    torch.testing.assert_close(other(x), layer(x), rtol=0, atol=0)
+    layer.reset_parameters()
+    assert float(layer.state_dict()["quant_scale"]) == 0.0
+
+
+@pytest.mark.parametrize("key,value", [("layers.0.offset", 2 ** 63 - 1), ("layers.0.offset", -1),
+                                       ("ring.total", 2 ** 62 + 1), ("ring.total", -3)])
+def test_a_hostile_layout_in_a_checkpoint_is_refused(key, value):
+    model = RingModel(lambda r: [GeneratedConv2d(r, 3, 4, 3, padding=1)])
+    state = model.state_dict()
+    state[key] = torch.tensor(value)
+    with pytest.raises(RuntimeError, match="leanconv: the loaded"):
+        RingModel(lambda r: [GeneratedConv2d(r, 3, 4, 3, padding=1)]).load_state_dict(state)
+
+
+def test_an_offset_past_the_ring_is_a_clear_error_in_the_forward():
+    model = RingModel(lambda r: [GeneratedConv2d(r, 3, 4, 3, padding=1)])
+    state = model.state_dict()
+    state["layers.0.offset"] = torch.tensor(2 ** 40)  # a valid offset, but not of this ring's sequence
+    model.load_state_dict(state)
+    with pytest.raises(RuntimeError, match="lies outside the ring's virtual weight sequence"):
+        model(torch.randn(1, 3, 5, 5))
+
+
+def test_an_unregistered_ring_is_reported_once():
+    ring = ParameterRing(20)
+    conv = GeneratedConv2d(ring, 2, 3, 3)
+    with pytest.warns(UserWarning, match="registered on no module"):
+        conv(torch.randn(1, 2, 5, 5))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        conv(torch.randn(1, 2, 5, 5))  # once per ring
+        holder = nn.Module()
+        holder.ring = ParameterRing(20)
+        GeneratedConv2d(holder.ring, 2, 3, 3)(torch.randn(1, 2, 5, 5))  # registered: no warning
+
+
+# ---- nn.Conv2d's argument space ------------------------------------------------------------------------
+
+CONV_FAMILIES = {
+    "generated": lambda *a, **k: RingModel(lambda r: [GeneratedConv2d(r, *a, **k)]),
+    "filter_summary": lambda *a, **k: FilterSummaryConv2d(*a, compression=2, **k),
+    "lowrank": lambda *a, **k: EigenConv2d(*a, rank=2, path="fused", **k),
+}
+
+
+@pytest.mark.parametrize("family", sorted(CONV_FAMILIES))
+@pytest.mark.parametrize("padding_mode", ["zeros", "reflect", "replicate", "circular"])
+@pytest.mark.parametrize("kernel_size,padding,stride,dilation", [
+    (3, "same", 1, 1), (4, "same", 1, 1), (3, "same", 1, 2), ((2, 3), "same", 1, 1), (3, "valid", 2, 1),
+    (3, 1, 1, 1), ((3, 1), (1, 0), (2, 1), 1)])
+def test_every_padding_and_padding_mode_matches_nn_conv2d(family, padding_mode, kernel_size, padding, stride,
+                                                          dilation):
+    torch.manual_seed(0)
+    model = CONV_FAMILIES[family](4, 4, kernel_size, stride=stride, padding=padding, dilation=dilation,
+                                  padding_mode=padding_mode).double()
+    layer = model.layers[0] if isinstance(model, RingModel) else model
+    reference = nn.Conv2d(4, 4, kernel_size, stride, padding, dilation, bias=layer.bias is not None,
+                          padding_mode=padding_mode).double()
+    with torch.no_grad():
+        reference.weight.copy_(layer.weight)
+        if layer.bias is not None:
+            reference.bias.copy_(layer.bias)
+    x = torch.randn(2, 4, 7, 8, dtype=torch.float64)
+    torch.testing.assert_close(model(x), reference(x), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("family", sorted(CONV_FAMILIES))
+def test_strided_same_padding_is_refused_as_nn_conv2d_refuses_it(family):
+    with pytest.raises(ValueError, match="'same' is not supported for strided"):
+        CONV_FAMILIES[family](4, 4, 3, stride=2, padding="same")
