@@ -14,3 +14,10 @@ DEVICES = ["cpu", pytest.param("cuda", marks=requires_cuda)]
 def _seeded():
     torch.manual_seed(0)
     yield
+
+
+# The CUDA tests compare leanconv's kernels with the CPU kernels and float64 references at float32 tolerances;
+# cuDNN's default TF32 (10-bit mantissa) in the convolutions leanconv calls would dominate those differences.
+# Users keep PyTorch's defaults: TF32 in cuDNN convolutions, as for nn.Conv2d.
+torch.backends.cudnn.allow_tf32 = False
+torch.backends.cuda.matmul.allow_tf32 = False

@@ -398,3 +398,38 @@ def test_decef_workflow_cli(capsys):
     decef.main(["--dataset", "random", "--epochs", "1", "--finetune-epochs", "1", "--device", "cpu"])
     out = capsys.readouterr().out
     assert "Effective rank by depth" in out and "| converted + fine-tuned |" in out
+
+
+@pytest.mark.parametrize("family", ["lowrank", "filter_summary"])
+def test_convert_handles_string_paddings_a_bare_conv_and_a_rank_above_k_squared(family):
+    options = {"rank": 20} if family == "lowrank" else {"compression": 3}
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding="same", padding_mode="reflect"), nn.ReLU(),
+                          nn.Conv2d(8, 8, 3, padding="valid"), nn.Conv2d(8, 4, (2, 3), padding="same")).double()
+    converted = leanconv.convert(model, family, **options)
+    assert not any(type(m) is nn.Conv2d for m in converted.modules())
+    x = torch.randn(2, 3, 9, 9, dtype=torch.float64)
+    assert converted(x).shape == model(x).shape
+    if family == "lowrank":  # rank 20 is clipped to the full rank k*k = 9 (6 for the 2x3 conv): exact
+        assert [m.rank for m in converted.modules() if isinstance(m, EigenConv2d)] == [9, 9, 6]
+        torch.testing.assert_close(converted(x), model(x))
+    bare = nn.Conv2d(3, 8, 3, padding=1).double()
+    layer = leanconv.convert(bare, family, **options)
+    assert type(layer) is not nn.Conv2d
+    assert leanconv.convert(bare, family, skip=[""], **options) is not bare  # a copy, left dense
+    if family == "lowrank":
+        torch.testing.assert_close(layer(x), bare(x))
+
+
+def test_ranks_and_compressions_that_would_be_silently_changed_are_refused():
+    from leanconv.nn import FilterSummaryConv2d
+    from leanconv.models import resnet
+
+    with pytest.raises(TypeError, match="rank must be an int"):
+        EigenConv2d(4, 4, 3, rank=2.5)
+    with pytest.raises(TypeError, match="rank must be an int"):
+        resnet.resnet20(conv="lowrank", rank=2.5)
+    with pytest.raises(TypeError, match="rank must be an int"):
+        leanconv.convert(nn.Conv2d(3, 4, 3), "lowrank", rank=1.5)
+    for compression in (0.5, 0, -2, float("nan")):
+        with pytest.raises(ValueError, match="compression must be a number >= 1"):
+            FilterSummaryConv2d(4, 4, 3, compression=compression)

@@ -14,6 +14,7 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.utils._pytree import tree_flatten, tree_map
 
 import leanconv  # noqa: F401
+from conftest import requires_cuda
 from op_catalogue import OPS, all_samples, op_samples
 
 SAMPLES = all_samples()
@@ -230,3 +231,40 @@ def test_compiled_forward_and_backward_match_eager(spec, index):
     actual = run(torch.compile(loss, fullgraph=True))
     for a, e in zip(actual, expected):
         torch.testing.assert_close(a, e, rtol=1e-4, atol=1e-4)
+
+
+# ---- CUDA -------------------------------------------------------------------------------------------------
+
+def to_cuda(args):
+    return tuple(a.cuda() if isinstance(a, torch.Tensor) else a for a in args)
+
+
+@requires_cuda
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("spec,index", SAMPLES, ids=IDS)
+def test_cuda_matches_cpu_and_the_float64_reference(spec, index, dtype):
+    args = sample(spec, index, dtype)
+    tol = 1e-10 if dtype == torch.float64 else 1e-4
+    cuda_result = spec.op(*to_cuda(args))
+    assert_close_outputs([None if y is None else y.cpu() for y in outputs(cuda_result)], spec.op(*args),
+                         rtol=tol, atol=tol)
+    reference = spec.reference(*[a.double() if isinstance(a, torch.Tensor) else a for a in args])
+    assert_close_outputs([None if y is None else y.cpu().double() for y in outputs(cuda_result)], reference,
+                         rtol=tol, atol=tol)
+
+
+@requires_cuda
+@pytest.mark.parametrize("spec,index", DIFFERENTIABLE, ids=DIFFERENTIABLE_IDS)
+def test_cuda_gradcheck_and_gradgradcheck(spec, index):
+    args = to_cuda(sample(spec, index))
+    positions = present_positions(spec, args)
+    tensors = [args[p].detach().requires_grad_() for p in positions]
+
+    def function(*ts):
+        full = list(args)
+        for p, t in zip(positions, ts):
+            full[p] = t
+        return spec.op(*full)
+
+    assert torch.autograd.gradcheck(function, tensors)
+    assert torch.autograd.gradgradcheck(function, tensors)

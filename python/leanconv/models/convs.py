@@ -4,6 +4,7 @@ A builder calls ``convs.conv(in, out, k, stride, padding, scope=(stage, block))`
 may replace (stems and heads stay ordinary) and ``convs.finish(model)`` at the end, which registers any
 shared state (e.g. the rings of the generated-weight family) on the model.
 """
+import numbers
 from typing import Callable, Dict, Hashable, Sequence, Tuple, Union
 
 from torch import nn
@@ -104,8 +105,8 @@ class EigenConvs(DenseConvs):
     def rank_of(self, in_channels, out_channels, kernel_size, scope: Scope) -> int:
         if callable(self.rank):
             rank = self.rank(in_channels, out_channels, kernel_size, scope)
-        elif isinstance(self.rank, int):
-            rank = self.rank
+        elif isinstance(self.rank, numbers.Number):
+            rank = self.rank  # checked below: a float rank is refused, not truncated
         else:
             if scope[0] >= len(self.rank):
                 raise ValueError(f"leanconv: the rank schedule {tuple(self.rank)} has no entry for stage {scope[0]}")
