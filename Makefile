@@ -5,9 +5,14 @@ CMAKE = $(shell $(PYTHON) -c "import cmake, os; print(os.path.join(cmake.CMAKE_B
 CTEST = $(shell $(PYTHON) -c "import cmake, os; print(os.path.join(cmake.CMAKE_BIN_DIR, 'ctest'))")
 export PYTHONPATH := $(CURDIR)/python$(if $(PYTHONPATH),:$(PYTHONPATH))
 export LEANCONV_BUILD_DIR := $(CURDIR)/$(BUILD_DIR)
+# ccache keys on paths relative to the checkout, so every clone of the repository shares the cache.
+export CCACHE_BASEDIR := $(CURDIR)
 DATASET_DIR = /usr/share/datasets/fashion-mnist
 
-.PHONY: all deps build test test-cpp test-python test-consumer test-wheel demo bench clean
+GPU_PACK ?= .gpu
+GPU_PACK_LIMIT_MIB = 48
+
+.PHONY: all deps build test test-cpp test-python test-consumer consumer test-wheel gpu-pack test-gpu-check demo bench clean
 
 all: build
 
@@ -17,6 +22,8 @@ deps: .deps-stamp
 	$(PYTHON) -m pip install -q -r requirements.txt
 	@if [ ! -f /usr/src/googletest/CMakeLists.txt ] && command -v apt-get >/dev/null; then \
 	  apt-get update -qq && apt-get install -y -qq googletest; fi
+	@if ! command -v ccache >/dev/null && command -v apt-get >/dev/null; then \
+	  apt-get update -qq && apt-get install -y -qq ccache; fi
 	@touch $@
 
 $(DATASET_DIR)/train-images-idx3-ubyte.gz:
@@ -26,7 +33,7 @@ $(DATASET_DIR)/train-images-idx3-ubyte.gz:
 build: deps
 	LEANCONV_BUILD_TESTS=1 $(PYTHON) setup.py -q build_ext --inplace
 
-test: build test-cpp test-python test-consumer test-wheel
+test: build test-cpp test-python test-consumer test-wheel test-gpu-check
 	@echo "make test: all test suites passed"
 
 test-cpp:
@@ -36,10 +43,12 @@ test-python:
 	$(PYTHON) -m pytest -q tests/python
 
 # A separate CMake project that finds the installed package the way a C++ user of a pip install would.
-test-consumer:
+consumer: build
 	$(CMAKE) -S tests/consumer -B build/consumer -G Ninja -DCMAKE_BUILD_TYPE=Release \
 	  -DCMAKE_PREFIX_PATH="$$($(PYTHON) -c 'import leanconv, torch; print(leanconv.cmake_prefix_path + ";" + torch.utils.cmake_prefix_path)')"
 	$(CMAKE) --build build/consumer
+
+test-consumer: consumer
 	./build/consumer/leanconv_consumer
 
 # The wheel a pip install builds carries the library, headers and CMake package next to _C.
@@ -47,6 +56,22 @@ test-wheel:
 	rm -rf build/wheel
 	$(PYTHON) -m pip wheel -q --no-build-isolation --no-deps . -w build/wheel
 	$(PYTHON) tests/check_wheel.py build/wheel/leanconv-*.whl
+
+# Everything a GPU window runs, built here (benchmarks/gpu_check.sh says how it is used): the op library with the
+# sm_90 kernels and the C++ binaries. Python there loads the library without the extension (LEANCONV_LIBRARY).
+gpu-pack: build consumer
+	@$(PYTHON) -c "import leanconv, sys; sys.exit(0 if leanconv.compiled_with_cuda() else 'gpu-pack: this build has no CUDA kernels (is nvcc on the PATH?)')"
+	rm -rf $(GPU_PACK) && mkdir -p $(GPU_PACK)/lib $(GPU_PACK)/bin
+	cp -a python/leanconv/lib/libleanconv.so* $(GPU_PACK)/lib/
+	cp $(BUILD_DIR)/tests/cpp/leanconv_tests $(BUILD_DIR)/example_tiny_generated_net $(BUILD_DIR)/leanconv_cuda_driver \
+	  build/consumer/leanconv_consumer $(GPU_PACK)/bin/
+	@echo "$$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$$(git diff --quiet HEAD 2>/dev/null || echo '+changes')" > $(GPU_PACK)/COMMIT
+	@size=$$(du -sm $(GPU_PACK) | cut -f1); echo "gpu-pack: $(GPU_PACK) holds $$(du -sh $(GPU_PACK) | cut -f1) ($$(ls $(GPU_PACK)/lib $(GPU_PACK)/bin | grep -v : | tr '\n' ' '))"; \
+	  [ $$size -le $(GPU_PACK_LIMIT_MIB) ] || { echo "gpu-pack: over $(GPU_PACK_LIMIT_MIB) MiB"; exit 1; }
+
+# The GPU check without a GPU: its CUDA stages say "skipped: no GPU", the rest of its plumbing runs.
+test-gpu-check: gpu-pack
+	bash benchmarks/gpu_check.sh build/gpu-check-dry
 
 demo: build $(DATASET_DIR)/train-images-idx3-ubyte.gz
 	$(PYTHON) -m leanconv.train.demo
@@ -57,4 +82,4 @@ bench: build
 	$(PYTHON) benchmarks/bench_lowrank.py
 
 clean:
-	rm -rf build .deps-stamp python/leanconv/lib python/leanconv/include python/leanconv/share python/leanconv/_C*.so
+	rm -rf build .deps-stamp $(GPU_PACK) python/leanconv/lib python/leanconv/include python/leanconv/share python/leanconv/_C*.so

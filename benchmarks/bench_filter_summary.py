@@ -16,7 +16,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from leanconv.nn import FilterSummaryConv2d  # noqa: E402
 from leanconv.reference.filter_summary import PlainFilterSummaryConv2d  # noqa: E402
-from harness import Row, common_arguments, measure_row, module_runner, report  # noqa: E402
+from harness import Row, common_arguments, dtype_label, dtypes_of, measure_row, module_runner, report  # noqa: E402
 
 IMAGENET_STAGES = [(64, 56), (128, 28), (256, 14), (512, 7)]
 CIFAR_STAGES = [(64, 32), (128, 16), (256, 8), (512, 4)]
@@ -31,27 +31,28 @@ def roofline_note(channels, size, batch, element_bytes=4):
             f"{2 * act_bytes / 2**20:.1f} MiB on the direct path)")
 
 
-def layer_rows(device, batch, stages, compression, args, label):
+def layer_rows(device, batch, stages, compression, args, label, dtype=torch.float32):
     rows = []
     for channels, size in stages:
+        factory = {"device": device, "dtype": dtype}
         direct = FilterSummaryConv2d(channels, channels, 3, padding=1, bias=False, compression=compression,
-                                     path="direct", device=device)
+                                     path="direct", **factory)
         gather = FilterSummaryConv2d(channels, channels, 3, padding=1, bias=False, compression=compression,
-                                     path="gather", device=device)
+                                     path="gather", **factory)
         gather.load_state_dict(direct.state_dict())
-        dense = torch.nn.Conv2d(channels, channels, 3, padding=1, bias=False, device=device)
+        dense = torch.nn.Conv2d(channels, channels, 3, padding=1, bias=False, **factory)
         plain = PlainFilterSummaryConv2d(direct.summary, channels, channels, 3, direct.summary_stride, 1, 1)
-        x = torch.randn(batch, channels, size, size, device=device)
+        x = torch.randn(batch, channels, size, size, **factory)
         variants = {"dense nn.Conv2d": dense, "leanconv direct": direct, "leanconv gather": gather,
                     "plain FSNet (index gather)": plain}
         if not args.no_compile:
             torch._dynamo.reset()  # a fresh compile per shape, not a fallback to eager past the recompile limit
             variants["torch.compile(plain FSNet)"] = torch.compile(plain)
-        workload = f"{label} conv3x3 {channels}ch {size}x{size} b{batch} c{compression}"
+        workload = f"{label} conv3x3 {channels}ch {size}x{size} b{batch} c{compression} {dtype_label(dtype)}"
         for mode in ("forward", "forward+backward"):
             row = Row("filter summary layer", workload, device, mode)
             if mode == "forward":
-                row.notes = {"roofline": roofline_note(channels, size, batch)}
+                row.notes = {"roofline": roofline_note(channels, size, batch, x.element_size())}
             rows.append(measure_row(row, {k: module_runner(m, x, mode) for k, m in variants.items()}, args.warmup,
                                     args.repeats))
     return rows
@@ -85,11 +86,14 @@ def main():
     for device in args.devices.split(","):
         imagenet_batch = args.batch_cuda if device == "cuda" else args.batch_cpu
         cifar_batch = 128 if device == "cuda" else 2 * args.batch_cpu
-        stages = IMAGENET_STAGES[1:3] if args.quick else IMAGENET_STAGES
-        for compression in (9, 18):
-            rows += layer_rows(device, 2 if args.quick else imagenet_batch, stages, compression, args, "ImageNet")
-            if not args.quick:
-                rows += layer_rows(device, cifar_batch, CIFAR_STAGES, compression, args, "CIFAR")
+        if args.quick:
+            for dtype in dtypes_of(args):
+                rows += layer_rows(device, imagenet_batch, IMAGENET_STAGES[1:2], 9, args, "ImageNet", dtype)
+            continue
+        for dtype in dtypes_of(args):
+            for compression in (9, 18):
+                rows += layer_rows(device, imagenet_batch, IMAGENET_STAGES, compression, args, "ImageNet", dtype)
+                rows += layer_rows(device, cifar_batch, CIFAR_STAGES, compression, args, "CIFAR", dtype)
         rows += filter_build_rows(device, args)
     report(rows, args.out)
 

@@ -20,25 +20,26 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import leanconv  # noqa: E402
 from leanconv.nn import GeneratedConv2d, ParameterRing  # noqa: E402
 from leanconv.reference.generated import PlainGeneratedConv2d, ring_indices_and_signs  # noqa: E402
-from harness import Row, common_arguments, measure_row, report  # noqa: E402
+from harness import Row, common_arguments, dtype_label, dtypes_of, measure_row, report  # noqa: E402
 
 STAGES = [(64, 56), (128, 28), (256, 14), (512, 7)]  # ResNet-18 3x3 convs: channels, spatial size
 
 
-def layer_rows(device, batch, stages, args):
+def layer_rows(device, batch, stages, args, dtype=torch.float32):
     rows = []
     for channels, size in stages:
         numel = channels * channels * 9
-        ring = ParameterRing(numel // 10, device=device)
+        holder = torch.nn.Module()  # the model that owns the ring
+        holder.ring = ring = ParameterRing(numel // 10, device=device, dtype=dtype)
         conv = GeneratedConv2d(ring, channels, channels, 3, padding=1, bias=False)
-        dense = torch.nn.Conv2d(channels, channels, 3, padding=1, bias=False, device=device)
+        dense = torch.nn.Conv2d(channels, channels, 3, padding=1, bias=False, device=device, dtype=dtype)
         plain = PlainGeneratedConv2d(ring.ring, 0, ring._total, conv._offset, channels, channels, 3, 1, 1, conv.scale)
-        x = torch.randn(batch, channels, size, size, device=device)
+        x = torch.randn(batch, channels, size, size, device=device, dtype=dtype)
         variants = {"dense nn.Conv2d": dense, "leanconv GeneratedConv2d": conv, "plain RPG (index+sign)": plain}
         if not args.no_compile:
             torch._dynamo.reset()  # a fresh compile per shape, not a fallback to eager past the recompile limit
             variants["torch.compile(plain RPG)"] = torch.compile(plain)
-        workload = f"conv3x3 {channels}ch {size}x{size} batch {batch}"
+        workload = f"conv3x3 {channels}ch {size}x{size} batch {batch} {dtype_label(dtype)}"
         index_bytes = plain.index.numel() * plain.index.element_size() + plain.sign.numel() * plain.sign.element_size()
         for mode in ("forward", "forward+backward"):
             row = Row("generated layer", workload, device, mode)
@@ -61,7 +62,7 @@ def layer_rows(device, batch, stages, args):
 
 
 def resnet18_generation_row(device, args):
-    model = leanconv.models.resnet18(conv="generated", ring_size=2359296 if not args.quick else 100000).to(device)
+    model = leanconv.models.resnet18(conv="generated", ring_size=2359296).to(device)
     ring = model.rings["model"]
     layers = [m for m in model.modules() if isinstance(m, GeneratedConv2d)]
     total = ring._total
@@ -113,14 +114,13 @@ def main():
     rows = []
     for device in args.devices.split(","):
         batch = args.batch_cuda if device == "cuda" else args.batch_cpu
-        stages = STAGES[-2:] if args.quick else STAGES
-        if args.quick:
-            batch = 2
-        rows += layer_rows(device, batch, stages, args)
+        stages = STAGES[1:2] if args.quick else STAGES
+        for dtype in dtypes_of(args):
+            rows += layer_rows(device, batch, stages, args, dtype)
         gen_row, model, generation = resnet18_generation_row(device, args)
         rows.append(gen_row)
         if device == "cuda":
-            rows.append(training_step_row(device, model, generation, 256 if not args.quick else 8, args))
+            rows.append(training_step_row(device, model, generation, 64 if args.quick else 256, args))
     report(rows, args.out)
 
 

@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from leanconv.models import resnet  # noqa: E402
 from leanconv.nn import EigenConv2d  # noqa: E402
 from leanconv.reference.lowrank import PlainEigenConv2d, plain_copy  # noqa: E402
-from harness import Row, common_arguments, measure_row, module_runner, report  # noqa: E402
+from harness import Row, common_arguments, dtype_label, dtypes_of, measure_row, module_runner, report  # noqa: E402
 
 CIFAR_STAGES = [(16, 32), (32, 16), (64, 8)]                      # batch 128
 IMAGENET_STAGES = [(64, 56), (128, 28), (256, 14), (512, 7)]      # batch 64
@@ -36,13 +36,14 @@ def roofline_note(channels, size, batch, rank, element_bytes=4):
             f"{act / 2**20:.1f} MiB, two-op {(act + mid) / 2**20:.1f} MiB")
 
 
-def layer_rows(device, batch, stages, args, label):
+def layer_rows(device, batch, stages, args, label, ranks=RANKS, dtype=torch.float32):
     rows = []
     for channels, size in stages:
-        x = torch.randn(batch, channels, size, size, device=device)
-        dense = torch.nn.Conv2d(channels, channels, 3, padding=1, bias=False, device=device)
-        for rank in RANKS:
-            fused = EigenConv2d(channels, channels, 3, padding=1, bias=False, rank=rank, path="fused", device=device)
+        x = torch.randn(batch, channels, size, size, device=device, dtype=dtype)
+        dense = torch.nn.Conv2d(channels, channels, 3, padding=1, bias=False, device=device, dtype=dtype)
+        for rank in ranks:
+            fused = EigenConv2d(channels, channels, 3, padding=1, bias=False, rank=rank, path="fused", device=device,
+                                dtype=dtype)
             materialized = copy.deepcopy(fused)
             materialized.path = "materialized"
             auto = copy.deepcopy(fused)
@@ -54,11 +55,11 @@ def layer_rows(device, batch, stages, args, label):
                 variants["torch.compile(plain two-op)"] = torch.compile(plain)
             variants.update({"leanconv fused": fused, "leanconv materialized": materialized,
                              f"leanconv auto ({auto.chosen_path(device)})": auto})
-            workload = f"{label} conv3x3 {channels}ch {size}x{size} b{batch} R{rank}"
+            workload = f"{label} conv3x3 {channels}ch {size}x{size} b{batch} R{rank} {dtype_label(dtype)}"
             for mode in ("forward", "forward+backward"):
                 row = Row("eigen conv layer", workload, device, mode)
                 if mode == "forward":
-                    row.notes = {"roofline": roofline_note(channels, size, batch, rank)}
+                    row.notes = {"roofline": roofline_note(channels, size, batch, rank, x.element_size())}
                 rows.append(measure_row(row, {k: module_runner(m, x, mode) for k, m in variants.items()}, args.warmup,
                                         args.repeats))
     return rows
@@ -105,10 +106,12 @@ def main():
         imagenet_batch = 64 if on_cuda else args.batch_cpu
         cifar_batch = 128 if on_cuda else 4 * args.batch_cpu
         if args.quick:
-            rows += layer_rows(device, 2, IMAGENET_STAGES[1:2], args, "ImageNet")
+            for dtype in dtypes_of(args):
+                rows += layer_rows(device, imagenet_batch, IMAGENET_STAGES[1:2], args, "ImageNet", (4,), dtype)
             continue
-        rows += layer_rows(device, cifar_batch, CIFAR_STAGES, args, "CIFAR")
-        rows += layer_rows(device, imagenet_batch, IMAGENET_STAGES, args, "ImageNet")
+        for dtype in dtypes_of(args):
+            rows += layer_rows(device, cifar_batch, CIFAR_STAGES, args, "CIFAR", dtype=dtype)
+            rows += layer_rows(device, imagenet_batch, IMAGENET_STAGES, args, "ImageNet", dtype=dtype)
         rows += model_rows(device, imagenet_batch if on_cuda else 8, 224, args)
     report(rows, args.out)
 

@@ -135,10 +135,20 @@ def common_arguments(description: str) -> argparse.ArgumentParser:
     p.add_argument("--devices", default="cpu,cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--repeats", type=int, default=10)
-    p.add_argument("--quick", action="store_true", help="small shapes and few repeats (a smoke run)")
+    p.add_argument("--quick", action="store_true",
+                   help="one representative shape per benchmark at the device's batch (the GPU check's mode)")
+    p.add_argument("--dtypes", default="float32", help="comma-separated: float32, bfloat16, float16")
     p.add_argument("--no-compile", action="store_true", help="skip the torch.compile variants")
     p.add_argument("--out", default=None, help="write <out>.json and <out>.md")
     return p
+
+
+def dtypes_of(args) -> List[torch.dtype]:
+    return [getattr(torch, name) for name in args.dtypes.split(",")]
+
+
+def dtype_label(dtype: torch.dtype) -> str:
+    return str(dtype).replace("torch.", "")
 
 
 def report(rows: List[Row], out: Optional[str]) -> None:

@@ -54,4 +54,12 @@ TORCH_LIBRARY_FRAGMENT(leanconv, m) {
         "int[2] dilation) -> Tensor");
   m.def("eigen_conv2d_backward(Tensor grad_output, Tensor input, Tensor basis, Tensor coeff, int[2] stride, "
         "int[2] padding, int[2] dilation, bool[3] output_mask) -> (Tensor, Tensor, Tensor)");
+  // The path choice as an op too, so Python reaches the one cost model with or without the _C extension.
+  m.def("eigen_conv2d_fused_is_cheaper(str device_type, int in_channels, int out_channels, int kernel_h, "
+        "int kernel_w, int rank) -> bool",
+        [](std::string_view device_type, int64_t in_channels, int64_t out_channels, int64_t kernel_h, int64_t kernel_w,
+           int64_t rank) {
+          return leanconv::ops::eigen_conv2d_fused_is_cheaper(c10::Device(std::string(device_type)).type(),
+                                                              in_channels, out_channels, kernel_h, kernel_w, rank);
+        });
 }

@@ -8,30 +8,8 @@
 namespace py = pybind11;
 using namespace leanconv::nn;
 
-namespace {
-
-bool compiled_with_cuda() {
-#ifdef LEANCONV_WITH_CUDA
-  return true;
-#else
-  return false;
-#endif
-}
-
-}  // namespace
-
 PYBIND11_MODULE(_C, m) {
   m.doc() = "leanconv's compiled core";
-  m.def("compiled_with_cuda", &compiled_with_cuda, "Whether the CUDA kernels were built.");
-  m.def(
-      "eigen_conv2d_fused_is_cheaper",
-      [](const std::string& device_type, int64_t in_channels, int64_t out_channels, int64_t kernel_h, int64_t kernel_w,
-         int64_t rank) {
-        return leanconv::ops::eigen_conv2d_fused_is_cheaper(c10::Device(device_type).type(), in_channels,
-                                                             out_channels, kernel_h, kernel_w, rank);
-      },
-      "Whether the fused eigen-filter kernel is expected to beat the materialised dense conv for this shape.");
-
   auto cpp = m.def_submodule("cpp", "The C++ modules of leanconv::nn, bound for tests and mixed programs.");
 
   torch::python::bind_module<ParameterRingImpl>(cpp, "ParameterRing")

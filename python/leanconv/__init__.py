@@ -3,7 +3,9 @@ import os as _os
 
 import torch as _torch  # noqa: F401  (torch first: _C links against its libraries)
 
-from . import _C  # noqa: F401  (loads libleanconv and registers torch.ops.leanconv.*)
+from ._library import has_cuda_kernels as _has_cuda_kernels, load_extension as _load_extension
+
+_C = _load_extension()  # loads libleanconv (torch.ops.leanconv.*); None when loaded without the extension
 from . import _fake  # noqa: F401  (fake kernels for torch.compile / torch.export)
 from . import ops, nn, models, fsnet, lowrank
 from .convert import convert
@@ -16,7 +18,7 @@ cmake_prefix_path = _os.path.join(_os.path.dirname(__file__), "share", "cmake")
 
 def compiled_with_cuda() -> bool:
     """Whether this build has the CUDA kernels."""
-    return _C.compiled_with_cuda()
+    return _has_cuda_kernels()
 
 
 __all__ = ["ops", "nn", "models", "fsnet", "lowrank", "convert", "cmake_prefix_path", "compiled_with_cuda"]

@@ -4,7 +4,6 @@ from typing import Optional, Sequence
 import torch
 from torch import Tensor
 
-from . import _C
 
 
 def generate_weights(ring: Tensor, seed: int, total: int, offset: int, shape: Sequence[int], scale: float) -> Tensor:
@@ -63,8 +62,8 @@ def eigen_conv2d_fused_is_cheaper(device, in_channels: int, out_channels: int, k
     """Whether the fused kernel is expected to beat weight materialisation + the dense conv for this layer shape
     on this device (the cost model is in C++, shared with the C++ module)."""
     kh, kw = kernel_size
-    return _C.eigen_conv2d_fused_is_cheaper(torch.device(device).type, int(in_channels), int(out_channels), int(kh),
-                                            int(kw), int(rank))
+    return torch.ops.leanconv.eigen_conv2d_fused_is_cheaper(torch.device(device).type, int(in_channels),
+                                                            int(out_channels), int(kh), int(kw), int(rank))
 
 
 __all__ += ["eigen_conv2d", "eigen_conv2d_fused_is_cheaper"]

@@ -12,7 +12,7 @@ import leanconv
 from leanconv import ops
 from leanconv.nn import EigenConv2d
 
-from conftest import DEVICES, requires_cuda
+from conftest import DEVICES, requires_cuda, requires_extension
 
 
 def reference(x, basis, coeff, bias, stride, padding, dilation):
@@ -325,6 +325,7 @@ def test_torch_compile_fullgraph(path):
     assert x.grad is not None and layer.coeff.grad is not None
 
 
+@requires_extension
 def test_cpp_module_matches_python_module():
     py_layer = EigenConv2d(6, 8, 3, stride=2, padding=1, rank=4, path="fused")
     cpp_layer = leanconv._C.cpp.EigenConv2d(6, 8, 3, stride=2, padding=1, rank=4, path="fused")

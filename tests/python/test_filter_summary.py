@@ -11,7 +11,7 @@ import leanconv
 from leanconv import fsnet, ops
 from leanconv.nn import FilterSummaryConv2d, parameter_counts
 
-from conftest import DEVICES, requires_cuda
+from conftest import DEVICES, requires_cuda, requires_extension
 
 
 def reference_weight(summary, out_channels, in_channels, kh, kw, s):
@@ -261,6 +261,7 @@ def test_device_mismatch_is_a_clear_error():
         layer(torch.randn(1, 4, 8, 8, device="cuda"))
 
 
+@requires_extension
 @pytest.mark.parametrize("path", ["direct", "gather"])
 def test_python_and_cpp_modules_compute_the_same(path):
     cpp_layer = leanconv._C.cpp.FilterSummaryConv2d(18, 12, 3, stride=2, padding=1, compression=9, quant_bits=4,

@@ -11,7 +11,7 @@ import leanconv
 from leanconv.nn import GeneratedConv2d, GeneratedLinear, ParameterRing, parameter_counts
 from leanconv.reference.generated import PlainGeneratedConv2d
 
-from conftest import DEVICES, requires_cuda
+from conftest import DEVICES, requires_cuda, requires_extension
 
 
 class TwoLayer(nn.Module):
@@ -217,6 +217,7 @@ def test_cuda_model_matches_cpu_model_and_float64():
     torch.testing.assert_close(gpu.ring.ring.grad.cpu(), model.ring.ring.grad, rtol=1e-4, atol=1e-4)
 
 
+@requires_extension
 def test_python_and_cpp_modules_compute_the_same():
     cpp = leanconv._C.cpp
     for seed in (0, 11):
