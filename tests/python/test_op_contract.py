@@ -116,9 +116,8 @@ def test_fake_kernel_promises_what_the_kernel_returns(spec, index):
 
 # ---- derivatives ----------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("spec,index", DIFFERENTIABLE, ids=DIFFERENTIABLE_IDS)
-def test_gradcheck_and_gradgradcheck(spec, index):
-    args = sample(spec, index)
+def check_derivatives(spec, args):
+    """gradcheck and gradgradcheck in every differentiable tensor of the sample."""
     positions = present_positions(spec, args)
     tensors = [args[p].detach().requires_grad_() for p in positions]
 
@@ -130,6 +129,11 @@ def test_gradcheck_and_gradgradcheck(spec, index):
 
     assert torch.autograd.gradcheck(function, tensors)
     assert torch.autograd.gradgradcheck(function, tensors)
+
+
+@pytest.mark.parametrize("spec,index", DIFFERENTIABLE, ids=DIFFERENTIABLE_IDS)
+def test_gradcheck_and_gradgradcheck(spec, index):
+    check_derivatives(spec, sample(spec, index))
 
 
 @pytest.mark.parametrize("spec", [s for s in OPS if s.refuses_graph], ids=lambda s: s.name)
@@ -256,15 +260,4 @@ def test_cuda_matches_cpu_and_the_float64_reference(spec, index, dtype):
 @requires_cuda
 @pytest.mark.parametrize("spec,index", DIFFERENTIABLE, ids=DIFFERENTIABLE_IDS)
 def test_cuda_gradcheck_and_gradgradcheck(spec, index):
-    args = to_cuda(sample(spec, index))
-    positions = present_positions(spec, args)
-    tensors = [args[p].detach().requires_grad_() for p in positions]
-
-    def function(*ts):
-        full = list(args)
-        for p, t in zip(positions, ts):
-            full[p] = t
-        return spec.op(*full)
-
-    assert torch.autograd.gradcheck(function, tensors)
-    assert torch.autograd.gradgradcheck(function, tensors)
+    check_derivatives(spec, to_cuda(sample(spec, index)))

@@ -12,7 +12,7 @@ state_dict as int64 buffers and is adopted on ``load_state_dict``.
 """
 import math
 import warnings
-from typing import Sequence, Tuple, Union
+from typing import Dict, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -36,6 +36,32 @@ def _note_ring_registration(module, name, submodule):
 torch.nn.modules.module.register_module_module_registration_hook(_note_ring_registration)
 
 
+class _LayoutBuffers(nn.Module):
+    """Int64 scalar buffers that mirror Python ints the forward reads (the layout of a generated model).
+
+    The ints are the truth: the state_dict is written from them, and the buffers are rewritten from them after
+    anything that may replace the buffers (to_empty() after meta-device construction, .to(), reset_parameters()),
+    so the state_dict always holds what the forward uses. Subclasses name the pairs in _layout()."""
+
+    def _layout(self) -> Dict[str, int]:
+        raise NotImplementedError
+
+    def _write_layout(self) -> None:
+        with torch.no_grad():
+            for name, value in self._layout().items():
+                getattr(self, name).fill_(value)
+
+    def _apply(self, fn, recurse=True):
+        super()._apply(fn, recurse)
+        self._write_layout()
+        return self
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        for name, value in self._layout().items():
+            destination[prefix + name] = torch.tensor(value, dtype=torch.int64, device=getattr(self, name).device)
+
+
 def _check_input_against_ring(input: Tensor, ring: Tensor) -> None:
     # Same messages as the C++ modules (csrc/nn/generated.cpp).
     if input.device != ring.device:
@@ -49,7 +75,7 @@ def _init_bias(bias: Tensor, fan_in: int) -> None:
     nn.init.uniform_(bias, -bound, bound)
 
 
-class ParameterRing(nn.Module):
+class ParameterRing(_LayoutBuffers):
     """The learned 1-D parameter bank ``ring`` (N,) that generated layers draw their weights from.
 
     Args:
@@ -83,21 +109,8 @@ class ParameterRing(nn.Module):
         nn.init.normal_(self.ring, 0.0, math.sqrt(2.0 / self.fan_ref))
         self._write_layout()
 
-    def _write_layout(self) -> None:
-        with torch.no_grad():
-            self.seed.fill_(self._seed)
-            self.total.fill_(self._total)
-
-    def _apply(self, fn, recurse=True):
-        # to_empty() (meta-device init) and friends replace the buffers: write the layout back into them.
-        super()._apply(fn, recurse)
-        self._write_layout()
-        return self
-
-    def _save_to_state_dict(self, destination, prefix, keep_vars):
-        super()._save_to_state_dict(destination, prefix, keep_vars)
-        destination[prefix + "seed"] = torch.tensor(self._seed, dtype=torch.int64, device=self.seed.device)
-        destination[prefix + "total"] = torch.tensor(self._total, dtype=torch.int64, device=self.total.device)
+    def _layout(self) -> Dict[str, int]:
+        return {"seed": self._seed, "total": self._total}
 
     @staticmethod
     def _adopt_layout(module, incompatible_keys) -> None:
@@ -141,7 +154,7 @@ class ParameterRing(nn.Module):
         return f"size={self.ring.numel()}, seed={self._seed}, serves={self._total}, compression={compression:.2f}x"
 
 
-class _GeneratedLayer(nn.Module):
+class _GeneratedLayer(_LayoutBuffers):
     """Common part of the generated layers: the ring reference, the offset and the scale."""
 
     def _attach(self, ring: ParameterRing, weight_shape: Tuple[int, ...], fan_out: int) -> None:
@@ -154,18 +167,8 @@ class _GeneratedLayer(nn.Module):
         self.scale = math.sqrt(ring.fan_ref / fan_out)
         self.register_load_state_dict_post_hook(_GeneratedLayer._adopt_layout)
 
-    def _write_layout(self) -> None:
-        with torch.no_grad():
-            self.offset.fill_(self._offset)
-
-    def _apply(self, fn, recurse=True):
-        super()._apply(fn, recurse)
-        self._write_layout()
-        return self
-
-    def _save_to_state_dict(self, destination, prefix, keep_vars):
-        super()._save_to_state_dict(destination, prefix, keep_vars)
-        destination[prefix + "offset"] = torch.tensor(self._offset, dtype=torch.int64, device=self.offset.device)
+    def _layout(self) -> Dict[str, int]:
+        return {"offset": self._offset}
 
     @staticmethod
     def _adopt_layout(module, incompatible_keys) -> None:
