@@ -11,31 +11,18 @@ than 1x1 (the convs the papers compress; pointwise and depthwise convs stay) by 
 
 ``skip``: names (as in ``named_modules()``) of convs to leave alone, e.g. a stem.
 The generated-weight family has no conversion: its weights are a permutation of a ring, not a function of
-a trained weight.
+a trained weight. The families and their conversions are registered in :mod:`leanconv.families`.
 """
 import copy
-from typing import Callable, Dict, Iterable
+from typing import Iterable
 
 from torch import nn
 
-from .nn import EigenConv2d, FilterSummaryConv2d
-from .nn.eigen import checked_rank
+from .families import FAMILIES
 
 
-def _lowrank(conv: nn.Conv2d, rank=None, energy: float = 0.99, path: str = "auto") -> nn.Module:
-    if rank is not None:  # as the model builders do: a rank above k*k is the full rank k*k
-        rank = min(checked_rank(rank, conv.kernel_size[0] * conv.kernel_size[1]),
-                   conv.kernel_size[0] * conv.kernel_size[1])
-    return EigenConv2d.from_conv(conv, rank=rank, energy=energy, path=path)
-
-
-def _filter_summary(conv: nn.Conv2d, compression: float = 9, quant_bits=None, path: str = "auto") -> nn.Module:
-    if conv.in_channels * conv.kernel_size[0] * conv.kernel_size[1] < compression:
-        return conv
-    return FilterSummaryConv2d.from_conv(conv, compression=compression, quant_bits=quant_bits, path=path)
-
-
-FAMILIES: Dict[str, Callable[..., nn.Module]] = {"lowrank": _lowrank, "filter_summary": _filter_summary}
+def convertible_families():
+    return sorted(name for name, f in FAMILIES.items() if f.from_conv is not None)
 
 
 def _convertible(module: nn.Module) -> bool:
@@ -45,9 +32,10 @@ def _convertible(module: nn.Module) -> bool:
 def convert(model: nn.Module, family: str, *, inplace: bool = False, skip: Iterable[str] = (),
             **options) -> nn.Module:
     """The model with its k x k convs replaced by ``family``'s layers initialised from them (see module doc)."""
-    if family not in FAMILIES:
-        raise ValueError(f"leanconv: convert supports {sorted(FAMILIES)}, got {family!r}")
-    make = FAMILIES[family]
+    if family not in FAMILIES or FAMILIES[family].from_conv is None:
+        reason = f": {FAMILIES[family].not_convertible}" if family in FAMILIES else ""
+        raise ValueError(f"leanconv: convert supports {convertible_families()}, got {family!r}{reason}")
+    make = FAMILIES[family].from_conv
     model = model if inplace else copy.deepcopy(model)
     skip = set(skip)
     if _convertible(model) and "" not in skip:  # the model is itself one conv
@@ -60,4 +48,4 @@ def convert(model: nn.Module, family: str, *, inplace: bool = False, skip: Itera
     return model
 
 
-__all__ = ["convert", "FAMILIES"]
+__all__ = ["convert", "convertible_families"]

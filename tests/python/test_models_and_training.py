@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+import leanconv
+import leanconv.families
 from leanconv import models
 from leanconv.nn import GeneratedConv2d, parameter_counts
 from leanconv.train import fashion_mnist, random_images, read_idx, table, train
@@ -83,3 +85,25 @@ def test_training_loop_learns_on_tiny_data():
     assert result.test_accuracy > 0.7
     assert result.compression > 1.0
     assert "tiny" in table([result])
+
+
+@pytest.mark.parametrize("name", sorted(leanconv.families.FAMILIES))
+def test_every_registered_family_builds_converts_and_has_its_flags(name):
+    from leanconv.families import FAMILIES
+    from leanconv.train.__main__ import conv_options, parse_args
+
+    family = FAMILIES[name]
+    model = leanconv.models.resnet20(conv=name, in_channels=1)
+    assert model(torch.randn(2, 1, 16, 16)).shape == (2, 10)
+    if family.from_conv is not None:
+        converted = leanconv.convert(model if name == "dense" else leanconv.models.resnet20(in_channels=1), name)
+        assert converted(torch.randn(2, 1, 16, 16)).shape == (2, 10)
+    else:
+        with pytest.raises(ValueError, match="convert supports"):
+            leanconv.convert(leanconv.models.resnet20(), name)
+    flags = [f"--{o.name.replace('_', '-')}={o.default}" for o in family.options
+             if o.on_command_line and o.default is not None]
+    args = parse_args(["--conv", name, *flags])
+    options = conv_options(args)
+    assert {k: v for k, v in options.items() if k != "seed"} == {o.name: o.default for o in family.options
+                                                                 if o.on_command_line and o.default is not None}

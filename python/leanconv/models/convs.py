@@ -2,7 +2,8 @@
 
 A builder calls ``convs.conv(in, out, k, stride, padding, scope=(stage, block))`` for each conv the family
 may replace (stems and heads stay ordinary) and ``convs.finish(model)`` at the end, which registers any
-shared state (e.g. the rings of the generated-weight family) on the model.
+shared state (e.g. the rings of the generated-weight family) on the model. ``leanconv.families`` says which
+factory serves which ``conv=`` name.
 """
 import numbers
 from typing import Callable, Dict, Hashable, Sequence, Tuple, Union
@@ -38,11 +39,18 @@ class _CountingConvs(DenseConvs):
         return nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, bias=False, device="meta")
 
 
-_RING_SCOPES: Dict[str, Callable[[Scope], str]] = {
+RING_SCOPES: Dict[str, Callable[[Scope], str]] = {
     "model": lambda scope: "model",
     "stage": lambda scope: f"stage{scope[0]}",
     "block": lambda scope: f"stage{scope[0]}_block{scope[1]}",
 }
+
+
+def count_ring_weights(make_model, key_of) -> Dict[Hashable, int]:
+    """How many weights each ring (keyed by ``key_of(scope)``) serves: a dry run of the builder on meta convs."""
+    counting = _CountingConvs(key_of)
+    make_model(counting)
+    return counting.counts
 
 
 class GeneratedConvs(DenseConvs):
@@ -118,41 +126,3 @@ class EigenConvs(DenseConvs):
             return super().conv(in_channels, out_channels, kernel_size, stride, padding, scope)
         return EigenConv2d(in_channels, out_channels, kernel_size, stride, padding, bias=False,
                            rank=self.rank_of(in_channels, out_channels, kernel_size, scope), path=self.path)
-
-
-def build(make_model: Callable[[DenseConvs], nn.Module], conv: str = "dense", **options) -> nn.Module:
-    """Builds ``make_model(convs)`` with the conv family ``conv`` ('dense', 'generated' or 'filter_summary').
-
-    Options of 'generated': ``ring_size`` (int, or float fraction of the generated weights; default 0.1),
-    ``ring_scope`` ('model', 'stage' or 'block'; default 'model'), ``seed`` (default 0).
-    Options of 'filter_summary': ``compression`` (default 9), ``quant_bits``, ``pointwise``, ``path``.
-    Options of 'lowrank': ``rank`` (int, per-stage sequence or callable; default 4), ``path``.
-    """
-    if conv == "dense":
-        if options:
-            raise TypeError(f"leanconv: conv='dense' takes no options, got {sorted(options)}")
-        return make_model(DenseConvs())
-    if conv == "generated":
-        ring_size = options.pop("ring_size", 0.1)
-        scope = options.pop("ring_scope", "model")
-        seed = options.pop("seed", 0)
-        if options:
-            raise TypeError(f"leanconv: unknown options for conv='generated': {sorted(options)}")
-        if scope not in _RING_SCOPES:
-            raise ValueError(f"leanconv: ring_scope must be one of {sorted(_RING_SCOPES)}, got {scope!r}")
-        counting = _CountingConvs(_RING_SCOPES[scope])
-        make_model(counting)
-        convs = GeneratedConvs(counting.counts, _RING_SCOPES[scope], ring_size, seed)
-        return convs.finish(make_model(convs))
-    if conv == "filter_summary":
-        unknown = set(options) - {"compression", "quant_bits", "pointwise", "path"}
-        if unknown:
-            raise TypeError(f"leanconv: unknown options for conv='filter_summary': {sorted(unknown)}")
-        return make_model(FilterSummaryConvs(**options))
-    if conv == "lowrank":
-        unknown = set(options) - {"rank", "path"}
-        if unknown:
-            raise TypeError(f"leanconv: unknown options for conv='lowrank': {sorted(unknown)}")
-        return make_model(EigenConvs(**options))
-    raise ValueError(f"leanconv: unknown conv family {conv!r}; expected 'dense', 'generated', 'filter_summary' or "
-                     "'lowrank'")

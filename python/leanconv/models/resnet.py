@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .convs import DenseConvs, build
+from ..families import build
+from .convs import DenseConvs
 
 
 class BasicBlock(nn.Module):

@@ -5,6 +5,7 @@ import torch
 from torch.utils.data import Subset
 
 from .. import models
+from ..families import FAMILIES
 from .data import fashion_mnist, random_images
 from .loop import table, train
 
@@ -15,19 +16,22 @@ MODELS = {"resnet20": models.resnet20, "resnet56": models.resnet56, "resnet18": 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="python -m leanconv.train", description=__doc__)
     p.add_argument("--model", choices=sorted(MODELS), default="resnet20")
-    p.add_argument("--conv", choices=["dense", "generated", "filter_summary", "lowrank"], default="dense")
-    p.add_argument("--ring-size", type=float, default=0.1,
-                   help="ring parameters per ring: a count (>= 1) or a fraction of the generated weights (< 1)")
-    p.add_argument("--ring-scope", choices=["model", "stage", "block"], default="model")
-    p.add_argument("--compression", type=float, default=9, help="filter_summary: C_in*k*k / s")
-    p.add_argument("--quant-bits", type=int, default=None, help="filter_summary: fake-quantise the summaries")
+    p.add_argument("--conv", choices=sorted(FAMILIES), default="dense")
+    # Each family's options, from the registry; one flag serves every family that has an option of that name.
+    flags = {}
+    for family in FAMILIES.values():
+        for option in family.options:
+            if option.on_command_line:
+                flags.setdefault(option.name, []).append((family.name, option))
+    for name, owners in sorted(flags.items()):
+        help_text = "; ".join(f"{f}: {o.help} (default {o.default})" for f, o in owners)
+        p.add_argument("--" + name.replace("_", "-"), dest=name, default=None, help=help_text)
     p.add_argument("--dataset", choices=["fashion-mnist", "random"], default="fashion-mnist")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--train-subset", type=int, default=0, help="use the first N training images (0: all)")
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=0.1)
-    p.add_argument("--rank", default="4", help="lowrank: basis filters per channel, or one per stage: 6,5,4")
     p.add_argument("--weight-decay", type=float, default=5e-4)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--seed", type=int, default=0)
@@ -35,15 +39,18 @@ def parse_args(argv=None):
 
 
 def conv_options(args):
-    if args.conv == "dense":
-        return {}
-    if args.conv == "filter_summary":
-        return {"compression": args.compression, "quant_bits": args.quant_bits}
-    if args.conv == "lowrank":
-        ranks = [int(r) for r in args.rank.split(",")]
-        return {"rank": ranks[0] if len(ranks) == 1 else ranks}
-    size = int(args.ring_size) if args.ring_size >= 1 else args.ring_size
-    return {"ring_size": size, "ring_scope": args.ring_scope, "seed": args.seed}
+    """The chosen family's options: those given on the command line, parsed as the registry says."""
+    family = FAMILIES[args.conv]
+    options = {}
+    for option in family.options:
+        if option.on_command_line and getattr(args, option.name) is not None:
+            value = option.parse(getattr(args, option.name))
+            if option.choices and value not in option.choices:
+                raise SystemExit(f"--{option.name.replace('_', '-')} must be one of {list(option.choices)}")
+            options[option.name] = value
+    if any(o.name == "seed" for o in family.options):
+        options["seed"] = args.seed
+    return options
 
 
 def main(argv=None):
