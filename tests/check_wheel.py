@@ -3,7 +3,9 @@ import sys
 import zipfile
 
 REQUIRED = ["leanconv/__init__.py", "leanconv/lib/libleanconv.so", "leanconv/include/leanconv/leanconv.h",
-            "leanconv/include/leanconv/nn/generated.h", "leanconv/include/leanconv/nn/filter_summary.h", "leanconv/share/cmake/leanconv/leanconvConfig.cmake",
+            *[f"leanconv/include/leanconv/{layer}/{family}.h" for layer in ("ops", "nn")
+              for family in ("generated", "filter_summary", "lowrank")],
+            "leanconv/share/cmake/leanconv/leanconvConfig.cmake",
             "leanconv/share/cmake/leanconv/leanconvTargets.cmake"]
 
 

@@ -7,7 +7,7 @@
 #include <cmath>
 
 #include "common/checks.h"
-#include "leanconv/ops.h"
+#include "leanconv/ops/filter_summary.h"
 
 namespace leanconv::nn {
 

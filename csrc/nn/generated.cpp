@@ -9,8 +9,8 @@
 #include <cmath>
 
 #include "common/checks.h"
-#include "common/ring_permutation.h"
-#include "leanconv/ops.h"
+#include "common/generated.h"
+#include "leanconv/ops/generated.h"
 
 namespace leanconv::nn {
 namespace {

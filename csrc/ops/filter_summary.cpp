@@ -2,7 +2,8 @@
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/library.h>
 
-#include "leanconv/ops.h"
+#include "leanconv/ops/filter_summary.h"
+#include "ops/autocast.h"
 
 namespace leanconv::ops {
 
@@ -47,3 +48,22 @@ TORCH_LIBRARY_FRAGMENT(leanconv, m) {
   m.def("shifted_sum_backward(Tensor grad_output, int kernel_h, int kernel_w, int channel_step, int[2] stride, "
         "int[2] padding, int[2] dilation, SymInt[2] input_size) -> Tensor");
 }
+
+// The shifted sum is bandwidth-bound: under autocast it runs in the autocast dtype, like the 1x1 conv that
+// produces its input (ops/autocast.h).
+namespace leanconv::autocast {
+namespace {
+
+template <c10::DeviceType device_type>
+at::Tensor shifted_sum_autocast(const at::Tensor& z, int64_t kernel_h, int64_t kernel_w, int64_t channel_step,
+                                at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation) {
+  return in_autocast_dtype<device_type>(ops::shifted_sum, z, kernel_h, kernel_w, channel_step, stride, padding,
+                                        dilation);
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(leanconv, AutocastCPU, m) { m.impl("shifted_sum", &shifted_sum_autocast<c10::DeviceType::CPU>); }
+TORCH_LIBRARY_IMPL(leanconv, AutocastCUDA, m) { m.impl("shifted_sum", &shifted_sum_autocast<c10::DeviceType::CUDA>); }
+
+}  // namespace leanconv::autocast

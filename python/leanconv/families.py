@@ -10,10 +10,10 @@ from typing import Any, Callable, Dict, Optional, Sequence
 
 from torch import nn
 
-from .models.convs import (DenseConvs, EigenConvs, FilterSummaryConvs, GeneratedConvs, RING_SCOPES,
+from .models.convs import (DenseConvs, LowrankConvs, FilterSummaryConvs, GeneratedConvs, RING_SCOPES,
                            count_ring_weights)
 from .nn import EigenConv2d, FilterSummaryConv2d
-from .nn.eigen import checked_rank
+from .nn.lowrank import checked_rank
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ def _build_filter_summary(make_model, **options):
 
 
 def _build_lowrank(make_model, **options):
-    return make_model(EigenConvs(**options))
+    return make_model(LowrankConvs(**options))
 
 
 # ---- conversion of trained convs ------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import leanconv
-from leanconv import fsnet, ops
+from leanconv import filter_summary as tools, ops
 from leanconv.nn import FilterSummaryConv2d, parameter_counts
 
 from conftest import DEVICES, requires_cuda, requires_extension
@@ -166,7 +166,7 @@ def test_quantised_export_reproduces_the_fake_quantised_model_exactly():
     x = torch.randn(2, 3, 16, 16)
     model.eval()
     expected = model(x)
-    exported = fsnet.export_quantized(model)
+    exported = tools.export_quantized(model)
     assert exported and all(e["q"].dtype == torch.int8 and e["q"].abs().max() <= 7 for e in exported.values())
     buffer = io.BytesIO()
     torch.save(exported, buffer)
@@ -177,10 +177,10 @@ def test_quantised_export_reproduces_the_fake_quantised_model_exactly():
         for m in fresh.modules():
             if isinstance(m, FilterSummaryConv2d):
                 m.summary.normal_()
-    fsnet.load_quantized(fresh, torch.load(buffer))
+    tools.load_quantized(fresh, torch.load(buffer))
     fresh.eval()
     assert torch.equal(fresh(x), expected)
-    assert fsnet.model_size_bytes(model) < fsnet.model_size_bytes(leanconv.models.resnet20())
+    assert tools.model_size_bytes(model) < tools.model_size_bytes(leanconv.models.resnet20())
 
 
 def test_fake_quantize_straight_through():
@@ -193,19 +193,19 @@ def test_fake_quantize_straight_through():
 
 def test_differentiable_search_and_discretize():
     torch.manual_seed(0)
-    model = nn.Sequential(fsnet.DifferentiableFilterSummaryConv2d(4, 8, 3, padding=1, compressions=(4, 9, 36)),
+    model = nn.Sequential(tools.DifferentiableFilterSummaryConv2d(4, 8, 3, padding=1, compressions=(4, 9, 36)),
                           nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 2))
-    weight_opt = torch.optim.SGD(fsnet.weight_parameters(model), lr=0.05)
-    arch_opt = torch.optim.Adam(fsnet.arch_parameters(model), lr=0.1)
+    weight_opt = torch.optim.SGD(tools.weight_parameters(model), lr=0.05)
+    arch_opt = torch.optim.Adam(tools.arch_parameters(model), lr=0.1)
     x, y = torch.randn(16, 4, 6, 6), torch.randint(0, 2, (16,))
     for _ in range(5):
-        fsnet.search_step(model, F.cross_entropy, (x, y), (x, y), weight_opt, arch_opt, size_penalty=0.1)
+        tools.search_step(model, F.cross_entropy, (x, y), (x, y), weight_opt, arch_opt, size_penalty=0.1)
     mixture = model[0].mixture()
     assert not torch.allclose(mixture, torch.full_like(mixture, 1 / 3))  # the architecture moved
     # A strong size penalty pushes towards the smallest candidate (largest compression).
     assert int(torch.argmax(model[0].alpha)) == 2
     best = model[0].candidates[2]
-    fsnet.discretize(model)
+    tools.discretize(model)
     assert isinstance(model[0], FilterSummaryConv2d) and model[0].compression == best.compression
     assert model(x).shape == (16, 2)
 

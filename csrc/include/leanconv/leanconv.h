@@ -1,7 +1,9 @@
-// The one header a LibTorch program includes to use leanconv.
+// The one header a LibTorch program includes to use leanconv: every family's ops and modules.
 #pragma once
 
-#include "leanconv/nn/eigen.h"
 #include "leanconv/nn/filter_summary.h"
 #include "leanconv/nn/generated.h"
-#include "leanconv/ops.h"
+#include "leanconv/nn/lowrank.h"
+#include "leanconv/ops/filter_summary.h"
+#include "leanconv/ops/generated.h"
+#include "leanconv/ops/lowrank.h"

@@ -11,7 +11,7 @@ from typing import Callable, Dict, Hashable, Sequence, Tuple, Union
 from torch import nn
 
 from ..nn import EigenConv2d, FilterSummaryConv2d, GeneratedConv2d, ParameterRing
-from ..nn.eigen import checked_rank
+from ..nn.lowrank import checked_rank
 
 Scope = Tuple[int, int]  # (stage, block) of the conv in the network
 
@@ -100,7 +100,7 @@ class FilterSummaryConvs(DenseConvs):
 RankRule = Union[int, Sequence[int], Callable[[int, int, int, Scope], int]]
 
 
-class EigenConvs(DenseConvs):
+class LowrankConvs(DenseConvs):
     """Low-rank (DeCEF) convs for every k x k conv (k > 1); 1x1 convs stay dense (rank 1 would not save anything).
 
     ``rank`` is the rule: an int for every layer, a sequence indexed by stage (the effective rank falls with

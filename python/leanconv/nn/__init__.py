@@ -1,6 +1,6 @@
 """torch.nn modules of leanconv's compact convolution families."""
 from .counting import parameter_counts
-from .eigen import EigenConv2d
+from .lowrank import EigenConv2d
 from .filter_summary import FilterSummaryConv2d, fake_quantize
 from .generated import GeneratedConv2d, GeneratedLinear, ParameterRing
 

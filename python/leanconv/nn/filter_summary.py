@@ -11,7 +11,7 @@ Two execution paths compute the same function:
   shifted sum over the k*k taps: about k*k fewer multiplies than the dense conv.
 
 Quantisation: with ``quant_bits`` (2..8) the summary is fake-quantised in the forward (symmetric, one scale per
-layer, round to nearest, straight-through gradient); :mod:`leanconv.fsnet` exports int summaries and scales.
+layer, round to nearest, straight-through gradient); :mod:`leanconv.filter_summary` exports int summaries and scales.
 """
 import math
 import numbers

@@ -9,9 +9,9 @@
 #include <memory>
 #include <vector>
 
-#include "common/checks.h"
-#include "common/ring_permutation.h"
-#include "cpu/ring_entries.h"
+#include "common/generated_checks.h"
+#include "common/generated.h"
+#include "cpu/generated_ring_entries.h"
 
 namespace leanconv::cpu {
 namespace {

@@ -17,10 +17,10 @@
 #include <algorithm>
 #include <vector>
 
-#include "common/checks.h"
-#include "common/eigen_conv.h"
-#include "cpu/depthwise_rows.h"
-#include "ops/eigen_conv2d_composite.h"
+#include "common/lowrank_checks.h"
+#include "common/lowrank.h"
+#include "cpu/lowrank_depthwise.h"
+#include "ops/lowrank_composite.h"
 
 namespace leanconv::cpu {
 namespace {

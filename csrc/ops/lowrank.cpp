@@ -6,7 +6,8 @@
 #include <algorithm>
 #include <cmath>
 
-#include "leanconv/ops.h"
+#include "leanconv/ops/lowrank.h"
+#include "ops/autocast.h"
 
 namespace leanconv::ops {
 
@@ -63,3 +64,21 @@ TORCH_LIBRARY_FRAGMENT(leanconv, m) {
                                                               in_channels, out_channels, kernel_h, kernel_w, rank);
         });
 }
+
+// The eigen-filter conv is a convolution: like aten::conv2d it runs in the autocast dtype (ops/autocast.h).
+namespace leanconv::autocast {
+namespace {
+
+template <c10::DeviceType device_type>
+at::Tensor eigen_conv2d_autocast(const at::Tensor& input, const at::Tensor& basis, const at::Tensor& coeff,
+                                 const std::optional<at::Tensor>& bias, at::IntArrayRef stride, at::IntArrayRef padding,
+                                 at::IntArrayRef dilation) {
+  return in_autocast_dtype<device_type>(ops::eigen_conv2d, input, basis, coeff, bias, stride, padding, dilation);
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(leanconv, AutocastCPU, m) { m.impl("eigen_conv2d", &eigen_conv2d_autocast<c10::DeviceType::CPU>); }
+TORCH_LIBRARY_IMPL(leanconv, AutocastCUDA, m) { m.impl("eigen_conv2d", &eigen_conv2d_autocast<c10::DeviceType::CUDA>); }
+
+}  // namespace leanconv::autocast

@@ -1,5 +1,5 @@
 // Low-rank (DeCEF) module for LibTorch programs.
-#include "leanconv/nn/eigen.h"
+#include "leanconv/nn/lowrank.h"
 
 #include <ATen/ops/linalg_qr.h>
 #include <torch/nn/functional/conv.h>
@@ -7,7 +7,7 @@
 #include <cmath>
 
 #include "common/checks.h"
-#include "leanconv/ops.h"
+#include "leanconv/ops/lowrank.h"
 
 namespace leanconv::nn {
 

@@ -11,8 +11,8 @@
 #include <torch/library.h>
 
 #include "autograd/derivatives.h"
-#include "leanconv/ops.h"
-#include "ops/eigen_conv2d_composite.h"
+#include "leanconv/ops/lowrank.h"
+#include "ops/lowrank_composite.h"
 
 namespace leanconv::autograd {
 namespace {

@@ -24,9 +24,9 @@
 
 #include <algorithm>
 
-#include "common/checks.h"
-#include "common/eigen_conv.h"
-#include "ops/eigen_conv2d_composite.h"
+#include "common/lowrank_checks.h"
+#include "common/lowrank.h"
+#include "ops/lowrank_composite.h"
 
 namespace leanconv::cuda {
 namespace {

@@ -1,18 +1,13 @@
-// The depthwise micro-kernels (see depthwise_rows.h). Bases go in groups of kGroup: a group's accumulators
+// The depthwise micro-kernels (see lowrank_depthwise.h). Bases go in groups of kGroup: a group's accumulators
 // (kGroup x kLanes) stay in registers while the taps stream through, so each input vector is loaded once
 // per group. Built for AVX2 and for the baseline, picked at load time.
-#include "cpu/depthwise_rows.h"
+#include "cpu/lowrank_depthwise.h"
+#include "cpu/vectorize.h"
 
 #include <algorithm>
 
 namespace leanconv::cpu {
 namespace {
-
-#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
-#define LEANCONV_CPU_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define LEANCONV_CPU_CLONES
-#endif
 
 constexpr int64_t kGroup = 4;
 

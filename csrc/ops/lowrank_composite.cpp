@@ -1,4 +1,4 @@
-#include "ops/eigen_conv2d_composite.h"
+#include "ops/lowrank_composite.h"
 
 #include <ATen/ops/convolution.h>
 #include <ATen/ops/convolution_backward.h>

@@ -393,10 +393,10 @@ def test_convert_to_filter_summary_and_errors():
         leanconv.convert(model, "generated")
 
 
-def test_decef_workflow_cli(capsys):
-    from leanconv.train import decef
+def test_the_lowrank_workflow_cli(capsys):
+    from leanconv.train import lowrank as lowrank_workflow
 
-    decef.main(["--dataset", "random", "--epochs", "1", "--finetune-epochs", "1", "--device", "cpu"])
+    lowrank_workflow.main(["--dataset", "random", "--epochs", "1", "--finetune-epochs", "1", "--device", "cpu"])
     out = capsys.readouterr().out
     assert "Effective rank by depth" in out and "| converted + fine-tuned |" in out
 

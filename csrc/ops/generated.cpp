@@ -2,7 +2,7 @@
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/library.h>
 
-#include "leanconv/ops.h"
+#include "leanconv/ops/generated.h"
 
 namespace leanconv::ops {
 

@@ -3,7 +3,8 @@
 // Here positions go in blocks: one straight pass of the network over the whole block (which the compiler
 // vectorises, 8 lanes with AVX2), then the values that fell outside [0, T) are compacted and walked
 // again, pass after pass, each a straight loop over whole groups of lanes.
-#include "cpu/ring_entries.h"
+#include "cpu/generated_ring_entries.h"
+#include "cpu/vectorize.h"
 
 #include <algorithm>
 
@@ -13,14 +14,6 @@ namespace leanconv::cpu {
 namespace {
 
 constexpr int kBlock = 512;
-
-#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
-#define LEANCONV_CPU_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define LEANCONV_CPU_CLONES
-#endif
-
-constexpr int kLanes = 8;  // walk passes run over whole groups of 8 lanes: no scalar remainder loop
 
 template <typename Entry>
 __attribute__((always_inline)) inline void signed_ring_entries_32_body(const common::RingPermutation& perm,

@@ -10,8 +10,8 @@
 
 #include <vector>
 
-#include "common/checks.h"
-#include "common/conv_range.h"
+#include "common/filter_summary_checks.h"
+#include "common/conv_window.h"
 #include "common/filter_summary.h"
 
 namespace leanconv::cpu {

@@ -1,8 +1,8 @@
-"""Differentiable FSNet search on Fashion-MNIST: `python -m leanconv.train.dfsnet_search`.
+"""Differentiable FSNet search on Fashion-MNIST: `python -m leanconv.train.filter_summary_search`.
 
 Every 3x3 block conv of a CIFAR ResNet-20 becomes a DifferentiableFilterSummaryConv2d over candidate
 compressions; weights and architecture parameters are trained alternately (first-order DARTS, see
-leanconv.fsnet), with a penalty on the expected parameter count. The layers are then discretised to their
+leanconv.filter_summary), with a penalty on the expected parameter count. The layers are then discretised to their
 argmax compression, fine-tuned briefly, and the chosen compressions and test accuracy are printed.
 """
 import argparse
@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Subset
 
-from .. import fsnet
+from .. import filter_summary as tools
 from ..models.convs import DenseConvs
 from ..models.resnet import CifarResNet
 from ..nn import FilterSummaryConv2d, parameter_counts
@@ -27,12 +27,12 @@ class DifferentiableConvs(DenseConvs):
     def conv(self, in_channels, out_channels, kernel_size, stride=1, padding=0, scope=(0, 0)):
         if kernel_size == 1:
             return super().conv(in_channels, out_channels, kernel_size, stride, padding, scope)
-        return fsnet.DifferentiableFilterSummaryConv2d(in_channels, out_channels, kernel_size, stride, padding,
+        return tools.DifferentiableFilterSummaryConv2d(in_channels, out_channels, kernel_size, stride, padding,
                                                       bias=False, compressions=self.compressions)
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m leanconv.train.dfsnet_search", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m leanconv.train.filter_summary_search", description=__doc__)
     p.add_argument("--compressions", default="4,9,18", help="candidate compression ratios")
     p.add_argument("--train-subset", type=int, default=4000)
     p.add_argument("--search-steps", type=int, default=150)
@@ -47,8 +47,8 @@ def main(argv=None):
     val_set = Subset(data, range(args.train_subset, 2 * args.train_subset))
     test_set = Subset(fashion_mnist(False), range(2000))
     model = CifarResNet(DifferentiableConvs(compressions), 20, num_classes=10, in_channels=1)
-    weight_opt = torch.optim.SGD(fsnet.weight_parameters(model), lr=0.05, momentum=0.9)
-    arch_opt = torch.optim.Adam(fsnet.arch_parameters(model), lr=0.05)
+    weight_opt = torch.optim.SGD(tools.weight_parameters(model), lr=0.05, momentum=0.9)
+    arch_opt = torch.optim.Adam(tools.arch_parameters(model), lr=0.05)
     train_iter = iter(DataLoader(train_set, args.batch_size, shuffle=True, drop_last=True))
     val_iter = iter(DataLoader(val_set, args.batch_size, shuffle=True, drop_last=True))
     started = time.time()
@@ -60,11 +60,11 @@ def main(argv=None):
             train_iter = iter(DataLoader(train_set, args.batch_size, shuffle=True, drop_last=True))
             val_iter = iter(DataLoader(val_set, args.batch_size, shuffle=True, drop_last=True))
             batch, val_batch = next(train_iter), next(val_iter)
-        stats = fsnet.search_step(model, F.cross_entropy, batch, val_batch, weight_opt, arch_opt, args.size_penalty)
+        stats = tools.search_step(model, F.cross_entropy, batch, val_batch, weight_opt, arch_opt, args.size_penalty)
         if step % 25 == 0:
             print(f"search step {step}: loss {stats['loss']:.3f}, expected params "
-                  f"{fsnet.expected_params(model).item():,.0f}")
-    fsnet.discretize(model)
+                  f"{tools.expected_params(model).item():,.0f}")
+    tools.discretize(model)
     chosen = [m.compression_arg for m in model.modules() if isinstance(m, FilterSummaryConv2d)]
     opt = torch.optim.SGD(model.parameters(), lr=0.02, momentum=0.9)
     loader = DataLoader(train_set, args.batch_size, shuffle=True, drop_last=True)

@@ -7,7 +7,7 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
-#include "common/checks.h"
+#include "common/filter_summary_checks.h"
 #include "launch.cuh"
 #include "common/filter_summary.h"
 

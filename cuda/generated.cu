@@ -10,9 +10,9 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
-#include "common/checks.h"
+#include "common/generated_checks.h"
 #include "launch.cuh"
-#include "common/ring_permutation.h"
+#include "common/generated.h"
 
 namespace leanconv::cuda {
 namespace {

@@ -4,7 +4,7 @@
 #include <torch/library.h>
 
 #include "autograd/derivatives.h"
-#include "leanconv/ops.h"
+#include "leanconv/ops/filter_summary.h"
 
 namespace leanconv::autograd {
 namespace {

@@ -3,7 +3,7 @@
 
 #include <cstdint>
 
-#include "common/ring_permutation.h"
+#include "common/generated.h"
 
 namespace leanconv::cpu {
 

@@ -9,9 +9,11 @@
 #include <cstdint>
 #include <vector>
 
+#include "cpu/vectorize.h"
+
 namespace leanconv::cpu {
 
-constexpr int64_t kLanes = 8;  // output columns per vector step; tile rows are padded to a multiple of it
+// Output columns per vector step: kLanes (cpu/vectorize.h); tile rows are padded to a multiple of it.
 
 struct DepthwiseTile {
   int64_t rows;         // output rows in the tile

@@ -22,7 +22,7 @@ def _evaluated(name: str, model, test_set, device) -> TrainResult:
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m leanconv.train.decef", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m leanconv.train.lowrank", description=__doc__)
     p.add_argument("--train-subset", type=int, default=12000)
     p.add_argument("--epochs", type=int, default=2, help="dense training epochs")
     p.add_argument("--finetune-epochs", type=int, default=1)

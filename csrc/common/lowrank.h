@@ -8,7 +8,7 @@
 
 #include <cstdint>
 
-#include "conv_range.h"
+#include "conv_window.h"
 #include "macros.h"
 
 namespace leanconv::common {

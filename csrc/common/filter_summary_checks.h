@@ -1,0 +1,93 @@
+// Argument checks and geometry of the overlapping-segment ops: the summary layout and the shifted sum.
+#pragma once
+
+#include "checks.h"
+#include "filter_summary.h"
+
+namespace leanconv::checks {
+
+// A summary layout whose every index, and every unwrapped position the overlap-add walks, fits in int64.
+inline common::SummaryLayout summary_layout(int64_t out_channels, int64_t in_channels, int64_t kernel_h,
+                                            int64_t kernel_w, int64_t stride) {
+  TORCH_CHECK(out_channels > 0 && in_channels > 0, "leanconv: out_channels and in_channels must be positive, got ",
+              out_channels, " and ", in_channels);
+  TORCH_CHECK(kernel_h > 0 && kernel_w > 0, "leanconv: kernel size must be positive, got ", kernel_h, "x", kernel_w);
+  TORCH_CHECK(stride >= 1, "leanconv: the summary stride s must be at least 1, got ", stride,
+              " (a compression above C_in*k*k gives s < 1)");
+  const int64_t filter_length =
+      checked_mul(checked_mul(in_channels, kernel_h, "C_in*kh*kw"), kernel_w, "C_in*kh*kw");
+  checked_mul(out_channels, filter_length, "the weight's number of elements C_out*C_in*kh*kw");
+  const int64_t length = checked_mul(out_channels, stride, "the summary length C_out*s");
+  checked_add(checked_add(length, filter_length, "the summary positions"), length, "the summary positions");
+  return common::SummaryLayout{out_channels, in_channels, kernel_h, kernel_w, stride, length};
+}
+
+inline common::SummaryLayout check_summary_layout(const at::Tensor& summary, int64_t out_channels,
+                                                  int64_t in_channels, int64_t kernel_h, int64_t kernel_w,
+                                                  int64_t stride) {
+  check_dim(summary, 1, "summary");
+  check_floating(summary, "summary");
+  const auto layout = summary_layout(out_channels, in_channels, kernel_h, kernel_w, stride);
+  TORCH_CHECK(summary.numel() == layout.length, "leanconv: summary length must be C_out * s = ", out_channels, " * ",
+              stride, " = ", layout.length, ", got ", summary.numel());
+  return layout;
+}
+
+inline common::SummaryLayout check_summary_gradient(const at::Tensor& grad_weight, int64_t length, int64_t stride) {
+  check_dim(grad_weight, 4, "grad_weight");
+  check_floating(grad_weight, "grad_weight");
+  TORCH_CHECK(grad_weight.numel() > 0, "leanconv: grad_weight (C_out, C_in, kh, kw) must not be empty, got shape ",
+              grad_weight.sizes());
+  const auto layout =
+      summary_layout(grad_weight.size(0), grad_weight.size(1), grad_weight.size(2), grad_weight.size(3), stride);
+  TORCH_CHECK(length == layout.length, "leanconv: summary length ", length, " must be C_out * s = ",
+              grad_weight.size(0), " * ", stride, " = ", layout.length);
+  return layout;
+}
+
+inline common::ShiftedSum check_shifted_sum(const at::Tensor& t, std::string_view name, int64_t kernel_h,
+                                            int64_t kernel_w, int64_t channel_step, at::IntArrayRef stride,
+                                            at::IntArrayRef padding, at::IntArrayRef dilation) {
+  check_dim(t, 4, name);
+  check_floating(t, name);
+  TORCH_CHECK(kernel_h > 0 && kernel_w > 0, "leanconv: kernel size must be positive, got ", kernel_h, "x", kernel_w);
+  check_conv_arguments(stride, padding, dilation);
+  TORCH_CHECK(t.size(1) > 0, "leanconv: ", name, " must have at least one channel");
+  TORCH_CHECK(channel_step >= 0, "leanconv: channel_step must be non-negative, got ", channel_step);
+  checked_mul(checked_mul(kernel_h, kernel_w, "the number of taps"), t.size(1), "taps * channels");
+  common::ShiftedSum s{};
+  s.channels = t.size(1);
+  // Only the step modulo M matters; reduced, tap * step < taps * M cannot overflow.
+  s.step = channel_step % s.channels;
+  set_window_arguments(s, kernel_h, kernel_w, stride, padding, dilation);
+  return s;
+}
+
+// The geometry of a shifted sum over an input of spatial size in_h x in_w, with its output size.
+inline common::ShiftedSum with_sizes(common::ShiftedSum s, int64_t in_h, int64_t in_w) {
+  set_window_sizes(s, in_h, in_w);
+  return s;
+}
+
+// The forward's geometry, from z.
+inline common::ShiftedSum shifted_sum_geometry(const at::Tensor& z, int64_t kernel_h, int64_t kernel_w,
+                                               int64_t channel_step, at::IntArrayRef stride, at::IntArrayRef padding,
+                                               at::IntArrayRef dilation) {
+  const auto s = check_shifted_sum(z, "z", kernel_h, kernel_w, channel_step, stride, padding, dilation);
+  return with_sizes(s, z.size(2), z.size(3));
+}
+
+// The backward's geometry, from the output gradient and the forward input's size.
+inline common::ShiftedSum shifted_sum_backward_geometry(const at::Tensor& grad_output, int64_t kernel_h,
+                                                        int64_t kernel_w, int64_t channel_step, at::IntArrayRef stride,
+                                                        at::IntArrayRef padding, at::IntArrayRef dilation,
+                                                        at::IntArrayRef input_size) {
+  auto s = check_shifted_sum(grad_output, "grad_output", kernel_h, kernel_w, channel_step, stride, padding, dilation);
+  TORCH_CHECK(input_size.size() == 2, "leanconv: input_size must have two elements");
+  s = with_sizes(s, input_size[0], input_size[1]);
+  TORCH_CHECK(grad_output.size(2) == s.out_h && grad_output.size(3) == s.out_w, "leanconv: grad_output's spatial size ",
+              grad_output.sizes().slice(2), " does not match the output size (", s.out_h, ", ", s.out_w, ")");
+  return s;
+}
+
+}  // namespace leanconv::checks

@@ -1,0 +1,65 @@
+// Argument checks and geometry of the low-rank (eigen-filter) conv.
+#pragma once
+
+#include <optional>
+
+#include "checks.h"
+#include "lowrank.h"
+
+namespace leanconv::checks {
+
+// The eigen-filter conv's operands: input (N, C_in, H, W), basis (C_in, R, kh, kw) with 1 <= R <= kh*kw,
+// coeff (C_out, C_in*R), bias (C_out) or none; all on one device with one dtype.
+inline common::EigenConv eigen_conv_geometry(const at::Tensor& input, const at::Tensor& basis, const at::Tensor& coeff,
+                                             const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
+                                             at::IntArrayRef padding, at::IntArrayRef dilation) {
+  TORCH_CHECK(input.dim() == 4, "leanconv: eigen_conv2d expects a 4-D (N, C_in, H, W) input, got shape ",
+              input.sizes());
+  check_floating(input, "input");
+  check_dim(basis, 4, "basis (C_in, R, kh, kw)");
+  check_dim(coeff, 2, "coeff (C_out, C_in*R)");
+  check_same_device(input, "input", basis, "basis");
+  check_same_device(input, "input", coeff, "coeff");
+  check_same_dtype(input, "input", basis, "basis");
+  check_same_dtype(input, "input", coeff, "coeff");
+  check_conv_arguments(stride, padding, dilation);
+  common::EigenConv g{};
+  g.batch = input.size(0);
+  g.in_channels = basis.size(0);
+  g.rank = basis.size(1);
+  set_window_arguments(g, basis.size(2), basis.size(3), stride, padding, dilation);
+  g.out_channels = coeff.size(0);
+  TORCH_CHECK(g.in_channels > 0 && g.kernel_h > 0 && g.kernel_w > 0 && g.out_channels > 0,
+              "leanconv: basis and coeff must not be empty, got basis ", basis.sizes(), " and coeff ", coeff.sizes());
+  TORCH_CHECK(input.size(1) == g.in_channels, "leanconv: basis has C_in = ", g.in_channels,
+              " channels but the input has ", input.size(1), " (input shape ", input.sizes(), ")");
+  TORCH_CHECK(g.rank >= 1 && g.rank <= g.kernel_h * g.kernel_w, "leanconv: rank R = basis.size(1) must be between 1 and kh*kw = ",
+              g.kernel_h * g.kernel_w, ", got ", g.rank);
+  TORCH_CHECK(coeff.size(1) == g.in_channels * g.rank, "leanconv: coeff must be (C_out, C_in*R) = (", g.out_channels,
+              ", ", g.in_channels * g.rank, "), got ", coeff.sizes());
+  if (bias.has_value() && bias->defined()) {
+    check_same_device(input, "input", *bias, "bias");
+    check_same_dtype(input, "input", *bias, "bias");
+    TORCH_CHECK(bias->dim() == 1 && bias->size(0) == g.out_channels, "leanconv: bias must have shape (",
+                g.out_channels, "), got ", bias->sizes());
+  }
+  set_window_sizes(g, input.size(2), input.size(3));
+  return g;
+}
+
+// The backward's operands: the forward's, plus grad_output of the forward output's shape.
+inline common::EigenConv eigen_conv_backward_geometry(const at::Tensor& grad_output, const at::Tensor& input,
+                                                      const at::Tensor& basis, const at::Tensor& coeff,
+                                                      at::IntArrayRef stride, at::IntArrayRef padding,
+                                                      at::IntArrayRef dilation) {
+  const auto g = eigen_conv_geometry(input, basis, coeff, std::nullopt, stride, padding, dilation);
+  check_same_device(input, "input", grad_output, "grad_output");
+  check_same_dtype(input, "input", grad_output, "grad_output");
+  TORCH_CHECK(grad_output.dim() == 4 && grad_output.size(0) == g.batch && grad_output.size(1) == g.out_channels &&
+                  grad_output.size(2) == g.out_h && grad_output.size(3) == g.out_w,
+              "leanconv: grad_output must have the output's shape (", g.batch, ", ", g.out_channels, ", ", g.out_h,
+              ", ", g.out_w, "), got ", grad_output.sizes());
+  return g;
+}
+
+}  // namespace leanconv::checks

@@ -1,0 +1,63 @@
+"""Overlapping-segment ops (docs/filter_summary.md). Autocast: the shifted sum runs in the autocast dtype; the gathers need none.
+
+The Python wrappers of the family's ops (``torch.ops.leanconv.*``, with argument docs), their fake (meta) kernels
+for torch.compile and torch.export, and the family's autocast choice (registered in C++ beside the schema).
+"""
+from typing import Sequence
+
+import torch
+from torch import Tensor
+
+from ._meta import conv_out, memory_format
+
+
+def filter_summary_weight(summary: Tensor, out_channels: int, in_channels: int, kernel_size: Sequence[int],
+                          stride: int) -> Tensor:
+    """The dense weight of a filter-summary layer:
+    ``weight[o, c, i, j] = summary[(o * stride + (i * kw + j) * in_channels + c) % len(summary)]``."""
+    kh, kw = kernel_size
+    return torch.ops.leanconv.filter_summary_weight(summary, int(out_channels), int(in_channels), int(kh), int(kw),
+                                                    int(stride))
+
+
+def filter_summary_weight_backward(grad_weight: Tensor, length: int, stride: int) -> Tensor:
+    """The adjoint of :func:`filter_summary_weight`: overlap-add of ``grad_weight`` into a summary."""
+    return torch.ops.leanconv.filter_summary_weight_backward(grad_weight, int(length), int(stride))
+
+
+def shifted_sum(z: Tensor, kernel_size: Sequence[int], channel_step: int, stride=(1, 1), padding=(0, 0),
+                dilation=(1, 1)) -> Tensor:
+    """``y[n, o, p, q] = sum_{i,j} z[n, (o + (i*kw + j) * channel_step) % M, p*sh - ph + i*dh, q*sw - pw + j*dw]``."""
+    kh, kw = kernel_size
+    return torch.ops.leanconv.shifted_sum(z, int(kh), int(kw), int(channel_step), list(stride), list(padding),
+                                          list(dilation))
+
+
+# ---- fake kernels ----
+
+@torch.library.register_fake("leanconv::filter_summary_weight")
+def _filter_summary_weight_fake(summary, out_channels, in_channels, kernel_h, kernel_w, stride):
+    torch._check(summary.dim() == 1, lambda: f"leanconv: summary must be 1-D, got {summary.dim()}-D")
+    torch._check(stride >= 1, lambda: f"leanconv: the summary stride s must be at least 1, got {stride}")
+    torch._check(summary.shape[0] == out_channels * stride,
+                 lambda: f"leanconv: summary length must be C_out * s = {out_channels * stride}")
+    return summary.new_empty((out_channels, in_channels, kernel_h, kernel_w))
+
+
+@torch.library.register_fake("leanconv::filter_summary_weight_backward")
+def _filter_summary_weight_backward_fake(grad_weight, length, stride):
+    return grad_weight.new_empty((length,))
+
+
+@torch.library.register_fake("leanconv::shifted_sum")
+def _shifted_sum_fake(z, kernel_h, kernel_w, channel_step, stride, padding, dilation):
+    torch._check(z.dim() == 4, lambda: f"leanconv: z must be 4-D, got {z.dim()}-D")
+    out_h = conv_out(z.shape[2], kernel_h, stride[0], padding[0], dilation[0])
+    out_w = conv_out(z.shape[3], kernel_w, stride[1], padding[1], dilation[1])
+    return z.new_empty((z.shape[0], z.shape[1], out_h, out_w)).contiguous(memory_format=memory_format(z))
+
+
+@torch.library.register_fake("leanconv::shifted_sum_backward")
+def _shifted_sum_backward_fake(grad_output, kernel_h, kernel_w, channel_step, stride, padding, dilation, input_size):
+    out = grad_output.new_empty((grad_output.shape[0], grad_output.shape[1], input_size[0], input_size[1]))
+    return out.contiguous(memory_format=memory_format(grad_output))
