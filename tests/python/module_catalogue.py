@@ -3,7 +3,6 @@ user would) and an input for it. The module-contract suite (test_module_contract
 from dataclasses import dataclass
 from typing import Callable, Tuple
 
-import torch
 from torch import nn
 
 from leanconv.nn import EigenConv2d, FilterSummaryConv2d, GeneratedConv2d, GeneratedLinear, ParameterRing

@@ -93,6 +93,7 @@ class OpSpec:
     reference: Callable
     differentiable: Tuple[int, ...]  # argument positions of the tensors the op is differentiable in
     refuses_graph: bool = False  # True: the op is not differentiable and says so when asked for a graph
+    autocast: bool = False  # True: under autocast the op runs in the autocast dtype (else in its inputs' dtype)
     # Positions of tensors with a batch (N) dimension first and spatial dims last (vmap, empty batch, layouts).
     batched: Tuple[int, ...] = ()
     tags: Sequence[str] = field(default_factory=tuple)
@@ -190,10 +191,10 @@ OPS = [
     OpSpec("filter_summary_weight", _summary_samples, filter_summary_weight_reference, (0,)),
     OpSpec("filter_summary_weight_backward", _summary_backward_samples, filter_summary_weight_backward_reference,
            (0,)),
-    OpSpec("shifted_sum", _shifted_sum_samples, shifted_sum_reference, (0,), batched=(0,)),
+    OpSpec("shifted_sum", _shifted_sum_samples, shifted_sum_reference, (0,), batched=(0,), autocast=True),
     OpSpec("shifted_sum_backward", _shifted_sum_backward_samples, shifted_sum_backward_reference, (0,),
            batched=(0,)),
-    OpSpec("eigen_conv2d", _eigen_samples, eigen_conv2d_reference, (0, 1, 2, 3), batched=(0,)),
+    OpSpec("eigen_conv2d", _eigen_samples, eigen_conv2d_reference, (0, 1, 2, 3), batched=(0,), autocast=True),
     OpSpec("eigen_conv2d_backward", _eigen_backward_samples, eigen_conv2d_backward_reference, (),
            refuses_graph=True, batched=(0, 1)),
 ]

@@ -66,55 +66,6 @@ def test_direct_path_matches_gather_and_dense_conv(device, k, compression, strid
     torch.testing.assert_close(g1, g2)
 
 
-@pytest.mark.parametrize("device", DEVICES)
-def test_shifted_sum_gradcheck_and_dilation(device):
-    z = torch.randn(2, 6, 7, 8, dtype=torch.float64, device=device, requires_grad=True)
-    for stride, padding, dilation in [((1, 1), (1, 1), (1, 1)), ((2, 1), (0, 2), (2, 1)), ((2, 2), (2, 2), (2, 2))]:
-        fn = lambda t: ops.shifted_sum(t, (3, 3), 4, stride, padding, dilation)  # noqa: E731
-        assert torch.autograd.gradcheck(fn, (z,))
-    layer = FilterSummaryConv2d(12, 6, 3, padding=2, dilation=2, compression=18, path="direct", dtype=torch.float64,
-                                device=device)
-    x = torch.randn(1, 12, 9, 9, dtype=torch.float64, device=device)
-    torch.testing.assert_close(layer(x), F.conv2d(x, layer.weight, layer.bias, 1, 2, 2))
-
-
-@pytest.mark.parametrize("device", DEVICES)
-def test_opcheck(device):
-    summary = torch.randn(4 * 6, device=device, requires_grad=True)
-    torch.library.opcheck(torch.ops.leanconv.filter_summary_weight, (summary, 4, 12, 3, 3, 6))
-    torch.library.opcheck(torch.ops.leanconv.filter_summary_weight_backward, (torch.randn(4, 12, 3, 3, device=device), 24, 6))
-    z = torch.randn(2, 4, 6, 6, device=device, requires_grad=True)
-    torch.library.opcheck(torch.ops.leanconv.shifted_sum, (z, 3, 3, 2, [1, 1], [1, 1], [1, 1]))
-    torch.library.opcheck(torch.ops.leanconv.shifted_sum_backward,
-                          (torch.randn(2, 4, 3, 3, device=device), 3, 3, 2, [2, 2], [1, 1], [1, 1], [6, 6]))
-
-
-@pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("path", ["direct", "gather"])
-def test_torch_compile_fullgraph(device, path):
-    model = nn.Sequential(FilterSummaryConv2d(8, 8, 3, padding=1, compression=9, path=path), nn.ReLU()).to(device)
-    x = torch.randn(2, 8, 6, 6, device=device)
-    compiled = torch.compile(model, fullgraph=True, backend="aot_eager" if device == "cpu" else "inductor")
-    torch.testing.assert_close(compiled(x), model(x))
-    compiled(x).sum().backward()
-    assert model[0].summary.grad is not None
-
-
-@pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("path", ["direct", "gather"])
-def test_channels_last_low_precision_and_empty_batch(device, path):
-    layer = FilterSummaryConv2d(16, 8, 3, padding=1, compression=9, path=path, device=device)
-    x = torch.randn(2, 16, 7, 7, device=device)
-    out = layer(x.to(memory_format=torch.channels_last))
-    assert out.is_contiguous(memory_format=torch.channels_last)
-    torch.testing.assert_close(out, layer(x))
-    for dtype in (torch.float16, torch.bfloat16):
-        low = copy.deepcopy(layer).to(dtype)
-        torch.testing.assert_close(low(x.to(dtype)).float(), layer(x), rtol=5e-2, atol=5e-2)
-    assert layer(torch.randn(0, 16, 7, 7, device=device)).shape == (0, 8, 7, 7)
-    assert layer(torch.randn(16, 7, 7, device=device)).shape == (8, 7, 7)
-
-
 def test_autocast_cpu_bfloat16_direct_path():
     layer = FilterSummaryConv2d(16, 8, 3, padding=1, compression=9, path="direct")
     x = torch.randn(2, 16, 7, 7)
@@ -275,14 +226,3 @@ def test_python_and_cpp_modules_compute_the_same(path):
     assert cpp_layer.uses_direct_path() == py_layer.uses_direct_path()
     x = torch.randn(2, 18, 9, 9)
     torch.testing.assert_close(cpp_layer.forward(x), py_layer(x), rtol=0, atol=0)
-
-
-@pytest.mark.parametrize("device,dtype", [("cpu", torch.bfloat16),
-                                          pytest.param("cuda", torch.float16, marks=requires_cuda)])
-def test_shifted_sum_runs_in_the_autocast_dtype(device, dtype):
-    z = torch.randn(2, 4, 6, 6, device=device)
-    with torch.autocast(device, dtype=dtype):
-        y = ops.shifted_sum(z, (3, 3), 1, padding=(1, 1))
-    assert y.dtype == dtype
-    torch.testing.assert_close(y.float(), ops.shifted_sum(z.to(dtype).float(), (3, 3), 1, padding=(1, 1)),
-                               rtol=1e-2, atol=1e-2)

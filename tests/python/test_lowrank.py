@@ -1,7 +1,5 @@
 """Low-rank (DeCEF) family: the fused eigen-filter conv against a float64 einsum + F.conv2d reference, its
 gradients, both paths of EigenConv2d, SVD initialisation and the C++ module."""
-import copy
-import io
 
 import pytest
 import torch
@@ -74,13 +72,6 @@ def test_tiles_spanning_row_bands_and_images(n, c_in, hw, rank, stride):
 
 
 @pytest.mark.parametrize("device", DEVICES)
-def test_gradcheck(device):
-    x, basis, coeff, bias = [t.requires_grad_() for t in operands(2, 3, 4, (6, 5), 3, 2, device)]
-    assert torch.autograd.gradcheck(
-        lambda *a: ops.eigen_conv2d(*a, stride=(2, 1), padding=(1, 2), dilation=(1, 2)), (x, basis, coeff, bias))
-
-
-@pytest.mark.parametrize("device", DEVICES)
 def test_partial_gradients(device):
     """Only the requested gradients are computed, and each equals the full computation's."""
     x, basis, coeff, bias = operands(2, 4, 3, (7, 7), 3, 3, device)
@@ -91,94 +82,6 @@ def test_partial_gradients(device):
         inputs = [t.clone().requires_grad_(j == i) for j, t in enumerate((x, basis, coeff))]
         (g,) = torch.autograd.grad(ops.eigen_conv2d(*inputs, None, padding=(1, 1)).sum(), inputs[i])
         torch.testing.assert_close(g, all_grads[i])
-
-
-@pytest.mark.parametrize("device", DEVICES)
-def test_empty_batch(device):
-    x, basis, coeff, bias = [t.requires_grad_() for t in operands(0, 3, 4, (5, 5), 3, 2, device)]
-    y = ops.eigen_conv2d(x, basis, coeff, bias, padding=(1, 1))
-    assert y.shape == (0, 4, 5, 5)
-    y.sum().backward()
-    assert x.grad.shape == x.shape and torch.equal(basis.grad, torch.zeros_like(basis))
-    assert torch.equal(coeff.grad, torch.zeros_like(coeff))
-
-
-@pytest.mark.parametrize("device", DEVICES)
-def test_opcheck(device):
-    x, basis, coeff, bias = [t.requires_grad_() for t in operands(2, 3, 5, (6, 6), 3, 4, device, torch.float32)]
-    torch.library.opcheck(torch.ops.leanconv.eigen_conv2d, (x, basis, coeff, bias, [1, 1], [1, 1], [1, 1]))
-    torch.library.opcheck(torch.ops.leanconv.eigen_conv2d, (x, basis, coeff, None, [2, 1], [0, 1], [1, 2]))
-    grad = torch.randn(2, 5, 6, 6, device=device)
-    torch.library.opcheck(torch.ops.leanconv.eigen_conv2d_backward,
-                          (grad, x.detach(), basis.detach(), coeff.detach(), [1, 1], [1, 1], [1, 1],
-                           [True, True, True]))
-
-
-@pytest.mark.parametrize("device", DEVICES)
-def test_channels_last_in_channels_last_out(device):
-    x, basis, coeff, bias = operands(2, 6, 5, (9, 8), 3, 3, device, torch.float32)
-    x_cl = x.contiguous(memory_format=torch.channels_last).requires_grad_()
-    y = ops.eigen_conv2d(x_cl, basis, coeff, bias, padding=(1, 1))
-    assert y.is_contiguous(memory_format=torch.channels_last)
-    torch.testing.assert_close(y, ops.eigen_conv2d(x, basis, coeff, bias, padding=(1, 1)))
-    y.sum().backward()
-    assert x_cl.grad.is_contiguous(memory_format=torch.channels_last)
-    x_plain = x.clone().requires_grad_()
-    ops.eigen_conv2d(x_plain, basis, coeff, bias, padding=(1, 1)).sum().backward()
-    torch.testing.assert_close(x_cl.grad, x_plain.grad)
-
-
-@pytest.mark.parametrize("device", DEVICES)
-def test_non_contiguous_input(device):
-    x, basis, coeff, bias = operands(2, 8, 4, (10, 12), 3, 2, device)
-    sliced = x[:, ::2, :, 1::2]
-    torch.testing.assert_close(ops.eigen_conv2d(sliced, basis[:4], coeff[:, :8], bias, padding=(1, 1)),
-                               reference(sliced, basis[:4], coeff[:, :8], bias, (1, 1), (1, 1), (1, 1)))
-
-
-@pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("dtype,tol", [(torch.float16, 2e-2), (torch.bfloat16, 6e-2)])
-def test_reduced_precision(device, dtype, tol):
-    x, basis, coeff, bias = operands(2, 8, 6, (7, 7), 3, 4, device, torch.float32)
-    basis, coeff = basis / 3, coeff / 5
-    low = [t.to(dtype).requires_grad_() for t in (x, basis, coeff, bias)]
-    y = ops.eigen_conv2d(*low, padding=(1, 1))
-    assert y.dtype == dtype
-    expected = reference(*[t.detach() for t in low], (1, 1), (1, 1), (1, 1))
-    scale = expected.abs().max()
-    assert (y.double() - expected).abs().max() <= tol * scale
-    y.float().sum().backward()
-    assert all(t.grad.dtype == dtype and torch.isfinite(t.grad.float()).all() for t in low)
-
-
-def test_autocast_runs_in_bfloat16_on_cpu():
-    x, basis, coeff, bias = operands(2, 4, 3, (6, 6), 3, 2, "cpu", torch.float32)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        y = ops.eigen_conv2d(x, basis, coeff, bias, padding=(1, 1))
-    assert y.dtype == torch.bfloat16
-    torch.testing.assert_close(y.float(), ops.eigen_conv2d(x, basis, coeff, bias, padding=(1, 1)), atol=0.1, rtol=0.05)
-
-
-def test_backward_is_deterministic():
-    x, basis, coeff, bias = operands(6, 8, 8, (9, 9), 3, 4, "cpu", torch.float32)
-    grads = []
-    for _ in range(2):
-        leaves = [t.clone().requires_grad_() for t in (x, basis, coeff)]
-        ops.eigen_conv2d(*leaves, bias, padding=(1, 1)).square().sum().backward()
-        grads.append([t.grad for t in leaves])
-    assert all(torch.equal(a, b) for a, b in zip(*grads))
-
-
-def test_double_backward_through_the_aten_path():
-    operands_ = [t.requires_grad_() for t in operands(1, 2, 2, (4, 4), 3, 2)]
-    assert torch.autograd.gradgradcheck(lambda *a: ops.eigen_conv2d(*a, padding=(1, 1)), operands_)
-
-
-def test_the_backward_op_itself_refuses_a_graph():
-    x, basis, coeff, bias = [t.requires_grad_() for t in operands(1, 2, 2, (4, 4), 3, 2)]
-    grad = torch.ones(1, 2, 4, 4, dtype=x.dtype)
-    with pytest.raises(RuntimeError, match="not differentiable"):
-        torch.ops.leanconv.eigen_conv2d_backward(grad, x, basis, coeff, [1, 1], [1, 1], [1, 1], [True, True, True])
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -299,30 +202,6 @@ def test_from_conv_defaults_to_the_effective_rank():
     err_low = (low(x) - conv(x)).norm()
     err_high = (EigenConv2d.from_conv(conv, rank=6)(x) - conv(x)).norm()
     assert err_high < err_low
-
-
-def test_padding_mode_and_state_dict_round_trip():
-    layer = EigenConv2d(3, 4, 3, padding=1, padding_mode="reflect", rank=3, path="fused")
-    x = torch.randn(2, 3, 7, 7)
-    torch.testing.assert_close(layer(x), layer.materialize()(x))
-    buffer = io.BytesIO()
-    torch.save(layer.state_dict(), buffer)
-    buffer.seek(0)
-    other = EigenConv2d(3, 4, 3, padding=1, padding_mode="reflect", rank=3, path="fused")
-    other.load_state_dict(torch.load(buffer))
-    assert torch.equal(other(x), layer(x))
-    assert torch.equal(copy.deepcopy(layer)(x), layer(x))
-
-
-@pytest.mark.parametrize("path", ["fused", "materialized"])
-def test_torch_compile_fullgraph(path):
-    layer = EigenConv2d(4, 6, 3, padding=1, rank=3, path=path)
-    x = torch.randn(2, 4, 8, 8, requires_grad=True)
-    compiled = torch.compile(layer, fullgraph=True, backend="aot_eager")
-    y = compiled(x)
-    torch.testing.assert_close(y, layer(x))
-    y.sum().backward()
-    assert x.grad is not None and layer.coeff.grad is not None
 
 
 @requires_extension

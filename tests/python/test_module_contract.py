@@ -12,7 +12,6 @@ import warnings
 import pytest
 import torch
 import torch.func as func
-import torch.nn.functional as F
 from torch import nn
 
 import leanconv
@@ -43,6 +42,27 @@ def test_materialized_module_computes_the_same(spec):
     materialized = layer.materialize()
     assert isinstance(materialized, nn.Conv2d if spec.conv else nn.Linear)
     torch.testing.assert_close(model(x), materialized(x), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("dtype,limit", [(torch.float16, 2e-2), (torch.bfloat16, 6e-2)], ids=["float16", "bfloat16"])
+@pytest.mark.parametrize("spec", MODULES, ids=MODULE_IDS)
+def test_low_precision_channels_last_and_empty_batch(spec, dtype, limit):
+    model, x = built(spec), example_input(spec)
+    expected = model(x)
+    low, x_low = copy.deepcopy(model).to(dtype), x.to(dtype)
+    if x.dim() == 4:
+        x_low = x_low.contiguous(memory_format=torch.channels_last)
+    y = low(x_low.requires_grad_())
+    y.float().square().sum().backward()
+    assert y.dtype == dtype and x_low.grad.dtype == dtype
+    assert ((y.double() - expected).norm() / expected.norm()).item() < limit
+    if x.dim() == 4:
+        assert y.is_contiguous(memory_format=torch.channels_last)
+    empty = x[:0].clone().requires_grad_()
+    out = model(empty)
+    assert out.shape == (0, *expected.shape[1:])
+    out.sum().backward()
+    assert empty.grad.shape == empty.shape
 
 
 @pytest.mark.parametrize("spec", MODULES, ids=MODULE_IDS)

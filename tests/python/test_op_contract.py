@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.func as func
 from torch._subclasses.fake_tensor import FakeTensorMode
-from torch.utils._pytree import tree_flatten, tree_map
+from torch.utils._pytree import tree_map
 
 import leanconv  # noqa: F401
 from conftest import requires_cuda
@@ -112,6 +112,35 @@ def test_fake_kernel_promises_what_the_kernel_returns(spec, index):
             if r is not None:
                 assert (r.shape, r.stride(), r.dtype) == (f.shape, f.stride(), f.dtype), layout
         assert_close_outputs(spec.op(*args), spec.reference(*args), rtol=1e-10, atol=1e-10)
+
+
+def relative_error(actual, expected):
+    return ((actual.double() - expected.double()).norm() / expected.double().norm().clamp_min(1e-30)).item()
+
+
+@pytest.mark.parametrize("dtype,limit", [(torch.float16, 1e-2), (torch.bfloat16, 5e-2)], ids=["float16", "bfloat16"])
+@pytest.mark.parametrize("spec,index", SAMPLES, ids=IDS)
+def test_low_precision_against_the_float64_reference(spec, index, dtype, limit):
+    # The kernels accumulate in float: the error is the inputs' and the output's rounding, not the sum's.
+    args = sample(spec, index, dtype)
+    result = outputs(spec.op(*args))
+    reference = outputs(spec.reference(*[a.double() if isinstance(a, torch.Tensor) else a for a in args]))
+    for y, r in zip(result, reference):
+        if y is not None:
+            assert y.dtype == dtype
+            assert relative_error(y, r) < limit
+
+
+@pytest.mark.parametrize("spec", OPS, ids=lambda s: s.name)
+def test_autocast_policy(spec):
+    args = sample(spec, 0, torch.float32)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        result = outputs(spec.op(*args))
+    expected_dtype = torch.bfloat16 if spec.autocast else torch.float32
+    assert all(y.dtype == expected_dtype for y in result if y is not None)
+    if spec.autocast:  # and it computes the op on the cast inputs
+        reference = outputs(spec.reference(*[a.double() if isinstance(a, torch.Tensor) else a for a in args]))
+        assert all(relative_error(y, r) < 5e-2 for y, r in zip(result, reference) if y is not None)
 
 
 # ---- derivatives ----------------------------------------------------------------------------------------

@@ -75,7 +75,10 @@ def apply_padding_mode(input: Tensor, module) -> Tuple[Tensor, Tuple[int, int]]:
     if module.padding_mode == "zeros" and top == bottom and left == right:
         return input, (top, left)
     mode = "constant" if module.padding_mode == "zeros" else module.padding_mode
-    return F.pad(input, [left, right, top, bottom], mode=mode), (0, 0)
+    padded = F.pad(input, [left, right, top, bottom], mode=mode)
+    if input.dim() == 4 and input.is_contiguous(memory_format=torch.channels_last) and not input.is_contiguous():
+        padded = padded.contiguous(memory_format=torch.channels_last)  # some pad modes return NCHW: keep the format
+    return padded, (0, 0)
 
 
 def conv_extra_repr(module) -> str:
