@@ -58,6 +58,20 @@ inline void check_conv_input(const at::Tensor& input, int64_t in_channels, std::
               input.size(-3), " (input shape ", input.sizes(), ")");
 }
 
+// A C++ conv module's options, checked as nn.Conv2d's arguments are (same words as leanconv/nn/_conv_args.py).
+template <typename Options>
+void check_conv_options(const Options& o, std::string_view module, int64_t groups = 1) {
+  TORCH_CHECK(o.in_channels() > 0 && o.out_channels() > 0, "leanconv: ", module,
+              " in_channels and out_channels must be positive, got ", o.in_channels(), " and ", o.out_channels());
+  TORCH_CHECK(groups > 0 && o.in_channels() % groups == 0 && o.out_channels() % groups == 0, "leanconv: ", module,
+              " groups must divide in_channels and out_channels, got groups=", groups, " for ", o.in_channels(),
+              " -> ", o.out_channels());
+  for (int i = 0; i < 2; ++i) {
+    TORCH_CHECK((*o.kernel_size())[i] > 0 && (*o.stride())[i] > 0 && (*o.dilation())[i] > 0 && (*o.padding())[i] >= 0,
+                "leanconv: ", module, " kernel_size, stride and dilation must be positive and padding non-negative");
+  }
+}
+
 inline void check_conv_arguments(at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation) {
   TORCH_CHECK(stride.size() == 2 && padding.size() == 2 && dilation.size() == 2,
               "leanconv: stride, padding and dilation must have two elements, got ", stride, ", ", padding, " and ",

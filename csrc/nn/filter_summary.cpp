@@ -23,15 +23,7 @@ torch::Tensor fake_quantize(const torch::Tensor& x, int64_t bits, double scale) 
 
 FilterSummaryConv2dImpl::FilterSummaryConv2dImpl(FilterSummaryConv2dOptions options_) : options(std::move(options_)) {
   const auto& o = options;
-  TORCH_CHECK(o.in_channels() > 0 && o.out_channels() > 0,
-              "leanconv: FilterSummaryConv2d in_channels and out_channels must be positive, got ", o.in_channels(),
-              " and ", o.out_channels());
-  for (int i = 0; i < 2; ++i) {
-    TORCH_CHECK((*o.kernel_size())[i] > 0 && (*o.stride())[i] > 0 && (*o.dilation())[i] > 0 &&
-                    (*o.padding())[i] >= 0,
-                "leanconv: FilterSummaryConv2d kernel_size, stride and dilation must be positive and padding "
-                "non-negative");
-  }
+  checks::check_conv_options(o, "FilterSummaryConv2d");
   TORCH_CHECK(o.compression() >= 1,
               "leanconv: compression must be a number >= 1 (a summary no longer than the dense filters), got ",
               o.compression());

@@ -86,18 +86,7 @@ void ParameterRingImpl::pretty_print(std::ostream& stream) const {
 GeneratedConv2dImpl::GeneratedConv2dImpl(ParameterRing ring_, GeneratedConv2dOptions options_)
     : options(std::move(options_)), ring(std::move(ring_)) {
   const auto& o = options;
-  TORCH_CHECK(o.in_channels() > 0 && o.out_channels() > 0,
-              "leanconv: GeneratedConv2d in_channels and out_channels must be positive, got ", o.in_channels(),
-              " and ", o.out_channels());
-  TORCH_CHECK(o.groups() > 0 && o.in_channels() % o.groups() == 0 && o.out_channels() % o.groups() == 0,
-              "leanconv: GeneratedConv2d groups must divide in_channels and out_channels, got groups=",
-              o.groups(), " for ", o.in_channels(), " -> ", o.out_channels());
-  for (int i = 0; i < 2; ++i) {
-    TORCH_CHECK((*o.kernel_size())[i] > 0 && (*o.stride())[i] > 0 && (*o.dilation())[i] > 0 &&
-                    (*o.padding())[i] >= 0,
-                "leanconv: GeneratedConv2d kernel_size, stride and dilation must be positive and padding "
-                "non-negative");
-  }
+  checks::check_conv_options(o, "GeneratedConv2d", o.groups());
   const auto shape = weight_shape();
   offset_ = ring->allocate(checks::checked_numel(shape));
   offset_buffer = register_buffer("offset", torch::tensor(offset_, torch::kLong));

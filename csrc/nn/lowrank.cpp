@@ -13,14 +13,7 @@ namespace leanconv::nn {
 
 EigenConv2dImpl::EigenConv2dImpl(EigenConv2dOptions options_) : options(std::move(options_)) {
   const auto& o = options;
-  TORCH_CHECK(o.in_channels() > 0 && o.out_channels() > 0,
-              "leanconv: EigenConv2d in_channels and out_channels must be positive, got ", o.in_channels(), " and ",
-              o.out_channels());
-  for (int i = 0; i < 2; ++i) {
-    TORCH_CHECK((*o.kernel_size())[i] > 0 && (*o.stride())[i] > 0 && (*o.dilation())[i] > 0 &&
-                    (*o.padding())[i] >= 0,
-                "leanconv: EigenConv2d kernel_size, stride and dilation must be positive and padding non-negative");
-  }
+  checks::check_conv_options(o, "EigenConv2d");
   const int64_t taps = (*o.kernel_size())[0] * (*o.kernel_size())[1];
   TORCH_CHECK(o.rank() >= 1 && o.rank() <= taps, "leanconv: rank must be between 1 and kh*kw = ", taps, ", got ",
               o.rank());

@@ -16,7 +16,7 @@ PYBIND11_MODULE(_C, m) {
       .def(py::init([](int64_t size, int64_t seed, double fan_ref) {
              return std::make_shared<ParameterRingImpl>(ParameterRingOptions(size).seed(seed).fan_ref(fan_ref));
            }),
-           py::arg("size"), py::arg("seed") = 0, py::arg("fan_ref") = 512.0 * 9)
+           py::arg("size"), py::arg("seed") = 0, py::arg("fan_ref") = kDefaultFanRef)
       .def("allocate", &ParameterRingImpl::allocate)
       .def("virtual_total", &ParameterRingImpl::total);
 

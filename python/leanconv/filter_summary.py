@@ -13,7 +13,7 @@ from typing import Dict, List, Sequence
 import torch
 from torch import Tensor, nn
 
-from .nn.filter_summary import FilterSummaryConv2d
+from .nn.filter_summary import FilterSummaryConv2d, quantize
 
 
 # ---- quantised export ------------------------------------------------------------------------------------
@@ -26,13 +26,9 @@ def export_quantized(model: nn.Module) -> Dict[str, Dict[str, object]]:
     exported = {}
     for name, module in model.named_modules():
         if isinstance(module, FilterSummaryConv2d) and module.quant_bits is not None:
-            qmax = 2 ** (module.quant_bits - 1) - 1
-            with torch.no_grad():
-                summary = module.summary.detach()
-                scale = module.quant_scale if module._scale_fixed else \
-                    summary.abs().amax().clamp_min(torch.finfo(summary.dtype).tiny) / qmax
-                q = torch.clamp(torch.round(summary / scale), -qmax, qmax).to(torch.int8)
-            exported[name] = {"q": q.cpu(), "scale": scale.detach().float().cpu(), "bits": module.quant_bits}
+            q, scale = quantize(module.summary, module.quant_bits, module.quant_scale if module._scale_fixed else None)
+            exported[name] = {"q": q.to(torch.int8).cpu(), "scale": scale.detach().float().cpu(),
+                              "bits": module.quant_bits}
     return exported
 
 

@@ -15,7 +15,7 @@ layer, round to nearest, straight-through gradient); :mod:`leanconv.filter_summa
 """
 import math
 import numbers
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -40,15 +40,19 @@ def summary_stride(in_channels: int, kernel_size, compression: float) -> int:
     return s
 
 
-def fake_quantize(summary: Tensor, bits: int, scale: Optional[Tensor] = None) -> Tensor:
-    """Symmetric uniform quantisation to ``bits`` with a straight-through gradient.
-
-    ``scale`` defaults to max|summary| / (2^(bits-1) - 1); the integers are round(summary / scale) clamped to
-    +-(2^(bits-1) - 1)."""
+def quantize(summary: Tensor, bits: int, scale: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+    """Symmetric uniform quantisation to ``bits``: the integers round(summary / scale), clamped to
+    +-(2^(bits-1) - 1), and the scale, by default max|summary| / (2^(bits-1) - 1). No gradient."""
     qmax = 2 ** (bits - 1) - 1
+    summary = summary.detach()
     if scale is None:
-        scale = summary.detach().abs().amax().clamp_min(torch.finfo(summary.dtype).tiny) / qmax
-    q = torch.clamp(torch.round(summary.detach() / scale), -qmax, qmax)
+        scale = summary.abs().amax().clamp_min(torch.finfo(summary.dtype).tiny) / qmax
+    return torch.clamp(torch.round(summary / scale), -qmax, qmax), scale
+
+
+def fake_quantize(summary: Tensor, bits: int, scale: Optional[Tensor] = None) -> Tensor:
+    """``quantize`` and back, with a straight-through gradient."""
+    q, scale = quantize(summary, bits, scale)
     return summary + (q * scale - summary).detach()
 
 

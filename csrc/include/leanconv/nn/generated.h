@@ -17,6 +17,9 @@
 
 namespace leanconv::nn {
 
+// The reference fan-out of the RPG paper: a 512->512 3x3 conv (leanconv.nn.generated uses the same value).
+inline constexpr double kDefaultFanRef = 512.0 * 3 * 3;
+
 struct ParameterRingOptions {
   explicit ParameterRingOptions(int64_t size) : size_(size) {}
   // Number of learned parameters N.
@@ -25,7 +28,7 @@ struct ParameterRingOptions {
   TORCH_ARG(int64_t, seed) = 0;
   // Reference fan-out: the ring is initialised Kaiming-normal for it and each layer scales by
   // sqrt(fan_ref / fan_out) so every layer keeps its own Kaiming scale (the default is a 512->512 3x3 conv).
-  TORCH_ARG(double, fan_ref) = 512.0 * 3 * 3;
+  TORCH_ARG(double, fan_ref) = kDefaultFanRef;
 };
 
 class ParameterRingImpl : public torch::nn::Module {
