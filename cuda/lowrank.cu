@@ -25,6 +25,7 @@
 #include <algorithm>
 
 #include "common/lowrank_checks.h"
+#include "common/epilogue.h"
 #include "common/lowrank.h"
 #include "ops/lowrank_composite.h"
 
@@ -42,7 +43,8 @@ static_assert((kTileO / kMicro) * (kTilePixels / kMicro) == kBlockThreads, "one 
 template <typename scalar_t>
 __global__ void __launch_bounds__(kBlockThreads)
     eigen_conv2d_forward_kernel(const scalar_t* __restrict__ x, Strides4 xs, const scalar_t* __restrict__ basis,
-                                const scalar_t* __restrict__ coeff, const scalar_t* __restrict__ bias,
+                                const scalar_t* __restrict__ coeff,
+                                common::Epilogue<scalar_t, at::opmath_type<scalar_t>> epilogue,
                                 scalar_t* __restrict__ y, Strides4 ys, EigenConv g) {
   using acc_t = at::opmath_type<scalar_t>;
   __shared__ acc_t z_tile[kChunk][kTilePixels];
@@ -113,8 +115,7 @@ __global__ void __launch_bounds__(kBlockThreads)
     for (int u = 0; u < kMicro; ++u) {
       const int64_t o = o0 + ty * kMicro + u;
       if (o >= g.out_channels) continue;
-      const acc_t b = bias == nullptr ? acc_t(0) : static_cast<acc_t>(bias[o]);
-      y[n * ys.n + o * ys.c + p * ys.h + q * ys.w] = static_cast<scalar_t>(acc[u][v] + b);
+      y[n * ys.n + o * ys.c + p * ys.h + q * ys.w] = static_cast<scalar_t>(epilogue.apply(acc[u][v], n, o, p, q));
     }
   }
 }
@@ -129,7 +130,8 @@ at::Tensor eigen_conv2d_cuda(const at::Tensor& input, const at::Tensor& basis, c
   if (output.numel() == 0) return output;
   const auto basis_c = basis.contiguous(), coeff_c = coeff.contiguous();
   const bool has_bias = bias.has_value() && bias->defined();
-  const auto bias_c = has_bias ? bias->contiguous() : at::Tensor();
+  // The epilogue reads the bias in the accumulation type.
+  const auto bias_acc = has_bias ? bias->to(at::toOpMathType(input.scalar_type())).contiguous() : at::Tensor();
   const int64_t pixel_tiles = (g.batch * g.out_pixels() + kTilePixels - 1) / kTilePixels;
   const int64_t channel_tiles = (g.out_channels + kTileO - 1) / kTileO;
   TORCH_CHECK(pixel_tiles < (int64_t(1) << 31) && channel_tiles < 65536, "leanconv: eigen_conv2d output too large");
@@ -137,7 +139,9 @@ at::Tensor eigen_conv2d_cuda(const at::Tensor& input, const at::Tensor& basis, c
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), "eigen_conv2d_cuda", [&] {
     eigen_conv2d_forward_kernel<scalar_t><<<grid, kBlockThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
         input.const_data_ptr<scalar_t>(), strides_of(input), basis_c.const_data_ptr<scalar_t>(),
-        coeff_c.const_data_ptr<scalar_t>(), has_bias ? bias_c.const_data_ptr<scalar_t>() : nullptr,
+        coeff_c.const_data_ptr<scalar_t>(),
+        common::Epilogue<scalar_t, at::opmath_type<scalar_t>>::bias(
+            has_bias ? bias_acc.const_data_ptr<at::opmath_type<scalar_t>>() : nullptr),
         output.mutable_data_ptr<scalar_t>(), strides_of(output), g);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "common/lowrank_checks.h"
+#include "common/epilogue.h"
 #include "common/lowrank.h"
 #include "cpu/lowrank_depthwise.h"
 #include "ops/lowrank_composite.h"
@@ -192,8 +193,8 @@ at::Tensor eigen_conv2d_kernel(const at::Tensor& input, const at::Tensor& basis,
   const auto acc_type = at::toOpMathType(input.scalar_type());
   const auto basis_acc = padded_basis(basis, g, acc_type);
   const auto coeff_acc = coeff.detach().to(acc_type).contiguous();
-  const auto bias_acc = bias.has_value() && bias->defined() ? bias->detach().to(acc_type).contiguous()
-                                                            : at::zeros({g.out_channels}, coeff_acc.options());
+  const bool has_bias = bias.has_value() && bias->defined();
+  const auto bias_acc = has_bias ? bias->detach().to(acc_type).contiguous() : at::Tensor();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), "eigen_conv2d_cpu", [&] {
     using acc_t = at::opmath_type<scalar_t>;
     const TilePlan plan(g);
@@ -201,7 +202,8 @@ at::Tensor eigen_conv2d_kernel(const at::Tensor& input, const at::Tensor& basis,
     const Strides4 xs = strides_of(input), ys = strides_of(output);
     const scalar_t* x_ptr = input.const_data_ptr<scalar_t>();
     const acc_t* basis_ptr = basis_acc.const_data_ptr<acc_t>();
-    const acc_t* bias_ptr = bias_acc.const_data_ptr<acc_t>();
+    const auto epilogue =
+        common::Epilogue<scalar_t, acc_t>::bias(has_bias ? bias_acc.const_data_ptr<acc_t>() : nullptr);
     scalar_t* y_ptr = output.mutable_data_ptr<scalar_t>();
     // As in the backward: under deterministic algorithms the GEMMs run inside a parallel region, sequentially.
     const int64_t tiles = plan.groups * plan.bands;
@@ -234,7 +236,8 @@ at::Tensor eigen_conv2d_kernel(const at::Tensor& input, const at::Tensor& basis,
             for (int64_t p = 0; p < t.rows; ++p) {
               const acc_t* src = y_tile.data() + o * gemm_pixels + (k * t.rows + p) * gemm_row;
               scalar_t* dst = y_ptr + (n0 + k) * ys.n + o * ys.c + (row0 + p) * ys.h;
-              for (int64_t q = 0; q < g.out_w; ++q) dst[q * ys.w] = static_cast<scalar_t>(src[q] + bias_ptr[o]);
+              for (int64_t q = 0; q < g.out_w; ++q)
+                dst[q * ys.w] = static_cast<scalar_t>(epilogue.apply(src[q], n0 + k, o, row0 + p, q));
             }
       }
     });
