@@ -62,7 +62,7 @@ test-wheel:
 gpu-pack: build consumer
 	@$(PYTHON) -c "import leanconv, sys; sys.exit(0 if leanconv.compiled_with_cuda() else 'gpu-pack: this build has no CUDA kernels (is nvcc on the PATH?)')"
 	rm -rf $(GPU_PACK) && mkdir -p $(GPU_PACK)/lib $(GPU_PACK)/bin
-	cp -a python/leanconv/lib/libleanconv.so* $(GPU_PACK)/lib/
+	cp -L python/leanconv/lib/libleanconv.so python/leanconv/lib/libleanconv.so.0 $(GPU_PACK)/lib/  # files, not links
 	cp $(BUILD_DIR)/tests/cpp/leanconv_tests $(BUILD_DIR)/example_tiny_generated_net $(BUILD_DIR)/leanconv_cuda_driver \
 	  build/consumer/leanconv_consumer $(GPU_PACK)/bin/
 	@echo "$$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$$(git diff --quiet HEAD 2>/dev/null || echo '+changes')" > $(GPU_PACK)/COMMIT
@@ -71,7 +71,11 @@ gpu-pack: build consumer
 
 # The GPU check without a GPU: its CUDA stages say "skipped: no GPU", the rest of its plumbing runs.
 test-gpu-check: gpu-pack
+	rm -rf build/gpu-check-dry
 	bash benchmarks/gpu_check.sh build/gpu-check-dry
+	@# What comes back from a GPU window: at most 8 files; results.md with a row for each of the four stages.
+	@[ $$(ls build/gpu-check-dry | wc -l) -le 8 ] && [ $$(grep -c '^| [1-4]\. ' build/gpu-check-dry/results.md) -eq 4 ] \
+	  && tar -tzf build/gpu-check-dry/logs.tar.gz | grep -q smoke.log && echo "test-gpu-check: dry run complete"
 
 demo: build $(DATASET_DIR)/train-images-idx3-ubyte.gz
 	$(PYTHON) -m leanconv.train.demo

@@ -27,8 +27,12 @@ if [ ! -f "$PACK/lib/libleanconv.so" ]; then
   exit 2
 fi
 PACK=$(cd "$PACK" && pwd)
-TORCH_LIB=$("$PYTHON" -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
-export LD_LIBRARY_PATH="$PACK/lib:$TORCH_LIB${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# The C++ binaries find torch's libraries, and the CUDA libraries torch's wheel brings (nvidia/*/lib), through
+# LD_LIBRARY_PATH: the paths the pack was linked with exist only on the build machine.
+TORCH_LIBS=$("$PYTHON" -c 'import glob, os, torch
+base = os.path.dirname(torch.__file__)
+print(":".join([os.path.join(base, "lib")] + sorted(glob.glob(os.path.join(base, "..", "nvidia", "*", "lib")))))')
+export LD_LIBRARY_PATH="$PACK/lib:$TORCH_LIBS${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export LEANCONV_LIBRARY="$PACK/lib/libleanconv.so"
 export PYTHONPATH="$PWD/python:$PWD/tests/python${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONUNBUFFERED=1

@@ -11,3 +11,5 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>
 torch.version.cuda, "| cudnn", torch.backends.cudnn.version())'
 echo "compute-sanitizer: $(command -v compute-sanitizer || echo 'not installed')"
 echo "cpu: $(nproc) threads"
+missing=$(ldd "$pack/bin/leanconv_cuda_driver" 2>&1 | grep "not found" || true)
+echo "pack libraries: ${missing:-all found}"
