@@ -95,6 +95,20 @@ def conv_extra_repr(module) -> str:
     return s
 
 
+def arguments_of(conv: nn.Conv2d) -> dict:
+    """nn.Conv2d's constructor arguments that rebuild ``conv``'s geometry, device and dtype (for from_conv)."""
+    return dict(in_channels=conv.in_channels, out_channels=conv.out_channels, kernel_size=conv.kernel_size,
+                stride=conv.stride, padding=conv.padding, dilation=conv.dilation, groups=conv.groups,
+                bias=conv.bias is not None, padding_mode=conv.padding_mode, device=conv.weight.device,
+                dtype=conv.weight.dtype)
+
+
+def copy_bias(layer, conv: nn.Conv2d) -> None:
+    if conv.bias is not None:
+        with torch.no_grad():
+            layer.bias.copy_(conv.bias)
+
+
 def dense_conv_like(module, weight: Tensor, bias) -> nn.Conv2d:
     """An nn.Conv2d with the module's geometry holding copies of ``weight`` and ``bias`` (materialize())."""
     conv = nn.Conv2d(module.in_channels, module.out_channels, module.kernel_size, module.stride, module.padding,

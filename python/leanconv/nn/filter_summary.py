@@ -22,7 +22,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .. import ops
-from ._conv_args import apply_padding_mode, check_conv_input, conv_extra_repr, conv_geometry, dense_conv_like
+from ._conv_args import (apply_padding_mode, arguments_of, check_conv_input, conv_extra_repr, conv_geometry, copy_bias,
+                         dense_conv_like)
 
 PATHS = ("auto", "direct", "gather")
 
@@ -195,16 +196,13 @@ class FilterSummaryConv2d(nn.Module):
     def from_conv(cls, conv: nn.Conv2d, compression: float = 9, **options) -> "FilterSummaryConv2d":
         """A layer initialised from a trained dense conv: the least-squares summary, i.e. each summary element
         the mean of the dense weights that map to it."""
-        layer = cls(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, conv.dilation,
-                    conv.groups, conv.bias is not None, conv.padding_mode, device=conv.weight.device,
-                    dtype=conv.weight.dtype, compression=compression, **options)
+        layer = cls(**arguments_of(conv), compression=compression, **options)
         with torch.no_grad():
             s, length = layer.summary_stride, layer.summary.numel()
             total = ops.filter_summary_weight_backward(conv.weight.detach(), length, s)
             count = ops.filter_summary_weight_backward(torch.ones_like(conv.weight), length, s)
             layer.summary.copy_(total / count)
-            if conv.bias is not None:
-                layer.bias.copy_(conv.bias)
+        copy_bias(layer, conv)
         return layer
 
     def materialize(self) -> nn.Conv2d:

@@ -20,7 +20,8 @@ from torch import Tensor, nn
 
 from .. import ops
 from ..lowrank import effective_rank, factorize, reconstruct
-from ._conv_args import apply_padding_mode, check_conv_input, conv_extra_repr, conv_geometry, dense_conv_like
+from ._conv_args import (apply_padding_mode, arguments_of, check_conv_input, conv_extra_repr, conv_geometry, copy_bias,
+                         dense_conv_like)
 
 PATHS = ("auto", "fused", "materialized")
 
@@ -113,15 +114,12 @@ class EigenConv2d(nn.Module):
             raise ValueError("leanconv: EigenConv2d.from_conv takes an nn.Conv2d with groups=1")
         if rank is None:
             rank = effective_rank(conv, energy)
-        layer = cls(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, conv.dilation,
-                    conv.groups, conv.bias is not None, conv.padding_mode, device=conv.weight.device,
-                    dtype=conv.weight.dtype, rank=rank, **options)
+        layer = cls(**arguments_of(conv), rank=rank, **options)
         basis, coeff = factorize(conv.weight.detach(), layer.rank)
         with torch.no_grad():
             layer.basis.copy_(basis)
             layer.coeff.copy_(coeff)
-            if conv.bias is not None:
-                layer.bias.copy_(conv.bias)
+        copy_bias(layer, conv)
         return layer
 
     def materialize(self) -> nn.Conv2d:
