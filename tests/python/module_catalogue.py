@@ -1,7 +1,7 @@
 """Every leanconv module kind, declared once: how to build it (inside a model that owns any shared state, as a
 user would) and an input for it. The module-contract suite (test_module_contract.py) runs over all of them."""
 from dataclasses import dataclass
-from typing import Callable, Tuple
+from typing import Callable, Optional, Tuple
 
 from torch import nn
 
@@ -27,27 +27,57 @@ class ModuleSpec:
     input_shape: Tuple[int, ...]
     conv: bool = True  # materialize() gives an nn.Conv2d (or the model holds such layers)
     smooth: bool = True  # False: a straight-through quantiser makes finite differences meaningless
+    # The C++ twin, through leanconv._C.cpp: cpp(cpp_namespace) -> (forward, {state_dict name: C++ tensor}).
+    cpp: Optional[Callable] = None
 
     def layer(self, model: nn.Module) -> nn.Module:
         return model.layers[0] if isinstance(model, RingModel) else model
 
 
+def _state(module, prefix=""):
+    return {prefix + k: v for k, v in [*module.named_parameters(), *module.named_buffers()]}
+
+
+def _cpp_ring_model(make_layer):
+    """A C++ ring and one C++ layer on it, named as RingModel names its parts."""
+    def build(cpp):
+        ring = cpp.ParameterRing(40, 3)
+        layer = make_layer(cpp, ring.cpp_module)
+        return layer.forward, {**_state(ring, "ring."), **_state(layer, "layers.0.")}
+    return build
+
+
+def _cpp_layer(make_layer):
+    def build(cpp):
+        layer = make_layer(cpp)
+        return layer.forward, _state(layer)
+    return build
+
+
 MODULES = [
-    ModuleSpec("generated_conv", lambda: RingModel(lambda r: [GeneratedConv2d(r, 3, 4, 3, padding=1)]), (2, 3, 6, 6)),
+    ModuleSpec("generated_conv", lambda: RingModel(lambda r: [GeneratedConv2d(r, 3, 4, 3, padding=1)]), (2, 3, 6, 6),
+               cpp=_cpp_ring_model(lambda cpp, ring: cpp.GeneratedConv2d(ring, 3, 4, 3, padding=1))),
     ModuleSpec("generated_conv_same_reflect",
                lambda: RingModel(lambda r: [GeneratedConv2d(r, 3, 4, 4, padding="same", padding_mode="reflect")]),
                (2, 3, 6, 7)),
-    ModuleSpec("generated_linear", lambda: RingModel(lambda r: [GeneratedLinear(r, 5, 3)]), (2, 5), conv=False),
-    ModuleSpec("filter_summary_gather", lambda: FilterSummaryConv2d(8, 8, 3, padding=1, path="gather"), (2, 8, 5, 5)),
-    ModuleSpec("filter_summary_direct", lambda: FilterSummaryConv2d(8, 8, 3, padding=1, path="direct"), (2, 8, 5, 5)),
+    ModuleSpec("generated_linear", lambda: RingModel(lambda r: [GeneratedLinear(r, 5, 3)]), (2, 5), conv=False,
+               cpp=_cpp_ring_model(lambda cpp, ring: cpp.GeneratedLinear(ring, 5, 3))),
+    ModuleSpec("filter_summary_gather", lambda: FilterSummaryConv2d(8, 8, 3, padding=1, path="gather"), (2, 8, 5, 5),
+               cpp=_cpp_layer(lambda cpp: cpp.FilterSummaryConv2d(8, 8, 3, padding=1, path="gather"))),
+    ModuleSpec("filter_summary_direct", lambda: FilterSummaryConv2d(8, 8, 3, stride=2, padding=1, path="direct"),
+               (2, 8, 5, 5), cpp=_cpp_layer(lambda cpp: cpp.FilterSummaryConv2d(8, 8, 3, stride=2, padding=1,
+                                                                                   path="direct"))),
     ModuleSpec("filter_summary_same_circular",
                lambda: FilterSummaryConv2d(8, 6, 2, padding="same", padding_mode="circular", compression=4),
                (2, 8, 5, 6)),
     ModuleSpec("filter_summary_quantised", lambda: FilterSummaryConv2d(8, 8, 3, padding=1, quant_bits=4),
-               (2, 8, 5, 5), smooth=False),
-    ModuleSpec("eigen_fused", lambda: EigenConv2d(4, 6, 3, padding=1, rank=3, path="fused"), (2, 4, 6, 6)),
+               (2, 8, 5, 5), smooth=False,
+               cpp=_cpp_layer(lambda cpp: cpp.FilterSummaryConv2d(8, 8, 3, padding=1, quant_bits=4))),
+    ModuleSpec("eigen_fused", lambda: EigenConv2d(4, 6, 3, stride=2, padding=1, rank=3, path="fused"), (2, 4, 6, 6),
+               cpp=_cpp_layer(lambda cpp: cpp.EigenConv2d(4, 6, 3, rank=3, stride=2, padding=1, path="fused"))),
     ModuleSpec("eigen_materialized", lambda: EigenConv2d(4, 6, 3, padding=1, rank=3, path="materialized"),
-               (2, 4, 6, 6)),
+               (2, 4, 6, 6), cpp=_cpp_layer(lambda cpp: cpp.EigenConv2d(4, 6, 3, rank=3, padding=1,
+                                                                         path="materialized"))),
     ModuleSpec("eigen_valid_replicate",
                lambda: EigenConv2d(4, 5, 3, stride=2, padding="valid", padding_mode="replicate", rank=2, path="fused"),
                (2, 4, 7, 6)),

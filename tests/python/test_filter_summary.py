@@ -213,16 +213,9 @@ def test_device_mismatch_is_a_clear_error():
 
 
 @requires_extension
-@pytest.mark.parametrize("path", ["direct", "gather"])
-def test_python_and_cpp_modules_compute_the_same(path):
-    cpp_layer = leanconv._C.cpp.FilterSummaryConv2d(18, 12, 3, stride=2, padding=1, compression=9, quant_bits=4,
-                                                    path=path)
-    py_layer = FilterSummaryConv2d(18, 12, 3, stride=2, padding=1, compression=9, quant_bits=4, path=path)
-    cpp_state = {**dict(cpp_layer.named_parameters()), **dict(cpp_layer.named_buffers())}
-    assert set(cpp_state) == set(py_layer.state_dict())
-    with torch.no_grad():
-        cpp_state["summary"].copy_(py_layer.summary)
-        cpp_state["bias"].copy_(py_layer.bias)
+@pytest.mark.parametrize("path", ["auto", "direct", "gather"])
+def test_cpp_and_python_modules_choose_the_same_path(path):
+    # (numbers and state_dict names: test_module_contract.py)
+    cpp_layer = leanconv._C.cpp.FilterSummaryConv2d(18, 12, 3, stride=2, padding=1, compression=9, path=path)
+    py_layer = FilterSummaryConv2d(18, 12, 3, stride=2, padding=1, compression=9, path=path)
     assert cpp_layer.uses_direct_path() == py_layer.uses_direct_path()
-    x = torch.randn(2, 18, 9, 9)
-    torch.testing.assert_close(cpp_layer.forward(x), py_layer(x), rtol=0, atol=0)

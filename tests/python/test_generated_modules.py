@@ -11,7 +11,7 @@ import leanconv
 from leanconv.nn import GeneratedConv2d, GeneratedLinear, ParameterRing, parameter_counts
 from leanconv.reference.generated import PlainGeneratedConv2d
 
-from conftest import DEVICES, requires_cuda, requires_extension
+from conftest import DEVICES, requires_cuda
 
 
 class TwoLayer(nn.Module):
@@ -154,26 +154,3 @@ def test_cuda_model_matches_cpu_model_and_float64():
     out_gpu.sum().backward()
     torch.testing.assert_close(gpu.ring.ring.grad.cpu(), model.ring.ring.grad, rtol=1e-4, atol=1e-4)
 
-
-@requires_extension
-def test_python_and_cpp_modules_compute_the_same():
-    cpp = leanconv._C.cpp
-    for seed in (0, 11):
-        py_ring = ParameterRing(300, seed=seed)
-        py_conv = GeneratedConv2d(py_ring, 4, 6, 3, stride=2, padding=1)
-        py_lin = GeneratedLinear(py_ring, 6, 3)
-        cpp_ring = cpp.ParameterRing(300, seed)
-        cpp_conv = cpp.GeneratedConv2d(cpp_ring.cpp_module, 4, 6, 3, stride=2, padding=1)
-        cpp_lin = cpp.GeneratedLinear(cpp_ring.cpp_module, 6, 3)
-        # Same state_dict names on both sides.
-        assert set(dict(cpp_ring.named_parameters())) | set(dict(cpp_ring.named_buffers())) == set(py_ring.state_dict())
-        assert set(dict(cpp_conv.named_parameters())) | set(dict(cpp_conv.named_buffers())) == set(py_conv.state_dict())
-        with torch.no_grad():
-            dict(cpp_ring.named_parameters())["ring"].copy_(py_ring.ring)
-            dict(cpp_conv.named_parameters())["bias"].copy_(py_conv.bias)
-            dict(cpp_lin.named_parameters())["bias"].copy_(py_lin.bias)
-        assert (cpp_conv.virtual_offset(), cpp_lin.virtual_offset(), cpp_ring.virtual_total()) == (py_conv._offset, py_lin._offset, py_ring._total)
-        x = torch.randn(2, 4, 9, 9)
-        torch.testing.assert_close(cpp_conv.forward(x), py_conv(x), rtol=0, atol=0)
-        h = torch.randn(5, 6)
-        torch.testing.assert_close(cpp_lin.forward(h), py_lin(h), rtol=0, atol=0)

@@ -16,6 +16,7 @@ from torch import nn
 
 import leanconv
 from leanconv.nn import EigenConv2d, FilterSummaryConv2d, GeneratedConv2d, ParameterRing
+from conftest import requires_extension
 from module_catalogue import MODULE_IDS, MODULES, RingModel
 
 
@@ -173,6 +174,21 @@ def test_compiled_forward_and_backward(spec):
     actual = step(torch.compile(model, fullgraph=True))
     for a, e in zip(actual, expected):
         torch.testing.assert_close(a, e, rtol=1e-4, atol=1e-4)
+
+
+CPP = [s for s in MODULES if s.cpp is not None]
+
+
+@requires_extension
+@pytest.mark.parametrize("spec", CPP, ids=[s.name for s in CPP])
+def test_the_cpp_module_has_the_same_state_dict_names_and_numbers(spec):
+    model, x = built(spec, torch.float32), example_input(spec, torch.float32)
+    forward, state = spec.cpp(leanconv._C.cpp)
+    assert set(state) == set(model.state_dict())
+    with torch.no_grad():
+        for name, tensor in state.items():
+            tensor.copy_(model.state_dict()[name])
+    torch.testing.assert_close(forward(x), model(x), rtol=0, atol=0)
 
 
 # ---- the rank, channel and layout space of the fused low-rank conv under torch.compile ------------------
