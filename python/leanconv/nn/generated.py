@@ -11,7 +11,6 @@ lists it once (DDP-safe), and ``model.to(...)`` moves it. The layout (seed, tota
 state_dict as int64 buffers and is adopted on ``load_state_dict``.
 """
 import math
-import warnings
 from typing import Dict, Sequence, Tuple, Union
 
 import torch
@@ -19,21 +18,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .. import ops
+from ._holder import SharedHolder
 from ._conv_args import apply_padding_mode, check_conv_input, conv_extra_repr, conv_geometry, dense_conv_like
 
 _DEFAULT_FAN_REF = 512 * 3 * 3
 _MAX_TOTAL = 1 << 62  # the longest virtual weight sequence the layout supports (csrc/common/ring_permutation.h)
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
-
-
-def _note_ring_registration(module, name, submodule):
-    # A global module-registration hook: remembers that a ring is registered on some module, so a layer can warn
-    # when its ring is not (parameters(), .to(), .half() and the state_dict would all miss it).
-    if isinstance(submodule, ParameterRing):
-        submodule._registered = True
-
-
-torch.nn.modules.module.register_module_module_registration_hook(_note_ring_registration)
 
 
 class _LayoutBuffers(nn.Module):
@@ -75,7 +65,7 @@ def _init_bias(bias: Tensor, fan_in: int) -> None:
     nn.init.uniform_(bias, -bound, bound)
 
 
-class ParameterRing(_LayoutBuffers):
+class ParameterRing(SharedHolder, _LayoutBuffers):
     """The learned 1-D parameter bank ``ring`` (N,) that generated layers draw their weights from.
 
     Args:
@@ -83,6 +73,8 @@ class ParameterRing(_LayoutBuffers):
         seed: seed of the permutation and the signs.
         fan_ref: reference fan-out; the ring is initialised Kaiming-normal for it (default: a 512->512 3x3 conv).
     """
+
+    registration_example = "model.ring = ring"
 
     def __init__(self, size: int, seed: int = 0, fan_ref: float = _DEFAULT_FAN_REF, device=None, dtype=None):
         super().__init__()
@@ -98,8 +90,6 @@ class ParameterRing(_LayoutBuffers):
         # and the C++ modules, and are rewritten from them whenever they could have lost their values.
         self._seed = int(seed)
         self._total = 0
-        self._registered = False  # set when a module registers this ring (see _note_ring_registration)
-        self._warned_unregistered = False
         self.register_buffer("seed", torch.tensor(self._seed, dtype=torch.int64, device=device))
         self.register_buffer("total", torch.tensor(0, dtype=torch.int64, device=device))
         self.register_load_state_dict_post_hook(ParameterRing._adopt_layout)
@@ -178,14 +168,6 @@ class _GeneratedLayer(_LayoutBuffers):
                                "weight sequence [0, 2^62)")
         module._offset = offset
 
-    def _check_ring_registered(self) -> None:
-        ring = self._ring
-        if not ring._registered and not ring._warned_unregistered and not torch.compiler.is_compiling():
-            ring._warned_unregistered = True
-            warnings.warn("leanconv: this layer's ParameterRing is registered on no module, so parameters(), .to(), "
-                          ".half() and the state_dict of the model all miss it: register it on the model that owns "
-                          "the layers (model.ring = ring)", stacklevel=3)
-
     @property
     def ring(self) -> ParameterRing:
         return self._ring
@@ -227,7 +209,7 @@ class GeneratedConv2d(_GeneratedLayer):
 
     def forward(self, input: Tensor) -> Tensor:
         check_conv_input("GeneratedConv2d", input, self.in_channels)
-        self._check_ring_registered()
+        self._ring.check_registered("layer")
         _check_input_against_ring(input, self._ring.ring)
         input, padding = apply_padding_mode(input, self)
         return F.conv2d(input, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
@@ -265,7 +247,7 @@ class GeneratedLinear(_GeneratedLayer):
         if input.dim() < 1 or input.shape[-1] != self.in_features:
             raise RuntimeError(f"leanconv: GeneratedLinear expects {self.in_features} input features in the last "
                                f"dimension, got shape {tuple(input.shape)}")
-        self._check_ring_registered()
+        self._ring.check_registered("layer")
         _check_input_against_ring(input, self._ring.ring)
         return F.linear(input, self.weight, self.bias)
 
