@@ -9,6 +9,11 @@ than 1x1 (the convs the papers compress; pointwise and depthwise convs stay) by 
 - ``'filter_summary'``: :meth:`leanconv.nn.FilterSummaryConv2d.from_conv` (least-squares summary); options
   ``compression``, ``quant_bits``, ``path``. Layers whose filters are too short for the compression stay dense.
 
+- ``'shared'``: the k x k convs of equal shape C -> C within a stage (the first part of their module name, e.g.
+  ``layer2`` of a torchvision ResNet or ``blocks`` here) share one :class:`leanconv.nn.ConvAnchor` initialised
+  from their mean weight (and mean bias); each keeps its stride, padding and dilation; option ``rotate``. The
+  anchors are registered on the model as ``model.anchors``. Width-changing and 1x1 convs stay dense.
+
 ``skip``: names (as in ``named_modules()``) of convs to leave alone, e.g. a stem.
 The generated-weight family has no conversion: its weights are a permutation of a ring, not a function of
 a trained weight. The families and their conversions are registered in :mod:`leanconv.families`.
@@ -22,7 +27,7 @@ from .families import FAMILIES
 
 
 def convertible_families():
-    return sorted(name for name, f in FAMILIES.items() if f.from_conv is not None)
+    return sorted(name for name, f in FAMILIES.items() if f.convertible)
 
 
 def _convertible(module: nn.Module) -> bool:
@@ -32,15 +37,25 @@ def _convertible(module: nn.Module) -> bool:
 def convert(model: nn.Module, family: str, *, inplace: bool = False, skip: Iterable[str] = (),
             **options) -> nn.Module:
     """The model with its k x k convs replaced by ``family``'s layers initialised from them (see module doc)."""
-    if family not in FAMILIES or FAMILIES[family].from_conv is None:
+    if family not in FAMILIES or not FAMILIES[family].convertible:
         reason = f": {FAMILIES[family].not_convertible}" if family in FAMILIES else ""
         raise ValueError(f"leanconv: convert supports {convertible_families()}, got {family!r}{reason}")
-    make = FAMILIES[family].from_conv
+    chosen = FAMILIES[family]
     model = model if inplace else copy.deepcopy(model)
     skip = set(skip)
+    targets = [name for name, module in model.named_modules() if name and _convertible(module) and name not in skip]
+    if chosen.tie is not None:  # a shared family: group the convs, then give each group one holder
+        groups = {}
+        for name in targets:
+            conv = model.get_submodule(name)
+            if conv.in_channels == conv.out_channels:
+                key = f"{name.split('.')[0]}_{conv.in_channels}x{conv.kernel_size[0]}x{conv.kernel_size[1]}"
+                groups.setdefault(key.replace(".", "_"), []).append((name, conv))
+        chosen.tie(model, groups, **options)
+        return model
+    make = chosen.from_conv
     if _convertible(model) and "" not in skip:  # the model is itself one conv
         return make(model, **options)
-    targets = [name for name, module in model.named_modules() if name and _convertible(module) and name not in skip]
     for name in targets:
         parent_name, _, attribute = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model

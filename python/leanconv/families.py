@@ -8,9 +8,10 @@ a trained ``nn.Conv2d`` (``from_conv``, or the reason it cannot), and its option
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Optional, Sequence
 
+import torch
 from torch import nn
 
-from .models.convs import (DenseConvs, LowrankConvs, FilterSummaryConvs, GeneratedConvs, RING_SCOPES,
+from .models.convs import (DenseConvs, FilterSummaryConvs, GeneratedConvs, LowrankConvs, RING_SCOPES, SharedConvs,
                            count_ring_weights)
 from .nn import EigenConv2d, FilterSummaryConv2d
 from .nn.lowrank import checked_rank
@@ -33,7 +34,13 @@ class Family:
     build: Callable[..., nn.Module]  # build(make_model, **options) -> the model with this family's convs
     options: Sequence[Option] = field(default_factory=tuple)
     from_conv: Optional[Callable[..., nn.Module]] = None  # from_conv(conv, **options) -> its layer
-    not_convertible: str = ""  # why from_conv is None
+    # Or, for a family whose layers share a holder: tie(model, {group key: [(name, conv), ...]}, **options).
+    tie: Optional[Callable[..., None]] = None
+    not_convertible: str = ""  # why neither applies
+
+    @property
+    def convertible(self) -> bool:
+        return self.from_conv is not None or self.tie is not None
 
     def check_options(self, options: Dict[str, Any]) -> None:
         unknown = set(options) - {o.name for o in self.options}
@@ -62,6 +69,11 @@ def _build_filter_summary(make_model, **options):
 
 def _build_lowrank(make_model, **options):
     return make_model(LowrankConvs(**options))
+
+
+def _build_shared(make_model, **options):
+    convs = SharedConvs(**options)
+    return convs.finish(make_model(convs))
 
 
 # ---- conversion of trained convs ------------------------------------------------------------------------
@@ -96,9 +108,33 @@ def _optional_int(text: str):
     return None if text in (None, "", "none", "None") else int(text)
 
 
+def _shared_tie(model: nn.Module, convs, rotate: int = 0) -> None:
+    """Ties each group of convs (same shape C -> C, k x k, in one stage) to one anchor initialised from their mean."""
+    from .nn.shared import AnchoredConv2d, ConvAnchor  # (import here: nn.shared is a leaf, families is not)
+
+    model.anchors = getattr(model, "anchors", None) or nn.ModuleDict()
+    for key, members in convs.items():
+        first = members[0][1]
+        anchor = ConvAnchor(first.in_channels, first.kernel_size, bias=first.bias is not None,
+                            device=first.weight.device, dtype=first.weight.dtype)
+        with torch.no_grad():
+            anchor.weight.copy_(torch.stack([c.weight for _, c in members]).mean(0))
+            if anchor.bias is not None:
+                anchor.bias.copy_(torch.stack([c.bias for _, c in members]).mean(0))
+        model.anchors[key] = anchor
+        for name, conv in members:
+            parent_name, _, attribute = name.rpartition(".")
+            parent = model.get_submodule(parent_name) if parent_name else model
+            setattr(parent, attribute, AnchoredConv2d(anchor, conv.stride, conv.padding, conv.dilation,
+                                                      rotate=rotate % conv.in_channels, padding_mode=conv.padding_mode))
+
+
 FAMILIES: Dict[str, Family] = {f.name: f for f in [
     Family("dense", "the baseline: ordinary nn.Conv2d", _build_dense,
            not_convertible="the models already have dense convs"),
+    Family("shared", "Deep Anchored CNN (DACNN)", _build_shared, (
+        Option("rotate", 0, "channel rotation of every anchored use (the reference mix code's is 1)", int),
+    ), tie=_shared_tie),
     Family("generated", "Recurrent Parameter Generator (RPG)", _build_generated, (
         Option("ring_size", 0.1, "ring parameters per ring: a count (>= 1) or a fraction of the weights it serves",
                _ring_size),

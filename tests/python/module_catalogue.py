@@ -5,7 +5,8 @@ from typing import Callable, Optional, Tuple
 
 from torch import nn
 
-from leanconv.nn import EigenConv2d, FilterSummaryConv2d, GeneratedConv2d, GeneratedLinear, ParameterRing
+from leanconv.nn import (AnchoredConv2d, ConvAnchor, EigenConv2d, FilterSummaryConv2d, GeneratedConv2d, GeneratedLinear,
+                         ParameterRing)
 
 
 class RingModel(nn.Module):
@@ -15,6 +16,18 @@ class RingModel(nn.Module):
         super().__init__()
         self.ring = ParameterRing(ring_size, seed=seed)
         self.layers = nn.Sequential(*make_layers(self.ring))
+
+    def forward(self, x):
+        return self.layers(x)
+
+
+class AnchorModel(nn.Module):
+    """An anchor and the shared-weight layers using it, registered the documented way (model.anchor = anchor)."""
+
+    def __init__(self, make_layers, channels=4, kernel_size=3):
+        super().__init__()
+        self.anchor = ConvAnchor(channels, kernel_size)
+        self.layers = nn.Sequential(*make_layers(self.anchor))
 
     def forward(self, x):
         return self.layers(x)
@@ -31,7 +44,7 @@ class ModuleSpec:
     cpp: Optional[Callable] = None
 
     def layer(self, model: nn.Module) -> nn.Module:
-        return model.layers[0] if isinstance(model, RingModel) else model
+        return model.layers[0] if isinstance(model, (RingModel, AnchorModel)) else model
 
 
 def _state(module, prefix=""):
@@ -55,6 +68,10 @@ def _cpp_layer(make_layer):
 
 
 MODULES = [
+    ModuleSpec("shared_conv_rotated", lambda: AnchorModel(lambda a: [AnchoredConv2d(a, rotate=1)]), (2, 4, 6, 6)),
+    ModuleSpec("shared_conv_strided_reflect",
+               lambda: AnchorModel(lambda a: [AnchoredConv2d(a, stride=2, padding=2, dilation=2, rotate=3,
+                                                            padding_mode="reflect")]), (2, 4, 7, 6)),
     ModuleSpec("generated_conv", lambda: RingModel(lambda r: [GeneratedConv2d(r, 3, 4, 3, padding=1)]), (2, 3, 6, 6),
                cpp=_cpp_ring_model(lambda cpp, ring: cpp.GeneratedConv2d(ring, 3, 4, 3, padding=1))),
     ModuleSpec("generated_conv_same_reflect",

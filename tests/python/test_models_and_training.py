@@ -95,7 +95,7 @@ def test_every_registered_family_builds_converts_and_has_its_flags(name):
     family = FAMILIES[name]
     model = leanconv.models.resnet20(conv=name, in_channels=1)
     assert model(torch.randn(2, 1, 16, 16)).shape == (2, 10)
-    if family.from_conv is not None:
+    if family.convertible:
         converted = leanconv.convert(model if name == "dense" else leanconv.models.resnet20(in_channels=1), name)
         assert converted(torch.randn(2, 1, 16, 16)).shape == (2, 10)
     else:

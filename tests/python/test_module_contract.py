@@ -15,9 +15,9 @@ import torch.func as func
 from torch import nn
 
 import leanconv
-from leanconv.nn import EigenConv2d, FilterSummaryConv2d, GeneratedConv2d, ParameterRing
+from leanconv.nn import AnchoredConv2d, EigenConv2d, FilterSummaryConv2d, GeneratedConv2d, ParameterRing
 from conftest import requires_extension
-from module_catalogue import MODULE_IDS, MODULES, RingModel
+from module_catalogue import AnchorModel, MODULE_IDS, MODULES, RingModel
 
 
 def built(spec, dtype=torch.float64, seed=0):
@@ -268,6 +268,7 @@ def test_an_unregistered_ring_is_reported_once():
 # ---- nn.Conv2d's argument space ------------------------------------------------------------------------
 
 CONV_FAMILIES = {
+    "shared": lambda c_in, c_out, *a, **k: AnchorModel(lambda anchor: [AnchoredConv2d(anchor, **k)], c_in, a[0]),
     "generated": lambda *a, **k: RingModel(lambda r: [GeneratedConv2d(r, *a, **k)]),
     "filter_summary": lambda *a, **k: FilterSummaryConv2d(*a, compression=2, **k),
     "lowrank": lambda *a, **k: EigenConv2d(*a, rank=2, path="fused", **k),
@@ -282,9 +283,14 @@ CONV_FAMILIES = {
 def test_every_padding_and_padding_mode_matches_nn_conv2d(family, padding_mode, kernel_size, padding, stride,
                                                           dilation):
     torch.manual_seed(0)
+    kernel = kernel_size if isinstance(kernel_size, tuple) else (kernel_size, kernel_size)
+    if family == "shared" and padding == "same" and min(k % 2 for k in kernel) == 0:
+        with pytest.raises(ValueError, match="'same' needs an odd kernel"):  # the anchor's uses would differ
+            CONV_FAMILIES[family](4, 4, kernel_size, padding=padding)
+        return
     model = CONV_FAMILIES[family](4, 4, kernel_size, stride=stride, padding=padding, dilation=dilation,
                                   padding_mode=padding_mode).double()
-    layer = model.layers[0] if isinstance(model, RingModel) else model
+    layer = model.layers[0] if isinstance(model, (RingModel, AnchorModel)) else model
     reference = nn.Conv2d(4, 4, kernel_size, stride, padding, dilation, bias=layer.bias is not None,
                           padding_mode=padding_mode).double()
     with torch.no_grad():

@@ -10,7 +10,7 @@ from typing import Callable, Dict, Hashable, Sequence, Tuple, Union
 
 from torch import nn
 
-from ..nn import EigenConv2d, FilterSummaryConv2d, GeneratedConv2d, ParameterRing
+from ..nn import AnchoredConv2d, ConvAnchor, EigenConv2d, FilterSummaryConv2d, GeneratedConv2d, ParameterRing
 from ..nn.lowrank import checked_rank
 
 Scope = Tuple[int, int]  # (stage, block) of the conv in the network
@@ -126,3 +126,24 @@ class LowrankConvs(DenseConvs):
             return super().conv(in_channels, out_channels, kernel_size, stride, padding, scope)
         return EigenConv2d(in_channels, out_channels, kernel_size, stride, padding, bias=False,
                            rank=self.rank_of(in_channels, out_channels, kernel_size, scope), path=self.path)
+
+
+class SharedConvs(DenseConvs):
+    """Shared-weight (DACNN) convs: in each stage, the k x k convs of equal shape C -> C use one anchor; the
+    width-changing and 1x1 convs stay dense. ``rotate`` is the channel rotation of every anchored use."""
+
+    def __init__(self, rotate: int = 0):
+        self.rotate = rotate
+        self.anchors = nn.ModuleDict()
+
+    def conv(self, in_channels, out_channels, kernel_size, stride=1, padding=0, scope: Scope = (0, 0)):
+        if in_channels != out_channels or kernel_size == 1:
+            return super().conv(in_channels, out_channels, kernel_size, stride, padding, scope)
+        key = f"stage{scope[0]}_{in_channels}x{kernel_size}"
+        if key not in self.anchors:
+            self.anchors[key] = ConvAnchor(in_channels, kernel_size)
+        return AnchoredConv2d(self.anchors[key], stride, padding, rotate=self.rotate % in_channels)
+
+    def finish(self, model: nn.Module) -> nn.Module:
+        model.anchors = self.anchors  # registered once, on the model: one copy in the state_dict
+        return model

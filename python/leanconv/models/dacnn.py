@@ -1,0 +1,95 @@
+"""Deep Anchored CNNs (DACNN): networks whose convs share one weight, the anchor, as in the reference code.
+
+- ``plain``: stem 3 -> C conv + BN + ReLU; residual blocks ``h = relu(BN1(W*x)); h = BN2(W*h); out = relu(h + x)``
+  all using one anchor W (C, C, 3, 3); a 2x2 max-pool after each stage; global average pool; linear head.
+- ``mix``: stem 3 -> 64; one anchor per stage width (64, 128, 256, 512). A stage whose width differs from its input
+  starts with a block whose first conv is an ordinary conv + BN + ReLU, with a 1x1 conv + BN shortcut; every other
+  conv uses the stage's anchor. ``rotate`` rotates the channels around each block's second use (the reference
+  code's ``cat(x[:, r:], x[:, :r])``, folded into the anchor: see :mod:`leanconv.nn.shared`).
+- ``vgg``: the plain VGG-style network: stem conv, then the anchor's uses, each conv -> ReLU -> BN (one BN per
+  use); a 2x2 max-pool after the stem and after each stage (5 for 4 stages); global average pool; linear head.
+
+``regulators=True`` adds a :class:`leanconv.nn.Regulator` per residual block, after its second conv and BN. Every
+parameter is used in every forward (DDP needs no ``find_unused_parameters``), and each anchor is registered once,
+on the model (``model.anchors``).
+"""
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..nn.shared import AnchoredConv2d, ConvAnchor, Regulator
+
+VARIANTS = ("plain", "mix", "vgg")
+MIX_WIDTHS = (64, 128, 256, 512)
+
+
+class AnchoredBlock(nn.Module):
+    """``h = relu(BN1(conv1(x))); h = BN2(conv2(h)); [h = R(h)]; out = relu(h + shortcut(x))``."""
+
+    def __init__(self, conv1: nn.Module, conv2: nn.Module, channels: int, regulator: bool,
+                 shortcut: nn.Module = None):
+        super().__init__()
+        self.conv1, self.bn1 = conv1, nn.BatchNorm2d(channels)
+        self.conv2, self.bn2 = conv2, nn.BatchNorm2d(channels)
+        self.regulator = Regulator(channels) if regulator else None
+        self.shortcut = shortcut if shortcut is not None else nn.Identity()
+
+    def forward(self, x):
+        h = F.relu(self.bn1(self.conv1(x)))
+        h = self.bn2(self.conv2(h))
+        if self.regulator is not None:
+            h = self.regulator(h)
+        return F.relu(h + self.shortcut(x))
+
+
+class DACNN(nn.Module):
+    def __init__(self, variant: str = "plain", blocks: Sequence[int] = (3, 4, 6, 3), width: int = 128,
+                 regulators: bool = False, rotate: int = 0, num_classes: int = 100, in_channels: int = 3):
+        super().__init__()
+        if variant not in VARIANTS:
+            raise ValueError(f"leanconv: dacnn variant must be one of {VARIANTS}, got {variant!r}")
+        if not blocks or min(blocks) < 1:
+            raise ValueError(f"leanconv: dacnn blocks must be positive counts per stage, got {tuple(blocks)}")
+        self.variant = variant
+        self.anchors = nn.ModuleDict()
+        if variant == "mix":
+            widths = [MIX_WIDTHS[min(s, len(MIX_WIDTHS) - 1)] for s in range(len(blocks))]
+            stem_width = widths[0]
+        else:
+            widths, stem_width = [width] * len(blocks), width
+        for w in sorted(set(widths)):
+            self.anchors[f"w{w}"] = ConvAnchor(w, 3)
+        stem = [nn.Conv2d(in_channels, stem_width, 3, padding=1, bias=False)]
+        stem += [nn.ReLU(inplace=True), nn.BatchNorm2d(stem_width)] if variant == "vgg" else \
+            [nn.BatchNorm2d(stem_width), nn.ReLU(inplace=True)]
+        layers = [nn.Sequential(*stem)]
+        if variant == "vgg":
+            layers.append(nn.MaxPool2d(2))
+        channels = stem_width
+        for count, w in zip(blocks, widths):
+            anchor = self.anchors[f"w{w}"]
+            for b in range(count):
+                if variant == "vgg":
+                    layers.append(nn.Sequential(AnchoredConv2d(anchor), nn.ReLU(inplace=True), nn.BatchNorm2d(w)))
+                elif channels != w:  # mix: the width-changing block
+                    layers.append(AnchoredBlock(
+                        nn.Conv2d(channels, w, 3, padding=1, bias=False), AnchoredConv2d(anchor, rotate=rotate % w), w,
+                        regulators, nn.Sequential(nn.Conv2d(channels, w, 1, bias=False), nn.BatchNorm2d(w))))
+                else:
+                    layers.append(AnchoredBlock(AnchoredConv2d(anchor),
+                                                AnchoredConv2d(anchor, rotate=rotate % w), w, regulators))
+                channels = w
+            layers.append(nn.MaxPool2d(2))
+        self.features = nn.Sequential(*layers)
+        self.fc = nn.Linear(channels, num_classes)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(self.features(x), 1), 1))
+
+
+def dacnn(variant: str = "plain", blocks: Sequence[int] = (3, 4, 6, 3), width: int = 128, regulators: bool = False,
+          rotate: int = 0, num_classes: int = 100, in_channels: int = 3) -> nn.Module:
+    """A Deep Anchored CNN (see the module docstring); ``rotate`` applies to each block's second use."""
+    return DACNN(variant, blocks, width, regulators, rotate, num_classes, in_channels)

@@ -1,0 +1,96 @@
+"""The shared-weight family (DACNN): rotation folded into the anchor, gradients summed over uses, the reference
+architectures' parameter counts, the anchor stored once, convert, and clear errors. (Padding, state_dict,
+meta-device, torch.func, compile and dtypes: the module contract.)"""
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import leanconv
+from leanconv.nn import AnchoredConv2d, ConvAnchor, parameter_counts
+from leanconv.nn.shared import activation_rotation
+
+
+@pytest.mark.parametrize("rotate", [0, 1, 3, 7])
+def test_rotating_the_anchor_equals_rotating_the_activations(rotate):
+    holder = nn.Module()
+    holder.anchor = anchor = ConvAnchor(8, 3).double()
+    use = AnchoredConv2d(anchor, rotate=rotate)
+    x = torch.randn(2, 8, 6, 5, dtype=torch.float64)
+    expected = F.conv2d(activation_rotation(x, rotate), anchor.weight, None, 1, 1)  # the reference code's way
+    torch.testing.assert_close(use(x), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_the_anchor_gradient_is_the_sum_over_its_uses():
+    holder = nn.Module()
+    holder.anchor = anchor = ConvAnchor(4, 3).double()
+    uses = [AnchoredConv2d(anchor), AnchoredConv2d(anchor, stride=2, rotate=1), AnchoredConv2d(anchor, dilation=2,
+                                                                                               padding=2)]
+    x = torch.randn(2, 4, 9, 9, dtype=torch.float64)
+    sum(use(x).square().sum() for use in uses).backward()
+    copies = [use.materialize() for use in uses]  # unshared copies of the same convs
+    sum(copy(x).square().sum() for copy in copies).backward()
+    # Each copy's weight is the anchor with its input channels rotated: rotate the gradients back and add.
+    expected = sum(torch.roll(copy.weight.grad, -use.rotate, dims=1) for copy, use in zip(copies, uses))
+    torch.testing.assert_close(anchor.weight.grad, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_reference_parameter_counts_and_every_parameter_used():
+    model = leanconv.models.dacnn("plain", blocks=(3, 4, 6, 3), width=128, num_classes=100)
+    assert sum(p.numel() for p in model.parameters()) == 172_260  # the reference's 176,356 has unused BNs
+    with_regulators = leanconv.models.dacnn("plain", regulators=True, num_classes=100)
+    assert sum(p.numel() for p in with_regulators.parameters()) - 172_260 == 16 * 128 ** 2
+    for variant, net in [("plain", with_regulators), ("mix", leanconv.models.dacnn("mix", rotate=1)),
+                         ("vgg", leanconv.models.dacnn("vgg"))]:
+        net(torch.randn(2, 3, 32, 32)).sum().backward()
+        unused = [n for n, p in net.named_parameters() if p.grad is None]
+        assert not unused, (variant, unused)  # DDP without find_unused_parameters
+    learned, dense = parameter_counts(model)
+    assert learned == 172_260 and dense == learned - 128 * 128 * 9 + 32 * 128 * 128 * 9
+
+
+def test_the_anchor_is_stored_once_and_stays_shared():
+    model = leanconv.models.dacnn("plain", blocks=(2, 2), width=16, num_classes=10)
+    keys = [k for k in model.state_dict() if k.endswith("weight") and model.state_dict()[k].dim() == 4]
+    assert keys == ["anchors.w16.weight", "features.0.0.weight"]  # the anchor and the stem conv
+    other = leanconv.models.dacnn("plain", blocks=(2, 2), width=16, num_classes=10)
+    other.load_state_dict(model.state_dict())
+    x = torch.randn(2, 3, 16, 16)
+    model.eval(), other.eval()
+    torch.testing.assert_close(other(x), model(x))
+    uses = [m for m in other.modules() if isinstance(m, AnchoredConv2d)]
+    assert len(uses) == 8 and all(u.anchor is other.anchors["w16"] for u in uses)
+
+
+def test_resnet_builders_and_convert_tie_equal_convs_within_a_stage():
+    shared = leanconv.models.resnet20(conv="shared")
+    assert len(shared.anchors) == 3
+    learned, dense = parameter_counts(shared)
+    assert dense == sum(p.numel() for p in leanconv.models.resnet20().parameters()) and learned < dense / 3
+    dense_model = leanconv.models.resnet20().double()
+    converted = leanconv.convert(dense_model, "shared")
+    assert parameter_counts(converted)[0] == learned
+    group = [c for n, c in dense_model.named_modules() if isinstance(c, nn.Conv2d) and c.in_channels == 32 ==
+             c.out_channels]
+    torch.testing.assert_close(converted.anchors["blocks_32x3x3"].weight, torch.stack([c.weight for c in group]).mean(0))
+    x = torch.randn(2, 3, 16, 16, dtype=torch.float64)
+    assert converted(x).shape == (2, 10)
+
+
+def test_clear_errors():
+    holder = nn.Module()
+    holder.anchor = anchor = ConvAnchor(4, 3)
+    with pytest.raises(RuntimeError, match="expects 4 input channels, got 3"):
+        AnchoredConv2d(anchor)(torch.randn(1, 3, 5, 5))
+    with pytest.raises(ValueError, match="'same' needs an odd kernel"):
+        AnchoredConv2d(ConvAnchor(4, 2), padding="same")
+    with pytest.raises(ValueError, match=r"rotate must be an int in \[0, 4\)"):
+        AnchoredConv2d(anchor, rotate=4)
+    with pytest.raises(ValueError, match="rotate must be an int"):
+        AnchoredConv2d(anchor, rotate=-1)
+    with pytest.raises(RuntimeError, match="same dtype"):
+        AnchoredConv2d(anchor)(torch.randn(1, 4, 5, 5, dtype=torch.float64))
+    with pytest.raises(TypeError, match="ConvAnchor"):
+        AnchoredConv2d(nn.Conv2d(4, 4, 3))
+    with pytest.raises(ValueError, match="dacnn variant"):
+        leanconv.models.dacnn("resnet")
