@@ -94,3 +94,66 @@ def test_clear_errors():
         AnchoredConv2d(nn.Conv2d(4, 4, 3))
     with pytest.raises(ValueError, match="dacnn variant"):
         leanconv.models.dacnn("resnet")
+
+
+def _free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _train_steps(model, batches, shard=None):
+    """Two SGD steps; BatchNorm on running statistics, so shards of a batch give the batch's gradient."""
+    model.train()
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.eval()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    for x, y in batches:
+        if shard is not None:
+            x, y = x[shard[0]::shard[1]], y[shard[0]::shard[1]]
+        opt.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+
+
+def _ddp_worker(rank, world, port, state, batches, out_dir):
+    import os
+
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    model = leanconv.models.dacnn("mix", blocks=(1, 1), num_classes=10, rotate=1)
+    model.load_state_dict(state)
+    _train_steps(DistributedDataParallel(model), batches, (rank, world))  # no find_unused_parameters
+    torch.save(model.state_dict(), f"{out_dir}/rank{rank}.pt")
+    dist.destroy_process_group()
+
+
+def test_ddp_on_two_gloo_processes_matches_one_process(tmp_path):
+    torch.manual_seed(0)
+    model = leanconv.models.dacnn("mix", blocks=(1, 1), num_classes=10, rotate=1)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    batches = [(torch.randn(8, 3, 16, 16), torch.randint(0, 10, (8,))) for _ in range(2)]
+    torch.multiprocessing.spawn(_ddp_worker, args=(2, _free_port(), state, batches, str(tmp_path)), nprocs=2)
+    _train_steps(model, batches)  # one process, the global batch
+    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
+    for key, value in model.state_dict().items():
+        assert torch.equal(ranks[0][key], ranks[1][key]), key  # the ranks agree exactly
+        torch.testing.assert_close(ranks[0][key], value, rtol=1e-5, atol=1e-6)
+    assert not torch.equal(ranks[0]["anchors.w64.weight"], state["anchors.w64.weight"])  # the anchors trained
+
+
+def test_the_training_command_line_builds_the_dacnns():
+    from leanconv.train.__main__ import MODELS, conv_options, parse_args
+
+    for variant in ("plain", "mix", "vgg"):
+        args = parse_args(["--model", f"dacnn_{variant}", "--conv", "shared", "--rotate", "1"])
+        model = MODELS[args.model](num_classes=10, in_channels=1, conv=args.conv, **conv_options(args))
+        assert model(torch.randn(2, 1, 32, 32)).shape == (2, 10)  # (the VGG variant pools 5 times)
+    with pytest.raises(SystemExit, match="give --conv shared"):
+        MODELS["dacnn_plain"](num_classes=10, in_channels=1, conv="dense")

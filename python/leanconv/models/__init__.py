@@ -1,5 +1,5 @@
 """Model builders; each takes ``conv=`` a family name of ``leanconv.families`` and that family's options."""
-from .dacnn import dacnn
+from .dacnn import VARIANTS as dacnn_variants, dacnn
 from .resnet import resnet18, resnet18_cifar, resnet20, resnet34, resnet56
 
 __all__ = ["dacnn", "resnet18", "resnet18_cifar", "resnet20", "resnet34", "resnet56"]

@@ -9,8 +9,17 @@ from ..families import FAMILIES
 from .data import fashion_mnist, random_images
 from .loop import table, train
 
+def _dacnn(variant):
+    def build(num_classes, in_channels, conv="shared", **options):
+        if conv != "shared":
+            raise SystemExit(f"--model dacnn_{variant} is a shared-weight network: give --conv shared")
+        return models.dacnn(variant, num_classes=num_classes, in_channels=in_channels, **options)
+    return build
+
+
 MODELS = {"resnet20": models.resnet20, "resnet56": models.resnet56, "resnet18": models.resnet18,
-          "resnet18_cifar": models.resnet18_cifar, "resnet34": models.resnet34}
+          "resnet18_cifar": models.resnet18_cifar, "resnet34": models.resnet34,
+          **{f"dacnn_{variant}": _dacnn(variant) for variant in models.dacnn_variants}}
 
 
 def parse_args(argv=None):
