@@ -2,4 +2,4 @@
 from .dacnn import VARIANTS as dacnn_variants, dacnn
 from .resnet import resnet18, resnet18_cifar, resnet20, resnet34, resnet56
 
-__all__ = ["dacnn", "resnet18", "resnet18_cifar", "resnet20", "resnet34", "resnet56"]
+__all__ = ["dacnn", "dacnn_variants", "resnet18", "resnet18_cifar", "resnet20", "resnet34", "resnet56"]
