@@ -5,6 +5,7 @@ import zipfile
 REQUIRED = ["leanconv/__init__.py", "leanconv/lib/libleanconv.so", "leanconv/include/leanconv/leanconv.h",
             *[f"leanconv/include/leanconv/{layer}/{family}.h" for layer in ("ops", "nn")
               for family in ("generated", "filter_summary", "lowrank")],
+            "leanconv/include/leanconv/nn/shared.h",
             "leanconv/share/cmake/leanconv/leanconvConfig.cmake",
             "leanconv/share/cmake/leanconv/leanconvTargets.cmake"]
 

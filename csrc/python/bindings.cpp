@@ -91,4 +91,26 @@ PYBIND11_MODULE(_C, m) {
       .def("chosen_path", [](const EigenConv2dImpl& self, const std::string& device_type) {
         return self.chosen_path(c10::Device(device_type).type());
       });
+
+  torch::python::bind_module<ConvAnchorImpl>(cpp, "ConvAnchor")
+      .def(py::init([](int64_t channels, int64_t kernel_size, bool bias) {
+             return std::make_shared<ConvAnchorImpl>(ConvAnchorOptions(channels, kernel_size).bias(bias));
+           }),
+           py::arg("channels"), py::arg("kernel_size") = 3, py::arg("bias") = false);
+
+  torch::python::bind_module<AnchoredConv2dImpl>(cpp, "AnchoredConv2d")
+      .def(py::init([](const std::shared_ptr<ConvAnchorImpl>& anchor, int64_t stride, std::optional<int64_t> padding,
+                       int64_t dilation, int64_t rotate) {
+             auto options = AnchoredConv2dOptions().stride(stride).dilation(dilation).rotate(rotate);
+             if (padding) options.padding(torch::ExpandingArray<2>(*padding));
+             return std::make_shared<AnchoredConv2dImpl>(ConvAnchor(anchor), options);
+           }),
+           py::arg("anchor"), py::arg("stride") = 1, py::arg("padding") = py::none(), py::arg("dilation") = 1,
+           py::arg("rotate") = 0)
+      .def("forward", &AnchoredConv2dImpl::forward)
+      .def("weight", &AnchoredConv2dImpl::weight);
+
+  torch::python::bind_module<RegulatorImpl>(cpp, "Regulator")
+      .def(py::init([](int64_t channels) { return std::make_shared<RegulatorImpl>(channels); }), py::arg("channels"))
+      .def("forward", &RegulatorImpl::forward);
 }

@@ -60,6 +60,15 @@ def _cpp_ring_model(make_layer):
     return build
 
 
+def _cpp_anchor_model(make_layer, channels=4, kernel_size=3):
+    """A C++ anchor and one C++ layer using it, named as AnchorModel names its parts."""
+    def build(cpp):
+        anchor = cpp.ConvAnchor(channels, kernel_size)
+        layer = make_layer(cpp, anchor.cpp_module)
+        return layer.forward, {**_state(anchor, "anchor."), **_state(layer, "layers.0.")}
+    return build
+
+
 def _cpp_layer(make_layer):
     def build(cpp):
         layer = make_layer(cpp)
@@ -68,7 +77,12 @@ def _cpp_layer(make_layer):
 
 
 MODULES = [
-    ModuleSpec("shared_conv_rotated", lambda: AnchorModel(lambda a: [AnchoredConv2d(a, rotate=1)]), (2, 4, 6, 6)),
+    ModuleSpec("shared_conv_rotated", lambda: AnchorModel(lambda a: [AnchoredConv2d(a, rotate=1)]), (2, 4, 6, 6),
+               cpp=_cpp_anchor_model(lambda cpp, anchor: cpp.AnchoredConv2d(anchor, rotate=1))),
+    ModuleSpec("shared_conv_strided", lambda: AnchorModel(lambda a: [AnchoredConv2d(a, stride=2, padding=2, dilation=2,
+                                                                                    rotate=2)]), (2, 4, 7, 6),
+               cpp=_cpp_anchor_model(lambda cpp, anchor: cpp.AnchoredConv2d(anchor, stride=2, padding=2, dilation=2,
+                                                                            rotate=2))),
     ModuleSpec("shared_conv_strided_reflect",
                lambda: AnchorModel(lambda a: [AnchoredConv2d(a, stride=2, padding=2, dilation=2, rotate=3,
                                                             padding_mode="reflect")]), (2, 4, 7, 6)),
