@@ -16,7 +16,7 @@ from torch import nn
 
 import leanconv
 from leanconv.nn import AnchoredConv2d, EigenConv2d, FilterSummaryConv2d, GeneratedConv2d, ParameterRing
-from conftest import requires_extension
+from conftest import requires_cuda, requires_extension
 from module_catalogue import AnchorModel, MODULE_IDS, MODULES, RingModel
 
 
@@ -305,3 +305,20 @@ def test_every_padding_and_padding_mode_matches_nn_conv2d(family, padding_mode, 
 def test_strided_same_padding_is_refused_as_nn_conv2d_refuses_it(family):
     with pytest.raises(ValueError, match="'same' is not supported for strided"):
         CONV_FAMILIES[family](4, 4, 3, stride=2, padding="same")
+
+
+@requires_cuda
+@pytest.mark.parametrize("spec", MODULES, ids=MODULE_IDS)
+def test_to_cuda_computes_what_the_cpu_module_computes(spec):
+    model, x = built(spec, torch.float32), example_input(spec, torch.float32)
+
+    def step(m, inputs):
+        m.zero_grad()
+        y = m(inputs)
+        y.square().sum().backward()
+        return [y.detach().cpu()] + [p.grad.cpu() for p in m.parameters()]
+
+    expected = step(model, x)
+    actual = step(copy.deepcopy(model).to("cuda"), x.cuda())
+    for a, e in zip(actual, expected):
+        torch.testing.assert_close(a, e, rtol=1e-4, atol=1e-4)
