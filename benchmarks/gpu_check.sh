@@ -5,7 +5,8 @@
 # without the pybind11 extension, which is built for the CPU machine's Python: the C++-module parity tests skip,
 # GoogleTest covers those modules.
 #
-#   benchmarks/gpu_check.sh RESULTS_DIR        (PACK=.gpu by default)
+#   benchmarks/gpu_check.sh RESULTS_DIR        (PACK=.gpu by default; GPU_CHECK_STAGES=24 runs stages 2 and 4 only,
+#                                               for a rerun of what failed in the rest of a window)
 #
 # Stages, each under its own time limit (budgets are predictions until a GPU run measures them; the estimate
 # behind each is beside it). A stage that fails, hangs or crashes never stops the next one, and
@@ -60,9 +61,10 @@ write_results() {
     echo
     echo "Total: $(( $(date +%s) - STARTED )) s. Logs of every stage: logs.tar.gz."
     for section in failures.md driver.md benchmarks.md; do
-      [ -s "$LOGS/$section" ] && { echo; cat "$LOGS/$section"; }
+      if [ -s "$LOGS/$section" ]; then echo; cat "$LOGS/$section"; fi
     done
-  } > "$RESULTS/results.md.tmp" && mv "$RESULTS/results.md.tmp" "$RESULTS/results.md"
+  } > "$RESULTS/results.md.tmp"
+  mv "$RESULTS/results.md.tmp" "$RESULTS/results.md"
   tar -czf "$RESULTS/logs.tar.gz.tmp" -C "$LOGS" . && mv "$RESULTS/logs.tar.gz.tmp" "$RESULTS/logs.tar.gz"
 }
 
@@ -153,10 +155,15 @@ benchmarks() {
 }
 
 echo "GPU check: pack $PACK, results in $RESULTS, GPU: $([ "$GPU" = 1 ] && echo yes || echo 'none (dry run)')"
-stage "1. environment and smoke" 30 environment_and_smoke
-stage "2. CUDA tests" 160 cuda_tests
-stage "3. compute-sanitizer" 90 sanitizer
-stage "4. benchmarks (quick)" 120 benchmarks
+SELECTED=${GPU_CHECK_STAGES:-1234}
+selected() { [[ $SELECTED == *$1* ]]; }
+if ! selected 1; then  # the environment report heads every results.md
+  timeout 10 bash benchmarks/gpu/environment.sh "$PACK" "$PYTHON" > "$LOGS/environment.txt" 2>&1
+fi
+selected 1 && stage "1. environment and smoke" 30 environment_and_smoke
+selected 2 && stage "2. CUDA tests" 160 cuda_tests
+selected 3 && stage "3. compute-sanitizer" 90 sanitizer
+selected 4 && stage "4. benchmarks (quick)" 120 benchmarks
 overall=0
 for s in "${STAGES[@]}"; do
   case $s in *"passed"*) ;; *) overall=1 ;; esac
