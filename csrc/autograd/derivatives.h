@@ -52,7 +52,7 @@ class AdjointNode : public torch::autograd::Node {
 inline at::Tensor tangent_of(const at::Tensor& t) { return t.defined() ? t._fw_grad(/*level=*/0) : at::Tensor(); }
 
 // The autograd kernel of a linear op: y = forward(x) computed below autograd; its backward is adjoint(grad_y)
-// and its forward-mode tangent forward(tangent_x). `make_adjoint(x, y)` builds the adjoint from what the forward
+// and its forward-mode tangent forward(tangent_x). `make_adjoint(x)` builds the adjoint from what the forward
 // learned (the kernel has checked the arguments by then).
 template <typename Forward, typename MakeAdjoint>
 at::Tensor linear_op(const char* name, const at::Tensor& x, Forward&& forward, MakeAdjoint&& make_adjoint) {
@@ -63,7 +63,7 @@ at::Tensor linear_op(const char* name, const at::Tensor& x, Forward&& forward, M
     y = forward(x);
   }
   if (requires_grad) {
-    auto node = std::shared_ptr<AdjointNode>(new AdjointNode(name, make_adjoint(x, y)), torch::autograd::deleteNode);
+    auto node = std::shared_ptr<AdjointNode>(new AdjointNode(name, make_adjoint(x)), torch::autograd::deleteNode);
     node->set_next_edges(torch::autograd::collect_next_edges(x));
     torch::autograd::set_history(y, node);
   }

@@ -16,7 +16,7 @@ at::Tensor filter_summary_weight_autograd(const at::Tensor& summary, int64_t out
       [&](const at::Tensor& f) {
         return ops::filter_summary_weight(f, out_channels, in_channels, kernel_h, kernel_w, stride);
       },
-      [&](const at::Tensor& f, const at::Tensor&) -> AdjointNode::Adjoint {
+      [&](const at::Tensor& f) -> AdjointNode::Adjoint {
         return [length = f.sym_numel(), stride](const at::Tensor& grad_weight) {
           return ops::filter_summary_weight_backward(grad_weight, length, stride);
         };
@@ -28,7 +28,7 @@ at::Tensor filter_summary_weight_backward_autograd(const at::Tensor& grad_weight
   return linear_op(
       "leanconv::FilterSummaryWeightBackwardBackward", grad_weight,
       [&](const at::Tensor& g) { return ops::filter_summary_weight_backward(g, length, stride); },
-      [&](const at::Tensor& g, const at::Tensor&) -> AdjointNode::Adjoint {
+      [&](const at::Tensor& g) -> AdjointNode::Adjoint {
         return [out = g.size(0), in = g.size(1), kh = g.size(2), kw = g.size(3), stride](const at::Tensor& grad) {
           return ops::filter_summary_weight(grad, out, in, kh, kw, stride);
         };
@@ -40,7 +40,7 @@ at::Tensor shifted_sum_autograd(const at::Tensor& z, int64_t kernel_h, int64_t k
   return linear_op(
       "leanconv::ShiftedSumBackward", z,
       [&](const at::Tensor& t) { return ops::shifted_sum(t, kernel_h, kernel_w, channel_step, stride, padding, dilation); },
-      [&](const at::Tensor& t, const at::Tensor&) -> AdjointNode::Adjoint {
+      [&](const at::Tensor& t) -> AdjointNode::Adjoint {
         // The forward has checked that z is 4-D.
         return [=, stride = stride.vec(), padding = padding.vec(), dilation = dilation.vec(),
                 input_size = std::vector<c10::SymInt>{t.sym_size(2), t.sym_size(3)}](const at::Tensor& grad) {
@@ -58,7 +58,7 @@ at::Tensor shifted_sum_backward_autograd(const at::Tensor& grad_output, int64_t 
       [&](const at::Tensor& g) {
         return ops::shifted_sum_backward(g, kernel_h, kernel_w, channel_step, stride, padding, dilation, input_size);
       },
-      [&](const at::Tensor&, const at::Tensor&) -> AdjointNode::Adjoint {
+      [&](const at::Tensor&) -> AdjointNode::Adjoint {
         return [=, stride = stride.vec(), padding = padding.vec(), dilation = dilation.vec()](const at::Tensor& grad) {
           return ops::shifted_sum(grad, kernel_h, kernel_w, channel_step, stride, padding, dilation);
         };

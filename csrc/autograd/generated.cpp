@@ -14,7 +14,7 @@ at::Tensor generate_weights_autograd(const at::Tensor& ring, int64_t seed, int64
   return linear_op(
       "leanconv::GenerateWeightsBackward", ring,
       [&](const at::Tensor& r) { return ops::generate_weights(r, seed, total, offset, shape, scale); },
-      [&](const at::Tensor& r, const at::Tensor&) -> AdjointNode::Adjoint {
+      [&](const at::Tensor& r) -> AdjointNode::Adjoint {
         return [ring_size = r.sym_numel(), seed, total, offset, scale](const at::Tensor& grad) {
           return ops::generate_weights_backward(grad, ring_size, seed, total, offset, scale);
         };
@@ -26,7 +26,7 @@ at::Tensor generate_weights_backward_autograd(const at::Tensor& grad, c10::SymIn
   return linear_op(
       "leanconv::GenerateWeightsBackwardBackward", grad,
       [&](const at::Tensor& g) { return ops::generate_weights_backward(g, ring_size, seed, total, offset, scale); },
-      [&](const at::Tensor& g, const at::Tensor&) -> AdjointNode::Adjoint {
+      [&](const at::Tensor& g) -> AdjointNode::Adjoint {
         return [shape = g.sizes().vec(), seed, total, offset, scale](const at::Tensor& grad_ring) {
           return ops::generate_weights(grad_ring, seed, total, offset, shape, scale);
         };

@@ -167,6 +167,13 @@ at::Tensor in_order_sum(const at::Tensor& parts) {
   return sum;
 }
 
+// BLAS splits a GEMM between threads, and the split changes its rounding, unless it is called from inside a
+// parallel region (it then runs sequentially). Under deterministic algorithms the GEMMs therefore always run inside
+// one: at least two tasks, so a one-task loop still opens a region when there is more than one thread.
+int64_t parallel_tasks(int64_t work_items) {
+  return at::globalContext().deterministicAlgorithms() ? std::max<int64_t>(work_items, 2) : work_items;
+}
+
 at::Tensor matrix(void* data, int64_t rows, int64_t cols, at::ScalarType type) {
   return at::from_blob(data, {rows, cols}, at::TensorOptions().dtype(type));
 }
@@ -205,10 +212,8 @@ at::Tensor eigen_conv2d_kernel(const at::Tensor& input, const at::Tensor& basis,
     const auto epilogue =
         common::Epilogue<scalar_t, acc_t>::bias(has_bias ? bias_acc.const_data_ptr<acc_t>() : nullptr);
     scalar_t* y_ptr = output.mutable_data_ptr<scalar_t>();
-    // As in the backward: under deterministic algorithms the GEMMs run inside a parallel region, sequentially.
     const int64_t tiles = plan.groups * plan.bands;
-    const int64_t tasks = at::globalContext().deterministicAlgorithms() ? std::max<int64_t>(tiles, 2) : tiles;
-    at::parallel_for(0, tasks, 1, [&](int64_t begin, int64_t task_end) {
+    at::parallel_for(0, parallel_tasks(tiles), 1, [&](int64_t begin, int64_t task_end) {
       const int64_t end = std::min(task_end, tiles);
       // Worker threads do not inherit the caller's dispatch state: the GEMMs below must not reach autograd.
       at::AutoDispatchBelowADInplaceOrView below_autograd;
@@ -263,10 +268,6 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> eigen_conv2d_backward_kernel(
   const bool deterministic = at::globalContext().deterministicAlgorithms();
   const int64_t parts = std::max<int64_t>(
       1, std::min<int64_t>(plan.groups, deterministic ? kDeterministicParts : at::get_num_threads()));
-  // BLAS splits a GEMM between threads, and the split changes its rounding, unless it is called from inside a
-  // parallel region (it then runs sequentially). Under deterministic algorithms the GEMMs always run inside one:
-  // at least two tasks, so a one-chunk backward still opens a region when there is more than one thread.
-  const int64_t tasks = deterministic ? std::max<int64_t>(parts, 2) : parts;
   auto grad_basis_parts = at::zeros({parts, g.in_channels, padded_rank(g), g.taps()}, basis.options().dtype(acc_type));
   auto grad_coeff_parts = at::zeros({parts, g.out_channels, mid}, coeff.options().dtype(acc_type));
   auto grad_input =
@@ -284,7 +285,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> eigen_conv2d_backward_kernel(
       const acc_t* basis_ptr = basis_acc.const_data_ptr<acc_t>();
       scalar_t* gx_ptr = need_input ? grad_input.mutable_data_ptr<scalar_t>() : nullptr;
       // Each chunk owns a contiguous run of image groups, and so the grad_input images it writes.
-      at::parallel_for(0, tasks, 1, [&](int64_t part_begin, int64_t part_end) {
+      at::parallel_for(0, parallel_tasks(parts), 1, [&](int64_t part_begin, int64_t part_end) {
         at::AutoDispatchBelowADInplaceOrView below_autograd;
         for (int64_t part = part_begin; part < std::min(part_end, parts); ++part) {
         const int64_t begin = part * plan.groups / parts, end = (part + 1) * plan.groups / parts;

@@ -27,6 +27,16 @@ class SharedHolder(nn.Module):
                           f"owns the layers ({self.registration_example})", stacklevel=4)
 
 
+def check_input_against(input, tensor, name: str) -> None:
+    """The input of a layer against the shared tensor it uses (same messages as the C++ modules): one device, and
+    one dtype unless autocast is on."""
+    if input.device != tensor.device:
+        raise RuntimeError(f"leanconv: input and {name} must be on the same device, got {input.device} and "
+                           f"{tensor.device}")
+    if input.dtype != tensor.dtype and not torch.is_autocast_enabled(input.device.type):
+        raise RuntimeError(f"leanconv: input and {name} must have the same dtype, got {input.dtype} and {tensor.dtype}")
+
+
 def _note_registration(module, name, submodule):
     if isinstance(submodule, SharedHolder):
         submodule._registered = True

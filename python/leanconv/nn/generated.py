@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .. import ops
-from ._holder import SharedHolder
+from ._holder import SharedHolder, check_input_against
 from ._conv_args import apply_padding_mode, check_conv_input, conv_extra_repr, conv_geometry, dense_conv_like
 
 _DEFAULT_FAN_REF = 512 * 3 * 3
@@ -50,14 +50,6 @@ class _LayoutBuffers(nn.Module):
         super()._save_to_state_dict(destination, prefix, keep_vars)
         for name, value in self._layout().items():
             destination[prefix + name] = torch.tensor(value, dtype=torch.int64, device=getattr(self, name).device)
-
-
-def _check_input_against_ring(input: Tensor, ring: Tensor) -> None:
-    # Same messages as the C++ modules (csrc/nn/generated.cpp).
-    if input.device != ring.device:
-        raise RuntimeError(f"leanconv: input and ring must be on the same device, got {input.device} and {ring.device}")
-    if input.dtype != ring.dtype and not torch.is_autocast_enabled(input.device.type):
-        raise RuntimeError(f"leanconv: input and ring must have the same dtype, got {input.dtype} and {ring.dtype}")
 
 
 def _init_bias(bias: Tensor, fan_in: int) -> None:
@@ -210,7 +202,7 @@ class GeneratedConv2d(_GeneratedLayer):
     def forward(self, input: Tensor) -> Tensor:
         check_conv_input("GeneratedConv2d", input, self.in_channels)
         self._ring.check_registered("layer")
-        _check_input_against_ring(input, self._ring.ring)
+        check_input_against(input, self._ring.ring, "ring")
         input, padding = apply_padding_mode(input, self)
         return F.conv2d(input, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
 
@@ -248,7 +240,7 @@ class GeneratedLinear(_GeneratedLayer):
             raise RuntimeError(f"leanconv: GeneratedLinear expects {self.in_features} input features in the last "
                                f"dimension, got shape {tuple(input.shape)}")
         self._ring.check_registered("layer")
-        _check_input_against_ring(input, self._ring.ring)
+        check_input_against(input, self._ring.ring, "ring")
         return F.linear(input, self.weight, self.bias)
 
     def materialize(self) -> nn.Linear:

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from torch.nn.modules.utils import _pair
 
 from ._conv_args import apply_padding_mode, check_conv_input, conv_geometry, dense_conv_like
-from ._holder import SharedHolder
+from ._holder import SharedHolder, check_input_against
 
 
 class ConvAnchor(SharedHolder):
@@ -103,13 +103,7 @@ class AnchoredConv2d(nn.Module):
     def forward(self, input: Tensor) -> Tensor:
         check_conv_input("AnchoredConv2d", input, self.in_channels)
         self._anchor.check_registered("layer")
-        anchor = self._anchor.weight
-        if input.device != anchor.device:
-            raise RuntimeError(f"leanconv: input and anchor must be on the same device, got {input.device} and "
-                               f"{anchor.device}")
-        if input.dtype != anchor.dtype and not torch.is_autocast_enabled(input.device.type):
-            raise RuntimeError(f"leanconv: input and anchor must have the same dtype, got {input.dtype} and "
-                               f"{anchor.dtype}")
+        check_input_against(input, self._anchor.weight, "anchor")
         input, padding = apply_padding_mode(input, self)
         return F.conv2d(input, self.weight, self.bias, self.stride, padding, self.dilation)
 
