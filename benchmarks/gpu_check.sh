@@ -101,12 +101,12 @@ environment_and_smoke() {
   step smoke.log 20 "$PYTHON" benchmarks/gpu/smoke.py
 }
 
-# ---- 2. every CUDA test (150 s: ~330 CUDA pytest cases at ~0.2 s each, measured 0.1-0.3 s per case on the CPU,
+# ---- 2. every CUDA test (190 s: ~480 CUDA pytest cases at ~0.2 s each, measured 0.1-0.3 s per case on the CPU,
 #         plus ~15 s start; GoogleTest's CUDA cases ~10 s; the C++ example and consumer ~5 s) ------------------
 cuda_tests() {
   local status=0
   if [ "$GPU" = 1 ]; then
-    step pytest.log 120 "$PYTHON" -m pytest -q -m cuda -p no:cacheprovider --timeout 60 -o junit_family=xunit1 \
+    step pytest.log 150 "$PYTHON" -m pytest -q -m cuda -p no:cacheprovider --timeout 60 -o junit_family=xunit1 \
       --junitxml="$LOGS/pytest.xml" tests/python || status=$?
     step gtest.log 20 "$PACK/bin/leanconv_tests" --gtest_filter='*_CUDA' || status=$?
   else
@@ -138,7 +138,7 @@ sanitizer() {
   return $status
 }
 
-# ---- 4. benchmarks, quick mode (120 s: per family one ResNet-18 stage shape at the GPU batch, fp32 and bf16,
+# ---- 4. benchmarks, quick mode (150 s: per family one ResNet-18 stage shape at the GPU batch, fp32 and bf16,
 #         6 variants x 2 modes x 20 repeats of 0.1-2 ms; torch.compile of the plain layer, ~10 s a graph) -------
 benchmarks() {
   local status=0 device=cuda extra=(--repeats 20 --warmup 5 --dtypes float32,bfloat16)
@@ -150,6 +150,11 @@ benchmarks() {
     step "bench_$family.log" 40 "$PYTHON" "benchmarks/bench_$family.py" --devices "$device" --quick "${extra[@]}" \
       --out "$LOGS/bench_$family" || status=$?
   done
+  # The block epilogue at one CIFAR shape and a DACNN-mix training step (its own budget: 30 s).
+  local shared_extra=(--model-repeats 3)
+  [ "$GPU" = 0 ] && shared_extra=(--model-repeats 1 --model-batch-cpu 2)
+  step "bench_shared.log" 30 "$PYTHON" benchmarks/bench_shared.py --devices "$device" --quick "${extra[@]}" \
+    "${shared_extra[@]}" --out "$LOGS/bench_shared" || status=$?
   "$PYTHON" benchmarks/gpu/summarize.py benchmarks "$LOGS" > "$LOGS/benchmarks.md"
   return $status
 }
@@ -161,9 +166,9 @@ if ! selected 1; then  # the environment report heads every results.md
   timeout 10 bash benchmarks/gpu/environment.sh "$PACK" "$PYTHON" > "$LOGS/environment.txt" 2>&1
 fi
 selected 1 && stage "1. environment and smoke" 30 environment_and_smoke
-selected 2 && stage "2. CUDA tests" 160 cuda_tests
+selected 2 && stage "2. CUDA tests" 190 cuda_tests
 selected 3 && stage "3. compute-sanitizer" 90 sanitizer
-selected 4 && stage "4. benchmarks (quick)" 120 benchmarks
+selected 4 && stage "4. benchmarks (quick)" 150 benchmarks
 overall=0
 for s in "${STAGES[@]}"; do
   case $s in *"passed"*) ;; *) overall=1 ;; esac

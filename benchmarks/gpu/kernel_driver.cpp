@@ -37,6 +37,7 @@ std::vector<Case> cases() {
   const auto z = torch::randn({2, 6, 9, 7}), grad_y = torch::randn({2, 6, 9, 7});
   const auto x = torch::randn({2, 4, 9, 8}), basis = torch::randn({4, 3, 3, 3}), coeff = torch::randn({5, 12});
   const auto bias = torch::randn({5}), grad_eigen = torch::randn({2, 5, 9, 8});
+  const auto residual = torch::randn({2, 4, 9, 8}), per_channel = torch::randn({2, 4});
   const std::vector<int64_t> one{1, 1};
   std::vector<Case> all;
   all.push_back({"generate_weights forward", {"leanconv"}, [=](torch::Device d, torch::ScalarType t) {
@@ -81,6 +82,23 @@ std::vector<Case> cases() {
                                                                     on(basis, d, t), on(coeff, d, t), one, one, one,
                                                                     {true, true, true});
                      return std::vector<Tensor>{gx, gb, gc};
+                   }});
+    all.push_back({std::string("batch_norm_epilogue forward and backward") + (channels_last ? ", channels_last" : ""),
+                   {"leanconv", "shared-memory"}, [=](torch::Device d, torch::ScalarType t) {
+                     const auto xe = on(x, d, t).contiguous(format), re = on(residual, d, t).contiguous(format);
+                     const auto w = on(per_channel[0], d, torch::kFloat), b = on(per_channel[1], d, torch::kFloat);
+                     auto [out, mean, invstd] = ops::batch_norm_epilogue(xe, w, b, re, true, 1e-5);
+                     auto [gx, gw, gb, gr] = ops::batch_norm_epilogue_backward(re, mean, invstd, out, xe, w, mean, invstd,
+                                                                               true, {true, true, true, true});
+                     return std::vector<Tensor>{out, mean, invstd, gx, gw, gb, gr};
+                   }});
+    all.push_back({std::string("affine_epilogue forward and backward") + (channels_last ? ", channels_last" : ""),
+                   {"leanconv", "shared-memory"}, [=](torch::Device d, torch::ScalarType t) {
+                     const auto xe = on(x, d, t).contiguous(format);
+                     const auto a = on(per_channel[0], d, torch::kFloat), c = on(per_channel[1], d, torch::kFloat);
+                     const auto out = ops::affine_epilogue(xe, a, c, xe, true);
+                     auto [gx, ga, gc, gr] = ops::affine_epilogue_backward(xe, out, xe, a, true, {true, true, true, true});
+                     return std::vector<Tensor>{out, gx, ga, gc, gr};
                    }});
   }
   return all;

@@ -84,6 +84,69 @@ def eigen_conv2d_backward_reference(grad_output, input, basis, coeff, stride, pa
     return tuple(g if need else None for g, need in zip(grads, output_mask))
 
 
+def _per_channel(t):
+    return t.view(1, -1, 1, 1)
+
+
+def batch_norm_epilogue_reference(input, weight, bias, residual, relu, eps):
+    x = input.double()
+    mean = x.mean((0, 2, 3))
+    invstd = torch.rsqrt(x.var((0, 2, 3), unbiased=False) + eps)
+    out = (x - _per_channel(mean)) * _per_channel(invstd)
+    if weight is not None:
+        out = out * _per_channel(weight.double())
+    if bias is not None:
+        out = out + _per_channel(bias.double())
+    if residual is not None:
+        out = out + residual.double()
+    stats_dtype = torch.float32 if input.dtype in (torch.float16, torch.bfloat16) else input.dtype
+    out = F.relu(out) if relu else out
+    return out.to(input.dtype), mean.to(stats_dtype), invstd.to(stats_dtype)
+
+
+def _gradients_of(forward, leaves, grads, output_mask):
+    """The gradients of forward(*leaves) for the given output gradients, None where the mask says or no leaf."""
+    leaves_rg = [None if t is None else t.detach().requires_grad_() for t in leaves]
+    with torch.enable_grad():
+        outputs = forward(*leaves_rg)
+        outputs = outputs if isinstance(outputs, tuple) else (outputs,)
+        pairs = [(y, g) for y, g in zip(outputs, grads) if g is not None]
+        wrt = [t for t in leaves_rg if t is not None]
+        found = torch.autograd.grad([y for y, _ in pairs], wrt, [g for _, g in pairs], allow_unused=True)
+    found = list(found)
+    result = [None if t is None else found.pop(0) for t in leaves_rg]
+    return tuple(g if need else None for g, need in zip(result, output_mask))
+
+
+def batch_norm_epilogue_backward_reference(grad_output, grad_mean, grad_invstd, output, input, weight, mean, invstd,
+                                           relu, output_mask):
+    # The backward of the reference forward before its ReLU at the same input (mean and invstd follow from it),
+    # the ReLU's mask taken from the given output; a zero bias and residual stand in for theirs, whose gradients
+    # do not depend on their values.
+    bias, residual = torch.zeros_like(mean), torch.zeros_like(input)
+    masked = grad_output * (output > 0) if relu else grad_output
+    return _gradients_of(lambda x, w, b, r: batch_norm_epilogue_reference(x, w, b, r, False, 1e-5),
+                         [input, weight, bias, residual], [masked, grad_mean, grad_invstd], output_mask)
+
+
+def affine_epilogue_reference(input, scale, shift, residual, relu):
+    out = input
+    if scale is not None:
+        out = out * _per_channel(scale)
+    if shift is not None:
+        out = out + _per_channel(shift)
+    if residual is not None:
+        out = out + residual
+    return F.relu(out) if relu else out
+
+
+def affine_epilogue_backward_reference(grad_output, output, input, scale, relu, output_mask):
+    shift, residual = torch.zeros(input.shape[1], dtype=input.dtype), torch.zeros_like(input)
+    masked = grad_output * (output > 0) if relu else grad_output
+    return _gradients_of(lambda x, a, c, r: affine_epilogue_reference(x, a, c, r, False),
+                         [input, scale, shift, residual], [masked], output_mask)
+
+
 # ---- the catalogue ------------------------------------------------------------------------------------
 
 @dataclass
@@ -96,6 +159,8 @@ class OpSpec:
     autocast: bool = False  # True: under autocast the op runs in the autocast dtype (else in its inputs' dtype)
     # Positions of tensors with a batch (N) dimension first and spatial dims last (vmap, empty batch, layouts).
     batched: Tuple[int, ...] = ()
+    # Outputs in the op-math type (float32 for float16/bfloat16 inputs), like aten batch_norm's statistics.
+    op_math_outputs: Tuple[int, ...] = ()
     tags: Sequence[str] = field(default_factory=tuple)
 
     @property
@@ -185,6 +250,55 @@ def _eigen_backward_samples(device, dtype):
     return samples
 
 
+EPILOGUE_GEOMETRIES = [  # (N, C, H, W, weight, bias, residual, relu, offset): offset moves the channel means
+    (3, 4, 5, 6, True, True, True, True, 0.0),
+    (2, 3, 4, 4, True, True, False, False, 0.0),
+    (4, 2, 3, 5, False, False, True, False, 0.0),
+    (2, 5, 3, 3, True, False, False, True, 100.0),  # |mean| >> std: the shifted sums keep the variance exact
+    (1, 3, 9, 1, False, True, True, True, 0.0),
+]
+
+
+def _epilogue_operands(device, dtype):
+    for n, c, h, w, has_w, has_b, has_r, relu, offset in EPILOGUE_GEOMETRIES:
+        x = _randn(n, c, h, w, device=device, dtype=dtype) + torch.arange(c, device=device, dtype=dtype).view(
+            1, -1, 1, 1) * 0.5 + offset
+        yield (x, _randn(c, device=device, dtype=dtype) if has_w else None,
+               _randn(c, device=device, dtype=dtype) if has_b else None,
+               _randn(n, c, h, w, device=device, dtype=dtype) if has_r else None, relu)
+
+
+def _batch_norm_epilogue_samples(device, dtype):
+    return [(x, w, b, r, relu, 1e-5) for x, w, b, r, relu in _epilogue_operands(device, dtype)]
+
+
+def _batch_norm_epilogue_backward_samples(device, dtype):
+    samples = []
+    for x, w, b, r, relu, eps in _batch_norm_epilogue_samples(device, dtype):
+        out, mean, invstd = batch_norm_epilogue_reference(x, w, b, r, relu, eps)
+        for mask, with_stat_grads in (([True, True, True, True], True), ([True, False, False, False], False),
+                                      ([False, True, True, False], True)):
+            mask = [mask[0], mask[1] and w is not None, mask[2], mask[3]]
+            samples.append((torch.randn_like(out), torch.randn_like(mean) if with_stat_grads else None,
+                            torch.randn_like(invstd) if with_stat_grads else None, out if relu else None, x, w, mean,
+                            invstd, relu, mask))
+    return samples
+
+
+def _affine_epilogue_samples(device, dtype):
+    return list(_epilogue_operands(device, dtype))
+
+
+def _affine_epilogue_backward_samples(device, dtype):
+    samples = []
+    for x, a, c, r, relu in _affine_epilogue_samples(device, dtype):
+        out = affine_epilogue_reference(x, a, c, r, relu)
+        for mask in ([True, True, True, True], [True, False, False, False], [False, True, False, True]):
+            samples.append((torch.randn_like(out), out if relu else None, x, a, relu,
+                            [mask[0], mask[1] and a is not None, mask[2], mask[3]]))
+    return samples
+
+
 OPS = [
     OpSpec("generate_weights", _generate_samples, generate_weights_reference, (0,)),
     OpSpec("generate_weights_backward", _generate_backward_samples, generate_weights_backward_reference, (0,)),
@@ -197,6 +311,13 @@ OPS = [
     OpSpec("eigen_conv2d", _eigen_samples, eigen_conv2d_reference, (0, 1, 2, 3), batched=(0,), autocast=True),
     OpSpec("eigen_conv2d_backward", _eigen_backward_samples, eigen_conv2d_backward_reference, (),
            refuses_graph=True, batched=(0, 1)),
+    OpSpec("batch_norm_epilogue", _batch_norm_epilogue_samples, batch_norm_epilogue_reference, (0, 1, 2, 3),
+           batched=(0, 3), op_math_outputs=(1, 2)),
+    OpSpec("batch_norm_epilogue_backward", _batch_norm_epilogue_backward_samples,
+           batch_norm_epilogue_backward_reference, (), refuses_graph=True, batched=(0, 3, 4)),
+    OpSpec("affine_epilogue", _affine_epilogue_samples, affine_epilogue_reference, (0, 1, 2, 3), batched=(0, 3)),
+    OpSpec("affine_epilogue_backward", _affine_epilogue_backward_samples, affine_epilogue_backward_reference, (),
+           refuses_graph=True, batched=(0, 1, 2)),
 ]
 
 OPS_BY_NAME = {spec.name: spec for spec in OPS}

@@ -5,6 +5,7 @@
 #include "leanconv/nn/generated.h"
 #include "leanconv/nn/lowrank.h"
 #include "leanconv/nn/shared.h"
+#include "leanconv/ops/epilogue.h"
 #include "leanconv/ops/filter_summary.h"
 #include "leanconv/ops/generated.h"
 #include "leanconv/ops/lowrank.h"

@@ -19,29 +19,33 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..nn.epilogue import FusedBatchNorm2d
 from ..nn.shared import AnchoredConv2d, ConvAnchor, Regulator
+from ..ops.epilogue import affine_epilogue
 
 VARIANTS = ("plain", "mix", "vgg")
 MIX_WIDTHS = (64, 128, 256, 512)
 
 
 class AnchoredBlock(nn.Module):
-    """``h = relu(BN1(conv1(x))); h = BN2(conv2(h)); [h = R(h)]; out = relu(h + shortcut(x))``."""
+    """``h = relu(BN1(conv1(x))); h = BN2(conv2(h)); [h = R(h)]; out = relu(h + shortcut(x))``.
+
+    The BatchNorms are :class:`leanconv.nn.FusedBatchNorm2d`: BN1 applies its ReLU, and BN2 (or, with a regulator,
+    one affine epilogue after it) the residual add and the ReLU, each in one pass over the feature map."""
 
     def __init__(self, conv1: nn.Module, conv2: nn.Module, channels: int, regulator: bool,
                  shortcut: nn.Module = None):
         super().__init__()
-        self.conv1, self.bn1 = conv1, nn.BatchNorm2d(channels)
-        self.conv2, self.bn2 = conv2, nn.BatchNorm2d(channels)
+        self.conv1, self.bn1 = conv1, FusedBatchNorm2d(channels, relu=True)
+        self.conv2, self.bn2 = conv2, FusedBatchNorm2d(channels, relu=not regulator)
         self.regulator = Regulator(channels) if regulator else None
         self.shortcut = shortcut if shortcut is not None else nn.Identity()
 
     def forward(self, x):
-        h = F.relu(self.bn1(self.conv1(x)))
-        h = self.bn2(self.conv2(h))
-        if self.regulator is not None:
-            h = self.regulator(h)
-        return F.relu(h + self.shortcut(x))
+        h = self.bn1(self.conv1(x))
+        if self.regulator is None:
+            return self.bn2(self.conv2(h), residual=self.shortcut(x))
+        return affine_epilogue(self.regulator(self.bn2(self.conv2(h))), residual=self.shortcut(x), relu=True)
 
 
 class DACNN(nn.Module):

@@ -1,0 +1,224 @@
+// Autograd of the block-epilogue ops, registered at the Autograd key (see derivatives.h for why a Node rather than
+// a torch::autograd::Function). First-order backward runs the fused backward kernels; a backward that must itself
+// be differentiable (create_graph=True, torch.func) takes the aten composition of ops/epilogue_composite.h,
+// which differentiates through the saved mean and invstd outputs back into this op, as aten's batch_norm does.
+#include <ATen/ops/zeros_like.h>
+#include <torch/csrc/autograd/saved_variable.h>
+#include <torch/library.h>
+
+#include "autograd/derivatives.h"
+#include "leanconv/ops/epilogue.h"
+#include "ops/epilogue_composite.h"
+
+namespace leanconv::autograd {
+namespace {
+
+using torch::autograd::SavedVariable;
+
+std::optional<at::Tensor> optional_of(const at::Tensor& t) {
+  return t.defined() ? std::optional<at::Tensor>(t) : std::nullopt;
+}
+
+at::Tensor defined_or_empty(const std::optional<at::Tensor>& t) { return t.has_value() ? *t : at::Tensor(); }
+
+bool any_requires_grad(std::initializer_list<at::Tensor> tensors) {
+  for (const auto& t : tensors) {
+    if (t.defined() && t.requires_grad()) return true;
+  }
+  return false;
+}
+
+at::Tensor cast_to(const at::Tensor& t, std::optional<at::ScalarType> dtype) {
+  return t.defined() && dtype.has_value() && t.scalar_type() != *dtype ? t.to(*dtype) : t;
+}
+
+class BatchNormEpilogueBackward : public torch::autograd::Node {
+ public:
+  variable_list apply(variable_list&& grads) override {
+    NoAutocast no_autocast;
+    variable_list result(4);
+    const std::array<bool, 4> mask{task_should_compute_output(0), has_weight_ && task_should_compute_output(1),
+                                   has_bias_ && task_should_compute_output(2),
+                                   has_residual_ && task_should_compute_output(3)};
+    if (!(grads[0].defined() || grads[1].defined() || grads[2].defined()) ||
+        !(mask[0] || mask[1] || mask[2] || mask[3])) {
+      return result;
+    }
+    // mean and invstd are this op's outputs: unpacked with this node as their grad_fn, so a double backward
+    // differentiates through them.
+    const auto input = input_.unpack(), weight = weight_.unpack();
+    const auto mean = mean_.unpack(shared_from_this()), invstd = invstd_.unpack(shared_from_this());
+    const auto output = relu_ ? output_.unpack(shared_from_this()) : at::Tensor();
+    const auto grad_output = grads[0].defined() ? grads[0] : at::zeros_like(input);
+    const bool differentiable = at::GradMode::is_enabled() &&
+                                any_requires_grad({grad_output, grads[1], grads[2], input, weight, mean, invstd});
+    std::tie(result[0], result[1], result[2], result[3]) =
+        differentiable
+            ? ops::batch_norm_epilogue_backward_composite(grad_output, grads[1], grads[2], output, input, weight, mean,
+                                                          invstd, relu_, mask)
+            : ops::batch_norm_epilogue_backward(grad_output, optional_of(grads[1]), optional_of(grads[2]),
+                                                optional_of(output), input, optional_of(weight), mean, invstd, relu_,
+                                                mask);
+    result[1] = cast_to(result[1], parameter_dtype_);
+    result[2] = cast_to(result[2], parameter_dtype_);
+    return result;
+  }
+
+  std::string name() const override { return "leanconv::BatchNormEpilogueBackward"; }
+
+  void release_variables() override {
+    input_.reset_data();
+    weight_.reset_data();
+    output_.reset_data();
+    mean_.reset_data();
+    invstd_.reset_data();
+  }
+
+  SavedVariable input_, weight_, output_, mean_, invstd_;
+  bool relu_ = false, has_weight_ = false, has_bias_ = false, has_residual_ = false;
+  std::optional<at::ScalarType> parameter_dtype_;
+};
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> batch_norm_epilogue_autograd(const at::Tensor& input,
+                                                                           const std::optional<at::Tensor>& weight,
+                                                                           const std::optional<at::Tensor>& bias,
+                                                                           const std::optional<at::Tensor>& residual,
+                                                                           bool relu, double eps) {
+  const auto w = defined_or_empty(weight), b = defined_or_empty(bias), r = defined_or_empty(residual);
+  const bool requires_grad = torch::autograd::compute_requires_grad(input, w, b, r);
+  at::Tensor out, mean, invstd;
+  {
+    at::AutoDispatchBelowADInplaceOrView below_autograd;
+    std::tie(out, mean, invstd) = ops::batch_norm_epilogue(input, weight, bias, residual, relu, eps);
+  }
+  if (requires_grad) {
+    auto node = std::shared_ptr<BatchNormEpilogueBackward>(new BatchNormEpilogueBackward(), torch::autograd::deleteNode);
+    node->set_next_edges(torch::autograd::collect_next_edges(input, w, b, r));
+    torch::autograd::set_history(std::vector<at::Tensor>{out, mean, invstd}, node);
+    node->input_ = SavedVariable(input, false);
+    node->weight_ = SavedVariable(w, false);
+    if (relu) node->output_ = SavedVariable(out, true);
+    node->mean_ = SavedVariable(mean, true);
+    node->invstd_ = SavedVariable(invstd, true);
+    node->relu_ = relu;
+    node->has_weight_ = w.defined();
+    node->has_bias_ = b.defined();
+    node->has_residual_ = r.defined();
+    if (w.defined() || b.defined()) node->parameter_dtype_ = (w.defined() ? w : b).scalar_type();
+  }
+  const auto dx = tangent_of(input), dw = tangent_of(w), db = tangent_of(b), dr = tangent_of(r);
+  if (dx.defined() || dw.defined() || db.defined() || dr.defined()) {
+    const auto [dout, dmean, dinvstd] = ops::batch_norm_epilogue_tangent(
+        dx, dw, db, dr, out._fw_primal(0), input._fw_primal(0), w.defined() ? w._fw_primal(0) : w, mean._fw_primal(0),
+        invstd._fw_primal(0), relu);
+    out._set_fw_grad(dout, /*level=*/0, /*is_inplace_op=*/false);
+    mean._set_fw_grad(dmean, /*level=*/0, /*is_inplace_op=*/false);
+    invstd._set_fw_grad(dinvstd, /*level=*/0, /*is_inplace_op=*/false);
+  }
+  return {out, mean, invstd};
+}
+
+class AffineEpilogueBackward : public torch::autograd::Node {
+ public:
+  variable_list apply(variable_list&& grads) override {
+    NoAutocast no_autocast;
+    variable_list result(4);
+    const std::array<bool, 4> mask{task_should_compute_output(0), has_scale_ && task_should_compute_output(1),
+                                   has_shift_ && task_should_compute_output(2),
+                                   has_residual_ && task_should_compute_output(3)};
+    if (!grads[0].defined() || !(mask[0] || mask[1] || mask[2] || mask[3])) return result;
+    const auto input = input_.unpack(), scale = scale_.unpack();
+    const auto output = relu_ ? output_.unpack(shared_from_this()) : at::Tensor();
+    const bool differentiable = at::GradMode::is_enabled() && any_requires_grad({grads[0], input, scale});
+    std::tie(result[0], result[1], result[2], result[3]) =
+        differentiable ? ops::affine_epilogue_backward_composite(grads[0], output, input, scale, relu_, mask)
+                       : ops::affine_epilogue_backward(grads[0], optional_of(output), input, optional_of(scale), relu_,
+                                                       mask);
+    result[1] = cast_to(result[1], scale_dtype_);
+    result[2] = cast_to(result[2], shift_dtype_);
+    return result;
+  }
+
+  std::string name() const override { return "leanconv::AffineEpilogueBackward"; }
+
+  void release_variables() override {
+    input_.reset_data();
+    scale_.reset_data();
+    output_.reset_data();
+  }
+
+  SavedVariable input_, scale_, output_;
+  bool relu_ = false, has_scale_ = false, has_shift_ = false, has_residual_ = false;
+  std::optional<at::ScalarType> scale_dtype_, shift_dtype_;
+};
+
+at::Tensor affine_epilogue_autograd(const at::Tensor& input, const std::optional<at::Tensor>& scale,
+                                    const std::optional<at::Tensor>& shift, const std::optional<at::Tensor>& residual,
+                                    bool relu) {
+  const auto a = defined_or_empty(scale), c = defined_or_empty(shift), r = defined_or_empty(residual);
+  const bool requires_grad = torch::autograd::compute_requires_grad(input, a, c, r);
+  at::Tensor out;
+  {
+    at::AutoDispatchBelowADInplaceOrView below_autograd;
+    out = ops::affine_epilogue(input, scale, shift, residual, relu);
+  }
+  if (requires_grad) {
+    auto node = std::shared_ptr<AffineEpilogueBackward>(new AffineEpilogueBackward(), torch::autograd::deleteNode);
+    node->set_next_edges(torch::autograd::collect_next_edges(input, a, c, r));
+    torch::autograd::set_history(out, node);
+    node->input_ = SavedVariable(input, false);
+    node->scale_ = SavedVariable(a, false);
+    if (relu) node->output_ = SavedVariable(out, true);
+    node->relu_ = relu;
+    node->has_scale_ = a.defined();
+    node->has_shift_ = c.defined();
+    node->has_residual_ = r.defined();
+    if (a.defined()) node->scale_dtype_ = a.scalar_type();
+    if (c.defined()) node->shift_dtype_ = c.scalar_type();
+  }
+  const auto dx = tangent_of(input), da = tangent_of(a), dc = tangent_of(c), dr = tangent_of(r);
+  if (dx.defined() || da.defined() || dc.defined() || dr.defined()) {
+    out._set_fw_grad(ops::affine_epilogue_tangent(dx, da, dc, dr, out._fw_primal(0), input._fw_primal(0),
+                                                  a.defined() ? a._fw_primal(0) : a, relu),
+                     /*level=*/0, /*is_inplace_op=*/false);
+  }
+  return out;
+}
+
+// The backward ops are not differentiable: refuse to build a graph through them rather than return a wrong one.
+// (The forward ops' own backward never reaches them with a graph to build: it takes the aten path then.)
+void refuse_graph(const char* op, std::initializer_list<at::Tensor> tensors) {
+  TORCH_CHECK(!(at::GradMode::is_enabled() && any_requires_grad(tensors)), "leanconv: ", op,
+              " is not differentiable; differentiate the forward op, whose double backward goes through aten");
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> batch_norm_epilogue_backward_autograd(
+    const at::Tensor& grad_output, const std::optional<at::Tensor>& grad_mean,
+    const std::optional<at::Tensor>& grad_invstd, const std::optional<at::Tensor>& output, const at::Tensor& input,
+    const std::optional<at::Tensor>& weight, const at::Tensor& mean, const at::Tensor& invstd, bool relu,
+    std::array<bool, 4> output_mask) {
+  refuse_graph("batch_norm_epilogue_backward", {grad_output, defined_or_empty(grad_mean), defined_or_empty(grad_invstd),
+                                                input, defined_or_empty(weight), mean, invstd});
+  at::AutoDispatchBelowADInplaceOrView below_autograd;
+  return ops::batch_norm_epilogue_backward(grad_output, grad_mean, grad_invstd, output, input, weight, mean, invstd,
+                                           relu, output_mask);
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> affine_epilogue_backward_autograd(
+    const at::Tensor& grad_output, const std::optional<at::Tensor>& output, const at::Tensor& input,
+    const std::optional<at::Tensor>& scale, bool relu, std::array<bool, 4> output_mask) {
+  refuse_graph("affine_epilogue_backward", {grad_output, input, defined_or_empty(scale)});
+  at::AutoDispatchBelowADInplaceOrView below_autograd;
+  return ops::affine_epilogue_backward(grad_output, output, input, scale, relu, output_mask);
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(leanconv, Autograd, m) {
+  m.impl("batch_norm_epilogue", &batch_norm_epilogue_autograd);
+  m.impl("batch_norm_epilogue_backward", &batch_norm_epilogue_backward_autograd);
+  m.impl("affine_epilogue", &affine_epilogue_autograd);
+  m.impl("affine_epilogue_backward", &affine_epilogue_backward_autograd);
+}
+
+}  // namespace leanconv::autograd

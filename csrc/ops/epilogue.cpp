@@ -1,0 +1,99 @@
+// Schemas and public C++ entry points of the block-epilogue ops (leanconv/ops/epilogue.h), and fused_batch_norm,
+// the F.batch_norm-shaped composition of them with the running-statistics update.
+//
+// No autocast policy: like aten's batch_norm the ops run in their input's dtype (float32 parameters are accepted
+// beside a float16 or bfloat16 input), so under autocast they take the conv's half-precision output as it is.
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <ATen/TensorOperators.h>
+#include <ATen/ops/pow.h>
+#include <ATen/ops/rsqrt.h>
+#include <c10/core/GradMode.h>
+#include <torch/library.h>
+
+#include "leanconv/ops/epilogue.h"
+
+namespace leanconv::ops {
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> batch_norm_epilogue(const at::Tensor& input,
+                                                                  const std::optional<at::Tensor>& weight,
+                                                                  const std::optional<at::Tensor>& bias,
+                                                                  const std::optional<at::Tensor>& residual, bool relu,
+                                                                  double eps) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("leanconv::batch_norm_epilogue", "")
+                       .typed<decltype(batch_norm_epilogue)>();
+  return op.call(input, weight, bias, residual, relu, eps);
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> batch_norm_epilogue_backward(
+    const at::Tensor& grad_output, const std::optional<at::Tensor>& grad_mean,
+    const std::optional<at::Tensor>& grad_invstd, const std::optional<at::Tensor>& output, const at::Tensor& input,
+    const std::optional<at::Tensor>& weight, const at::Tensor& mean, const at::Tensor& invstd, bool relu,
+    std::array<bool, 4> output_mask) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("leanconv::batch_norm_epilogue_backward", "")
+                       .typed<decltype(batch_norm_epilogue_backward)>();
+  return op.call(grad_output, grad_mean, grad_invstd, output, input, weight, mean, invstd, relu, output_mask);
+}
+
+at::Tensor affine_epilogue(const at::Tensor& input, const std::optional<at::Tensor>& scale,
+                           const std::optional<at::Tensor>& shift, const std::optional<at::Tensor>& residual,
+                           bool relu) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("leanconv::affine_epilogue", "")
+                       .typed<decltype(affine_epilogue)>();
+  return op.call(input, scale, shift, residual, relu);
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> affine_epilogue_backward(
+    const at::Tensor& grad_output, const std::optional<at::Tensor>& output, const at::Tensor& input,
+    const std::optional<at::Tensor>& scale, bool relu, std::array<bool, 4> output_mask) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("leanconv::affine_epilogue_backward", "")
+                       .typed<decltype(affine_epilogue_backward)>();
+  return op.call(grad_output, output, input, scale, relu, output_mask);
+}
+
+at::Tensor fused_batch_norm(const at::Tensor& input, const std::optional<at::Tensor>& running_mean,
+                            const std::optional<at::Tensor>& running_var, const std::optional<at::Tensor>& weight,
+                            const std::optional<at::Tensor>& bias, const std::optional<at::Tensor>& residual,
+                            bool training, double momentum, double eps, bool relu) {
+  const bool has_running = running_mean.has_value() && running_mean->defined() && running_var.has_value() &&
+                           running_var->defined();
+  TORCH_CHECK(has_running || !(running_mean.has_value() && running_mean->defined()) ||
+                  !(running_var.has_value() && running_var->defined()),
+              "leanconv: fused_batch_norm needs both running_mean and running_var, or neither");
+  if (training || !has_running) {
+    TORCH_CHECK(input.dim() != 4 || !training || input.size(0) * input.size(2) * input.size(3) > 1,
+                "leanconv: fused_batch_norm expected more than 1 value per channel when training, got input of shape ",
+                input.sizes());
+    auto [out, mean, invstd] = batch_norm_epilogue(input, weight, bias, residual, relu, eps);
+    if (training && has_running) {
+      at::NoGradGuard no_grad;
+      const double count = double(input.size(0)) * double(input.size(2)) * double(input.size(3));
+      const auto batch_var = (invstd.detach().to(running_var->scalar_type()).pow(-2) - eps) * (count / (count - 1));
+      running_mean->mul_(1 - momentum).add_(mean.detach().to(running_mean->scalar_type()), momentum);
+      running_var->mul_(1 - momentum).add_(batch_var, momentum);
+    }
+    return out;
+  }
+  // Eval: the running statistics folded into a per-channel scale and shift (differentiable in weight and bias).
+  auto scale = at::rsqrt(*running_var + eps);
+  if (weight.has_value() && weight->defined()) scale = scale * *weight;
+  auto shift = -*running_mean * scale;
+  if (bias.has_value() && bias->defined()) shift = shift + *bias;
+  return affine_epilogue(input, scale, shift, residual, relu);
+}
+
+}  // namespace leanconv::ops
+
+TORCH_LIBRARY_FRAGMENT(leanconv, m) {
+  m.def("batch_norm_epilogue(Tensor input, Tensor? weight, Tensor? bias, Tensor? residual, bool relu, float eps) "
+        "-> (Tensor, Tensor, Tensor)");
+  m.def("batch_norm_epilogue_backward(Tensor grad_output, Tensor? grad_mean, Tensor? grad_invstd, Tensor? output, "
+        "Tensor input, Tensor? weight, Tensor mean, Tensor invstd, bool relu, bool[4] output_mask) "
+        "-> (Tensor, Tensor, Tensor, Tensor)");
+  m.def("affine_epilogue(Tensor input, Tensor? scale, Tensor? shift, Tensor? residual, bool relu) -> Tensor");
+  m.def("affine_epilogue_backward(Tensor grad_output, Tensor? output, Tensor input, Tensor? scale, bool relu, "
+        "bool[4] output_mask) -> (Tensor, Tensor, Tensor, Tensor)");
+}

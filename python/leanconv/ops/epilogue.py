@@ -1,0 +1,113 @@
+"""Block-epilogue ops (docs/shared.md): BatchNorm + optional residual add + optional ReLU in one pass.
+
+No autocast policy: like aten's batch_norm the ops run in their input's dtype and accept float32 per-channel
+tensors beside a float16 or bfloat16 input. The Python wrappers of ``torch.ops.leanconv.*``, their fake kernels,
+and :func:`fused_batch_norm`, the ``F.batch_norm``-shaped composition with the running-statistics update (the
+same as the C++ ``leanconv::ops::fused_batch_norm``).
+"""
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from ._meta import memory_format
+
+
+def batch_norm_epilogue(input: Tensor, weight: Optional[Tensor] = None, bias: Optional[Tensor] = None,
+                        residual: Optional[Tensor] = None, relu: bool = False, eps: float = 1e-5):
+    """Training-mode BatchNorm fused with its block's tail: ``(out, mean, invstd)`` with
+    ``out = act(weight * (input - mean) * invstd + bias + residual)``, the batch statistics over (N, H, W) (biased
+    variance) and ``act`` = ReLU when ``relu``. All three outputs are differentiable; mean and invstd are float32 for a
+    float16 or bfloat16 input."""
+    return torch.ops.leanconv.batch_norm_epilogue(input, weight, bias, residual, bool(relu), float(eps))
+
+
+def affine_epilogue(input: Tensor, scale: Optional[Tensor] = None, shift: Optional[Tensor] = None,
+                    residual: Optional[Tensor] = None, relu: bool = False) -> Tensor:
+    """``act(input * scale + shift + residual)`` per channel: an eval-mode or folded BatchNorm with its block's
+    tail."""
+    return torch.ops.leanconv.affine_epilogue(input, scale, shift, residual, bool(relu))
+
+
+def fused_batch_norm(input: Tensor, running_mean: Optional[Tensor], running_var: Optional[Tensor],
+                     weight: Optional[Tensor] = None, bias: Optional[Tensor] = None,
+                     residual: Optional[Tensor] = None, training: bool = False, momentum: float = 0.1,
+                     eps: float = 1e-5, relu: bool = False) -> Tensor:
+    """``F.batch_norm`` followed by ``+ residual`` and ReLU, in one pass: batch statistics in training (the running
+    statistics, if given, updated in place as BatchNorm2d does) or without running statistics; in eval the running
+    statistics folded into a per-channel scale and shift."""
+    if (running_mean is None) != (running_var is None):
+        raise ValueError("leanconv: fused_batch_norm needs both running_mean and running_var, or neither")
+    if training or running_mean is None:
+        if training and input.dim() == 4 and input.shape[0] * input.shape[2] * input.shape[3] <= 1:
+            raise ValueError("leanconv: fused_batch_norm expected more than 1 value per channel when training, got "
+                             f"input of shape {tuple(input.shape)}")
+        out, mean, invstd = batch_norm_epilogue(input, weight, bias, residual, relu, eps)
+        if training and running_mean is not None:
+            with torch.no_grad():
+                count = input.shape[0] * input.shape[2] * input.shape[3]
+                batch_var = (invstd.detach().to(running_var.dtype).pow(-2) - eps) * (count / (count - 1))
+                running_mean.mul_(1 - momentum).add_(mean.detach().to(running_mean.dtype), alpha=momentum)
+                running_var.mul_(1 - momentum).add_(batch_var, alpha=momentum)
+        return out
+    scale = torch.rsqrt(running_var + eps)
+    if weight is not None:
+        scale = scale * weight
+    shift = -running_mean * scale
+    if bias is not None:
+        shift = shift + bias
+    return affine_epilogue(input, scale, shift, residual, relu)
+
+
+# ---- fake kernels ----
+
+def _check_input(op, input):
+    torch._check(input.dim() == 4, lambda: f"leanconv: {op} expects a 4-D (N, C, H, W) input, got {input.dim()}-D")
+
+
+def _empty_feature_map(like):
+    return torch.empty(like.shape, dtype=like.dtype, device=like.device, memory_format=memory_format(like))
+
+
+def _op_math_dtype(input):
+    """The statistics' dtype: float32 for a float16 or bfloat16 input (as aten's batch_norm on CUDA)."""
+    return torch.float32 if input.dtype in (torch.float16, torch.bfloat16) else input.dtype
+
+
+def _parameter_dtype(input, *tensors):
+    for t in tensors:
+        if t is not None:
+            return t.dtype
+    return input.dtype
+
+
+@torch.library.register_fake("leanconv::batch_norm_epilogue")
+def _batch_norm_epilogue_fake(input, weight, bias, residual, relu, eps):
+    _check_input("batch_norm_epilogue", input)
+    stats = input.new_empty((input.shape[1],), dtype=_op_math_dtype(input))
+    return _empty_feature_map(input), stats, torch.empty_like(stats)
+
+
+@torch.library.register_fake("leanconv::batch_norm_epilogue_backward")
+def _batch_norm_epilogue_backward_fake(grad_output, grad_mean, grad_invstd, output, input, weight, mean, invstd,
+                                       relu, output_mask):
+    _check_input("batch_norm_epilogue_backward", input)
+    dtype = _parameter_dtype(input, weight)
+    vector = lambda: input.new_empty((input.shape[1],), dtype=dtype)  # noqa: E731
+    return (_empty_feature_map(input) if output_mask[0] else None, vector() if output_mask[1] else None,
+            vector() if output_mask[2] else None, _empty_feature_map(input) if output_mask[3] else None)
+
+
+@torch.library.register_fake("leanconv::affine_epilogue")
+def _affine_epilogue_fake(input, scale, shift, residual, relu):
+    _check_input("affine_epilogue", input)
+    return _empty_feature_map(input)
+
+
+@torch.library.register_fake("leanconv::affine_epilogue_backward")
+def _affine_epilogue_backward_fake(grad_output, output, input, scale, relu, output_mask):
+    _check_input("affine_epilogue_backward", input)
+    dtype = _parameter_dtype(input, scale)
+    vector = lambda: input.new_empty((input.shape[1],), dtype=dtype)  # noqa: E731
+    return (_empty_feature_map(input) if output_mask[0] else None, vector() if output_mask[1] else None,
+            vector() if output_mask[2] else None, _empty_feature_map(input) if output_mask[3] else None)
