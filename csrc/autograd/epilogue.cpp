@@ -52,13 +52,18 @@ class BatchNormEpilogueBackward : public torch::autograd::Node {
     const auto grad_output = grads[0].defined() ? grads[0] : at::zeros_like(input);
     const bool differentiable = at::GradMode::is_enabled() &&
                                 any_requires_grad({grad_output, grads[1], grads[2], input, weight, mean, invstd});
+    // Without a ReLU the residual's gradient is grad_output itself: passed on, not copied.
+    const bool pass_residual = !relu_ && mask[3] && grads[0].defined();
+    auto op_mask = mask;
+    if (pass_residual) op_mask[3] = false;
     std::tie(result[0], result[1], result[2], result[3]) =
         differentiable
             ? ops::batch_norm_epilogue_backward_composite(grad_output, grads[1], grads[2], output, input, weight, mean,
-                                                          invstd, relu_, mask)
+                                                          invstd, relu_, op_mask)
             : ops::batch_norm_epilogue_backward(grad_output, optional_of(grads[1]), optional_of(grads[2]),
                                                 optional_of(output), input, optional_of(weight), mean, invstd, relu_,
-                                                mask);
+                                                op_mask);
+    if (pass_residual) result[3] = grads[0];
     result[1] = cast_to(result[1], parameter_dtype_);
     result[2] = cast_to(result[2], parameter_dtype_);
     return result;
@@ -130,10 +135,14 @@ class AffineEpilogueBackward : public torch::autograd::Node {
     const auto input = input_.unpack(), scale = scale_.unpack();
     const auto output = relu_ ? output_.unpack(shared_from_this()) : at::Tensor();
     const bool differentiable = at::GradMode::is_enabled() && any_requires_grad({grads[0], input, scale});
+    const bool pass_residual = !relu_ && mask[3];  // the residual's gradient is grad_output itself
+    auto op_mask = mask;
+    if (pass_residual) op_mask[3] = false;
     std::tie(result[0], result[1], result[2], result[3]) =
-        differentiable ? ops::affine_epilogue_backward_composite(grads[0], output, input, scale, relu_, mask)
+        differentiable ? ops::affine_epilogue_backward_composite(grads[0], output, input, scale, relu_, op_mask)
                        : ops::affine_epilogue_backward(grads[0], optional_of(output), input, optional_of(scale), relu_,
-                                                       mask);
+                                                       op_mask);
+    if (pass_residual) result[3] = grads[0];
     result[1] = cast_to(result[1], scale_dtype_);
     result[2] = cast_to(result[2], shift_dtype_);
     return result;

@@ -105,8 +105,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> batch_norm_epilogue_b
       if (!mask[0]) return;
       // grad_x = A*gm + B*x + C, reading gm back where it was written (one tensor instead of grad and output).
       common::AffineOperands<scalar_t, acc_t> op;
-      op.u = o.grad_residual.defined() ? o.grad_residual.const_data_ptr<scalar_t>() : reduce.u;
-      op.mask = o.grad_residual.defined() ? nullptr : reduce.mask;
+      op.u = reduce.u;
+      op.mask = reduce.mask;
       op.a = o.a.const_data_ptr<acc_t>();
       op.b = o.b.const_data_ptr<acc_t>();
       op.x = reduce.x;

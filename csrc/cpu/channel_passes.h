@@ -1,11 +1,13 @@
 // CPU runs of the per-channel passes of common/channel_passes.h.
 //
 // Determinism: every sum has a fixed order whatever the thread count. NCHW: one thread owns a channel and
-// walks its planes in order, in kLanes independent double accumulators combined in a fixed order. NHWC: the
-// rows are cut into fixed chunks (not one per thread), each chunk's per-channel sums go to its own slot, and the
-// slots are added in chunk order.
+// walks its planes in order, each plane in kLanes independent op-math accumulators whose totals are added in
+// double. NHWC: the rows are cut into fixed chunks (not one per thread), each chunk's per-channel op-math sums go
+// to its own slot, and the slots are added in chunk order in double. (A cascade: short op-math sums, a long
+// double one; the shift by the channel's first value keeps the variance's sums free of cancellation.)
 #pragma once
 
+#include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
 
 #include <algorithm>
@@ -23,79 +25,157 @@ using common::ReductionOperands;
 
 namespace detail {
 
+// Independent accumulators of a reduction run: 32 floats are 8 SSE / 4 AVX2 registers per sum, enough to hide
+// the add latency (with 8 the loop ran at ~2 cycles per value, latency-bound; with 32 at the memory's speed).
+constexpr int64_t kReduceLanes = 32;
+
+// One contiguous run of n values of one channel (an NCHW plane): the run's sums in kReduceLanes independent op-math
+// accumulators (a cascade: lanes, then the run's total in double), over __restrict__ pointers so the compiler
+// vectorises the lane loop.
+template <bool kStats, bool kMask, bool kWrite, typename scalar_t, typename acc_t = at::opmath_type<scalar_t>>
+inline void reduce_run(const scalar_t* __restrict__ u, const scalar_t* __restrict__ mask,
+                       const scalar_t* __restrict__ x, scalar_t* __restrict__ written, int64_t n, double base,
+                       ChannelSums& sums) {
+  const acc_t b = static_cast<acc_t>(base);
+  acc_t first[kReduceLanes] = {}, second[kReduceLanes] = {};
+  // Captured by value: a store through `written` must not make the compiler reload pointers it captured.
+  const auto one = [=](int64_t i, acc_t& f, acc_t& q) {
+    acc_t v = static_cast<acc_t>(u[i]);
+    if constexpr (kStats) {
+      v -= b;
+      f += v;
+      q += v * v;
+    } else {
+      if constexpr (kMask) v = static_cast<acc_t>(mask[i]) > acc_t(0) ? v : acc_t(0);
+      if constexpr (kWrite) written[i] = static_cast<scalar_t>(v);
+      f += v;
+      q += v * (static_cast<acc_t>(x[i]) - b);
+    }
+  };
+  int64_t i = 0;
+  for (; i + kReduceLanes <= n; i += kReduceLanes) {
+    for (int64_t l = 0; l < kReduceLanes; ++l) one(i + l, first[l], second[l]);
+  }
+  for (int64_t l = 0; i < n; ++i, ++l) one(i, first[l], second[l]);
+  for (int64_t l = 0; l < kReduceLanes; ++l) {
+    sums.first += static_cast<double>(first[l]);
+    sums.second += static_cast<double>(second[l]);
+  }
+}
+
 template <bool kStats, bool kMask, bool kWrite, typename scalar_t>
 void reduce_nchw(const ReductionOperands<scalar_t>& op, const ChannelLayout& L, ChannelSums* sums) {
   at::parallel_for(0, L.channels, 1, [&](int64_t begin, int64_t end) {
     for (int64_t c = begin; c < end; ++c) {
       const double base = common::reduction_base<kStats>(op, L, c);
-      double first[kLanes] = {}, second[kLanes] = {};
-      double first_tail = 0, second_tail = 0;
+      ChannelSums total;
       for (int64_t n = 0; n < L.batch; ++n) {
         const int64_t plane = (n * L.channels + c) * L.spatial;
-        int64_t s = 0;
-        for (; s + kLanes <= L.spatial; s += kLanes) {
-          for (int64_t l = 0; l < kLanes; ++l) {
-            common::accumulate_value<kStats, kMask, kWrite>(op, plane + s + l, base, first[l], second[l]);
-          }
-        }
-        for (; s < L.spatial; ++s) common::accumulate_value<kStats, kMask, kWrite>(op, plane + s, base, first_tail, second_tail);
-      }
-      ChannelSums total{first_tail, second_tail};
-      for (int64_t l = 0; l < kLanes; ++l) {
-        total.first += first[l];
-        total.second += second[l];
+        reduce_run<kStats, kMask, kWrite>(op.u + plane, kMask ? op.mask + plane : nullptr,
+                                          kStats ? nullptr : op.x + plane, kWrite ? op.written + plane : nullptr,
+                                          L.spatial, base, total);
       }
       sums[c] = total;
     }
   });
 }
 
+// One row of C channels (NHWC): per-channel op-math partial sums of the chunk, vectorised along the channels.
+template <bool kStats, bool kMask, bool kWrite, typename scalar_t, typename acc_t>
+inline void reduce_row(const scalar_t* __restrict__ u, const scalar_t* __restrict__ mask,
+                       const scalar_t* __restrict__ x, scalar_t* __restrict__ written, const acc_t* __restrict__ base,
+                       int64_t C, acc_t* __restrict__ first, acc_t* __restrict__ second) {
+  for (int64_t c = 0; c < C; ++c) {
+    acc_t v = static_cast<acc_t>(u[c]);
+    if constexpr (kStats) {
+      v -= base[c];
+      first[c] += v;
+      second[c] += v * v;
+    } else {
+      if constexpr (kMask) v = static_cast<acc_t>(mask[c]) > acc_t(0) ? v : acc_t(0);
+      if constexpr (kWrite) written[c] = static_cast<scalar_t>(v);
+      first[c] += v;
+      second[c] += v * (static_cast<acc_t>(x[c]) - base[c]);
+    }
+  }
+}
+
 template <bool kStats, bool kMask, bool kWrite, typename scalar_t>
 void reduce_nhwc(const ReductionOperands<scalar_t>& op, const ChannelLayout& L, ChannelSums* sums) {
+  using acc_t = at::opmath_type<scalar_t>;
   const int64_t C = L.channels, rows = L.count();
+  // Chunks of about 16K values: short enough for op-math partial sums, fixed whatever the thread count.
   const int64_t rows_per_chunk = std::max<int64_t>(1, 16384 / std::max<int64_t>(C, 1));
   const int64_t chunks = (rows + rows_per_chunk - 1) / rows_per_chunk;
-  std::vector<double> base(C), partial(2 * C * std::max<int64_t>(chunks, 1), 0.0);
-  for (int64_t c = 0; c < C; ++c) base[c] = common::reduction_base<kStats>(op, L, c);
+  std::vector<acc_t> base(C);
+  std::vector<double> partial(2 * C * std::max<int64_t>(chunks, 1), 0.0);
+  for (int64_t c = 0; c < C; ++c) base[c] = static_cast<acc_t>(common::reduction_base<kStats>(op, L, c));
   at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
+    std::vector<acc_t> first(C), second(C);
     for (int64_t chunk = begin; chunk < end; ++chunk) {
-      double* first = partial.data() + 2 * C * chunk;
-      double* second = first + C;
+      std::fill(first.begin(), first.end(), acc_t(0));
+      std::fill(second.begin(), second.end(), acc_t(0));
       const int64_t row_end = std::min(rows, (chunk + 1) * rows_per_chunk);
       for (int64_t r = chunk * rows_per_chunk; r < row_end; ++r) {
-        for (int64_t c = 0; c < C; ++c) common::accumulate_value<kStats, kMask, kWrite>(op, r * C + c, base[c], first[c], second[c]);
+        const int64_t o = r * C;
+        reduce_row<kStats, kMask, kWrite>(op.u + o, kMask ? op.mask + o : nullptr, kStats ? nullptr : op.x + o,
+                                          kWrite ? op.written + o : nullptr, base.data(), C, first.data(),
+                                          second.data());
+      }
+      double* slot = partial.data() + 2 * C * chunk;
+      for (int64_t c = 0; c < C; ++c) {
+        slot[c] = static_cast<double>(first[c]);
+        slot[C + c] = static_cast<double>(second[c]);
       }
     }
   });
   for (int64_t c = 0; c < C; ++c) sums[c] = {};
   for (int64_t chunk = 0; chunk < chunks; ++chunk) {
-    const double* first = partial.data() + 2 * C * chunk;
+    const double* slot = partial.data() + 2 * C * chunk;
     for (int64_t c = 0; c < C; ++c) {
-      sums[c].first += first[c];
-      sums[c].second += first[C + c];
+      sums[c].first += slot[c];
+      sums[c].second += slot[C + c];
     }
+  }
+}
+
+// y[i] = act(a*u'[i] + b*x[i] + c0 + residual[i]) over one run, with per-element or per-run coefficients.
+template <bool kMask, bool kX, bool kResidual, bool kRelu, bool kPerElement, typename scalar_t, typename acc_t>
+inline void affine_run(const scalar_t* __restrict__ u, const scalar_t* __restrict__ mask,
+                       const scalar_t* __restrict__ x, const scalar_t* __restrict__ residual,
+                       const acc_t* __restrict__ a, const acc_t* __restrict__ b, const acc_t* __restrict__ c0,
+                       scalar_t* __restrict__ y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t k = kPerElement ? i : 0;
+    acc_t v = static_cast<acc_t>(u[i]);
+    if constexpr (kMask) v = static_cast<acc_t>(mask[i]) > acc_t(0) ? v : acc_t(0);
+    v = a[k] * v + c0[k];
+    if constexpr (kX) v += b[k] * static_cast<acc_t>(x[i]);
+    if constexpr (kResidual) v += static_cast<acc_t>(residual[i]);
+    if constexpr (kRelu) v = v > acc_t(0) ? v : acc_t(0);
+    y[i] = static_cast<scalar_t>(v);
   }
 }
 
 template <bool kMask, bool kX, bool kResidual, bool kRelu, typename scalar_t, typename acc_t>
 void affine(const AffineOperands<scalar_t, acc_t>& op, const ChannelLayout& L) {
   const int64_t C = L.channels, S = L.spatial;
+  const auto at_offset = [](const scalar_t* p, bool present, int64_t o) { return present ? p + o : nullptr; };
+  const auto run = [&](auto per_element, int64_t o, int64_t c, int64_t n) {
+    affine_run<kMask, kX, kResidual, kRelu, decltype(per_element)::value>(
+        op.u + o, at_offset(op.mask, kMask, o), at_offset(op.x, kX, o), at_offset(op.residual, kResidual, o),
+        op.a + c, kX ? op.b + c : nullptr, op.c0 + c, op.y + o, n);
+  };
   if (L.channels_last) {
-    at::parallel_for(0, L.count(), std::max<int64_t>(1, 16384 / std::max<int64_t>(C, 1)), [&](int64_t begin, int64_t end) {
-      for (int64_t r = begin; r < end; ++r) {
-        for (int64_t c = 0; c < C; ++c) {
-          common::affine_value<kMask, kX, kResidual, kRelu>(op, r * C + c, op.a[c], kX ? op.b[c] : acc_t(0), op.c0[c]);
-        }
-      }
-    });
+    at::parallel_for(0, L.count(), std::max<int64_t>(1, 16384 / std::max<int64_t>(C, 1)),
+                     [&](int64_t begin, int64_t end) {
+                       for (int64_t r = begin; r < end; ++r) run(std::true_type{}, r * C, 0, C);
+                     });
   } else {
-    at::parallel_for(0, L.batch * C, std::max<int64_t>(1, 16384 / std::max<int64_t>(S, 1)), [&](int64_t begin, int64_t end) {
-      for (int64_t plane = begin; plane < end; ++plane) {
-        const int64_t c = plane % C;
-        const acc_t a = op.a[c], b = kX ? op.b[c] : acc_t(0), c0 = op.c0[c];
-        for (int64_t s = plane * S; s < (plane + 1) * S; ++s) common::affine_value<kMask, kX, kResidual, kRelu>(op, s, a, b, c0);
-      }
-    });
+    at::parallel_for(0, L.batch * C, std::max<int64_t>(1, 16384 / std::max<int64_t>(S, 1)),
+                     [&](int64_t begin, int64_t end) {
+                       for (int64_t plane = begin; plane < end; ++plane) run(std::false_type{}, plane * S, plane % C, S);
+                     });
   }
 }
 

@@ -156,4 +156,16 @@ def test_the_training_command_line_builds_the_dacnns():
         model = MODELS[args.model](num_classes=10, in_channels=1, conv=args.conv, **conv_options(args))
         assert model(torch.randn(2, 1, 32, 32)).shape == (2, 10)  # (the VGG variant pools 5 times)
     with pytest.raises(SystemExit, match="give --conv shared"):
-        MODELS["dacnn_plain"](num_classes=10, in_channels=1, conv="dense")
+        MODELS["dacnn_plain"](num_classes=10, in_channels=1, conv="generated")
+    # --conv dense: the same network with an unshared conv per use (the comparison the results table makes)
+    from leanconv.train.__main__ import model_options
+    args = parse_args(["--model", "dacnn_plain", "--conv", "dense", "--width", "16", "--blocks", "2,1",
+                       "--regulators"])
+    dense = MODELS[args.model](num_classes=10, in_channels=1, conv=args.conv, **model_options(args))
+    shared = leanconv.models.dacnn("plain", blocks=(2, 1), width=16, regulators=True, num_classes=10, in_channels=1)
+    dense_convs = [m for m in dense.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3)]
+    assert len(dense_convs) == 1 + 2 * 3 and not list(dense.anchors)  # the stem and two per block, no anchors
+    shared_params = sum(p.numel() for p in shared.parameters())
+    assert sum(p.numel() for p in dense.parameters()) == shared_params + (2 * 3 - 1) * 16 * 16 * 9
+    with pytest.raises(SystemExit, match="dacnn models only"):
+        model_options(parse_args(["--model", "resnet20", "--width", "8"]))

@@ -9,6 +9,10 @@
 - ``vgg``: the plain VGG-style network: stem conv, then the anchor's uses, each conv -> ReLU -> BN (one BN per
   use); a 2x2 max-pool after the stem and after each stage (5 for 4 stages); global average pool; linear head.
 
+``unshared=True`` builds the same network with an ordinary ``nn.Conv2d`` for every use instead of the anchors: the
+dense network of the same depth that DACNN is compared with (the rotation is then only a fixed permutation of a
+free weight's input channels, and is left out).
+
 ``regulators=True`` adds a :class:`leanconv.nn.Regulator` per residual block, after its second conv and BN. Every
 parameter is used in every forward (DDP needs no ``find_unused_parameters``), and each anchor is registered once,
 on the model (``model.anchors``).
@@ -50,7 +54,8 @@ class AnchoredBlock(nn.Module):
 
 class DACNN(nn.Module):
     def __init__(self, variant: str = "plain", blocks: Sequence[int] = (3, 4, 6, 3), width: int = 128,
-                 regulators: bool = False, rotate: int = 0, num_classes: int = 100, in_channels: int = 3):
+                 regulators: bool = False, rotate: int = 0, num_classes: int = 100, in_channels: int = 3,
+                 unshared: bool = False):
         super().__init__()
         if variant not in VARIANTS:
             raise ValueError(f"leanconv: dacnn variant must be one of {VARIANTS}, got {variant!r}")
@@ -63,8 +68,14 @@ class DACNN(nn.Module):
             stem_width = widths[0]
         else:
             widths, stem_width = [width] * len(blocks), width
-        for w in sorted(set(widths)):
-            self.anchors[f"w{w}"] = ConvAnchor(w, 3)
+        if not unshared:
+            for w in sorted(set(widths)):
+                self.anchors[f"w{w}"] = ConvAnchor(w, 3)
+
+        def use(w, rotation=0):  # one conv of the anchor of width w
+            if unshared:
+                return nn.Conv2d(w, w, 3, padding=1, bias=False)
+            return AnchoredConv2d(self.anchors[f"w{w}"], rotate=rotation % w)
         stem = [nn.Conv2d(in_channels, stem_width, 3, padding=1, bias=False)]
         stem += [nn.ReLU(inplace=True), nn.BatchNorm2d(stem_width)] if variant == "vgg" else \
             [nn.BatchNorm2d(stem_width), nn.ReLU(inplace=True)]
@@ -73,17 +84,15 @@ class DACNN(nn.Module):
             layers.append(nn.MaxPool2d(2))
         channels = stem_width
         for count, w in zip(blocks, widths):
-            anchor = self.anchors[f"w{w}"]
             for b in range(count):
                 if variant == "vgg":
-                    layers.append(nn.Sequential(AnchoredConv2d(anchor), nn.ReLU(inplace=True), nn.BatchNorm2d(w)))
+                    layers.append(nn.Sequential(use(w), nn.ReLU(inplace=True), nn.BatchNorm2d(w)))
                 elif channels != w:  # mix: the width-changing block
                     layers.append(AnchoredBlock(
-                        nn.Conv2d(channels, w, 3, padding=1, bias=False), AnchoredConv2d(anchor, rotate=rotate % w), w,
+                        nn.Conv2d(channels, w, 3, padding=1, bias=False), use(w, rotate), w,
                         regulators, nn.Sequential(nn.Conv2d(channels, w, 1, bias=False), nn.BatchNorm2d(w))))
                 else:
-                    layers.append(AnchoredBlock(AnchoredConv2d(anchor),
-                                                AnchoredConv2d(anchor, rotate=rotate % w), w, regulators))
+                    layers.append(AnchoredBlock(use(w), use(w, rotate), w, regulators))
                 channels = w
             layers.append(nn.MaxPool2d(2))
         self.features = nn.Sequential(*layers)
@@ -94,6 +103,6 @@ class DACNN(nn.Module):
 
 
 def dacnn(variant: str = "plain", blocks: Sequence[int] = (3, 4, 6, 3), width: int = 128, regulators: bool = False,
-          rotate: int = 0, num_classes: int = 100, in_channels: int = 3) -> nn.Module:
+          rotate: int = 0, num_classes: int = 100, in_channels: int = 3, unshared: bool = False) -> nn.Module:
     """A Deep Anchored CNN (see the module docstring); ``rotate`` applies to each block's second use."""
-    return DACNN(variant, blocks, width, regulators, rotate, num_classes, in_channels)
+    return DACNN(variant, blocks, width, regulators, rotate, num_classes, in_channels, unshared)

@@ -10,11 +10,16 @@ from .data import fashion_mnist, random_images
 from .loop import table, train
 
 def _dacnn(variant):
-    def build(num_classes, in_channels, conv="shared", **options):
-        if conv != "shared":
-            raise SystemExit(f"--model dacnn_{variant} is a shared-weight network: give --conv shared")
-        return models.dacnn(variant, num_classes=num_classes, in_channels=in_channels, **options)
+    """--conv shared: the DACNN; --conv dense: the same network with an unshared conv per use."""
+    def build(num_classes, in_channels, conv="shared", width=None, blocks=None, regulators=False, **options):
+        if conv not in ("shared", "dense"):
+            raise SystemExit(f"--model dacnn_{variant} is a shared-weight network: give --conv shared (or dense "
+                             "for the same network unshared)")
+        shape = {k: v for k, v in (("width", width), ("blocks", blocks)) if v is not None}
+        return models.dacnn(variant, num_classes=num_classes, in_channels=in_channels, regulators=regulators,
+                            unshared=conv == "dense", **shape, **options)
     return build
+
 
 
 MODELS = {"resnet20": models.resnet20, "resnet56": models.resnet56, "resnet18": models.resnet18,
@@ -35,6 +40,9 @@ def parse_args(argv=None):
     for name, owners in sorted(flags.items()):
         help_text = "; ".join(f"{f}: {o.help} (default {o.default})" for f, o in owners)
         p.add_argument("--" + name.replace("_", "-"), dest=name, default=None, help=help_text)
+    p.add_argument("--width", type=int, default=None, help="dacnn models: the plain variant's width (default 128)")
+    p.add_argument("--blocks", default=None, help="dacnn models: blocks per stage, e.g. 3,4,6,3 (the default)")
+    p.add_argument("--regulators", action="store_true", help="dacnn models: a regulator per residual block")
     p.add_argument("--dataset", choices=["fashion-mnist", "random"], default="fashion-mnist")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--train-subset", type=int, default=0, help="use the first N training images (0: all)")
@@ -62,6 +70,21 @@ def conv_options(args):
     return options
 
 
+def model_options(args):
+    """The DACNN builders' shape options, when given (other models take none)."""
+    if not args.model.startswith("dacnn_"):
+        if args.width is not None or args.blocks is not None or args.regulators:
+            raise SystemExit("--width, --blocks and --regulators apply to the dacnn models only")
+        return {}
+    options = {"regulators": args.regulators, "width": args.width}
+    if args.blocks is not None:
+        try:
+            options["blocks"] = tuple(int(b) for b in args.blocks.split(","))
+        except ValueError:
+            raise SystemExit(f"--blocks must be comma-separated counts, e.g. 3,4,6,3; got {args.blocks!r}")
+    return options
+
+
 def main(argv=None):
     args = parse_args(argv)
     if args.dataset == "fashion-mnist":
@@ -72,8 +95,10 @@ def main(argv=None):
         in_channels, num_classes = 3, 10
     if args.train_subset:
         train_set = Subset(train_set, range(min(args.train_subset, len(train_set))))
-    model = MODELS[args.model](num_classes=num_classes, in_channels=in_channels, conv=args.conv, **conv_options(args))
-    result = train(f"{args.model}-{args.conv}", model, train_set, test_set, args.epochs, args.batch_size, args.lr,
+    model = MODELS[args.model](num_classes=num_classes, in_channels=in_channels, conv=args.conv, **conv_options(args),
+                               **model_options(args))
+    name = f"{args.model}-{args.conv}" + ("-regulators" if args.regulators else "")
+    result = train(name, model, train_set, test_set, args.epochs, args.batch_size, args.lr,
                    args.weight_decay, args.device, args.seed)
     print(table([result]))
 
