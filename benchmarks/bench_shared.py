@@ -9,6 +9,11 @@
 - A plain DACNN training step against the same network with unshared convs.
 - Folded inference (leanconv.shared.fold) against the eval-mode reference model and the unfolded model, batch 1
   and 64.
+
+On the CPU, glibc's malloc returns freed feature-map-sized blocks to the system, so every fresh output page-faults
+(several ms per 8 MiB in this VM), for PyTorch's ops and leanconv's alike; run it also with
+MALLOC_MMAP_THRESHOLD_=4000000000 MALLOC_TRIM_THRESHOLD_=4000000000 (blocks kept, as a caching allocator keeps
+them) to see the kernels rather than the page faults.
 """
 import copy
 import os
@@ -54,9 +59,11 @@ def tail_runner(module, x, residual, mode):
                 module(x, residual)
         return run
     xg, rg = x.clone().requires_grad_(), residual.clone().requires_grad_()
+    grad = torch.randn_like(x)  # a dense upstream gradient, as a conv's backward gives (not .sum()'s expanded one)
 
     def run():
-        module(xg, rg).sum().backward()
+        xg.grad = rg.grad = None
+        module(xg, rg).backward(grad)
     return run
 
 

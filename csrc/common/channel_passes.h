@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "epilogue.h"
 #include "macros.h"
 
 namespace leanconv::common {
@@ -110,11 +111,9 @@ LEANCONV_HOST_DEVICE void affine_value(const AffineOperands<scalar_t, acc_t>& op
                                        acc_t c0) {
   acc_t u = static_cast<acc_t>(op.u[i]);
   if constexpr (kMask) u = static_cast<acc_t>(op.mask[i]) > acc_t(0) ? u : acc_t(0);
-  acc_t v = a * u + c0;
-  if constexpr (kX) v += b * static_cast<acc_t>(op.x[i]);
-  if constexpr (kResidual) v += static_cast<acc_t>(op.residual[i]);
-  if constexpr (kRelu) v = v > acc_t(0) ? v : acc_t(0);
-  op.y[i] = static_cast<scalar_t>(v);
+  acc_t extra = kResidual ? static_cast<acc_t>(op.residual[i]) : acc_t(0);
+  if constexpr (kX) extra += b * static_cast<acc_t>(op.x[i]);
+  op.y[i] = static_cast<scalar_t>(epilogue_value(u, a, c0, extra, kRelu));
 }
 
 // Calls body(mask, x, residual, relu) with each flag as std::integral_constant<bool, ...>, so a pass compiles

@@ -5,7 +5,8 @@
 //
 // scale and shift are per output channel (a bias is a shift; a BatchNorm folded for inference is a scale and a
 // shift), each optional, as is the residual (read through its strides, so any memory format). The eigen conv
-// applies its bias through it; the shared-weight block epilogue and the multigrid correction are built on it.
+// applies its bias through it; the block-epilogue ops (BatchNorm + residual + ReLU) compute their values with
+// epilogue_value, and the multigrid correction is to be built on it.
 #pragma once
 
 #include <cstdint>
@@ -14,6 +15,15 @@
 #include "macros.h"
 
 namespace leanconv::common {
+
+// The epilogue's formula for one value: act(value*scale + shift + residual). Every kernel that ends in a
+// per-channel epilogue computes its values through this (the conv kernels through Epilogue::apply, the
+// block-epilogue passes of common/channel_passes.h directly).
+template <typename acc_t>
+LEANCONV_HOST_DEVICE acc_t epilogue_value(acc_t value, acc_t scale, acc_t shift, acc_t residual, bool relu) {
+  value = value * scale + shift + residual;
+  return relu && value < acc_t(0) ? acc_t(0) : value;
+}
 
 template <typename scalar_t, typename acc_t>
 struct Epilogue {
@@ -24,14 +34,12 @@ struct Epilogue {
   bool relu = false;
 
   LEANCONV_HOST_DEVICE acc_t apply(acc_t value, int64_t n, int64_t o, int64_t p, int64_t q) const {
-    if (scale != nullptr) value *= scale[o];
-    if (shift != nullptr) value += shift[o];
-    if (residual != nullptr) {
-      value += static_cast<acc_t>(residual[n * residual_strides.n + o * residual_strides.c + p * residual_strides.h +
-                                           q * residual_strides.w]);
-    }
-    if (relu && value < acc_t(0)) value = acc_t(0);
-    return value;
+    const acc_t r = residual == nullptr
+                        ? acc_t(0)
+                        : static_cast<acc_t>(residual[n * residual_strides.n + o * residual_strides.c +
+                                                      p * residual_strides.h + q * residual_strides.w]);
+    return epilogue_value(value, scale != nullptr ? scale[o] : acc_t(1), shift != nullptr ? shift[o] : acc_t(0), r,
+                          relu);
   }
 
   // The same epilogue as a per-channel bias only.

@@ -29,15 +29,14 @@ namespace detail {
 // the add latency (with 8 the loop ran at ~2 cycles per value, latency-bound; with 32 at the memory's speed).
 constexpr int64_t kReduceLanes = 32;
 
-// One contiguous run of n values of one channel (an NCHW plane): the run's sums in kReduceLanes independent op-math
-// accumulators (a cascade: lanes, then the run's total in double), over __restrict__ pointers so the compiler
-// vectorises the lane loop.
+// One contiguous run of n values of one channel (an NCHW plane) added to kReduceLanes independent op-math
+// accumulators, over __restrict__ pointers so the compiler vectorises the lane loop. The caller moves the lanes
+// into double every kFlushValues values (a cascade: short op-math sums, a long double one), not every run: with
+// small planes (8x8) the flush would cost as much as the run.
 template <bool kStats, bool kMask, bool kWrite, typename scalar_t, typename acc_t = at::opmath_type<scalar_t>>
 inline void reduce_run(const scalar_t* __restrict__ u, const scalar_t* __restrict__ mask,
-                       const scalar_t* __restrict__ x, scalar_t* __restrict__ written, int64_t n, double base,
-                       ChannelSums& sums) {
-  const acc_t b = static_cast<acc_t>(base);
-  acc_t first[kReduceLanes] = {}, second[kReduceLanes] = {};
+                       const scalar_t* __restrict__ x, scalar_t* __restrict__ written, int64_t n, acc_t b,
+                       acc_t* __restrict__ first, acc_t* __restrict__ second) {
   // Captured by value: a store through `written` must not make the compiler reload pointers it captured.
   const auto one = [=](int64_t i, acc_t& f, acc_t& q) {
     acc_t v = static_cast<acc_t>(u[i]);
@@ -57,24 +56,40 @@ inline void reduce_run(const scalar_t* __restrict__ u, const scalar_t* __restric
     for (int64_t l = 0; l < kReduceLanes; ++l) one(i + l, first[l], second[l]);
   }
   for (int64_t l = 0; i < n; ++i, ++l) one(i, first[l], second[l]);
+}
+
+constexpr int64_t kFlushValues = 8192;
+
+template <typename acc_t>
+inline void flush_lanes(acc_t* first, acc_t* second, ChannelSums& sums) {
   for (int64_t l = 0; l < kReduceLanes; ++l) {
     sums.first += static_cast<double>(first[l]);
     sums.second += static_cast<double>(second[l]);
+    first[l] = second[l] = acc_t(0);
   }
 }
 
 template <bool kStats, bool kMask, bool kWrite, typename scalar_t>
 void reduce_nchw(const ReductionOperands<scalar_t>& op, const ChannelLayout& L, ChannelSums* sums) {
+  using acc_t = at::opmath_type<scalar_t>;
   at::parallel_for(0, L.channels, 1, [&](int64_t begin, int64_t end) {
     for (int64_t c = begin; c < end; ++c) {
-      const double base = common::reduction_base<kStats>(op, L, c);
+      const auto base = static_cast<acc_t>(common::reduction_base<kStats>(op, L, c));
+      acc_t first[kReduceLanes] = {}, second[kReduceLanes] = {};
       ChannelSums total;
+      int64_t pending = 0;
       for (int64_t n = 0; n < L.batch; ++n) {
         const int64_t plane = (n * L.channels + c) * L.spatial;
         reduce_run<kStats, kMask, kWrite>(op.u + plane, kMask ? op.mask + plane : nullptr,
                                           kStats ? nullptr : op.x + plane, kWrite ? op.written + plane : nullptr,
-                                          L.spatial, base, total);
+                                          L.spatial, base, first, second);
+        pending += L.spatial;
+        if (pending >= kFlushValues) {
+          flush_lanes(first, second, total);
+          pending = 0;
+        }
       }
+      flush_lanes(first, second, total);
       sums[c] = total;
     }
   });
@@ -149,11 +164,9 @@ inline void affine_run(const scalar_t* __restrict__ u, const scalar_t* __restric
     const int64_t k = kPerElement ? i : 0;
     acc_t v = static_cast<acc_t>(u[i]);
     if constexpr (kMask) v = static_cast<acc_t>(mask[i]) > acc_t(0) ? v : acc_t(0);
-    v = a[k] * v + c0[k];
-    if constexpr (kX) v += b[k] * static_cast<acc_t>(x[i]);
-    if constexpr (kResidual) v += static_cast<acc_t>(residual[i]);
-    if constexpr (kRelu) v = v > acc_t(0) ? v : acc_t(0);
-    y[i] = static_cast<scalar_t>(v);
+    acc_t extra = kResidual ? static_cast<acc_t>(residual[i]) : acc_t(0);
+    if constexpr (kX) extra += b[k] * static_cast<acc_t>(x[i]);
+    y[i] = static_cast<scalar_t>(common::epilogue_value(v, a[k], c0[k], extra, kRelu));
   }
 }
 
