@@ -16,11 +16,11 @@ run() {  # NAME ARGS...
   local name=$1
   shift
   PYTHONPATH=python "$PYTHON" -m leanconv.train --epochs "$EPOCHS" --train-subset "$SUBSET" --blocks 2,2,2 "$@" \
-    > "$RESULTS/$name.log" 2>&1
-  grep '^| dacnn' "$RESULTS/$name.log"
+    > "$RESULTS/$name.log" 2>&1 || true
+  grep "^| dacnn" "$RESULTS/$name.log" || echo "| $name | failed: see $name.log | | | | |"
 }
 {
-  echo "Fashion-MNIST (28x28, 10 classes), first $SUBSET training images, $EPOCHS epochs, test set 10,000; blocks 2,2,2."
+  echo "Fashion-MNIST (28x28 padded to 32x32, 10 classes), first $SUBSET training images, $EPOCHS epochs, test set 10,000; blocks 2,2,2."
   echo "$(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD), $(nproc) CPU threads, torch $("$PYTHON" -c 'import torch; print(torch.__version__)')"
   echo
   echo "| model | learned params | dense-equivalent params | compression | test accuracy | time (s) |"
