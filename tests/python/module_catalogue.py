@@ -79,6 +79,9 @@ def _cpp_layer(make_layer):
 MODULES = [
     ModuleSpec("shared_conv_rotated", lambda: AnchorModel(lambda a: [AnchoredConv2d(a, rotate=1)]), (2, 4, 6, 6),
                cpp=_cpp_anchor_model(lambda cpp, anchor: cpp.AnchoredConv2d(anchor, rotate=1))),
+    # A small image: the activations (2*4*2*3) are smaller than the anchor (4*4*3*3) and are rotated instead.
+    ModuleSpec("shared_conv_rotated_small_image", lambda: AnchorModel(lambda a: [AnchoredConv2d(a, rotate=3)]),
+               (2, 4, 2, 3), cpp=_cpp_anchor_model(lambda cpp, anchor: cpp.AnchoredConv2d(anchor, rotate=3))),
     ModuleSpec("shared_conv_strided", lambda: AnchorModel(lambda a: [AnchoredConv2d(a, stride=2, padding=2, dilation=2,
                                                                                     rotate=2)]), (2, 4, 7, 6),
                cpp=_cpp_anchor_model(lambda cpp, anchor: cpp.AnchoredConv2d(anchor, stride=2, padding=2, dilation=2,

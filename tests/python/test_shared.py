@@ -11,14 +11,17 @@ from leanconv.nn import AnchoredConv2d, ConvAnchor, parameter_counts
 from leanconv.nn.shared import activation_rotation
 
 
+@pytest.mark.parametrize("size", [1, 6])  # 1x1 images: the activations are the smaller operand, rotated there
 @pytest.mark.parametrize("rotate", [0, 1, 3, 7])
-def test_rotating_the_anchor_equals_rotating_the_activations(rotate):
+def test_rotating_the_anchor_equals_rotating_the_activations(rotate, size):
     holder = nn.Module()
     holder.anchor = anchor = ConvAnchor(8, 3).double()
     use = AnchoredConv2d(anchor, rotate=rotate)
-    x = torch.randn(2, 8, 6, 5, dtype=torch.float64)
+    x = torch.randn(2, 8, size, size + 1, dtype=torch.float64)
     expected = F.conv2d(activation_rotation(x, rotate), anchor.weight, None, 1, 1)  # the reference code's way
     torch.testing.assert_close(use(x), expected, rtol=1e-12, atol=1e-12)
+    # and the anchor rotated by its channel axes, the weight the layer reports
+    torch.testing.assert_close(F.conv2d(x, use.weight, None, 1, 1), expected, rtol=1e-12, atol=1e-12)
 
 
 def test_the_anchor_gradient_is_the_sum_over_its_uses():

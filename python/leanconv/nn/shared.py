@@ -7,7 +7,9 @@ only a reference, so the anchor is stored once in the state_dict and listed once
 
 Rotation: ``rotate=r`` gives the reference code's channel rotation around a use, ``conv(cat(x[:, r:], x[:, :r]),
 W)``. Rotating the activations costs a copy of the feature map per use; the same output comes from the anchor
-with its input-channel axis rotated, ``roll(W, r, dim=1)``, a weight-sized copy, which is what the layer does.
+with its input-channel axis rotated, ``roll(W, r, dim=1)``, a weight-sized copy. The layer rotates the smaller of
+the two: the anchor in the early, wide-image stages, the activations where C*C*k*k exceeds N*C*H*W (late stages
+at small batches: a 512-channel 3x3 anchor is 2.4M values, a batch of 16 4x4 feature maps 131K).
 
 :class:`Regulator` is the unshared 1x1 C x C conv of a residual block, applied after the block's second conv and
 BatchNorm and before the residual add: ``out = relu(x + R(BN(W * h)))``.
@@ -104,8 +106,11 @@ class AnchoredConv2d(nn.Module):
         check_conv_input("AnchoredConv2d", input, self.in_channels)
         self._anchor.check_registered("layer")
         check_input_against(input, self._anchor.weight, "anchor")
+        weight = self.weight
+        if self.rotate and input.numel() < self._anchor.weight.numel():  # rotate the smaller operand (see above)
+            input, weight = torch.roll(input, -self.rotate, dims=-3), self._anchor.weight
         input, padding = apply_padding_mode(input, self)
-        return F.conv2d(input, self.weight, self.bias, self.stride, padding, self.dilation)
+        return F.conv2d(input, weight, self.bias, self.stride, padding, self.dilation)
 
     def materialize(self) -> nn.Conv2d:
         """An ``nn.Conv2d`` computing the same function, with the (rotated) anchor copied in."""
