@@ -1,36 +1,32 @@
-// CUDA kernels of the block-epilogue ops: the same passes as the CPU kernels (cpu/batch_norm_epilogue.cpp), run
-// by cuda/channel_passes.cuh, with the per-channel finishers of common/batch_norm_epilogue.h on the device.
-// Deterministic: every sum has a fixed order.
-#include <ATen/Dispatch.h>
-#include <ATen/OpMathType.h>
+// CUDA kernels of the block-epilogue ops: ops/epilogue_kernels.h over the CUDA passes (cuda/channel_passes.cuh),
+// whose per-channel finish runs on the device. Deterministic: every sum has a fixed order.
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
 #include "channel_passes.cuh"
-#include "common/batch_norm_epilogue.h"
-#include "ops/epilogue_operands.h"
+#include "ops/epilogue_kernels.h"
 
 namespace leanconv::cuda {
 namespace {
 
-template <typename T>
-const T* data_or_null(const at::Tensor& t) {
-  return t.defined() ? t.const_data_ptr<T>() : nullptr;
-}
-
-template <typename T>
-T* mutable_data_or_null(const at::Tensor& t) {
-  return t.defined() ? t.mutable_data_ptr<T>() : nullptr;
-}
-
-template <typename scalar_t, typename Body>
-void with_parameter_type(at::ScalarType dtype, Body&& body) {
-  if (dtype == c10::CppTypeToScalarType<scalar_t>::value) {
-    body(scalar_t{});
-  } else {
-    body(float{});
+struct CudaPasses {
+  template <typename scalar_t, typename Finish>
+  static void reduce_statistics(const scalar_t* x, const ChannelLayout& L, const at::Tensor& like,
+                                const Finish& finish) {
+    cuda::reduce_statistics(x, L, like, finish);
   }
-}
+
+  template <typename scalar_t, typename Finish>
+  static void reduce_gradient(const ReductionOperands<scalar_t>& op, const ChannelLayout& L, const at::Tensor& like,
+                              const Finish& finish) {
+    cuda::reduce_gradient(op, L, like, finish);
+  }
+
+  template <typename scalar_t, typename acc_t>
+  static void affine_pass(const AffineOperands<scalar_t, acc_t>& op, const ChannelLayout& L) {
+    cuda::affine_pass(op, L);
+  }
+};
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> batch_norm_epilogue_cuda(const at::Tensor& input,
                                                                        const std::optional<at::Tensor>& weight,
@@ -38,29 +34,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> batch_norm_epilogue_cuda(const at
                                                                        const std::optional<at::Tensor>& residual,
                                                                        bool relu, double eps) {
   c10::cuda::CUDAGuard guard(input.device());
-  auto o = ops::prepare_batch_norm_epilogue(input, weight, bias, residual, eps);
-  const auto& L = o.info.layout;
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, o.x.scalar_type(), "batch_norm_epilogue_cuda", [&] {
-    using acc_t = at::opmath_type<scalar_t>;
-    with_parameter_type<scalar_t>(o.info.parameter_dtype, [&](auto param) {
-      using param_t = decltype(param);
-      const scalar_t* x = o.x.const_data_ptr<scalar_t>();
-      reduce_statistics(x, L, o.x,
-                        common::StatisticsToScaleShift<scalar_t, param_t, acc_t>{
-                            x, L, eps, data_or_null<param_t>(o.weight), data_or_null<param_t>(o.bias),
-                            o.mean.mutable_data_ptr<acc_t>(), o.invstd.mutable_data_ptr<acc_t>(),
-                            o.scale.mutable_data_ptr<acc_t>(), o.shift.mutable_data_ptr<acc_t>()});
-      common::AffineOperands<scalar_t, acc_t> op;
-      op.u = x;
-      op.a = o.scale.const_data_ptr<acc_t>();
-      op.c0 = o.shift.const_data_ptr<acc_t>();
-      op.residual = data_or_null<scalar_t>(o.residual);
-      op.relu = relu;
-      op.y = o.out.mutable_data_ptr<scalar_t>();
-      affine_pass(op, L);
-    });
-  });
-  return {o.out, o.mean, o.invstd};
+  return ops::epilogue_kernels::batch_norm_epilogue<CudaPasses>(input, weight, bias, residual, relu, eps);
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> batch_norm_epilogue_backward_cuda(
@@ -69,92 +43,22 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> batch_norm_epilogue_b
     const std::optional<at::Tensor>& weight, const at::Tensor& mean, const at::Tensor& invstd, bool relu,
     std::array<bool, 4> mask) {
   c10::cuda::CUDAGuard guard(input.device());
-  auto o = ops::prepare_batch_norm_epilogue_backward(grad_output, grad_mean, grad_invstd, output, input, weight, mean,
-                                                     invstd, relu, mask);
-  const auto& L = o.info.layout;
-  if (!(mask[0] || mask[1] || mask[2] || mask[3])) return {o.grad_input, o.grad_weight, o.grad_bias, o.grad_residual};
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, o.x.scalar_type(), "batch_norm_epilogue_backward_cuda", [&] {
-    using acc_t = at::opmath_type<scalar_t>;
-    with_parameter_type<scalar_t>(o.info.parameter_dtype, [&](auto param) {
-      using param_t = decltype(param);
-      common::ReductionOperands<scalar_t> reduce;
-      reduce.u = o.grad.const_data_ptr<scalar_t>();
-      reduce.mask = data_or_null<scalar_t>(o.output);
-      reduce.x = o.x.const_data_ptr<scalar_t>();
-      reduce.center = o.center.const_data_ptr<double>();
-      reduce.written = mutable_data_or_null<scalar_t>(o.grad_residual);
-      reduce_gradient(reduce, L, o.x,
-                      common::BatchNormGradients<param_t, acc_t>{
-                          double(L.count()), data_or_null<param_t>(o.weight), o.mean.const_data_ptr<acc_t>(),
-                          o.invstd.const_data_ptr<acc_t>(), data_or_null<acc_t>(o.grad_mean),
-                          data_or_null<acc_t>(o.grad_invstd), mutable_data_or_null<param_t>(o.grad_weight),
-                          mutable_data_or_null<param_t>(o.grad_bias), o.a.mutable_data_ptr<acc_t>(),
-                          o.b.mutable_data_ptr<acc_t>(), o.c0.mutable_data_ptr<acc_t>()});
-      if (!mask[0]) return;
-      common::AffineOperands<scalar_t, acc_t> op;
-      op.u = o.grad_residual.defined() ? o.grad_residual.const_data_ptr<scalar_t>() : reduce.u;
-      op.mask = o.grad_residual.defined() ? nullptr : reduce.mask;
-      op.a = o.a.const_data_ptr<acc_t>();
-      op.b = o.b.const_data_ptr<acc_t>();
-      op.x = reduce.x;
-      op.c0 = o.c0.const_data_ptr<acc_t>();
-      op.y = o.grad_input.mutable_data_ptr<scalar_t>();
-      affine_pass(op, L);
-    });
-  });
-  return {o.grad_input, o.grad_weight, o.grad_bias, o.grad_residual};
+  return ops::epilogue_kernels::batch_norm_epilogue_backward<CudaPasses>(grad_output, grad_mean, grad_invstd, output,
+                                                                         input, weight, mean, invstd, relu, mask);
 }
 
 at::Tensor affine_epilogue_cuda(const at::Tensor& input, const std::optional<at::Tensor>& scale,
                                 const std::optional<at::Tensor>& shift, const std::optional<at::Tensor>& residual,
                                 bool relu) {
   c10::cuda::CUDAGuard guard(input.device());
-  auto o = ops::prepare_affine_epilogue(input, scale, shift, residual);
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, o.x.scalar_type(), "affine_epilogue_cuda", [&] {
-    using acc_t = at::opmath_type<scalar_t>;
-    common::AffineOperands<scalar_t, acc_t> op;
-    op.u = o.x.const_data_ptr<scalar_t>();
-    op.a = o.scale.const_data_ptr<acc_t>();
-    op.c0 = o.shift.const_data_ptr<acc_t>();
-    op.residual = data_or_null<scalar_t>(o.residual);
-    op.relu = relu;
-    op.y = o.out.mutable_data_ptr<scalar_t>();
-    affine_pass(op, o.info.layout);
-  });
-  return o.out;
+  return ops::epilogue_kernels::affine_epilogue<CudaPasses>(input, scale, shift, residual, relu);
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> affine_epilogue_backward_cuda(
     const at::Tensor& grad_output, const std::optional<at::Tensor>& output, const at::Tensor& input,
     const std::optional<at::Tensor>& scale, bool relu, std::array<bool, 4> mask) {
   c10::cuda::CUDAGuard guard(input.device());
-  auto o = ops::prepare_affine_epilogue_backward(grad_output, output, input, scale, relu, mask);
-  const auto& L = o.info.layout;
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, o.x.scalar_type(), "affine_epilogue_backward_cuda", [&] {
-    using acc_t = at::opmath_type<scalar_t>;
-    with_parameter_type<scalar_t>(o.info.parameter_dtype, [&](auto param) {
-      using param_t = decltype(param);
-      common::ReductionOperands<scalar_t> reduce;
-      reduce.u = o.grad.const_data_ptr<scalar_t>();
-      reduce.mask = data_or_null<scalar_t>(o.output);
-      reduce.x = o.x.const_data_ptr<scalar_t>();
-      reduce.written = mutable_data_or_null<scalar_t>(o.grad_residual);
-      if (mask[1] || mask[2] || mask[3]) {
-        reduce_gradient(reduce, L, o.x,
-                        common::AffineGradients<param_t>{mutable_data_or_null<param_t>(o.grad_scale),
-                                                         mutable_data_or_null<param_t>(o.grad_shift)});
-      }
-      if (!mask[0]) return;
-      common::AffineOperands<scalar_t, acc_t> op;
-      op.u = o.grad_residual.defined() ? o.grad_residual.const_data_ptr<scalar_t>() : reduce.u;
-      op.mask = o.grad_residual.defined() ? nullptr : reduce.mask;
-      op.a = o.scale.const_data_ptr<acc_t>();
-      op.c0 = o.zeros.const_data_ptr<acc_t>();
-      op.y = o.grad_input.mutable_data_ptr<scalar_t>();
-      affine_pass(op, L);
-    });
-  });
-  return {o.grad_input, o.grad_scale, o.grad_shift, o.grad_residual};
+  return ops::epilogue_kernels::affine_epilogue_backward<CudaPasses>(grad_output, output, input, scale, relu, mask);
 }
 
 }  // namespace
