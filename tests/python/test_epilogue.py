@@ -168,3 +168,13 @@ def test_clear_errors():
         FusedBatchNorm2d(3)(torch.randn(1, 3, 1, 1))
     with pytest.raises(ValueError, match="cannot be folded"):
         FoldedBatchNorm2d.from_batch_norm(nn.BatchNorm2d(3, track_running_stats=False))
+
+
+def test_fold_works_on_any_model_with_batch_norms():
+    model = leanconv.models.resnet20(conv="shared", num_classes=4)
+    x = torch.randn(2, 3, 16, 16)
+    model(x)
+    model.eval()
+    with torch.no_grad():
+        expected = model(x)
+        torch.testing.assert_close(leanconv.shared.fold(model)(x), expected, rtol=1e-5, atol=1e-5)
