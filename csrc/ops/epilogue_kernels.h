@@ -125,8 +125,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> batch_norm_epilogue_b
                                   mutable_data_or_null<param_t>(o.grad_bias), o.a.mutable_data_ptr<acc_t>(),
                                   o.b.mutable_data_ptr<acc_t>(), o.c0.mutable_data_ptr<acc_t>()});
       if (!mask[0]) return;
-      // grad_x = A*gm + B*x + C (gm recomputed from grad and output: on the CPU this measured faster than
-      // reading back the written gm, on the GPU it is one read more of an L2-sized stream at worst).
+      // grad_x = A*gm + B*x + C, gm recomputed from grad and output (one read more than reading the written gm
+      // back; on the CPU no slower within this machine's noise, and it is the only way without a residual).
       Passes::affine_pass(input_gradient(reduce, o.a.const_data_ptr<acc_t>(), o.b.const_data_ptr<acc_t>(),
                                          o.c0.const_data_ptr<acc_t>(), o.grad_input),
                           L);
