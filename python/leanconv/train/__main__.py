@@ -98,6 +98,8 @@ def main(argv=None):
     model = MODELS[args.model](num_classes=num_classes, in_channels=in_channels, conv=args.conv, **conv_options(args),
                                **model_options(args))
     name = f"{args.model}-{args.conv}" + ("-regulators" if args.regulators else "")
+    if args.lr != parse_args([]).lr:
+        name += f"-lr{args.lr:g}"  # rows of one table, trained with different learning rates
     result = train(name, model, train_set, test_set, args.epochs, args.batch_size, args.lr,
                    args.weight_decay, args.device, args.seed)
     print(table([result]))
