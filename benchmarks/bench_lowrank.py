@@ -19,7 +19,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from leanconv.models import resnet  # noqa: E402
 from leanconv.nn import EigenConv2d  # noqa: E402
 from leanconv.reference.lowrank import PlainEigenConv2d, plain_copy  # noqa: E402
-from harness import Row, common_arguments, dtype_label, dtypes_of, measure_row, module_runner, report  # noqa: E402
+from harness import (Row, common_arguments, dtype_label, dtypes_of, measure_row, module_runner,  # noqa: E402
+                     report, saved_activation_mib)
 
 CIFAR_STAGES = [(16, 32), (32, 16), (64, 8)]                      # batch 128
 IMAGENET_STAGES = [(64, 56), (128, 28), (256, 14), (512, 7)]      # batch 64
@@ -63,23 +64,6 @@ def layer_rows(device, batch, stages, args, label, ranks=RANKS, dtype=torch.floa
                 rows.append(measure_row(row, {k: module_runner(m, x, mode) for k, m in variants.items()}, args.warmup,
                                         args.repeats))
     return rows
-
-
-def saved_activation_mib(model, x):
-    """Bytes of the tensors autograd saves for the backward in one forward (each storage once)."""
-    seen, total = set(), 0
-
-    def pack(t):
-        nonlocal total
-        key = (t.untyped_storage().data_ptr(), t.untyped_storage().nbytes())
-        if key not in seen:
-            seen.add(key)
-            total += t.untyped_storage().nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        model(x).sum()
-    return total / 2**20
 
 
 def model_rows(device, batch, size, args):

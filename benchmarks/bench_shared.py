@@ -29,7 +29,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import leanconv  # noqa: E402
 from leanconv.nn import FusedBatchNorm2d  # noqa: E402
 from leanconv.reference.dacnn import ReferenceDACNN  # noqa: E402
-from harness import Row, common_arguments, dtype_label, dtypes_of, measure_row, report  # noqa: E402
+from harness import (Row, common_arguments, dtype_label, dtypes_of, measure_row, report,  # noqa: E402
+                     saved_activation_mib)
 
 CIFAR_SHAPES = [(64, 32), (128, 16), (256, 8)]
 
@@ -108,22 +109,6 @@ def epilogue_rows(device, batch, args, dtype):
                                   f"{fused_ms:.2f} ms ({roof_ms / fused_ms:.0%} of roof)"}
             rows.append(row)
     return rows
-
-
-def saved_activation_mib(model, x):
-    seen, total = set(), 0
-
-    def pack(t):
-        nonlocal total
-        key = (t.untyped_storage().data_ptr(), t.untyped_storage().nbytes())
-        if key not in seen:
-            seen.add(key)
-            total += t.untyped_storage().nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        model(x).sum()
-    return total / 2**20
 
 
 def step_runner(model, x, target):

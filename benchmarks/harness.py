@@ -84,6 +84,24 @@ def module_runner(module, x, mode: str) -> Callable[[], object]:
     return run
 
 
+def saved_activation_mib(model, x) -> float:
+    """MiB of the tensors autograd saves for the backward in one forward of ``model(x)`` (each storage once):
+    the activation memory of a training step, on any device."""
+    seen, total = set(), 0
+
+    def pack(t):
+        nonlocal total
+        key = (t.untyped_storage().data_ptr(), t.untyped_storage().nbytes())
+        if key not in seen:
+            seen.add(key)
+            total += t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        model(x).sum()
+    return total / 2**20
+
+
 def _peak_mib(fn: Callable[[], object], device: str) -> Optional[float]:
     if not device.startswith("cuda"):
         return None

@@ -32,6 +32,13 @@ at::Tensor cast_to(const at::Tensor& t, std::optional<at::ScalarType> dtype) {
   return t.defined() && dtype.has_value() && t.scalar_type() != *dtype ? t.to(*dtype) : t;
 }
 
+// Without a ReLU the residual's gradient is grad_output itself: the kernels are not asked for it (it would be a
+// copy) and the node passes grad_output on. Returns the mask to give the kernels.
+std::array<bool, 4> kernel_mask(std::array<bool, 4> mask, bool pass_residual) {
+  if (pass_residual) mask[3] = false;
+  return mask;
+}
+
 class BatchNormEpilogueBackward : public torch::autograd::Node {
  public:
   variable_list apply(variable_list&& grads) override {
@@ -52,10 +59,8 @@ class BatchNormEpilogueBackward : public torch::autograd::Node {
     const auto grad_output = grads[0].defined() ? grads[0] : at::zeros_like(input);
     const bool differentiable = at::GradMode::is_enabled() &&
                                 any_requires_grad({grad_output, grads[1], grads[2], input, weight, mean, invstd});
-    // Without a ReLU the residual's gradient is grad_output itself: passed on, not copied.
     const bool pass_residual = !relu_ && mask[3] && grads[0].defined();
-    auto op_mask = mask;
-    if (pass_residual) op_mask[3] = false;
+    const auto op_mask = kernel_mask(mask, pass_residual);
     std::tie(result[0], result[1], result[2], result[3]) =
         differentiable
             ? ops::batch_norm_epilogue_backward_composite(grad_output, grads[1], grads[2], output, input, weight, mean,
@@ -135,9 +140,8 @@ class AffineEpilogueBackward : public torch::autograd::Node {
     const auto input = input_.unpack(), scale = scale_.unpack();
     const auto output = relu_ ? output_.unpack(shared_from_this()) : at::Tensor();
     const bool differentiable = at::GradMode::is_enabled() && any_requires_grad({grads[0], input, scale});
-    const bool pass_residual = !relu_ && mask[3];  // the residual's gradient is grad_output itself
-    auto op_mask = mask;
-    if (pass_residual) op_mask[3] = false;
+    const bool pass_residual = !relu_ && mask[3];
+    const auto op_mask = kernel_mask(mask, pass_residual);
     std::tie(result[0], result[1], result[2], result[3]) =
         differentiable ? ops::affine_epilogue_backward_composite(grads[0], output, input, scale, relu_, op_mask)
                        : ops::affine_epilogue_backward(grads[0], optional_of(output), input, optional_of(scale), relu_,

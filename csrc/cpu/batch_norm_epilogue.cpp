@@ -12,6 +12,10 @@ namespace {
 
 // The passes as ops/epilogue_kernels.h calls them: the reductions' per-channel finish runs on the host.
 struct CpuPasses {
+  struct DeviceGuard {
+    explicit DeviceGuard(c10::Device) {}
+  };
+
   template <typename scalar_t, typename Finish>
   static void reduce_statistics(const scalar_t* x, const ChannelLayout& L, const at::Tensor&, const Finish& finish) {
     std::vector<ChannelSums> sums(L.channels);

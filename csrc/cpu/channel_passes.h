@@ -1,8 +1,8 @@
 // CPU runs of the per-channel passes of common/channel_passes.h.
 //
 // Determinism: every sum has a fixed order whatever the thread count. NCHW: one thread owns a channel and
-// walks its planes in order, each plane in kLanes independent op-math accumulators whose totals are added in
-// double. NHWC: the rows are cut into fixed chunks (not one per thread), each chunk's per-channel op-math sums go
+// walks its planes in order, in kReduceLanes independent op-math accumulators whose totals are added in
+// double every kFlushValues values. NHWC: the rows are cut into fixed chunks (not one per thread), each chunk's per-channel op-math sums go
 // to its own slot, and the slots are added in chunk order in double. (A cascade: short op-math sums, a long
 // double one; the shift by the channel's first value keeps the variance's sums free of cancellation.)
 #pragma once
@@ -14,7 +14,6 @@
 #include <vector>
 
 #include "common/channel_passes.h"
-#include "cpu/vectorize.h"
 
 namespace leanconv::cpu {
 

@@ -73,12 +73,10 @@ torch::Tensor AnchoredConv2dImpl::forward(const torch::Tensor& input) {
   checks::check_same_dtype(input, "input", anchor->weight, "anchor");
   // The rotation goes to the smaller operand: the anchor (C*C*k*k values) or the activations (N*C*H*W), which
   // give the same output (leanconv/nn/shared.py says why both).
-  if (options.rotate() && input.numel() < anchor->weight.numel()) {
-    return torch::nn::functional::detail::conv2d(torch::roll(input, {-options.rotate()}, {-3}), anchor->weight,
-                                                 anchor->bias, options.stride(), padding(), options.dilation(), 1);
-  }
-  return torch::nn::functional::detail::conv2d(input, weight(), anchor->bias, options.stride(), padding(),
-                                               options.dilation(), 1);
+  const bool rotate_input = options.rotate() && input.numel() < anchor->weight.numel();
+  return torch::nn::functional::detail::conv2d(rotate_input ? torch::roll(input, {-options.rotate()}, {-3}) : input,
+                                               rotate_input ? anchor->weight : weight(), anchor->bias,
+                                               options.stride(), padding(), options.dilation(), 1);
 }
 
 int64_t AnchoredConv2dImpl::num_dense_params() const {

@@ -3,6 +3,7 @@
 //   reduce_statistics(x, layout, like, finish)   the stats pass, then finish(c, sums) for every channel
 //   reduce_gradient(operands, layout, like, finish)
 //   affine_pass(operands, layout)
+//   DeviceGuard                                  constructed from the input's device for the whole op
 // The operands come checked and prepared from ops/epilogue_operands.h, the per-channel maths from
 // common/batch_norm_epilogue.h.
 #pragma once
@@ -76,6 +77,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> batch_norm_epilogue(const at::Ten
                                                                   const std::optional<at::Tensor>& bias,
                                                                   const std::optional<at::Tensor>& residual, bool relu,
                                                                   double eps) {
+  const typename Passes::DeviceGuard guard(input.device());
   auto o = prepare_batch_norm_epilogue(input, weight, bias, residual, eps);
   const auto& L = o.info.layout;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, o.x.scalar_type(), "batch_norm_epilogue", [&] {
@@ -107,6 +109,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> batch_norm_epilogue_b
     const std::optional<at::Tensor>& grad_invstd, const std::optional<at::Tensor>& output, const at::Tensor& input,
     const std::optional<at::Tensor>& weight, const at::Tensor& mean, const at::Tensor& invstd, bool relu,
     std::array<bool, 4> mask) {
+  const typename Passes::DeviceGuard guard(input.device());
   auto o = prepare_batch_norm_epilogue_backward(grad_output, grad_mean, grad_invstd, output, input, weight, mean,
                                                 invstd, relu, mask);
   const auto& L = o.info.layout;
@@ -139,6 +142,7 @@ template <typename Passes>
 at::Tensor affine_epilogue(const at::Tensor& input, const std::optional<at::Tensor>& scale,
                            const std::optional<at::Tensor>& shift, const std::optional<at::Tensor>& residual,
                            bool relu) {
+  const typename Passes::DeviceGuard guard(input.device());
   auto o = prepare_affine_epilogue(input, scale, shift, residual);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, o.x.scalar_type(), "affine_epilogue", [&] {
     using acc_t = at::opmath_type<scalar_t>;
@@ -158,6 +162,7 @@ template <typename Passes>
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> affine_epilogue_backward(
     const at::Tensor& grad_output, const std::optional<at::Tensor>& output, const at::Tensor& input,
     const std::optional<at::Tensor>& scale, bool relu, std::array<bool, 4> mask) {
+  const typename Passes::DeviceGuard guard(input.device());
   auto o = prepare_affine_epilogue_backward(grad_output, output, input, scale, relu, mask);
   const auto& L = o.info.layout;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, o.x.scalar_type(), "affine_epilogue_backward", [&] {

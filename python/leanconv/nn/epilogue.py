@@ -13,7 +13,7 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from ..ops.epilogue import affine_epilogue, fused_batch_norm
+from ..ops.epilogue import affine_epilogue, eval_scale_shift, fused_batch_norm
 
 
 def _promoted(input: Tensor, residual: Optional[Tensor]):
@@ -68,12 +68,7 @@ class FoldedBatchNorm2d(nn.Module):
             raise ValueError("leanconv: a BatchNorm without running statistics uses batch statistics in eval mode "
                              "too and cannot be folded")
         with torch.no_grad():
-            scale = torch.rsqrt(bn.running_var + bn.eps)
-            if bn.weight is not None:
-                scale = scale * bn.weight
-            shift = -bn.running_mean * scale
-            if bn.bias is not None:
-                shift = shift + bn.bias
+            scale, shift = eval_scale_shift(bn.running_mean, bn.running_var, bn.weight, bn.bias, bn.eps)
         return cls(scale, shift, getattr(bn, "relu", False) if relu is None else relu)
 
     def forward(self, input: Tensor, residual: Optional[Tensor] = None) -> Tensor:

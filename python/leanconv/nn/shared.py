@@ -106,9 +106,10 @@ class AnchoredConv2d(nn.Module):
         check_conv_input("AnchoredConv2d", input, self.in_channels)
         self._anchor.check_registered("layer")
         check_input_against(input, self._anchor.weight, "anchor")
-        weight = self.weight
         if self.rotate and input.numel() < self._anchor.weight.numel():  # rotate the smaller operand (see above)
             input, weight = torch.roll(input, -self.rotate, dims=-3), self._anchor.weight
+        else:
+            weight = self.weight
         input, padding = apply_padding_mode(input, self)
         return F.conv2d(input, weight, self.bias, self.stride, padding, self.dilation)
 

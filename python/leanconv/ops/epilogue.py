@@ -50,13 +50,19 @@ def fused_batch_norm(input: Tensor, running_mean: Optional[Tensor], running_var:
                 running_mean.mul_(1 - momentum).add_(mean.detach().to(running_mean.dtype), alpha=momentum)
                 running_var.mul_(1 - momentum).add_(batch_var, alpha=momentum)
         return out
+    return affine_epilogue(input, *eval_scale_shift(running_mean, running_var, weight, bias, eps), residual, relu)
+
+
+def eval_scale_shift(running_mean: Tensor, running_var: Tensor, weight: Optional[Tensor], bias: Optional[Tensor],
+                     eps: float):
+    """An eval-mode BatchNorm as ``x * scale + shift`` per channel (differentiable in weight and bias)."""
     scale = torch.rsqrt(running_var + eps)
     if weight is not None:
         scale = scale * weight
     shift = -running_mean * scale
     if bias is not None:
         shift = shift + bias
-    return affine_epilogue(input, scale, shift, residual, relu)
+    return scale, shift
 
 
 # ---- fake kernels ----
