@@ -20,7 +20,8 @@
 #include "common/lowrank_checks.h"
 #include "common/epilogue.h"
 #include "common/lowrank.h"
-#include "cpu/lowrank_depthwise.h"
+#include "cpu/phased_rows.h"
+#include "cpu/window_tiles.h"
 #include "ops/lowrank_composite.h"
 
 namespace leanconv::cpu {
@@ -36,15 +37,12 @@ using common::Strides4;
 // several to a tile.
 constexpr int64_t kTileElements = int64_t(1) << 16;
 constexpr int64_t kMinPixels = 256;
-constexpr int64_t kRankGroup = 4;  // the micro-kernels' basis group (depthwise_rows.cpp)
 // Chunks of the backward's weight-gradient sums under deterministic algorithms: enough for a many-core CPU,
 // few enough that the partial sums stay small.
 constexpr int64_t kDeterministicParts = 8;
 constexpr double kMaxPhasedElements = double(int64_t(1) << 24);  // one channel's phased input rows of a tile
 
-int64_t padded_row_length(const EigenConv& g) { return (g.out_w + kLanes - 1) / kLanes * kLanes; }
-
-int64_t padded_rank(const EigenConv& g) { return (g.rank + kRankGroup - 1) / kRankGroup * kRankGroup; }
+int64_t padded_rank(const EigenConv& g) { return padded_filters(g.rank); }
 
 // How the output is cut into tiles: `images` whole images per tile, or row bands of `rows` rows of one image.
 struct TilePlan {
@@ -66,76 +64,11 @@ struct TilePlan {
   }
 };
 
-// Whether a tile's buffers fit in memory. They hold the input rows under a tile of output rows; a dilated kernel
-// spanning far more than the image (valid when the padding is as large) would need more than exists, and such
-// layers go to the aten composite instead. Estimated in double: the sizes themselves may overflow int64.
-bool tile_buffers_fit(const EigenConv& g) {
-  const TilePlan plan(g);
-  const double in_rows = double(plan.rows - 1) * g.stride_h + double(g.kernel_h - 1) * g.dil_h + 1;
-  const double phase_width = double(padded_row_length(g)) + double(g.kernel_w - 1) * g.dil_w / g.stride_w;
-  return double(g.stride_w) * in_rows * phase_width <= kMaxPhasedElements;
-}
+// Whether a tile's buffers fit in memory (phased_elements in cpu/phased_rows.h); layers that do not go to the
+// aten composite instead.
+bool tile_buffers_fit(const EigenConv& g) { return phased_elements(g, TilePlan(g).rows) <= kMaxPhasedElements; }
 
-DepthwiseTile tile_of(const EigenConv& g, int64_t rows) {
-  DepthwiseTile t{};
-  t.rows = rows;
-  t.row_length = padded_row_length(g);
-  t.in_rows = (rows - 1) * g.stride_h + (g.kernel_h - 1) * g.dil_h + 1;
-  t.phase_width = t.row_length + ((g.kernel_w - 1) * g.dil_w) / g.stride_w;
-  t.kernel_h = g.kernel_h;
-  t.kernel_w = g.kernel_w;
-  t.stride_h = g.stride_h;
-  t.stride_w = g.stride_w;
-  t.dil_h = g.dil_h;
-  t.dil_w = g.dil_w;
-  t.rank = g.rank;
-  t.set_tap_offsets();
-  return t;
-}
-
-// The tile's input rows of channel c of one image, zero-padded, in op-math type, split by column phase
-// (depthwise_rows.h). row0 is the tile's first output row.
-template <typename scalar_t, typename acc_t>
-void fill_phased(const scalar_t* x, const Strides4& xs, int64_t c, const EigenConv& g, const DepthwiseTile& t,
-                 int64_t row0, acc_t* phased) {
-  const int64_t h0 = row0 * g.stride_h - g.pad_h;
-  for (int64_t f = 0; f < g.stride_w; ++f) {
-    for (int64_t hr = 0; hr < t.in_rows; ++hr) {
-      acc_t* dst = phased + f * t.phase_plane() + hr * t.phase_width;
-      const int64_t h = h0 + hr;
-      if (h < 0 || h >= g.in_h) {
-        std::fill(dst, dst + t.phase_width, acc_t(0));
-        continue;
-      }
-      const scalar_t* src = x + c * xs.c + h * xs.h;
-      for (int64_t u = 0; u < t.phase_width; ++u) {
-        const int64_t w = u * g.stride_w + f - g.pad_w;
-        dst[u] = (w >= 0 && w < g.in_w) ? static_cast<acc_t>(src[w * xs.w]) : acc_t(0);
-      }
-    }
-  }
-}
-
-// The adjoint of fill_phased: adds a phased gradient into channel c of an image's gradient (C_in, H, W).
-template <typename acc_t>
-void add_phased(const acc_t* grad_phased, int64_t c, const EigenConv& g, const DepthwiseTile& t, int64_t row0,
-                acc_t* grad_x) {
-  const int64_t h0 = row0 * g.stride_h - g.pad_h;
-  for (int64_t f = 0; f < g.stride_w; ++f) {
-    for (int64_t hr = 0; hr < t.in_rows; ++hr) {
-      const int64_t h = h0 + hr;
-      if (h < 0 || h >= g.in_h) continue;
-      const acc_t* src = grad_phased + f * t.phase_plane() + hr * t.phase_width;
-      acc_t* dst = grad_x + (c * g.in_h + h) * g.in_w;
-      for (int64_t u = 0; u < t.phase_width; ++u) {
-        const int64_t w = u * g.stride_w + f - g.pad_w;
-        if (w >= 0 && w < g.in_w) dst[w] += src[u];
-      }
-    }
-  }
-}
-
-// basis as (C_in, R rounded up to kRankGroup, taps) in op-math type, the extra rows zero.
+// basis as (C_in, R rounded up to kFilterGroup, taps) in op-math type, the extra rows zero.
 at::Tensor padded_basis(const at::Tensor& basis, const EigenConv& g, at::ScalarType acc_type) {
   auto padded = at::zeros({g.in_channels, padded_rank(g), g.taps()}, basis.options().dtype(acc_type));
   padded.narrow(1, 0, g.rank).copy_(basis.detach().reshape({g.in_channels, g.rank, g.taps()}));
@@ -181,11 +114,11 @@ at::Tensor matrix(void* data, int64_t rows, int64_t cols, at::ScalarType type) {
 // The depthwise stage of one image's part of a tile: rows (c*R + r)*z_stride of z, t.pixels() columns from z.
 template <typename scalar_t, typename acc_t>
 void depthwise_tile(const scalar_t* x, const Strides4& xs, const acc_t* basis, const EigenConv& g,
-                    const DepthwiseTile& t, int64_t row0, acc_t* phased, acc_t* z, int64_t z_stride) {
+                    const WindowTile& t, int64_t row0, acc_t* phased, acc_t* z, int64_t z_stride) {
   const int64_t basis_stride = padded_rank(g) * g.taps();
   for (int64_t c = 0; c < g.in_channels; ++c) {
     fill_phased(x, xs, c, g, t, row0, phased);
-    depthwise_forward(t, phased, basis + c * basis_stride, z + c * g.rank * z_stride, z_stride);
+    window_forward(t, phased, 1, basis + c * basis_stride, z + c * g.rank * z_stride, z_stride);
   }
 }
 
@@ -218,7 +151,7 @@ at::Tensor eigen_conv2d_kernel(const at::Tensor& input, const at::Tensor& basis,
       // Worker threads do not inherit the caller's dispatch state: the GEMMs below must not reach autograd.
       at::AutoDispatchBelowADInplaceOrView below_autograd;
       // Every band has plan.rows rows but the image's last, which may be shorter.
-      const auto full = tile_of(g, plan.rows), last = tile_of(g, g.out_h - (plan.bands - 1) * plan.rows);
+      const auto full = tile_of(g, plan.rows, g.rank), last = tile_of(g, g.out_h - (plan.bands - 1) * plan.rows, g.rank);
       const int64_t capacity = plan.images * full.pixels();
       const bool compact = full.row_length != g.out_w;
       std::vector<acc_t> phased(full.phased_size()), z(mid * capacity), y_tile(g.out_channels * capacity);
@@ -291,7 +224,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> eigen_conv2d_backward_kernel(
         const int64_t begin = part * plan.groups / parts, end = (part + 1) * plan.groups / parts;
         acc_t* grad_basis = grad_basis_parts[part].mutable_data_ptr<acc_t>();
         auto grad_coeff = grad_coeff_parts[part];
-        const auto full = tile_of(g, plan.rows), last = tile_of(g, g.out_h - (plan.bands - 1) * plan.rows);
+        const auto full = tile_of(g, plan.rows, g.rank), last = tile_of(g, g.out_h - (plan.bands - 1) * plan.rows, g.rank);
         const int64_t capacity = plan.images * full.pixels();
         std::vector<acc_t> phased(plan.images * g.in_channels * full.phased_size()), grad_phased(full.phased_size());
         const bool compact = full.row_length != g.out_w;
@@ -322,7 +255,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> eigen_conv2d_backward_kernel(
                 acc_t* phased_kc = phased.data() + (k * g.in_channels + c) * full.phased_size();
                 fill_phased(x_ptr + (n0 + k) * xs.n, xs, c, g, t, row0, phased_kc);
                 if (need_coeff)
-                  depthwise_forward(t, phased_kc, basis_ptr + c * basis_stride,
+                  window_forward(t, phased_kc, 1, basis_ptr + c * basis_stride,
                                     z.data() + c * g.rank * pixels + k * t.pixels(), pixels);
               }
             if (need_coeff) {
@@ -337,11 +270,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> eigen_conv2d_backward_kernel(
               for (int64_t c = 0; c < g.in_channels; ++c) {
                 const acc_t* gz_kc = gz.data() + c * g.rank * pixels + k * t.pixels();
                 if (need_basis)
-                  depthwise_basis_grad(t, phased.data() + (k * g.in_channels + c) * full.phased_size(), gz_kc, pixels,
+                  window_weight_grad(t, phased.data() + (k * g.in_channels + c) * full.phased_size(), 1, gz_kc, pixels,
                                        grad_basis + c * basis_stride);
                 if (need_input) {
                   std::fill(grad_phased.begin(), grad_phased.end(), acc_t(0));
-                  depthwise_input_grad(t, gz_kc, pixels, basis_ptr + c * basis_stride, grad_phased.data());
+                  window_input_grad(t, gz_kc, pixels, 1, basis_ptr + c * basis_stride, grad_phased.data());
                   add_phased(grad_phased.data(), c, g, t, row0, gx.data() + k * image);
                 }
               }

@@ -76,6 +76,18 @@ def eigen_conv2d_reference(input, basis, coeff, bias, stride, padding, dilation)
     return F.conv2d(z, coeff.reshape(coeff.shape[0], c_in * rank, 1, 1), bias)
 
 
+def grouped_conv2d_reference(input, weight, bias, stride, padding, dilation, groups):
+    return F.conv2d(input, weight, bias, stride, padding, dilation, groups)
+
+
+def grouped_conv2d_backward_reference(grad_output, input, weight, stride, padding, dilation, groups, output_mask):
+    leaves = [t.detach().requires_grad_() for t in (input, weight)]
+    with torch.enable_grad():
+        y = F.conv2d(*leaves, None, stride, padding, dilation, groups)
+        grads = torch.autograd.grad(y, leaves, grad_output)
+    return tuple(g if m else None for g, m in zip(grads, output_mask))
+
+
 def eigen_conv2d_backward_reference(grad_output, input, basis, coeff, stride, padding, dilation, output_mask):
     leaves = [t.detach().requires_grad_() for t in (input, basis, coeff)]
     with torch.enable_grad():
@@ -250,6 +262,38 @@ def _eigen_backward_samples(device, dtype):
     return samples
 
 
+# (N, C_in, C_out, (H, W), kernel, groups, stride, padding, dilation, bias): 1x1 and 3x3, stride 1 and 2, group
+# widths from 1 to 16 input channels, filter counts that are and are not multiples of the kernels' filter group.
+GROUPED_GEOMETRIES = [
+    (2, 8, 8, (9, 10), 3, 2, (1, 1), (1, 1), (1, 1), True),
+    (3, 16, 32, (8, 7), 3, 4, (2, 2), (1, 1), (1, 1), False),
+    (1, 6, 9, (5, 5), 1, 3, (1, 1), (0, 0), (1, 1), True),
+    (2, 32, 16, (6, 6), 1, 2, (2, 2), (0, 0), (1, 1), False),
+    (2, 12, 6, (7, 9), 3, 3, (2, 1), (2, 0), (2, 1), True),
+    (2, 5, 10, (4, 4), 3, 5, (1, 1), (0, 0), (1, 1), True),
+    (1, 4, 4, (3, 17), 3, 1, (1, 1), (1, 1), (1, 1), False),
+]
+
+
+def _grouped_samples(device, dtype):
+    samples = []
+    for n, c_in, c_out, hw, k, groups, st, pd, dl, bias in GROUPED_GEOMETRIES:
+        samples.append((_randn(n, c_in, *hw, device=device, dtype=dtype),
+                        _randn(c_out, c_in // groups, k, k, device=device, dtype=dtype),
+                        _randn(c_out, device=device, dtype=dtype) if bias else None, list(st), list(pd), list(dl),
+                        groups))
+    return samples
+
+
+def _grouped_backward_samples(device, dtype):
+    samples = []
+    for x, w, _, st, pd, dl, groups in _grouped_samples(device, dtype):
+        y = F.conv2d(x, w, None, st, pd, dl, groups)
+        for mask in ([True, True], [False, True], [True, False]):
+            samples.append((torch.randn_like(y), x, w, st, pd, dl, groups, mask))
+    return samples
+
+
 EPILOGUE_GEOMETRIES = [  # (N, C, H, W, weight, bias, residual, relu, offset): offset moves the channel means
     (3, 4, 5, 6, True, True, True, True, 0.0),
     (2, 3, 4, 4, True, True, False, False, 0.0),
@@ -318,6 +362,9 @@ OPS = [
     OpSpec("affine_epilogue", _affine_epilogue_samples, affine_epilogue_reference, (0, 1, 2, 3), batched=(0, 3)),
     OpSpec("affine_epilogue_backward", _affine_epilogue_backward_samples, affine_epilogue_backward_reference, (),
            refuses_graph=True, batched=(0, 1, 2)),
+    OpSpec("grouped_conv2d", _grouped_samples, grouped_conv2d_reference, (0, 1, 2), batched=(0,), autocast=True),
+    OpSpec("grouped_conv2d_backward", _grouped_backward_samples, grouped_conv2d_backward_reference, (),
+           refuses_graph=True, batched=(0, 1)),
 ]
 
 OPS_BY_NAME = {spec.name: spec for spec in OPS}

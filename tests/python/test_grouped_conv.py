@@ -1,0 +1,104 @@
+"""The grouped conv kernels against F.conv2d(groups=...) in float64, over every configuration the multigrid family
+uses (group widths 4-64, 1x1 and 3x3, stride 1 and 2, float32/float16/bfloat16, NCHW and channels_last), and the
+per-shape kernel choice. The op contract (opcheck, gradcheck, compile, vmap, ...) is in test_op_contract.py."""
+import itertools
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import leanconv  # noqa: F401  (registers the ops)
+from leanconv.ops import grouped_conv
+from leanconv.ops.grouped_conv import grouped_conv2d
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+TOLERANCE = {torch.float64: 1e-12, torch.float32: 2e-5, torch.float16: 4e-3, torch.bfloat16: 3e-2}
+
+
+def _relative_error(actual, expected):
+    return ((actual.double() - expected).abs().max() / expected.abs().max().clamp_min(1e-30)).item()
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16, torch.float64])
+@pytest.mark.parametrize("group_width,kernel,stride,channels_last",
+                         list(itertools.product([4, 8, 16, 32, 64], [1, 3], [1, 2], [False, True])))
+def test_grouped_conv_matches_float64_conv2d(device, dtype, group_width, kernel, stride, channels_last):
+    torch.manual_seed(group_width * 10 + kernel + stride)
+    channels = 2 * group_width if group_width < 64 else 64
+    groups = channels // group_width
+    x = torch.randn(2, channels, 9, 7, dtype=torch.float64)
+    w = torch.randn(channels, group_width, kernel, kernel, dtype=torch.float64) / (group_width * kernel) ** 0.5
+    b = torch.randn(channels, dtype=torch.float64)
+    padding = kernel // 2
+    xr, wr, br = (t.clone().requires_grad_() for t in (x, w, b))
+    expected = F.conv2d(xr, wr, br, stride, padding, 1, groups)
+    grad = torch.randn_like(expected)
+    expected.backward(grad)
+
+    xt = x.to(device, dtype)
+    if channels_last:
+        xt = xt.contiguous(memory_format=torch.channels_last)
+    xt.requires_grad_()
+    wt, bt = (t.to(device, dtype).requires_grad_() for t in (w, b))
+    y = grouped_conv2d(xt, wt, bt, (stride, stride), (padding, padding), (1, 1), groups)
+    y.backward(grad.to(device, dtype))
+    tol = TOLERANCE[dtype]
+    assert y.dtype == dtype and y.is_contiguous(
+        memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    assert _relative_error(y.cpu(), expected) < tol
+    assert _relative_error(xt.grad.cpu(), xr.grad) < tol
+    assert _relative_error(wt.grad.cpu(), wr.grad) < tol
+    assert _relative_error(bt.grad.cpu(), br.grad) < tol
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_grouped_conv_is_deterministic_under_deterministic_algorithms(device):
+    torch.manual_seed(0)
+    x = torch.randn(5, 32, 12, 12, device=device, requires_grad=True)
+    w = torch.randn(32, 8, 3, 3, device=device, requires_grad=True)
+    grads = []
+    with torch.backends.cudnn.flags(deterministic=True):
+        torch.use_deterministic_algorithms(True)
+        try:
+            for _ in range(2):
+                x.grad = w.grad = None
+                grouped_conv2d(x, w, None, (1, 1), (1, 1), (1, 1), 4).square().sum().backward()
+                grads.append((x.grad.clone(), w.grad.clone()))
+        finally:
+            torch.use_deterministic_algorithms(False)
+    assert torch.equal(grads[0][0], grads[1][0]) and torch.equal(grads[0][1], grads[1][1])
+
+
+def test_grouped_conv_errors_are_clear():
+    x = torch.randn(1, 8, 5, 5)
+    with pytest.raises(RuntimeError, match="groups = 3 must divide"):
+        grouped_conv2d(x, torch.randn(9, 2, 3, 3), None, (1, 1), (1, 1), (1, 1), 3)
+    with pytest.raises(RuntimeError, match="weight must be \\(C_out, C_in/groups"):
+        grouped_conv2d(x, torch.randn(8, 3, 3, 3), None, (1, 1), (1, 1), (1, 1), 2)
+    with pytest.raises(RuntimeError, match="same dtype"):
+        grouped_conv2d(x, torch.randn(8, 4, 3, 3, dtype=torch.float64), None, (1, 1), (1, 1), (1, 1), 2)
+    with pytest.raises(RuntimeError, match="groups must be positive"):
+        grouped_conv2d(x, torch.randn(8, 4, 3, 3), None, (1, 1), (1, 1), (1, 1), 0)
+    with pytest.raises(RuntimeError, match="4-D"):
+        grouped_conv2d(x[0], torch.randn(8, 4, 3, 3), None, (1, 1), (1, 1), (1, 1), 2)
+
+
+def test_kernel_choice_follows_the_rule_until_a_measurement_is_recorded():
+    args = ("cpu", torch.float32, False, 64, 64, 8, 3, 1, (32, 32))
+    grouped_conv.clear_grouped_conv2d_choices()
+    try:
+        rule = grouped_conv.grouped_conv2d_rule(*args)
+        assert grouped_conv.grouped_conv2d_uses_kernel(*args) == rule
+        grouped_conv.record_grouped_conv2d_choice(*args, not rule)
+        assert grouped_conv.grouped_conv2d_uses_kernel(*args) == (not rule)
+        assert grouped_conv.grouped_conv2d_choices() == [
+            f"cpu Float nchw 64->64 g8 k3 s1 32x32: {'aten' if rule else 'leanconv'}"]
+        # Another shape is untouched.
+        other = ("cpu", torch.bfloat16, True, 64, 64, 8, 3, 1, (32, 32))
+        assert grouped_conv.grouped_conv2d_uses_kernel(*other) == grouped_conv.grouped_conv2d_rule(*other)
+    finally:
+        grouped_conv.clear_grouped_conv2d_choices()
+    # The rule where it is measured (benchmarks/bench_multigrid.py): the kernels for half and bfloat16 on the CPU.
+    assert grouped_conv.grouped_conv2d_rule("cpu", torch.bfloat16, False, 64, 64, 2, 3, 1, (32, 32))
+    assert not grouped_conv.grouped_conv2d_rule("cpu", torch.float32, False, 64, 64, 2, 3, 1, (32, 32))
