@@ -64,11 +64,14 @@ at::Tensor fused_batch_norm(const at::Tensor& input, const std::optional<at::Ten
                   !(running_var.has_value() && running_var->defined()),
               "leanconv: fused_batch_norm needs both running_mean and running_var, or neither");
   if (training || !has_running) {
-    TORCH_CHECK(input.dim() != 4 || !training || input.size(0) * input.size(2) * input.size(3) > 1,
+    // nn.BatchNorm2d's rule: one value per channel is an error; an empty batch gives an empty output and leaves
+    // the running statistics alone.
+    const int64_t values = input.dim() == 4 ? input.size(0) * input.size(2) * input.size(3) : 2;
+    TORCH_CHECK(!training || values != 1,
                 "leanconv: fused_batch_norm expected more than 1 value per channel when training, got input of shape ",
                 input.sizes());
     auto [out, mean, invstd] = batch_norm_epilogue(input, weight, bias, residual, relu, eps);
-    if (training && has_running) {
+    if (training && has_running && values > 0) {
       at::NoGradGuard no_grad;
       const double count = double(input.size(0)) * double(input.size(2)) * double(input.size(3));
       const auto batch_var = (invstd.detach().to(running_var->scalar_type()).pow(-2) - eps) * (count / (count - 1));

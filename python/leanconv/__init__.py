@@ -7,7 +7,7 @@ from ._library import has_cuda_kernels as _has_cuda_kernels, load_extension as _
 
 _C = _load_extension()  # loads libleanconv (torch.ops.leanconv.*); None when loaded without the extension
 from . import ops  # noqa: E402  (the op wrappers and their fake kernels, for torch.compile / torch.export)
-from . import nn, models, families, filter_summary, lowrank, shared  # noqa: E402
+from . import nn, models, families, filter_summary, lowrank, multigrid, shared  # noqa: E402
 from .convert import convert
 
 __version__ = "0.1.0"
@@ -21,4 +21,4 @@ def compiled_with_cuda() -> bool:
     return _has_cuda_kernels()
 
 
-__all__ = ["ops", "nn", "models", "families", "filter_summary", "lowrank", "shared", "convert", "cmake_prefix_path", "compiled_with_cuda"]
+__all__ = ["ops", "nn", "models", "families", "filter_summary", "lowrank", "multigrid", "shared", "convert", "cmake_prefix_path", "compiled_with_cuda"]

@@ -11,8 +11,8 @@ from typing import Any, Callable, Dict, Optional, Sequence
 import torch
 from torch import nn
 
-from .models.convs import (DenseConvs, FilterSummaryConvs, GeneratedConvs, LowrankConvs, RING_SCOPES, SharedConvs,
-                           count_ring_weights)
+from .models.convs import (DenseConvs, FilterSummaryConvs, GeneratedConvs, LowrankConvs, MultigridConvs, RING_SCOPES,
+                           SharedConvs, count_ring_weights)
 from .nn import EigenConv2d, FilterSummaryConv2d
 from .nn.lowrank import checked_rank
 
@@ -71,6 +71,10 @@ def _build_lowrank(make_model, **options):
     return make_model(LowrankConvs(**options))
 
 
+def _build_multigrid(make_model, **options):
+    return make_model(MultigridConvs(**options))
+
+
 def _build_shared(make_model, **options):
     convs = SharedConvs(**options)
     return convs.finish(make_model(convs))
@@ -90,6 +94,20 @@ def _filter_summary_from_conv(conv: nn.Conv2d, compression: float = 9, quant_bit
     if conv.in_channels * conv.kernel_size[0] * conv.kernel_size[1] < compression:
         return conv  # filters too short for the compression: kept dense
     return FilterSummaryConv2d.from_conv(conv, compression=compression, quant_bits=quant_bits, path=path)
+
+
+def _multigrid_from_conv(conv: nn.Conv2d, group_size: int = 32, coarsest: int = 32) -> nn.Module:
+    """A freshly initialised MultigridConv2d of the conv's shape (a V-cycle of grouped convs has no exact
+    counterpart of a dense weight, so nothing is copied), or the conv itself where no multigrid layer applies."""
+    from .nn.multigrid import MultigridConv2d, multigrid_applies
+
+    if conv.padding_mode != "zeros" or not multigrid_applies(conv.in_channels, conv.out_channels, conv.kernel_size,
+                                                      conv.stride[0], conv.padding, conv.dilation, group_size,
+                                                      coarsest) or conv.stride[0] != conv.stride[1]:
+        return conv
+    return MultigridConv2d(conv.in_channels, conv.out_channels, conv.kernel_size[0], conv.stride, conv.padding,
+                           group_size=group_size, coarsest=coarsest, device=conv.weight.device,
+                           dtype=conv.weight.dtype)
 
 
 # ---- option parsers -----------------------------------------------------------------------------------------
@@ -151,6 +169,10 @@ FAMILIES: Dict[str, Family] = {f.name: f for f in [
         Option("rank", 4, "basis filters per input channel: one, or one per stage (6,5,4)", _rank),
         Option("path", "auto", "execution path", str, ("auto", "fused", "materialized")),
     ), from_conv=_lowrank_from_conv),
+    Family("multigrid", "multigrid-in-channels (MGIC)", _build_multigrid, (
+        Option("group_size", 32, "channels per group of the grouped convs", int),
+        Option("coarsest", 32, "the narrowest channel level (halving stops before going below it)", int),
+    ), from_conv=_multigrid_from_conv),
 ]}
 
 

@@ -6,7 +6,7 @@ from typing import Callable, Optional, Tuple
 from torch import nn
 
 from leanconv.nn import (AnchoredConv2d, ConvAnchor, EigenConv2d, FilterSummaryConv2d, GeneratedConv2d, GeneratedLinear,
-                         ParameterRing)
+                         GroupedConv2d, MultigridBlock, MultigridConv2d, ParameterRing)
 
 
 class RingModel(nn.Module):
@@ -40,6 +40,8 @@ class ModuleSpec:
     input_shape: Tuple[int, ...]
     conv: bool = True  # materialize() gives an nn.Conv2d (or the model holds such layers)
     smooth: bool = True  # False: a straight-through quantiser makes finite differences meaningless
+    materializable: bool = True  # False: no single dense layer computes the same (a V-cycle with BatchNorms)
+    batch_norm: bool = False  # True: holds BatchNorms (per-sample gradients then use eval mode, as torch.func asks)
     # The C++ twin, through leanconv._C.cpp: cpp(cpp_namespace) -> (forward, {state_dict name: C++ tensor}).
     cpp: Optional[Callable] = None
 
@@ -115,6 +117,13 @@ MODULES = [
     ModuleSpec("eigen_valid_replicate",
                lambda: EigenConv2d(4, 5, 3, stride=2, padding="valid", padding_mode="replicate", rank=2, path="fused"),
                (2, 4, 7, 6)),
+    ModuleSpec("grouped_conv_kernel", lambda: GroupedConv2d(8, 12, 3, stride=2, padding=1, groups=4, path="kernel"),
+               (2, 8, 7, 6)),
+    ModuleSpec("grouped_conv_auto", lambda: GroupedConv2d(8, 8, 1, groups=2), (2, 8, 5, 5)),
+    ModuleSpec("multigrid_block", lambda: MultigridBlock(4, 8, stride=2, group_size=4, coarsest=4), (2, 4, 5, 5),
+               materializable=False, batch_norm=True),
+    ModuleSpec("multigrid_conv", lambda: MultigridConv2d(8, 8, 3, group_size=4, coarsest=4), (2, 8, 5, 5),
+               materializable=False, batch_norm=True),
     ModuleSpec("eigen_same_zeros_even_kernel",
                lambda: EigenConv2d(3, 4, 2, padding="same", rank=2, path="fused"), (1, 3, 5, 5)),
 ]

@@ -88,6 +88,12 @@ def grouped_conv2d_backward_reference(grad_output, input, weight, stride, paddin
     return tuple(g if m else None for g, m in zip(grads, output_mask))
 
 
+def coarse_grid_correction_reference(fine, coarse, restricted, prolongation, groups, weight, bias, running_mean,
+                                     running_var, training, momentum, eps, use_kernel):
+    prolonged = F.conv2d(coarse - restricted, prolongation, groups=groups)
+    return fine + F.batch_norm(prolonged, running_mean, running_var, weight, bias, training, momentum, eps)
+
+
 def eigen_conv2d_backward_reference(grad_output, input, basis, coeff, stride, padding, dilation, output_mask):
     leaves = [t.detach().requires_grad_() for t in (input, basis, coeff)]
     with torch.enable_grad():
@@ -294,6 +300,22 @@ def _grouped_backward_samples(device, dtype):
     return samples
 
 
+def _coarse_grid_correction_samples(device, dtype):
+    samples = []
+    # The prolongation on leanconv's kernel (the aten path is in test_multigrid.py: aten's CPU convolutions do not
+    # promise the same bits for every thread count).
+    for n, c, coarse_c, groups, hw, weight, use_kernel in [(2, 8, 4, 2, (5, 4), True, True),
+                                                           (3, 6, 3, 3, (3, 3), False, True),
+                                                           (2, 4, 4, 1, (4, 6), True, True)]:
+        samples.append((_randn(n, c, *hw, device=device, dtype=dtype), _randn(n, coarse_c, *hw, device=device, dtype=dtype),
+                        _randn(n, coarse_c, *hw, device=device, dtype=dtype),
+                        _randn(c, coarse_c // groups, 1, 1, device=device, dtype=dtype), groups,
+                        _randn(c, device=device, dtype=dtype) if weight else None,
+                        _randn(c, device=device, dtype=dtype) if weight else None, None, None, True, 0.1, 1e-5,
+                        use_kernel))
+    return samples
+
+
 EPILOGUE_GEOMETRIES = [  # (N, C, H, W, weight, bias, residual, relu, offset): offset moves the channel means
     (3, 4, 5, 6, True, True, True, True, 0.0),
     (2, 3, 4, 4, True, True, False, False, 0.0),
@@ -363,6 +385,8 @@ OPS = [
     OpSpec("affine_epilogue_backward", _affine_epilogue_backward_samples, affine_epilogue_backward_reference, (),
            refuses_graph=True, batched=(0, 1, 2)),
     OpSpec("grouped_conv2d", _grouped_samples, grouped_conv2d_reference, (0, 1, 2), batched=(0,), autocast=True),
+    OpSpec("coarse_grid_correction", _coarse_grid_correction_samples, coarse_grid_correction_reference,
+           (0, 1, 2, 3, 5, 6), batched=(0, 1, 2)),
     OpSpec("grouped_conv2d_backward", _grouped_backward_samples, grouped_conv2d_backward_reference, (),
            refuses_graph=True, batched=(0, 1)),
 ]

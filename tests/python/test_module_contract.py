@@ -36,7 +36,10 @@ def reset_all(model):
             module.reset_parameters()
 
 
-@pytest.mark.parametrize("spec", MODULES, ids=MODULE_IDS)
+MATERIALIZABLE = [s for s in MODULES if s.materializable]
+
+
+@pytest.mark.parametrize("spec", MATERIALIZABLE, ids=[s.name for s in MATERIALIZABLE])
 def test_materialized_module_computes_the_same(spec):
     model, x = built(spec), example_input(spec)
     layer = spec.layer(model)
@@ -81,7 +84,7 @@ def test_second_derivatives(spec):
         assert torch.autograd.gradgradcheck(lambda x: function(x, *params), inputs)
 
 
-@pytest.mark.parametrize("spec", [s for s in MODULES if s.conv], ids=[s.name for s in MODULES if s.conv])
+@pytest.mark.parametrize("spec", [s for s in MATERIALIZABLE if s.conv], ids=[s.name for s in MATERIALIZABLE if s.conv])
 def test_input_gradient_penalty_reaches_the_following_layers(spec):
     # An input-gradient penalty through the layer and a Linear: the Linear's weight gradient must be the one the
     # materialised nn.Conv2d gives (it was silently None when a backward op had no derivative).
@@ -116,7 +119,7 @@ def test_meta_device_construction_then_reset_gives_a_valid_state_dict(spec):
     torch.testing.assert_close(fresh(x), model(x), rtol=0, atol=0)
     reference = built(spec, seed=9)
     for key, value in reference.state_dict().items():  # the layout buffers equal those of a normal construction
-        if value.dtype == torch.int64:
+        if value.dtype == torch.int64 and not key.endswith("num_batches_tracked"):  # (a step count, not layout)
             assert torch.equal(model.state_dict()[key], value), key
 
 
@@ -146,6 +149,8 @@ def test_state_dict_save_load_deepcopy_and_pickling(spec):
 @pytest.mark.parametrize("spec", MODULES, ids=MODULE_IDS)
 def test_per_sample_gradients_with_torch_func(spec):
     model, x = built(spec), example_input(spec)
+    if spec.batch_norm:
+        model.eval()  # batch statistics over one sample, and in-place running statistics, do not vmap
     params = {k: v.detach() for k, v in model.named_parameters()}
 
     def loss(params, sample):

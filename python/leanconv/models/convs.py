@@ -12,6 +12,7 @@ from torch import nn
 
 from ..nn import AnchoredConv2d, ConvAnchor, EigenConv2d, FilterSummaryConv2d, GeneratedConv2d, ParameterRing
 from ..nn.lowrank import checked_rank
+from ..nn.multigrid import MultigridConv2d, multigrid_applies
 
 Scope = Tuple[int, int]  # (stage, block) of the conv in the network
 
@@ -147,3 +148,19 @@ class SharedConvs(DenseConvs):
     def finish(self, model: nn.Module) -> nn.Module:
         model.anchors = self.anchors  # registered once, on the model: one copy in the state_dict
         return model
+
+
+class MultigridConvs(DenseConvs):
+    """Multigrid-in-channels convs (:class:`leanconv.nn.MultigridConv2d`) for every conv with at least two channel
+    levels at its output width (``group_size``, ``coarsest``); the others stay dense. 1x1 convs too: the MobileNetV2
+    variant's pointwise convs become V-cycles of grouped 1x1 convs."""
+
+    def __init__(self, group_size: int = 32, coarsest: int = 32):
+        self.group_size, self.coarsest = group_size, coarsest
+
+    def conv(self, in_channels, out_channels, kernel_size, stride=1, padding=0, scope: Scope = (0, 0)):
+        if not multigrid_applies(in_channels, out_channels, kernel_size, stride, padding, 1, self.group_size,
+                                 self.coarsest):
+            return super().conv(in_channels, out_channels, kernel_size, stride, padding, scope)
+        return MultigridConv2d(in_channels, out_channels, kernel_size, stride, padding, group_size=self.group_size,
+                               coarsest=self.coarsest)

@@ -35,15 +35,22 @@ class FusedBatchNorm2d(nn.BatchNorm2d):
     def forward(self, input: Tensor, residual: Optional[Tensor] = None) -> Tensor:
         self._check_input_dim(input)
         input, residual = _promoted(input, residual)
-        # nn.BatchNorm2d's rules for the averaging factor and for when batch statistics are used.
+        running_mean, running_var, use_batch_stats, factor = self.step_arguments()
+        return fused_batch_norm(input, running_mean, running_var, self.weight, self.bias, residual, use_batch_stats,
+                                factor, self.eps, self.relu)
+
+    def step_arguments(self):
+        """``(running_mean, running_var, training, momentum)`` for ``F.batch_norm``-shaped calls of this step, by
+        nn.BatchNorm2d's rules for the averaging factor and for when batch statistics are used (counting the step
+        in ``num_batches_tracked``)."""
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats and self.num_batches_tracked is not None:
             self.num_batches_tracked.add_(1)
             factor = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
         use_batch_stats = self.training or (self.running_mean is None and self.running_var is None)
         track = not self.training or self.track_running_stats
-        return fused_batch_norm(input, self.running_mean if track else None, self.running_var if track else None,
-                                self.weight, self.bias, residual, use_batch_stats, factor, self.eps, self.relu)
+        return (self.running_mean if track else None, self.running_var if track else None, use_batch_stats,
+                factor)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + (", relu=True" if self.relu else "")

@@ -39,11 +39,14 @@ def fused_batch_norm(input: Tensor, running_mean: Optional[Tensor], running_var:
     if (running_mean is None) != (running_var is None):
         raise ValueError("leanconv: fused_batch_norm needs both running_mean and running_var, or neither")
     if training or running_mean is None:
-        if training and input.dim() == 4 and input.shape[0] * input.shape[2] * input.shape[3] <= 1:
+        # nn.BatchNorm2d's rule: one value per channel is an error; an empty batch gives an empty output and
+        # leaves the running statistics alone.
+        values = input.shape[0] * input.shape[2] * input.shape[3] if input.dim() == 4 else 2
+        if training and values == 1:
             raise ValueError("leanconv: fused_batch_norm expected more than 1 value per channel when training, got "
                              f"input of shape {tuple(input.shape)}")
         out, mean, invstd = batch_norm_epilogue(input, weight, bias, residual, relu, eps)
-        if training and running_mean is not None:
+        if training and running_mean is not None and values > 0:
             with torch.no_grad():
                 count = input.shape[0] * input.shape[2] * input.shape[3]
                 batch_var = (invstd.detach().to(running_var.dtype).pow(-2) - eps) * (count / (count - 1))

@@ -57,3 +57,19 @@ std::vector<std::string> grouped_conv2d_choices();
 void clear_grouped_conv2d_choices();
 
 }  // namespace leanconv::ops
+
+namespace leanconv::ops {
+
+// The multigrid coarse-grid correction z = fine + BN(P(coarse - restricted)): P the grouped 1x1 prolongation
+// (C, C_coarse/groups, 1, 1), `restricted` the restriction R(fine) the down pass computed (reused, not
+// recomputed), BN as fused_batch_norm (running statistics updated in place in training). The prolongation runs on
+// leanconv's grouped kernel when use_kernel, else on aten's convolution; the BatchNorm and the add are one
+// block-epilogue pass over the fine feature map.
+at::Tensor coarse_grid_correction(const at::Tensor& fine, const at::Tensor& coarse, const at::Tensor& restricted,
+                                  const at::Tensor& prolongation, int64_t groups,
+                                  const std::optional<at::Tensor>& weight, const std::optional<at::Tensor>& bias,
+                                  const std::optional<at::Tensor>& running_mean,
+                                  const std::optional<at::Tensor>& running_var, bool training, double momentum,
+                                  double eps, bool use_kernel);
+
+}  // namespace leanconv::ops

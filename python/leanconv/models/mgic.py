@@ -1,0 +1,51 @@
+"""The MGIC ResNet: a ResNet whose residual blocks are :class:`leanconv.nn.MultigridBlock` V-cycles.
+
+The authors' command-line defaults: stage widths 32-64-128-256, blocks 1-2-2-2, group size 32, coarsest level 32.
+The first block of every stage after the first halves the resolution (its entry conv has stride 2). Layouts:
+``"cifar"`` (3x3 stem, 32x32 inputs) and ``"imagenet"`` (7x7 stride-2 stem and a max-pool). Stem and classifier
+stay ordinary.
+"""
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..nn.epilogue import FusedBatchNorm2d
+from ..nn.multigrid import MultigridBlock
+
+
+class MGICResNet(nn.Module):
+    def __init__(self, num_classes: int = 10, in_channels: int = 3, widths: Sequence[int] = (32, 64, 128, 256),
+                 blocks: Sequence[int] = (1, 2, 2, 2), group_size: int = 32, coarsest: int = 32,
+                 layout: str = "cifar"):
+        super().__init__()
+        if layout not in ("cifar", "imagenet"):
+            raise ValueError(f"leanconv: mgic_resnet layout must be 'cifar' or 'imagenet', got {layout!r}")
+        if len(widths) != len(blocks) or not widths:
+            raise ValueError(f"leanconv: mgic_resnet needs one block count per width, got widths {tuple(widths)} and "
+                             f"blocks {tuple(blocks)}")
+        if layout == "cifar":
+            stem = [nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False), FusedBatchNorm2d(widths[0], relu=True)]
+        else:
+            stem = [nn.Conv2d(in_channels, widths[0], 7, 2, 3, bias=False), FusedBatchNorm2d(widths[0], relu=True),
+                    nn.MaxPool2d(3, 2, 1)]
+        self.stem = nn.Sequential(*stem)
+        layers, width = [], widths[0]
+        for stage, (channels, count) in enumerate(zip(widths, blocks)):
+            for b in range(count):
+                stride = 2 if stage > 0 and b == 0 else 1
+                layers.append(MultigridBlock(width, channels, stride, group_size, coarsest))
+                width = channels
+        self.blocks = nn.Sequential(*layers)
+        self.fc = nn.Linear(width, num_classes)
+
+    def forward(self, x):
+        x = self.blocks(self.stem(x))
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+def mgic_resnet(num_classes: int = 10, in_channels: int = 3, widths: Sequence[int] = (32, 64, 128, 256),
+                blocks: Sequence[int] = (1, 2, 2, 2), group_size: int = 32, coarsest: int = 32,
+                layout: str = "cifar") -> nn.Module:
+    return MGICResNet(num_classes, in_channels, widths, blocks, group_size, coarsest, layout)

@@ -1,0 +1,77 @@
+"""A multigrid block or conv as the authors' code writes it, in plain PyTorch, for tests and benchmarks: ordinary
+(grouped) ``nn.Conv2d`` layers, separate BatchNorm, add and ReLU modules, and the restriction ``R_k x_k``
+computed twice, once on the way down and again in the correction ``x_k + BN(P_k(x_c - R_k x_k))``. Built from a
+:class:`leanconv.nn.MultigridBlock` or :class:`leanconv.nn.MultigridConv2d` with copies of its parameters and
+buffers, so both compute one function."""
+import torch.nn.functional as F
+from torch import nn
+
+from ..nn.multigrid import MultigridBlock, MultigridConv2d
+
+
+def _plain_conv(conv: nn.Conv2d) -> nn.Conv2d:
+    plain = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                      conv.dilation, conv.groups, conv.bias is not None, device=conv.weight.device,
+                      dtype=conv.weight.dtype)
+    plain.load_state_dict(conv.state_dict())
+    return plain
+
+
+def _plain_bn(bn: nn.BatchNorm2d) -> nn.BatchNorm2d:
+    plain = nn.BatchNorm2d(bn.num_features, bn.eps, bn.momentum, bn.affine, bn.track_running_stats,
+                           device=bn.weight.device, dtype=bn.weight.dtype)
+    plain.load_state_dict(bn.state_dict())
+    return plain
+
+
+def _plain_list(modules, make):
+    return nn.ModuleList(make(m) for m in modules)
+
+
+class ReferenceMultigrid(nn.Module):
+    def __init__(self, module):
+        super().__init__()
+        if not isinstance(module, (MultigridBlock, MultigridConv2d)):
+            raise TypeError(f"leanconv: ReferenceMultigrid takes a MultigridBlock or MultigridConv2d, got "
+                            f"{type(module).__name__}")
+        self.block = isinstance(module, MultigridBlock)
+        self.levels = list(module.levels)
+        self.entry = None if module.entry is None else nn.Sequential(
+            _plain_conv(module.entry[0]), _plain_bn(module.entry[1]), nn.ReLU())
+        self.restrict = _plain_list(module.restrict, _plain_conv)
+        self.prolong = _plain_list(module.prolong, _plain_conv)
+        self.correction_bn = _plain_list(module.correction_bn, _plain_bn)
+        if self.block:
+            self.coarse = nn.ModuleList([_plain_conv(module.coarse_conv1), _plain_bn(module.coarse_bn1),
+                                         _plain_conv(module.coarse_conv2), _plain_bn(module.coarse_bn2)])
+            self.up = nn.ModuleList(
+                nn.ModuleList([_plain_conv(c1), _plain_bn(b1), _plain_conv(c2), _plain_bn(b2)])
+                for c1, b1, c2, b2 in zip(module.level_conv1, module.level_bn1, module.level_conv2, module.level_bn2))
+        else:
+            self.coarse = nn.ModuleList([_plain_conv(module.coarse_conv), _plain_bn(module.coarse_bn)])
+            self.up = nn.ModuleList(nn.ModuleList([_plain_conv(c), _plain_bn(b)])
+                                    for c, b in zip(module.level_conv, module.level_bn))
+
+    def _residual_block(self, layers, x):
+        conv1, bn1, conv2, bn2 = layers
+        h = F.relu(bn1(conv1(x)))
+        return F.relu(x + bn2(conv2(h)))
+
+    def _conv_level(self, layers, x):
+        conv, bn = layers
+        return F.relu(bn(conv(x)))
+
+    def forward(self, x):
+        if self.entry is not None:
+            x = self.entry(x)
+        fine = [x]
+        for restrict in self.restrict:
+            fine.append(restrict(fine[-1]))
+        smooth = self._residual_block if self.block else self._conv_level
+        out = smooth(self.coarse, fine[-1])
+        for level in reversed(range(len(self.levels) - 1)):
+            x_k = fine[level]
+            restricted = self.restrict[level](x_k)  # computed again, as the authors' code does
+            z = x_k + self.correction_bn[level](self.prolong[level](out - restricted))
+            out = smooth(self.up[level], z)
+        return out
