@@ -113,4 +113,44 @@ PYBIND11_MODULE(_C, m) {
   torch::python::bind_module<RegulatorImpl>(cpp, "Regulator")
       .def(py::init([](int64_t channels) { return std::make_shared<RegulatorImpl>(channels); }), py::arg("channels"))
       .def("forward", &RegulatorImpl::forward);
+
+  torch::python::bind_module<GroupedConv2dImpl>(cpp, "GroupedConv2d")
+      .def(py::init([](int64_t in_channels, int64_t out_channels, int64_t kernel_size, int64_t stride, int64_t padding,
+                       int64_t groups, bool bias, std::string path) {
+             return std::make_shared<GroupedConv2dImpl>(GroupedConv2dOptions(in_channels, out_channels, kernel_size)
+                                                            .stride(stride)
+                                                            .padding(padding)
+                                                            .groups(groups)
+                                                            .bias(bias)
+                                                            .path(std::move(path)));
+           }),
+           py::arg("in_channels"), py::arg("out_channels"), py::arg("kernel_size"), py::arg("stride") = 1,
+           py::arg("padding") = 0, py::arg("groups") = 1, py::arg("bias") = true, py::arg("path") = "auto")
+      .def("forward", &GroupedConv2dImpl::forward);
+
+  torch::python::bind_module<MultigridConv2dImpl>(cpp, "MultigridConv2d")
+      .def(py::init([](int64_t in_channels, int64_t out_channels, int64_t kernel_size, int64_t stride,
+                       int64_t group_size, int64_t coarsest) {
+             return std::make_shared<MultigridConv2dImpl>(MultigridOptions(in_channels, out_channels)
+                                                              .kernel_size(kernel_size)
+                                                              .stride(stride)
+                                                              .group_size(group_size)
+                                                              .coarsest(coarsest));
+           }),
+           py::arg("in_channels"), py::arg("out_channels"), py::arg("kernel_size") = 3, py::arg("stride") = 1,
+           py::arg("group_size") = 32, py::arg("coarsest") = 32)
+      .def("forward", &MultigridConv2dImpl::forward)
+      .def("num_learned_params", &MultigridConv2dImpl::num_learned_params)
+      .def("num_dense_params", &MultigridConv2dImpl::num_dense_params);
+
+  torch::python::bind_module<MultigridBlockImpl>(cpp, "MultigridBlock")
+      .def(py::init([](int64_t in_channels, int64_t channels, int64_t stride, int64_t group_size, int64_t coarsest) {
+             return std::make_shared<MultigridBlockImpl>(
+                 MultigridOptions(in_channels, channels).stride(stride).group_size(group_size).coarsest(coarsest));
+           }),
+           py::arg("in_channels"), py::arg("channels"), py::arg("stride") = 1, py::arg("group_size") = 32,
+           py::arg("coarsest") = 32)
+      .def("forward", &MultigridBlockImpl::forward)
+      .def("num_learned_params", &MultigridBlockImpl::num_learned_params)
+      .def("num_dense_params", &MultigridBlockImpl::num_dense_params);
 }

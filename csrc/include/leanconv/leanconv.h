@@ -4,6 +4,7 @@
 #include "leanconv/nn/filter_summary.h"
 #include "leanconv/nn/generated.h"
 #include "leanconv/nn/lowrank.h"
+#include "leanconv/nn/multigrid.h"
 #include "leanconv/nn/shared.h"
 #include "leanconv/ops/epilogue.h"
 #include "leanconv/ops/filter_summary.h"

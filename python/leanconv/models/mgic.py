@@ -4,6 +4,10 @@ The authors' command-line defaults: stage widths 32-64-128-256, blocks 1-2-2-2, 
 The first block of every stage after the first halves the resolution (its entry conv has stride 2). Layouts:
 ``"cifar"`` (3x3 stem, 32x32 inputs) and ``"imagenet"`` (7x7 stride-2 stem and a max-pool). Stem and classifier
 stay ordinary.
+
+``conv="multigrid"`` (the default) is the MGIC network; any other family gives the ResNet of the same layout with
+basic residual blocks (two 3x3 convs, 1x1 projection shortcuts) whose convs come from that family: ``"dense"``
+is the baseline the MGIC network is compared with.
 """
 from typing import Sequence
 
@@ -11,14 +15,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..families import build
 from ..nn.epilogue import FusedBatchNorm2d
 from ..nn.multigrid import MultigridBlock
+from .resnet import basic_stages
 
 
 class MGICResNet(nn.Module):
     def __init__(self, num_classes: int = 10, in_channels: int = 3, widths: Sequence[int] = (32, 64, 128, 256),
                  blocks: Sequence[int] = (1, 2, 2, 2), group_size: int = 32, coarsest: int = 32,
-                 layout: str = "cifar"):
+                 layout: str = "cifar", convs=None):
         super().__init__()
         if layout not in ("cifar", "imagenet"):
             raise ValueError(f"leanconv: mgic_resnet layout must be 'cifar' or 'imagenet', got {layout!r}")
@@ -31,14 +37,17 @@ class MGICResNet(nn.Module):
             stem = [nn.Conv2d(in_channels, widths[0], 7, 2, 3, bias=False), FusedBatchNorm2d(widths[0], relu=True),
                     nn.MaxPool2d(3, 2, 1)]
         self.stem = nn.Sequential(*stem)
-        layers, width = [], widths[0]
-        for stage, (channels, count) in enumerate(zip(widths, blocks)):
-            for b in range(count):
-                stride = 2 if stage > 0 and b == 0 else 1
-                layers.append(MultigridBlock(width, channels, stride, group_size, coarsest))
-                width = channels
-        self.blocks = nn.Sequential(*layers)
-        self.fc = nn.Linear(width, num_classes)
+        if convs is not None:  # the same layout with basic blocks of another family's convs
+            self.blocks = basic_stages(convs, widths[0], list(widths), list(blocks), shortcut="conv")
+        else:
+            layers, width = [], widths[0]
+            for stage, (channels, count) in enumerate(zip(widths, blocks)):
+                for b in range(count):
+                    stride = 2 if stage > 0 and b == 0 else 1
+                    layers.append(MultigridBlock(width, channels, stride, group_size, coarsest))
+                    width = channels
+            self.blocks = nn.Sequential(*layers)
+        self.fc = nn.Linear(widths[-1], num_classes)
 
     def forward(self, x):
         x = self.blocks(self.stem(x))
@@ -47,5 +56,10 @@ class MGICResNet(nn.Module):
 
 def mgic_resnet(num_classes: int = 10, in_channels: int = 3, widths: Sequence[int] = (32, 64, 128, 256),
                 blocks: Sequence[int] = (1, 2, 2, 2), group_size: int = 32, coarsest: int = 32,
-                layout: str = "cifar") -> nn.Module:
-    return MGICResNet(num_classes, in_channels, widths, blocks, group_size, coarsest, layout)
+                layout: str = "cifar", conv: str = "multigrid", **conv_options) -> nn.Module:
+    if conv == "multigrid" and not conv_options:
+        return MGICResNet(num_classes, in_channels, widths, blocks, group_size, coarsest, layout)
+    if conv == "multigrid":
+        raise TypeError(f"leanconv: mgic_resnet takes group_size and coarsest as arguments, got {sorted(conv_options)}")
+    return build(lambda c: MGICResNet(num_classes, in_channels, widths, blocks, layout=layout, convs=c), conv,
+                 **conv_options)

@@ -22,7 +22,20 @@ def _dacnn(variant):
 
 
 
-MODELS = {"resnet20": models.resnet20, "resnet56": models.resnet56, "resnet18": models.resnet18,
+def _mgic_resnet(num_classes, in_channels, conv="multigrid", group_size=None, coarsest=None, **options):
+    """--conv multigrid: the MGIC ResNet (--group-size, --coarsest); another family: the same layout with basic
+    blocks of that family's convs."""
+    if conv == "multigrid":
+        shape = {k: v for k, v in (("group_size", group_size), ("coarsest", coarsest)) if v is not None}
+        return models.mgic_resnet(num_classes, in_channels, **shape)
+    return models.mgic_resnet(num_classes, in_channels, conv=conv, **options)
+
+
+def _mobilenet_v2(num_classes, in_channels, conv="dense", **options):
+    return models.mobilenet_v2(num_classes, in_channels, layout="cifar", conv=conv, **options)
+
+
+MODELS = {"resnet20": models.resnet20, "mgic_resnet": _mgic_resnet, "mobilenet_v2": _mobilenet_v2, "resnet56": models.resnet56, "resnet18": models.resnet18,
           "resnet18_cifar": models.resnet18_cifar, "resnet34": models.resnet34,
           **{f"dacnn_{variant}": _dacnn(variant) for variant in models.dacnn_variants}}
 
