@@ -138,7 +138,7 @@ sanitizer() {
   return $status
 }
 
-# ---- 4. benchmarks, quick mode (165 s: per family one ResNet-18 stage shape at the GPU batch, fp32 and bf16,
+# ---- 4. benchmarks, quick mode (190 s: per family one ResNet-18 stage shape at the GPU batch, fp32 and bf16,
 #         6 variants x 2 modes x 20 repeats of 0.1-2 ms; torch.compile of the plain layer, ~10 s a graph) -------
 benchmarks() {
   local status=0 device=cuda extra=(--repeats 20 --warmup 5 --dtypes float32,bfloat16)
@@ -147,9 +147,13 @@ benchmarks() {
     extra=(--repeats 1 --warmup 0 --dtypes float32,bfloat16 --no-compile --batch-cpu 1)
   fi
   for family in generated filter_summary lowrank; do
-    step "bench_$family.log" 40 "$PYTHON" "benchmarks/bench_$family.py" --devices "$device" --quick "${extra[@]}" \
+    step "bench_$family.log" 35 "$PYTHON" "benchmarks/bench_$family.py" --devices "$device" --quick "${extra[@]}" \
       --out "$LOGS/bench_$family" || status=$?
   done
+  # The grouped conv at one ImageNet level shape (both layouts) and one MultigridBlock against the authors'
+  # composition and its torch.compile (~10 s a dtype).
+  step "bench_multigrid.log" 40 "$PYTHON" benchmarks/bench_multigrid.py --devices "$device" --quick "${extra[@]}" \
+    --out "$LOGS/bench_multigrid" || status=$?
   # The block epilogue at one CIFAR shape (torch.compile of the plain tail: ~10 s a dtype) and a DACNN-mix
   # training step (its own budget: 45 s).
   local shared_extra=(--model-repeats 3)
@@ -169,7 +173,7 @@ fi
 selected 1 && stage "1. environment and smoke" 30 environment_and_smoke
 selected 2 && stage "2. CUDA tests" 190 cuda_tests
 selected 3 && stage "3. compute-sanitizer" 90 sanitizer
-selected 4 && stage "4. benchmarks (quick)" 165 benchmarks
+selected 4 && stage "4. benchmarks (quick)" 190 benchmarks
 overall=0
 for s in "${STAGES[@]}"; do
   case $s in *"passed"*) ;; *) overall=1 ;; esac

@@ -38,6 +38,8 @@ std::vector<Case> cases() {
   const auto x = torch::randn({2, 4, 9, 8}), basis = torch::randn({4, 3, 3, 3}), coeff = torch::randn({5, 12});
   const auto bias = torch::randn({5}), grad_eigen = torch::randn({2, 5, 9, 8});
   const auto residual = torch::randn({2, 4, 9, 8}), per_channel = torch::randn({2, 4});
+  const auto gx = torch::randn({2, 16, 9, 7}), gw = torch::randn({24, 4, 3, 3}), grad_grouped = torch::randn({2, 24, 5, 4});
+  const auto coarse = torch::randn({2, 8, 9, 7}), prolongation = torch::randn({16, 2, 1, 1}), scale = torch::randn({16});
   const std::vector<int64_t> one{1, 1};
   std::vector<Case> all;
   all.push_back({"generate_weights forward", {"leanconv"}, [=](torch::Device d, torch::ScalarType t) {
@@ -99,6 +101,23 @@ std::vector<Case> cases() {
                      const auto out = ops::affine_epilogue(xe, a, c, xe, true);
                      auto [gx, ga, gc, gr] = ops::affine_epilogue_backward(xe, out, xe, a, true, {true, true, true, true});
                      return std::vector<Tensor>{out, gx, ga, gc, gr};
+                   }});
+    all.push_back({std::string("grouped_conv2d forward and backward, stride 2") + (channels_last ? ", channels_last" : ""),
+                   {"leanconv", "shared-memory"}, [=](torch::Device d, torch::ScalarType t) {
+                     const std::vector<int64_t> two{2, 2};
+                     const auto xe = on(gx, d, t).contiguous(format), we = on(gw, d, t);
+                     const auto y = ops::grouped_conv2d(xe, we, on(scale.repeat({2}).narrow(0, 0, 24), d, t), two, one,
+                                                        one, 4);
+                     auto [gi, gwt] = ops::grouped_conv2d_backward(on(grad_grouped, d, t).contiguous(format), xe, we, two,
+                                                                   one, one, 4, {true, true});
+                     return std::vector<Tensor>{y, gi, gwt};
+                   }});
+    all.push_back({std::string("coarse_grid_correction") + (channels_last ? ", channels_last" : ""), {"leanconv"},
+                   [=](torch::Device d, torch::ScalarType t) {
+                     const auto fine = on(gx, d, t).contiguous(format), c = on(coarse, d, t).contiguous(format);
+                     return std::vector<Tensor>{ops::coarse_grid_correction(
+                         fine, c, c.mul(0.5), on(prolongation, d, t), 4, on(scale, d, torch::kFloat),
+                         on(scale, d, torch::kFloat), std::nullopt, std::nullopt, true, 0.1, 1e-5, true)};
                    }});
   }
   return all;

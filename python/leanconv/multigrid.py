@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .nn.multigrid import GroupedConv2d
-from .ops.grouped_conv import grouped_conv2d, record_grouped_conv2d_choice
+from .ops.multigrid import grouped_conv2d, record_grouped_conv2d_choice
 
 
 def _synchronize(device: torch.device) -> None:

@@ -13,7 +13,7 @@ import leanconv
 from leanconv.models import mgic_resnet, mobilenet_v2, resnet20
 from leanconv.nn import GroupedConv2d, MultigridBlock, MultigridConv2d, parameter_counts
 from leanconv.nn.multigrid import channel_levels
-from leanconv.ops import grouped_conv
+from leanconv.ops import multigrid as grouped_conv
 from leanconv.reference.multigrid import ReferenceMultigrid
 
 CASES = [

@@ -9,5 +9,5 @@
 #include "leanconv/ops/epilogue.h"
 #include "leanconv/ops/filter_summary.h"
 #include "leanconv/ops/generated.h"
-#include "leanconv/ops/grouped_conv.h"
+#include "leanconv/ops/multigrid.h"
 #include "leanconv/ops/lowrank.h"

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.modules.utils import _pair
 
-from ..ops.grouped_conv import grouped_conv2d, grouped_conv2d_uses_kernel
+from ..ops.multigrid import grouped_conv2d, grouped_conv2d_uses_kernel
 from .epilogue import FusedBatchNorm2d
 
 

@@ -2,7 +2,7 @@
 from .epilogue import affine_epilogue, batch_norm_epilogue, fused_batch_norm
 from .filter_summary import filter_summary_weight, filter_summary_weight_backward, shifted_sum
 from .generated import generate_weights, generate_weights_backward
-from .grouped_conv import grouped_conv2d, grouped_conv2d_choices, grouped_conv2d_uses_kernel
+from .multigrid import grouped_conv2d, grouped_conv2d_choices, grouped_conv2d_uses_kernel
 from .lowrank import eigen_conv2d, eigen_conv2d_fused_is_cheaper
 
 __all__ = ["generate_weights", "generate_weights_backward", "filter_summary_weight", "filter_summary_weight_backward",

@@ -10,7 +10,7 @@
 
 #include "common/checks.h"
 #include "leanconv/ops/epilogue.h"
-#include "leanconv/ops/grouped_conv.h"
+#include "leanconv/ops/multigrid.h"
 
 namespace leanconv::ops {
 

@@ -15,10 +15,10 @@
 #include <torch/library.h>
 
 #include "common/epilogue.h"
-#include "common/grouped_conv.h"
-#include "common/grouped_conv_checks.h"
+#include "common/multigrid.h"
+#include "common/multigrid_checks.h"
 #include "launch.cuh"
-#include "ops/grouped_conv_composite.h"
+#include "ops/multigrid_composite.h"
 
 namespace leanconv::cuda {
 namespace {

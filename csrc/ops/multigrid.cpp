@@ -6,7 +6,7 @@
 #include <map>
 #include <mutex>
 
-#include "leanconv/ops/grouped_conv.h"
+#include "leanconv/ops/multigrid.h"
 #include "ops/autocast.h"
 
 namespace leanconv::ops {

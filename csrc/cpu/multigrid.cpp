@@ -18,11 +18,11 @@
 #include <vector>
 
 #include "common/epilogue.h"
-#include "common/grouped_conv.h"
-#include "common/grouped_conv_checks.h"
+#include "common/multigrid.h"
+#include "common/multigrid_checks.h"
 #include "cpu/phased_rows.h"
 #include "cpu/window_tiles.h"
-#include "ops/grouped_conv_composite.h"
+#include "ops/multigrid_composite.h"
 
 namespace leanconv::cpu {
 namespace {

@@ -1,4 +1,4 @@
-#include "ops/grouped_conv_composite.h"
+#include "ops/multigrid_composite.h"
 
 #include <ATen/ops/convolution.h>
 #include <ATen/ops/convolution_backward.h>

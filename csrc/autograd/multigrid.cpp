@@ -9,8 +9,8 @@
 #include <torch/library.h>
 
 #include "autograd/derivatives.h"
-#include "leanconv/ops/grouped_conv.h"
-#include "ops/grouped_conv_composite.h"
+#include "leanconv/ops/multigrid.h"
+#include "ops/multigrid_composite.h"
 
 namespace leanconv::autograd {
 namespace {

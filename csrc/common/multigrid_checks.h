@@ -4,7 +4,7 @@
 #include <optional>
 
 #include "checks.h"
-#include "grouped_conv.h"
+#include "multigrid.h"
 
 namespace leanconv::checks {
 
