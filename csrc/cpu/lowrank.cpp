@@ -68,7 +68,7 @@ struct TilePlan {
 // aten composite instead.
 bool tile_buffers_fit(const EigenConv& g) { return phased_elements(g, TilePlan(g).rows) <= kMaxPhasedElements; }
 
-// basis as (C_in, R rounded up to kFilterGroup, taps) in op-math type, the extra rows zero.
+// basis as (C_in, R padded by padded_filters, taps) in op-math type, the extra rows zero.
 at::Tensor padded_basis(const at::Tensor& basis, const EigenConv& g, at::ScalarType acc_type) {
   auto padded = at::zeros({g.in_channels, padded_rank(g), g.taps()}, basis.options().dtype(acc_type));
   padded.narrow(1, 0, g.rank).copy_(basis.detach().reshape({g.in_channels, g.rank, g.taps()}));

@@ -52,7 +52,7 @@ bool band_buffers_fit(const GroupedConv& g) {
   return double(g.group_in()) * phased_elements(g, BandPlan(g).rows) <= kMaxPhasedElements;
 }
 
-// weight as (groups, filters padded to kFilterGroup, C_in/groups * taps) in op-math type, the extra rows zero.
+// weight as (groups, filters padded by padded_filters, C_in/groups * taps) in op-math type, the extra rows zero.
 at::Tensor padded_weight(const at::Tensor& weight, const GroupedConv& g, at::ScalarType acc_type) {
   auto padded = at::zeros({g.groups, padded_filters(g.group_out()), g.filter_size()}, weight.options().dtype(acc_type));
   padded.narrow(1, 0, g.group_out()).copy_(weight.detach().reshape({g.groups, g.group_out(), g.filter_size()}));
@@ -122,7 +122,11 @@ std::tuple<at::Tensor, at::Tensor> grouped_conv2d_backward_kernel(const at::Tens
     return ops::grouped_conv2d_backward_composite(grad_output, input, weight, stride, padding, dilation, groups,
                                                   output_mask);
   }
-  const bool need_input = output_mask[0], need_weight = output_mask[1];
+  // With stride 1 the input gradient is itself a grouped conv, of the output gradient with the flipped, transposed
+  // filters: the forward kernel computes it, at the forward's speed. Other strides take the micro-kernels' adjoint.
+  const bool input_by_forward = output_mask[0] && g.stride_h == 1 && g.stride_w == 1 &&
+                                g.pad_h <= (g.kernel_h - 1) * g.dil_h && g.pad_w <= (g.kernel_w - 1) * g.dil_w;
+  const bool need_input = output_mask[0] && !input_by_forward, need_weight = output_mask[1];
   const auto acc_type = at::toOpMathType(input.scalar_type());
   const BandPlan plan(g);
   const int64_t items = g.batch * g.groups;  // (image, group) pairs
@@ -202,6 +206,19 @@ std::tuple<at::Tensor, at::Tensor> grouped_conv2d_backward_kernel(const at::Tens
     grad_weight = sum.narrow(1, 0, g.group_out()).reshape(weight.sizes()).to(weight.scalar_type()).contiguous();
   }
   if (need_input && items == 0) grad_input.zero_();
+  if (input_by_forward) {
+    // w_t[group*G_in + c, f, i, j] = w[group*G_out + f, c, kh-1-i, kw-1-j].
+    const auto w_t = weight.detach()
+                         .view({g.groups, g.group_out(), g.group_in(), g.kernel_h, g.kernel_w})
+                         .transpose(1, 2)
+                         .flip({3, 4})
+                         .reshape({g.in_channels, g.group_out(), g.kernel_h, g.kernel_w});
+    const std::vector<int64_t> ones{1, 1}, dilation{g.dil_h, g.dil_w};
+    const std::vector<int64_t> padding{(g.kernel_h - 1) * g.dil_h - g.pad_h, (g.kernel_w - 1) * g.dil_w - g.pad_w};
+    grad_input = grouped_conv2d_kernel(grad_output, w_t, std::nullopt, ones, padding, dilation, g.groups);
+    // The input's memory format, as the other path (and the fake kernel) gives.
+    grad_input = grad_input.contiguous(input.suggest_memory_format());
+  }
   return {grad_input, grad_weight};
 }
 

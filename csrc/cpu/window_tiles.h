@@ -17,7 +17,8 @@
 namespace leanconv::cpu {
 
 // Filters are computed kFilterGroup at a time (their accumulators stay in registers while the taps stream
-// through): the filter rows of a weight are padded with zero rows to a multiple of it.
+// through): the filter rows of a weight are padded with zero rows to a multiple of it. (8 at a time was measured
+// 2x slower: GCC then keeps the accumulators in memory.)
 constexpr int64_t kFilterGroup = 4;
 
 inline int64_t padded_filters(int64_t filters) { return (filters + kFilterGroup - 1) / kFilterGroup * kFilterGroup; }
