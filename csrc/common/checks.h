@@ -7,6 +7,7 @@
 #include <ATen/core/Tensor.h>
 #include <c10/util/Exception.h>
 
+#include <optional>
 #include <string_view>
 
 #include "conv_window.h"
@@ -126,6 +127,28 @@ inline void set_window_sizes(common::ConvWindow& w, int64_t in_h, int64_t in_w) 
   TORCH_CHECK(in_h >= 0 && in_w >= 0, "leanconv: the input size must be non-negative, got ", in_h, "x", in_w);
   w.out_h = conv_output_size(in_h, w.kernel_h, w.stride_h, w.pad_h, w.dil_h);
   w.out_w = conv_output_size(in_w, w.kernel_w, w.stride_w, w.pad_w, w.dil_w);
+}
+
+
+// A conv's optional bias: (out_channels,) on the input's device, in its dtype.
+inline void check_conv_bias(const std::optional<at::Tensor>& bias, const at::Tensor& input, int64_t out_channels) {
+  if (!bias.has_value() || !bias->defined()) return;
+  check_same_device(input, "input", *bias, "bias");
+  check_same_dtype(input, "input", *bias, "bias");
+  TORCH_CHECK(bias->dim() == 1 && bias->size(0) == out_channels, "leanconv: bias must have shape (", out_channels,
+              "), got ", bias->sizes());
+}
+
+// A conv backward's grad_output: the forward output's shape (batch, out_channels, out_h, out_w), on the input's
+// device, in its dtype.
+inline void check_conv_grad_output(const at::Tensor& grad_output, const at::Tensor& input, int64_t batch,
+                                   int64_t out_channels, const common::ConvWindow& w) {
+  check_same_device(input, "input", grad_output, "grad_output");
+  check_same_dtype(input, "input", grad_output, "grad_output");
+  TORCH_CHECK(grad_output.dim() == 4 && grad_output.size(0) == batch && grad_output.size(1) == out_channels &&
+                  grad_output.size(2) == w.out_h && grad_output.size(3) == w.out_w,
+              "leanconv: grad_output must have the output's shape (", batch, ", ", out_channels, ", ", w.out_h, ", ",
+              w.out_w, "), got ", grad_output.sizes());
 }
 
 }  // namespace leanconv::checks

@@ -34,12 +34,7 @@ inline common::GroupedConv grouped_conv_geometry(const at::Tensor& input, const 
               g.out_channels, ")");
   TORCH_CHECK(weight.size(1) == g.in_channels / groups, "leanconv: grouped_conv2d weight must be (C_out, C_in/groups",
               ", kh, kw) with C_in/groups = ", g.in_channels / groups, ", got shape ", weight.sizes());
-  if (bias.has_value() && bias->defined()) {
-    check_same_device(input, "input", *bias, "bias");
-    check_same_dtype(input, "input", *bias, "bias");
-    TORCH_CHECK(bias->dim() == 1 && bias->size(0) == g.out_channels, "leanconv: bias must have shape (",
-                g.out_channels, "), got ", bias->sizes());
-  }
+  check_conv_bias(bias, input, g.out_channels);
   set_window_sizes(g, input.size(2), input.size(3));
   return g;
 }
@@ -50,12 +45,7 @@ inline common::GroupedConv grouped_conv_backward_geometry(const at::Tensor& grad
                                                           at::IntArrayRef padding, at::IntArrayRef dilation,
                                                           int64_t groups) {
   const auto g = grouped_conv_geometry(input, weight, std::nullopt, stride, padding, dilation, groups);
-  check_same_device(input, "input", grad_output, "grad_output");
-  check_same_dtype(input, "input", grad_output, "grad_output");
-  TORCH_CHECK(grad_output.dim() == 4 && grad_output.size(0) == g.batch && grad_output.size(1) == g.out_channels &&
-                  grad_output.size(2) == g.out_h && grad_output.size(3) == g.out_w,
-              "leanconv: grad_output must have the output's shape (", g.batch, ", ", g.out_channels, ", ", g.out_h,
-              ", ", g.out_w, "), got ", grad_output.sizes());
+  check_conv_grad_output(grad_output, input, g.batch, g.out_channels, g);
   return g;
 }
 
