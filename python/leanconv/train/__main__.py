@@ -6,7 +6,8 @@ from torch.utils.data import Subset
 
 from .. import models
 from ..families import FAMILIES
-from .data import fashion_mnist, random_images
+from .data import random_images
+from .datasets import DATASETS, DatasetMissing, dataset
 from .loop import table, train
 
 def _dacnn(variant):
@@ -56,8 +57,12 @@ def parse_args(argv=None):
     p.add_argument("--width", type=int, default=None, help="dacnn models: the plain variant's width (default 128)")
     p.add_argument("--blocks", default=None, help="dacnn models: blocks per stage, e.g. 3,4,6,3 (the default)")
     p.add_argument("--regulators", action="store_true", help="dacnn models: a regulator per residual block")
-    p.add_argument("--dataset", choices=["fashion-mnist", "random"], default="fashion-mnist")
-    p.add_argument("--data-dir", default=None)
+    p.add_argument("--dataset", choices=sorted(DATASETS) + ["random"], default="fashion-mnist",
+                   help="torchvision's CIFAR10/CIFAR100/SVHN/ImageFolder or the Fashion-MNIST idx files (see "
+                        "leanconv.train.datasets for the files each expects); random: synthetic images")
+    p.add_argument("--data", "--data-dir", dest="data_dir", default=None,
+                   help="the dataset's directory (Fashion-MNIST: Debian's dataset-fashion-mnist by default)")
+    p.add_argument("--workers", type=int, default=2, help="data-loading worker processes")
     p.add_argument("--train-subset", type=int, default=0, help="use the first N training images (0: all)")
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--batch-size", type=int, default=128)
@@ -100,9 +105,12 @@ def model_options(args):
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.dataset == "fashion-mnist":
-        train_set, test_set = fashion_mnist(True, args.data_dir), fashion_mnist(False, args.data_dir)
-        in_channels, num_classes = 1, 10
+    if args.dataset != "random":
+        try:
+            train_set, test_set = dataset(args.dataset, args.data_dir, True), dataset(args.dataset, args.data_dir, False)
+        except DatasetMissing as error:
+            raise SystemExit(str(error))
+        in_channels, num_classes = DATASETS[args.dataset].in_channels, DATASETS[args.dataset].num_classes
     else:
         train_set, test_set = random_images(2048, (3, 32, 32), 10), random_images(512, (3, 32, 32), 10, seed=1)
         in_channels, num_classes = 3, 10
@@ -114,7 +122,7 @@ def main(argv=None):
     if args.lr != parse_args([]).lr:
         name += f"-lr{args.lr:g}"  # rows of one table, trained with different learning rates
     result = train(name, model, train_set, test_set, args.epochs, args.batch_size, args.lr,
-                   args.weight_decay, args.device, args.seed)
+                   args.weight_decay, args.device, args.seed, workers=args.workers)
     print(table([result]))
 
 

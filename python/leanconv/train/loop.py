@@ -47,12 +47,16 @@ def evaluate(model: nn.Module, loader: DataLoader, device) -> float:
 
 
 def train(name: str, model: nn.Module, train_set, test_set, epochs: int, batch_size: int = 128, lr: float = 0.1,
-          weight_decay: float = 5e-4, device="cpu", seed: int = 0) -> TrainResult:
+          weight_decay: float = 5e-4, device="cpu", seed: int = 0, workers: int = 0) -> TrainResult:
     torch.manual_seed(seed)
     model.to(device)
     generator = torch.Generator().manual_seed(seed)
-    train_loader = DataLoader(train_set, batch_size=batch_size, shuffle=True, generator=generator, drop_last=True)
-    test_loader = DataLoader(test_set, batch_size=512)
+    # Workers keep the device fed; their augmentations draw from seeds the generator gives (reproducible).
+    loading = {"num_workers": workers, "pin_memory": torch.device(device).type == "cuda",
+               "persistent_workers": workers > 0}
+    train_loader = DataLoader(train_set, batch_size=batch_size, shuffle=True, generator=generator, drop_last=True,
+                              **loading)
+    test_loader = DataLoader(test_set, batch_size=512, **loading)
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
     steps = epochs * len(train_loader)
     schedule = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.15)
