@@ -8,6 +8,7 @@ from .. import models
 from ..families import FAMILIES
 from .data import random_images
 from .datasets import DATASETS, DatasetMissing, dataset
+from .checkpoint import CheckpointError
 from .loop import table, train
 
 def _dacnn(variant):
@@ -70,6 +71,13 @@ def parse_args(argv=None):
     p.add_argument("--weight-decay", type=float, default=5e-4)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--deterministic", action="store_true",
+                   help="torch.use_deterministic_algorithms(True): the same bits on every run of one machine")
+    p.add_argument("--checkpoint", default=None, help="checkpoint file, written atomically (PATH.prev keeps the "
+                                                      "previous one)")
+    p.add_argument("--checkpoint-every", type=int, default=0,
+                   help="also checkpoint every N steps within an epoch (0: at the end of each epoch only)")
+    p.add_argument("--resume", action="store_true", help="continue from --checkpoint if it exists")
     return p.parse_args(argv)
 
 
@@ -105,6 +113,12 @@ def model_options(args):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.resume and not args.checkpoint:
+        raise SystemExit("--resume needs --checkpoint PATH")
+    torch.manual_seed(args.seed)  # before the model is built: its initialisation is part of the run
+    if args.deterministic:
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
     if args.dataset != "random":
         try:
             train_set, test_set = dataset(args.dataset, args.data_dir, True), dataset(args.dataset, args.data_dir, False)
@@ -121,8 +135,12 @@ def main(argv=None):
     name = f"{args.model}-{args.conv}" + ("-regulators" if args.regulators else "")
     if args.lr != parse_args([]).lr:
         name += f"-lr{args.lr:g}"  # rows of one table, trained with different learning rates
-    result = train(name, model, train_set, test_set, args.epochs, args.batch_size, args.lr,
-                   args.weight_decay, args.device, args.seed, workers=args.workers)
+    try:
+        result = train(name, model, train_set, test_set, args.epochs, args.batch_size, args.lr,
+                   args.weight_decay, args.device, args.seed, workers=args.workers, checkpoint=args.checkpoint,
+                       checkpoint_every=args.checkpoint_every, resume=args.resume)
+    except CheckpointError as error:
+        raise SystemExit(str(error))
     print(table([result]))
 
 

@@ -1,14 +1,23 @@
-"""A small, honest training loop: SGD with momentum and a cosine schedule, a progress line, test accuracy."""
+"""A small, honest training loop: SGD with momentum and a cosine schedule, a progress line, test accuracy, and
+checkpoints from which an interrupted run continues exactly (leanconv.train.checkpoint).
+
+Exact resumption: each epoch's sample order is drawn from the run's seed and the epoch number, the checkpoint
+keeps the step within the epoch and the RNG states, and a resumed run starts at the next batch of the same order.
+With ``workers=0`` (augmentations drawn in the main process) and deterministic algorithms the final weights are
+bit-identical to an uninterrupted run's (tested); with workers the augmentations of the resumed epoch differ.
+"""
 import sys
 import time
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Sampler
 
 from ..nn import parameter_counts
+from . import checkpoint as checkpoints
 
 
 @dataclass
@@ -46,32 +55,76 @@ def evaluate(model: nn.Module, loader: DataLoader, device) -> float:
     return correct / max(total, 1)
 
 
+class EpochOrder(Sampler):
+    """The samples of one epoch in the order the run's seed and the epoch number give, from batch ``start_batch``
+    on (what a resumed run has not yet trained on). Only whole batches: the last partial batch is dropped."""
+
+    def __init__(self, count: int, batch_size: int, seed: int, epoch: int, start_batch: int = 0):
+        order = torch.randperm(count, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+        self.order = order[start_batch * batch_size: (count // batch_size) * batch_size].tolist()
+
+    def __iter__(self):
+        return iter(self.order)
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+
 def train(name: str, model: nn.Module, train_set, test_set, epochs: int, batch_size: int = 128, lr: float = 0.1,
-          weight_decay: float = 5e-4, device="cpu", seed: int = 0, workers: int = 0) -> TrainResult:
+          weight_decay: float = 5e-4, device="cpu", seed: int = 0, workers: int = 0,
+          checkpoint: Optional[str] = None, checkpoint_every: int = 0, resume: bool = False) -> TrainResult:
+    """Trains ``model``; with ``checkpoint`` a checkpoint is written every ``checkpoint_every`` steps (0: only at
+    the end of each epoch) and, with ``resume``, training continues from the one found there."""
     torch.manual_seed(seed)
     model.to(device)
-    generator = torch.Generator().manual_seed(seed)
-    # Workers keep the device fed; their augmentations draw from seeds the generator gives (reproducible).
-    loading = {"num_workers": workers, "pin_memory": torch.device(device).type == "cuda",
-               "persistent_workers": workers > 0}
-    train_loader = DataLoader(train_set, batch_size=batch_size, shuffle=True, generator=generator, drop_last=True,
-                              **loading)
-    test_loader = DataLoader(test_set, batch_size=512, **loading)
+    steps_per_epoch = len(train_set) // batch_size
+    if steps_per_epoch == 0:
+        raise ValueError(f"leanconv: {len(train_set)} training images are fewer than one batch of {batch_size}")
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
-    steps = epochs * len(train_loader)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.15)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps_per_epoch,
+                                                   pct_start=0.15)
+    start_epoch = start_step = 0
+    if resume:
+        if checkpoint is None:
+            raise ValueError("leanconv: resume needs a checkpoint path")
+        state = checkpoints.load(checkpoint)
+        if state is not None:
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            schedule.load_state_dict(state["scheduler"])
+            torch.set_rng_state(state["rng"])
+            start_epoch, start_step = state["epoch"], state["step"]
+    # Workers keep the device fed; pinned memory speeds the copies to a GPU.
+    loading = {"num_workers": workers, "pin_memory": torch.device(device).type == "cuda",
+               "persistent_workers": False}
+    test_loader = DataLoader(test_set, batch_size=512, **loading)
+
+    def save(epoch: int, step: int) -> None:
+        checkpoints.save(checkpoint, {"model": model.state_dict(), "optimizer": opt.state_dict(),
+                                      "scheduler": schedule.state_dict(), "rng": torch.get_rng_state(),
+                                      "epoch": epoch, "step": step, "seed": seed})
+
     started = time.time()
-    for epoch in range(epochs):
+    for epoch in range(start_epoch, epochs):
         model.train()
+        first = start_step if epoch == start_epoch else 0
+        order = EpochOrder(len(train_set), batch_size, seed, epoch, first)
+        loader = DataLoader(train_set, batch_size=batch_size, sampler=order, drop_last=True,
+                            generator=torch.Generator().manual_seed(seed + epoch), **loading)
         running = 0.0
-        for i, (x, y) in enumerate(train_loader):
+        for i, (x, y) in enumerate(loader, start=first):
             loss = F.cross_entropy(model(x.to(device)), y.to(device))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             schedule.step()
-            running = 0.9 * running + 0.1 * loss.item() if i else loss.item()
-            _progress(f"{name} epoch {epoch + 1}/{epochs}", i + 1, len(train_loader), running, started)
+            running = 0.9 * running + 0.1 * loss.item() if i > first else loss.item()
+            _progress(f"{name} epoch {epoch + 1}/{epochs}", i + 1, steps_per_epoch, running, started)
+            done = i + 1
+            if checkpoint and checkpoint_every and done % checkpoint_every == 0 and done < steps_per_epoch:
+                save(epoch, done)
+        if checkpoint:
+            save(epoch + 1, 0)
     accuracy = evaluate(model, test_loader, device)
     learned, dense = parameter_counts(model)
     return TrainResult(name, learned, dense, accuracy, time.time() - started)
