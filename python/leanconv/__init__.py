@@ -9,6 +9,7 @@ _C = _load_extension()  # loads libleanconv (torch.ops.leanconv.*); None when lo
 from . import ops  # noqa: E402  (the op wrappers and their fake kernels, for torch.compile / torch.export)
 from . import nn, models, families, filter_summary, lowrank, multigrid, shared  # noqa: E402
 from .convert import convert
+from .materialize import materialize
 
 __version__ = "0.1.0"
 
@@ -21,4 +22,4 @@ def compiled_with_cuda() -> bool:
     return _has_cuda_kernels()
 
 
-__all__ = ["ops", "nn", "models", "families", "filter_summary", "lowrank", "multigrid", "shared", "convert", "cmake_prefix_path", "compiled_with_cuda"]
+__all__ = ["ops", "nn", "models", "families", "filter_summary", "lowrank", "multigrid", "shared", "convert", "materialize", "cmake_prefix_path", "compiled_with_cuda"]

@@ -34,9 +34,40 @@ def _convertible(module: nn.Module) -> bool:
     return type(module) is nn.Conv2d and module.groups == 1 and module.kernel_size != (1, 1)
 
 
-def convert(model: nn.Module, family: str, *, inplace: bool = False, skip: Iterable[str] = (),
+def _learned(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def _summary(family: str, before: nn.Module, after: nn.Module, considered: int) -> str:
+    """One line: how many convs were replaced and the learned parameters before and after."""
+    replaced = sum(1 for name, m in before.named_modules() if _convertible(m) and not _same_module(after, name, m))
+    learned_before, learned_after = _learned(before), _learned(after)
+    return (f"leanconv.convert(model, {family!r}): replaced {replaced} of {considered} convertible convs; learned "
+            f"parameters {learned_before:,} -> {learned_after:,} ({learned_before / max(learned_after, 1):.2f}x fewer)")
+
+
+def _same_module(model: nn.Module, name: str, original: nn.Module) -> bool:
+    """Whether ``model`` still has at ``name`` a plain conv of the original's shape (the conversion kept it)."""
+    try:
+        current = model.get_submodule(name) if name else model
+    except AttributeError:
+        return False
+    return type(current) is nn.Conv2d and current.weight.shape == original.weight.shape
+
+
+def convert(model: nn.Module, family: str, *, inplace: bool = False, skip: Iterable[str] = (), verbose: bool = True,
             **options) -> nn.Module:
-    """The model with its k x k convs replaced by ``family``'s layers initialised from them (see module doc)."""
+    """The model with its k x k convs replaced by ``family``'s layers initialised from them (see module doc); with
+    ``verbose`` it prints a one-line summary (convs replaced, learned parameters before and after)."""
+    original = model if not inplace else copy.deepcopy(model)
+    converted = _convert(model, family, inplace=inplace, skip=skip, **options)
+    if verbose:
+        considered = sum(1 for name, m in original.named_modules() if _convertible(m) and name not in set(skip))
+        print(_summary(family, original, converted, considered))
+    return converted
+
+
+def _convert(model: nn.Module, family: str, *, inplace: bool, skip: Iterable[str], **options) -> nn.Module:
     if family not in FAMILIES or not FAMILIES[family].convertible:
         reason = f": {FAMILIES[family].not_convertible}" if family in FAMILIES else ""
         raise ValueError(f"leanconv: convert supports {convertible_families()}, got {family!r}{reason}")
