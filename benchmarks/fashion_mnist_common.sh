@@ -15,8 +15,8 @@ header() {  # NOTE: what the rows share beyond the recipe
   echo "Fashion-MNIST (28x28 padded to 32x32, 10 classes), first $SUBSET training images, $EPOCHS epochs, test set 10,000${1:+; $1}."
   echo "$(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD), $(nproc) CPU threads, torch $("$PYTHON" -c 'import torch; print(torch.__version__)')"
   echo
-  echo "| model | learned params | dense-equivalent params | compression | test accuracy | time (s) |"
-  echo "|---|---:|---:|---:|---:|---:|"
+  echo "| model | learned params | dense-equivalent params | compression | test accuracy | images/s | time (s) |"
+  echo "|---|---:|---:|---:|---:|---:|---:|"
 }
 
 run() {  # NAME ARGS...: one row of the table
@@ -24,5 +24,5 @@ run() {  # NAME ARGS...: one row of the table
   shift
   PYTHONPATH=python "$PYTHON" -m leanconv.train --epochs "$EPOCHS" --train-subset "$SUBSET" "$@" \
     > "$RESULTS/$name.log" 2>&1 || true
-  grep "^| [a-z]" "$RESULTS/$name.log" | grep -v "^| model" || echo "| $name | failed: see $name.log | | | | |"
+  grep "^| [a-z]" "$RESULTS/$name.log" | grep -v "^| model" || echo "| $name | failed: see $name.log | | | | | |"
 }

@@ -78,6 +78,8 @@ def parse_args(argv=None):
     p.add_argument("--checkpoint-every", type=int, default=0,
                    help="also checkpoint every N steps within an epoch (0: at the end of each epoch only)")
     p.add_argument("--resume", action="store_true", help="continue from --checkpoint if it exists")
+    p.add_argument("--log", default=None, help="CSV log, a row per epoch (python -m leanconv.train.report draws "
+                                               "several runs' logs)")
     return p.parse_args(argv)
 
 
@@ -138,7 +140,8 @@ def main(argv=None):
     try:
         result = train(name, model, train_set, test_set, args.epochs, args.batch_size, args.lr,
                    args.weight_decay, args.device, args.seed, workers=args.workers, checkpoint=args.checkpoint,
-                       checkpoint_every=args.checkpoint_every, resume=args.resume)
+                       checkpoint_every=args.checkpoint_every, resume=args.resume, log=args.log,
+                       family=args.conv)
     except CheckpointError as error:
         raise SystemExit(str(error))
     print(table([result]))

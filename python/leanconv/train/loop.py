@@ -6,15 +6,19 @@ keeps the step within the epoch and the RNG states, and a resumed run starts at 
 With ``workers=0`` (augmentations drawn in the main process) and deterministic algorithms the final weights are
 bit-identical to an uninterrupted run's (tested); with workers the augmentations of the resumed epoch differ.
 """
+import csv
+import resource
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Sampler
+from tqdm import tqdm
 
 from ..nn import parameter_counts
 from . import checkpoint as checkpoints
@@ -27,21 +31,38 @@ class TrainResult:
     dense_params: int
     test_accuracy: float
     seconds: float
+    images_per_s: float = 0.0  # training throughput over the run's epochs
 
     @property
     def compression(self) -> float:
         return self.dense_params / self.learned_params
 
 
-def _progress(prefix: str, done: int, total: int, loss: float, started: float) -> None:
-    if not sys.stderr.isatty() and done != total:
-        return  # one line per epoch in logs; a live bar on a terminal
-    width = 30
-    filled = int(width * done / max(total, 1))
-    bar = "#" * filled + "." * (width - filled)
-    end = "\n" if done == total else ""
-    sys.stderr.write(f"\r{prefix} [{bar}] {done}/{total} loss {loss:.3f} {time.time() - started:.0f}s{end}")
-    sys.stderr.flush()
+LOG_COLUMNS = ["run", "family", "epoch", "train_loss", "test_accuracy", "lr", "images_per_s", "peak_memory_mib",
+               "learned_params", "dense_params"]
+
+
+def peak_memory_mib(device) -> float:
+    """The peak memory so far: CUDA's allocator peak on a GPU, the process's peak resident set on the CPU."""
+    if torch.device(device).type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+class CsvLog:
+    """One row per epoch (LOG_COLUMNS); appended to, so a resumed run continues its log."""
+
+    def __init__(self, path, run: str, family: str, counts):
+        self.path, self.run, self.family, self.counts = Path(path), run, family, counts
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.path.exists():
+            with open(self.path, "w", newline="") as f:
+                csv.writer(f).writerow(LOG_COLUMNS)
+
+    def write(self, epoch: int, loss: float, accuracy: float, lr: float, images_per_s: float, peak: float) -> None:
+        with open(self.path, "a", newline="") as f:
+            csv.writer(f).writerow([self.run, self.family, epoch, f"{loss:.5f}", f"{accuracy:.5f}", f"{lr:.6g}",
+                                    f"{images_per_s:.1f}", f"{peak:.1f}", *self.counts])
 
 
 def evaluate(model: nn.Module, loader: DataLoader, device) -> float:
@@ -72,9 +93,12 @@ class EpochOrder(Sampler):
 
 def train(name: str, model: nn.Module, train_set, test_set, epochs: int, batch_size: int = 128, lr: float = 0.1,
           weight_decay: float = 5e-4, device="cpu", seed: int = 0, workers: int = 0,
-          checkpoint: Optional[str] = None, checkpoint_every: int = 0, resume: bool = False) -> TrainResult:
+          checkpoint: Optional[str] = None, checkpoint_every: int = 0, resume: bool = False,
+          log: Optional[str] = None, family: str = "") -> TrainResult:
     """Trains ``model``; with ``checkpoint`` a checkpoint is written every ``checkpoint_every`` steps (0: only at
-    the end of each epoch) and, with ``resume``, training continues from the one found there."""
+    the end of each epoch) and, with ``resume``, training continues from the one found there; with ``log`` a CSV
+    row per epoch (LOG_COLUMNS: loss, test accuracy, learning rate, images/s, peak memory) goes there. A progress bar
+    (tqdm) shows on a terminal; logs get one line per epoch."""
     torch.manual_seed(seed)
     model.to(device)
     steps_per_epoch = len(train_set) // batch_size
@@ -104,36 +128,58 @@ def train(name: str, model: nn.Module, train_set, test_set, epochs: int, batch_s
                                       "scheduler": schedule.state_dict(), "rng": torch.get_rng_state(),
                                       "epoch": epoch, "step": step, "seed": seed})
 
+    learned, dense = parameter_counts(model)
+    csv_log = CsvLog(log, name, family, (learned, dense)) if log else None
     started = time.time()
+    trained_images, training_seconds = 0, 0.0
+    accuracy = None
     for epoch in range(start_epoch, epochs):
         model.train()
         first = start_step if epoch == start_epoch else 0
         order = EpochOrder(len(train_set), batch_size, seed, epoch, first)
         loader = DataLoader(train_set, batch_size=batch_size, sampler=order, drop_last=True,
                             generator=torch.Generator().manual_seed(seed + epoch), **loading)
-        running = 0.0
+        bar = tqdm(total=steps_per_epoch, initial=first, desc=f"{name} epoch {epoch + 1}/{epochs}", leave=False,
+                   disable=not sys.stderr.isatty(), dynamic_ncols=True)
+        epoch_started, losses = time.time(), []
         for i, (x, y) in enumerate(loader, start=first):
             loss = F.cross_entropy(model(x.to(device)), y.to(device))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             schedule.step()
-            running = 0.9 * running + 0.1 * loss.item() if i > first else loss.item()
-            _progress(f"{name} epoch {epoch + 1}/{epochs}", i + 1, steps_per_epoch, running, started)
+            losses.append(loss.item())
+            bar.update(1)
+            bar.set_postfix(loss=f"{losses[-1]:.3f}")
             done = i + 1
             if checkpoint and checkpoint_every and done % checkpoint_every == 0 and done < steps_per_epoch:
                 save(epoch, done)
+        bar.close()
+        seconds = time.time() - epoch_started
+        trained_images += len(order)
+        training_seconds += seconds
+        epoch_loss = sum(losses) / max(len(losses), 1)
+        print(f"{name} epoch {epoch + 1}/{epochs}: loss {epoch_loss:.3f}, {len(order) / max(seconds, 1e-9):.0f} "
+              f"images/s, {time.time() - started:.0f}s", file=sys.stderr, flush=True)
         if checkpoint:
             save(epoch + 1, 0)
-    accuracy = evaluate(model, test_loader, device)
-    learned, dense = parameter_counts(model)
-    return TrainResult(name, learned, dense, accuracy, time.time() - started)
+        if csv_log:
+            accuracy = evaluate(model, test_loader, device)
+            csv_log.write(epoch + 1, epoch_loss, accuracy, opt.param_groups[0]["lr"], len(order) / max(seconds, 1e-9),
+                          peak_memory_mib(device))
+    if accuracy is None:
+        accuracy = evaluate(model, test_loader, device)
+    return TrainResult(name, learned, dense, accuracy, time.time() - started,
+                       trained_images / training_seconds if training_seconds else 0.0)
+
+
+TABLE_HEADER = ["| model | learned params | dense-equivalent params | compression | test accuracy | images/s | time (s) |",
+                "|---|---:|---:|---:|---:|---:|---:|"]
 
 
 def table(results) -> str:
-    rows = ["| model | learned params | dense-equivalent params | compression | test accuracy | time (s) |",
-            "|---|---:|---:|---:|---:|---:|"]
+    rows = list(TABLE_HEADER)
     for r in results:
         rows.append(f"| {r.name} | {r.learned_params:,} | {r.dense_params:,} | {r.compression:.2f}x | "
-                    f"{100 * r.test_accuracy:.2f}% | {r.seconds:.0f} |")
+                    f"{100 * r.test_accuracy:.2f}% | {r.images_per_s:.0f} | {r.seconds:.0f} |")
     return "\n".join(rows)

@@ -1,0 +1,72 @@
+"""python -m leanconv.train.report RUNS... [--out PNG]: accuracy against learned parameters across runs.
+
+Each RUN is a CSV log of ``python -m leanconv.train --log`` (or a folder of them); its last row gives the run's
+point: final test accuracy against learned parameters (log scale), one colour per family, each point labelled with
+its run's name. Prints the points as a markdown table too.
+"""
+import argparse
+import csv
+import sys
+from pathlib import Path
+from typing import Dict, List
+
+
+def read_runs(paths: List[str]) -> List[Dict[str, str]]:
+    files = []
+    for path in map(Path, paths):
+        files += sorted(path.glob("*.csv")) if path.is_dir() else [path]
+    runs = []
+    for file in files:
+        with open(file, newline="") as f:
+            rows = list(csv.DictReader(f))
+        if not rows:
+            raise SystemExit(f"leanconv: {file} has no epochs logged")
+        runs.append(rows[-1])
+    if not runs:
+        raise SystemExit(f"leanconv: no CSV logs found in {', '.join(paths)}")
+    return runs
+
+
+def draw(runs: List[Dict[str, str]], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display needed
+    import matplotlib.pyplot as plt
+
+    families = sorted({r["family"] for r in runs})
+    colours = {f: plt.get_cmap("tab10")(i % 10) for i, f in enumerate(families)}
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for family in families:
+        points = [r for r in runs if r["family"] == family]
+        ax.scatter([int(r["learned_params"]) for r in points], [100 * float(r["test_accuracy"]) for r in points],
+                   color=colours[family], label=family, s=40)
+        for r in points:
+            ax.annotate(r["run"], (int(r["learned_params"]), 100 * float(r["test_accuracy"])), fontsize=7,
+                        xytext=(4, 3), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_xlabel("learned parameters")
+    ax.set_ylabel("test accuracy (%)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(title="family")
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m leanconv.train.report", description=__doc__)
+    p.add_argument("runs", nargs="+", help="CSV logs or folders of them")
+    p.add_argument("--out", default="accuracy_vs_parameters.png")
+    args = p.parse_args(argv)
+    runs = read_runs(args.runs)
+    draw(runs, Path(args.out))
+    print("| run | family | learned params | test accuracy | images/s |\n|---|---|---:|---:|---:|")
+    for r in runs:
+        print(f"| {r['run']} | {r['family']} | {int(r['learned_params']):,} | {100 * float(r['test_accuracy']):.2f}% "
+              f"| {float(r['images_per_s']):.0f} |")
+    print(f"wrote {args.out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

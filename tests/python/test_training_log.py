@@ -1,0 +1,44 @@
+"""The training command line's CSV log (a row per epoch, appended on resume), the final table's throughput column,
+and the report's PNG of accuracy against learned parameters across runs."""
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from leanconv.train.loop import LOG_COLUMNS
+from leanconv.train.report import main as report_main
+from test_datasets import _write_fashion
+
+REPO = Path(__file__).resolve().parents[2]
+ENV = {**os.environ, "PYTHONPATH": str(REPO / "python")}
+
+
+def _train(data, log, conv, *extra):
+    return subprocess.run([sys.executable, "-m", "leanconv.train", "--dataset", "fashion-mnist", "--data", str(data),
+                           "--model", "resnet20", "--conv", conv, "--epochs", "2", "--batch-size", "16",
+                           "--workers", "0", "--log", str(log), *extra], cwd=REPO, env=ENV, capture_output=True,
+                          text=True, timeout=600, check=True)
+
+
+def test_logs_and_report(tmp_path):
+    data = tmp_path / "data"
+    _write_fashion(data, count=48)
+    logs = tmp_path / "logs"
+    dense = _train(data, logs / "dense.csv", "dense")
+    _train(data, logs / "generated.csv", "generated", "--ring-size", "0.1")
+    assert "| images/s |" in dense.stdout and "| resnet20-dense |" in dense.stdout
+    with open(logs / "dense.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["epoch"] for r in rows] == ["1", "2"] and list(rows[0]) == LOG_COLUMNS
+    for r in rows:
+        assert 0 <= float(r["test_accuracy"]) <= 1 and float(r["images_per_s"]) > 0 and float(r["train_loss"]) > 0
+        assert float(r["peak_memory_mib"]) > 0 and int(r["learned_params"]) == int(r["dense_params"])
+    assert float(rows[1]["lr"]) < float(rows[0]["lr"])  # the schedule's decay
+    png = tmp_path / "report.png"
+    report_main([str(logs), "--out", str(png)])
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+    with pytest.raises(SystemExit, match="no CSV logs"):
+        report_main([str(tmp_path / "data"), "--out", str(png)])
