@@ -1,0 +1,71 @@
+"""DDP on two gloo processes (CPU, localhost) for every family: no unused parameters (DDP is built without
+find_unused_parameters), the ranks' parameters agree exactly after training, and they match one process trained on
+the same global batches (BatchNorm on running statistics, so the shards of a batch give the batch's gradient)."""
+import os
+import socket
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import leanconv
+from leanconv.families import FAMILIES
+
+OPTIONS = {"multigrid": {"group_size": 8, "coarsest": 8}, "generated": {"ring_size": 0.1}}
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _model(family):
+    torch.manual_seed(0)
+    return leanconv.models.resnet20(num_classes=10, conv=family, **OPTIONS.get(family, {}))
+
+
+def _train_steps(model, batches, shard=None):
+    model.train()
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.eval()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)  # small: a ring's gradient sums all its uses
+    for x, y in batches:
+        if shard is not None:
+            x, y = x[shard[0]::shard[1]], y[shard[0]::shard[1]]
+        opt.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+
+
+def _worker(rank, world, port, family, state, batches, out_dir):
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    model = _model(family)
+    model.load_state_dict(state)
+    _train_steps(DistributedDataParallel(model), batches, (rank, world))
+    torch.save(model.state_dict(), f"{out_dir}/rank{rank}.pt")
+    dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_ddp_on_two_gloo_processes_matches_one_process(tmp_path, family):
+    model = _model(family)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    torch.manual_seed(1)
+    batches = [(torch.randn(8, 3, 16, 16), torch.randint(0, 10, (8,))) for _ in range(2)]
+    torch.multiprocessing.spawn(_worker, args=(2, _free_port(), family, state, batches, str(tmp_path)), nprocs=2)
+    _train_steps(model, batches)
+    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
+    trained = 0
+    for key, value in model.state_dict().items():
+        assert torch.equal(ranks[0][key], ranks[1][key]), key
+        torch.testing.assert_close(ranks[0][key], value, rtol=1e-5, atol=1e-6)
+        trained += not torch.equal(ranks[0][key], state[key])
+    assert trained > 0
