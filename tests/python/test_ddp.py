@@ -69,3 +69,28 @@ def test_ddp_on_two_gloo_processes_matches_one_process(tmp_path, family):
         torch.testing.assert_close(ranks[0][key], value, rtol=1e-5, atol=1e-6)
         trained += not torch.equal(ranks[0][key], state[key])
     assert trained > 0
+
+
+def test_the_training_command_line_under_torchrun(tmp_path):
+    # Two gloo processes through torchrun: rank 0 alone prints the table, logs and checkpoints; the global batch of
+    # 16 is two shards of 8.
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from test_datasets import _write_fashion
+
+    repo = Path(__file__).resolve().parents[2]
+    data = tmp_path / "data"
+    _write_fashion(data, count=64)
+    run = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
+         "-m", "leanconv.train", "--dataset", "fashion-mnist", "--data", str(data), "--model", "resnet20", "--conv",
+         "lowrank", "--epochs", "1", "--batch-size", "16", "--workers", "0", "--log-csv", str(tmp_path / "run.csv"),
+         "--checkpoint", str(tmp_path / "run.pt")],
+        cwd=repo, env={**os.environ, "PYTHONPATH": str(repo / "python"), "OMP_NUM_THREADS": "1"},
+        capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.count("| resnet20-lowrank |") == 1
+    assert len((tmp_path / "run.csv").read_text().strip().splitlines()) == 2  # the header and one epoch
+    assert torch.load(tmp_path / "run.pt", weights_only=True)["epoch"] == 1

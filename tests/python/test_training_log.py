@@ -19,7 +19,7 @@ ENV = {**os.environ, "PYTHONPATH": str(REPO / "python")}
 def _train(data, log, conv, *extra):
     return subprocess.run([sys.executable, "-m", "leanconv.train", "--dataset", "fashion-mnist", "--data", str(data),
                            "--model", "resnet20", "--conv", conv, "--epochs", "2", "--batch-size", "16",
-                           "--workers", "0", "--log", str(log), *extra], cwd=REPO, env=ENV, capture_output=True,
+                           "--workers", "0", "--log-csv", str(log), *extra], cwd=REPO, env=ENV, capture_output=True,
                           text=True, timeout=600, check=True)
 
 

@@ -1,5 +1,6 @@
 """python -m leanconv.train: train a (compact) model and print its row of the results table."""
 import argparse
+import os
 
 import torch
 from torch.utils.data import Subset
@@ -78,8 +79,8 @@ def parse_args(argv=None):
     p.add_argument("--checkpoint-every", type=int, default=0,
                    help="also checkpoint every N steps within an epoch (0: at the end of each epoch only)")
     p.add_argument("--resume", action="store_true", help="continue from --checkpoint if it exists")
-    p.add_argument("--log", default=None, help="CSV log, a row per epoch (python -m leanconv.train.report draws "
-                                               "several runs' logs)")
+    p.add_argument("--log-csv", dest="log", default=None,
+                   help="CSV log, a row per epoch (python -m leanconv.train.report draws several runs' logs)")
     return p.parse_args(argv)
 
 
@@ -117,6 +118,14 @@ def main(argv=None):
     args = parse_args(argv)
     if args.resume and not args.checkpoint:
         raise SystemExit("--resume needs --checkpoint PATH")
+    # Under torchrun (WORLD_SIZE > 1): one process per device, NCCL between GPUs, gloo between CPU processes.
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if distributed:
+        on_gpu = args.device.startswith("cuda")
+        if on_gpu:
+            args.device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+            torch.cuda.set_device(args.device)
+        torch.distributed.init_process_group("nccl" if on_gpu else "gloo")
     torch.manual_seed(args.seed)  # before the model is built: its initialisation is part of the run
     if args.deterministic:
         torch.use_deterministic_algorithms(True)
@@ -144,7 +153,10 @@ def main(argv=None):
                        family=args.conv)
     except CheckpointError as error:
         raise SystemExit(str(error))
-    print(table([result]))
+    if not distributed or torch.distributed.get_rank() == 0:
+        print(table([result]))
+    if distributed:
+        torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":

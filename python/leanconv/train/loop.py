@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Optional
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Sampler
 from tqdm import tqdm
 
@@ -78,11 +80,15 @@ def evaluate(model: nn.Module, loader: DataLoader, device) -> float:
 
 class EpochOrder(Sampler):
     """The samples of one epoch in the order the run's seed and the epoch number give, from batch ``start_batch``
-    on (what a resumed run has not yet trained on). Only whole batches: the last partial batch is dropped."""
+    on (what a resumed run has not yet trained on). Only whole batches: the last partial batch is dropped. Under
+    DDP (``world`` processes) each global batch is split into ``world`` equal shards and this rank takes its own."""
 
-    def __init__(self, count: int, batch_size: int, seed: int, epoch: int, start_batch: int = 0):
+    def __init__(self, count: int, batch_size: int, seed: int, epoch: int, start_batch: int = 0, rank: int = 0,
+                 world: int = 1):
         order = torch.randperm(count, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
-        self.order = order[start_batch * batch_size: (count // batch_size) * batch_size].tolist()
+        order = order[start_batch * batch_size: (count // batch_size) * batch_size].view(-1, batch_size)
+        shard = batch_size // world
+        self.order = order[:, rank * shard: (rank + 1) * shard].reshape(-1).tolist()
 
     def __iter__(self):
         return iter(self.order)
@@ -101,6 +107,16 @@ def train(name: str, model: nn.Module, train_set, test_set, epochs: int, batch_s
     (tqdm) shows on a terminal; logs get one line per epoch."""
     torch.manual_seed(seed)
     model.to(device)
+    # Under torchrun (torch.distributed initialised): DDP, each rank trains on its shard of every global batch of
+    # batch_size images, and rank 0 alone prints, logs and checkpoints.
+    world = dist.get_world_size() if dist.is_initialized() else 1
+    rank = dist.get_rank() if dist.is_initialized() else 0
+    if batch_size % world:
+        raise ValueError(f"leanconv: the global batch {batch_size} must divide among {world} processes")
+    trained = model
+    if world > 1:
+        on_gpu = torch.device(device).type == "cuda"
+        trained = DistributedDataParallel(model, device_ids=[torch.device(device).index] if on_gpu else None)
     steps_per_epoch = len(train_set) // batch_size
     if steps_per_epoch == 0:
         raise ValueError(f"leanconv: {len(train_set)} training images are fewer than one batch of {batch_size}")
@@ -111,7 +127,7 @@ def train(name: str, model: nn.Module, train_set, test_set, epochs: int, batch_s
     if resume:
         if checkpoint is None:
             raise ValueError("leanconv: resume needs a checkpoint path")
-        state = checkpoints.load(checkpoint)
+        state = checkpoints.load(checkpoint)  # every rank reads the one file rank 0 writes
         if state is not None:
             model.load_state_dict(state["model"])
             opt.load_state_dict(state["optimizer"])
@@ -129,21 +145,22 @@ def train(name: str, model: nn.Module, train_set, test_set, epochs: int, batch_s
                                       "epoch": epoch, "step": step, "seed": seed})
 
     learned, dense = parameter_counts(model)
-    csv_log = CsvLog(log, name, family, (learned, dense)) if log else None
+    csv_log = CsvLog(log, name, family, (learned, dense)) if log and rank == 0 else None
+    checkpoint = checkpoint if rank == 0 else None  # (after the resume: every rank loaded it)
     started = time.time()
     trained_images, training_seconds = 0, 0.0
     accuracy = None
     for epoch in range(start_epoch, epochs):
         model.train()
         first = start_step if epoch == start_epoch else 0
-        order = EpochOrder(len(train_set), batch_size, seed, epoch, first)
-        loader = DataLoader(train_set, batch_size=batch_size, sampler=order, drop_last=True,
+        order = EpochOrder(len(train_set), batch_size, seed, epoch, first, rank, world)
+        loader = DataLoader(train_set, batch_size=batch_size // world, sampler=order, drop_last=True,
                             generator=torch.Generator().manual_seed(seed + epoch), **loading)
         bar = tqdm(total=steps_per_epoch, initial=first, desc=f"{name} epoch {epoch + 1}/{epochs}", leave=False,
-                   disable=not sys.stderr.isatty(), dynamic_ncols=True)
+                   disable=rank != 0 or not sys.stderr.isatty(), dynamic_ncols=True)
         epoch_started, losses = time.time(), []
         for i, (x, y) in enumerate(loader, start=first):
-            loss = F.cross_entropy(model(x.to(device)), y.to(device))
+            loss = F.cross_entropy(trained(x.to(device)), y.to(device))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -156,17 +173,21 @@ def train(name: str, model: nn.Module, train_set, test_set, epochs: int, batch_s
                 save(epoch, done)
         bar.close()
         seconds = time.time() - epoch_started
-        trained_images += len(order)
+        images = len(order) * world
+        trained_images += images
         training_seconds += seconds
-        epoch_loss = sum(losses) / max(len(losses), 1)
-        print(f"{name} epoch {epoch + 1}/{epochs}: loss {epoch_loss:.3f}, {len(order) / max(seconds, 1e-9):.0f} "
-              f"images/s, {time.time() - started:.0f}s", file=sys.stderr, flush=True)
+        epoch_loss = sum(losses) / max(len(losses), 1)  # this rank's shards
+        if rank == 0:
+            print(f"{name} epoch {epoch + 1}/{epochs}: loss {epoch_loss:.3f}, {images / max(seconds, 1e-9):.0f} "
+                  f"images/s, {time.time() - started:.0f}s", file=sys.stderr, flush=True)
         if checkpoint:
             save(epoch + 1, 0)
         if csv_log:
             accuracy = evaluate(model, test_loader, device)
-            csv_log.write(epoch + 1, epoch_loss, accuracy, opt.param_groups[0]["lr"], len(order) / max(seconds, 1e-9),
+            csv_log.write(epoch + 1, epoch_loss, accuracy, opt.param_groups[0]["lr"], images / max(seconds, 1e-9),
                           peak_memory_mib(device))
+        if world > 1:
+            dist.barrier()  # the next epoch (or a resume) sees rank 0's checkpoint
     if accuracy is None:
         accuracy = evaluate(model, test_loader, device)
     return TrainResult(name, learned, dense, accuracy, time.time() - started,
