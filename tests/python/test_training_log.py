@@ -42,3 +42,27 @@ def test_logs_and_report(tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
     with pytest.raises(SystemExit, match="no CSV logs"):
         report_main([str(tmp_path / "data"), "--out", str(png)])
+
+
+def test_mixed_precision_channels_last_and_label_smoothing_train(tmp_path):
+    data = tmp_path / "data"
+    _write_fashion(data, count=32)
+    for conv in ("multigrid", "lowrank"):
+        run = _train(data, tmp_path / f"{conv}.csv", conv, "--amp", "bf16", "--channels-last", "--label-smoothing",
+                     "0.1", *(["--group-size", "8", "--coarsest", "8"] if conv == "multigrid" else []))
+        assert f"| resnet20-{conv} |" in run.stdout
+
+
+def test_weight_decay_stays_off_batch_norm_and_biases():
+    import leanconv
+    from leanconv.train.loop import parameter_groups
+
+    model = leanconv.models.resnet20(conv="generated")
+    decay, rest = parameter_groups(model, 5e-4)
+    decayed = {id(p) for p in decay["params"]}
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert decay["weight_decay"] == 5e-4 and rest["weight_decay"] == 0.0
+    assert all(names[id(p)].endswith(("bias",)) or ".bn" in names[id(p)] or "stem.1" in names[id(p)]
+               for p in rest["params"])
+    assert any(names[i] == "rings.model.ring" for i in decayed) and any(names[i] == "fc.weight" for i in decayed)
+    assert len(decay["params"]) + len(rest["params"]) == len(list(model.parameters()))

@@ -69,7 +69,10 @@ def parse_args(argv=None):
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=0.1)
-    p.add_argument("--weight-decay", type=float, default=5e-4)
+    p.add_argument("--weight-decay", type=float, default=5e-4, help="on the weights; none on BatchNorm and biases")
+    p.add_argument("--label-smoothing", type=float, default=0.0)
+    p.add_argument("--amp", choices=["bf16", "fp16"], default=None, help="mixed precision (fp16: GPU only)")
+    p.add_argument("--channels-last", action="store_true", help="train in the channels_last memory format")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--deterministic", action="store_true",
@@ -150,7 +153,8 @@ def main(argv=None):
         result = train(name, model, train_set, test_set, args.epochs, args.batch_size, args.lr,
                    args.weight_decay, args.device, args.seed, workers=args.workers, checkpoint=args.checkpoint,
                        checkpoint_every=args.checkpoint_every, resume=args.resume, log=args.log,
-                       family=args.conv)
+                       family=args.conv, label_smoothing=args.label_smoothing, amp=args.amp,
+                       channels_last=args.channels_last)
     except CheckpointError as error:
         raise SystemExit(str(error))
     if not distributed or torch.distributed.get_rank() == 0:

@@ -97,16 +97,39 @@ class EpochOrder(Sampler):
         return len(self.order)
 
 
+def parameter_groups(model: nn.Module, weight_decay: float):
+    """SGD parameter groups: weight decay on the weights (conv and linear weights, rings, summaries, anchors), none
+    on BatchNorm parameters and biases, as the compact-conv papers' recipes (and timm's) do."""
+    no_decay = {id(p) for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+                for p in m.parameters(recurse=False)}
+    no_decay |= {id(p) for name, p in model.named_parameters() if name.rsplit(".", 1)[-1] == "bias"}
+    decay = [p for p in model.parameters() if id(p) not in no_decay]
+    rest = [p for p in model.parameters() if id(p) in no_decay]
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
+
+
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
 def train(name: str, model: nn.Module, train_set, test_set, epochs: int, batch_size: int = 128, lr: float = 0.1,
           weight_decay: float = 5e-4, device="cpu", seed: int = 0, workers: int = 0,
           checkpoint: Optional[str] = None, checkpoint_every: int = 0, resume: bool = False,
-          log: Optional[str] = None, family: str = "") -> TrainResult:
+          log: Optional[str] = None, family: str = "", label_smoothing: float = 0.0, amp: Optional[str] = None,
+          channels_last: bool = False) -> TrainResult:
     """Trains ``model``; with ``checkpoint`` a checkpoint is written every ``checkpoint_every`` steps (0: only at
     the end of each epoch) and, with ``resume``, training continues from the one found there; with ``log`` a CSV
     row per epoch (LOG_COLUMNS: loss, test accuracy, learning rate, images/s, peak memory) goes there. A progress bar
     (tqdm) shows on a terminal; logs get one line per epoch."""
     torch.manual_seed(seed)
     model.to(device)
+    device_type = torch.device(device).type
+    if amp is not None and (amp not in AMP_DTYPES or (amp == "fp16" and device_type != "cuda")):
+        raise ValueError(f"leanconv: amp must be 'bf16' (CPU or GPU) or 'fp16' (GPU), got {amp!r} on {device_type}")
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    # float16 needs loss scaling; bfloat16 has float32's range and does not.
+    scaler = torch.amp.GradScaler(device_type, enabled=amp == "fp16")
     # Under torchrun (torch.distributed initialised): DDP, each rank trains on its shard of every global batch of
     # batch_size images, and rank 0 alone prints, logs and checkpoints.
     world = dist.get_world_size() if dist.is_initialized() else 1
@@ -120,7 +143,7 @@ def train(name: str, model: nn.Module, train_set, test_set, epochs: int, batch_s
     steps_per_epoch = len(train_set) // batch_size
     if steps_per_epoch == 0:
         raise ValueError(f"leanconv: {len(train_set)} training images are fewer than one batch of {batch_size}")
-    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
+    opt = torch.optim.SGD(parameter_groups(model, weight_decay), lr=lr, momentum=0.9, nesterov=True)
     schedule = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps_per_epoch,
                                                    pct_start=0.15)
     start_epoch = start_step = 0
@@ -131,6 +154,7 @@ def train(name: str, model: nn.Module, train_set, test_set, epochs: int, batch_s
         if state is not None:
             model.load_state_dict(state["model"])
             opt.load_state_dict(state["optimizer"])
+            scaler.load_state_dict(state.get("scaler", {}) or scaler.state_dict())
             schedule.load_state_dict(state["scheduler"])
             torch.set_rng_state(state["rng"])
             start_epoch, start_step = state["epoch"], state["step"]
@@ -141,7 +165,8 @@ def train(name: str, model: nn.Module, train_set, test_set, epochs: int, batch_s
 
     def save(epoch: int, step: int) -> None:
         checkpoints.save(checkpoint, {"model": model.state_dict(), "optimizer": opt.state_dict(),
-                                      "scheduler": schedule.state_dict(), "rng": torch.get_rng_state(),
+                                      "scheduler": schedule.state_dict(), "scaler": scaler.state_dict(),
+                                      "rng": torch.get_rng_state(),
                                       "epoch": epoch, "step": step, "seed": seed})
 
     learned, dense = parameter_counts(model)
@@ -160,10 +185,13 @@ def train(name: str, model: nn.Module, train_set, test_set, epochs: int, batch_s
                    disable=rank != 0 or not sys.stderr.isatty(), dynamic_ncols=True)
         epoch_started, losses = time.time(), []
         for i, (x, y) in enumerate(loader, start=first):
-            loss = F.cross_entropy(trained(x.to(device)), y.to(device))
+            x = x.to(device, non_blocking=True).contiguous(memory_format=memory_format)
+            with torch.autocast(device_type, dtype=AMP_DTYPES.get(amp, torch.bfloat16), enabled=amp is not None):
+                loss = F.cross_entropy(trained(x), y.to(device), label_smoothing=label_smoothing)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
             schedule.step()
             losses.append(loss.item())
             bar.update(1)
