@@ -66,3 +66,37 @@ def test_weight_decay_stays_off_batch_norm_and_biases():
                for p in rest["params"])
     assert any(names[i] == "rings.model.ring" for i in decayed) and any(names[i] == "fc.weight" for i in decayed)
     assert len(decay["params"]) + len(rest["params"]) == len(list(model.parameters()))
+
+
+@pytest.mark.parametrize("schedule,check", [
+    ("step", lambda lrs: lrs == pytest.approx([0.01, 0.001, 0.001])),  # x0.1 after steps 3 and 6 of 9
+    ("cosine", lambda lrs: lrs[0] > lrs[1] > lrs[2] == pytest.approx(0.0, abs=1e-9)),
+])
+def test_schedules(tmp_path, schedule, check):
+    data = tmp_path / "data"
+    _write_fashion(data, count=48)  # 3 steps an epoch at batch 16: one milestone per epoch
+    log = tmp_path / "run.csv"
+    subprocess.run([sys.executable, "-m", "leanconv.train", "--dataset", "fashion-mnist", "--data", str(data),
+                    "--model", "resnet20", "--epochs", "3", "--batch-size", "16", "--workers", "0", "--schedule",
+                    schedule, "--log-csv", str(log)], cwd=REPO, env=ENV, capture_output=True, text=True,
+                   timeout=600, check=True)
+    with open(log, newline="") as f:
+        lrs = [float(r["lr"]) for r in csv.DictReader(f)]  # the rate after each epoch
+    assert len(lrs) == 3 and check(lrs), lrs
+
+
+def test_compiled_training_matches_eager(tmp_path):
+    data = tmp_path / "data"
+    _write_fashion(data, count=32)
+    import torch
+
+    finals = []
+    for extra in ([], ["--compile"]):
+        path = tmp_path / f"run{len(finals)}.pt"
+        subprocess.run([sys.executable, "-m", "leanconv.train", "--dataset", "fashion-mnist", "--data", str(data),
+                        "--model", "resnet20", "--conv", "lowrank", "--epochs", "1", "--batch-size", "16",
+                        "--workers", "0", "--checkpoint", str(path), *extra], cwd=REPO, env=ENV, capture_output=True,
+                       text=True, timeout=900, check=True)
+        finals.append(torch.load(path, weights_only=True)["model"])
+    for key in finals[0]:
+        torch.testing.assert_close(finals[1][key], finals[0][key], rtol=1e-3, atol=1e-4)

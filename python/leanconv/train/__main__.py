@@ -71,6 +71,9 @@ def parse_args(argv=None):
     p.add_argument("--lr", type=float, default=0.1)
     p.add_argument("--weight-decay", type=float, default=5e-4, help="on the weights; none on BatchNorm and biases")
     p.add_argument("--label-smoothing", type=float, default=0.0)
+    p.add_argument("--schedule", choices=["onecycle", "cosine", "step"], default="onecycle",
+                   help="learning rate per step: one-cycle (15%% warm-up, cosine), cosine, or x0.1 at 1/3 and 2/3")
+    p.add_argument("--compile", action="store_true", help="torch.compile the training steps")
     p.add_argument("--amp", choices=["bf16", "fp16"], default=None, help="mixed precision (fp16: GPU only)")
     p.add_argument("--channels-last", action="store_true", help="train in the channels_last memory format")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -154,7 +157,7 @@ def main(argv=None):
                    args.weight_decay, args.device, args.seed, workers=args.workers, checkpoint=args.checkpoint,
                        checkpoint_every=args.checkpoint_every, resume=args.resume, log=args.log,
                        family=args.conv, label_smoothing=args.label_smoothing, amp=args.amp,
-                       channels_last=args.channels_last)
+                       channels_last=args.channels_last, schedule=args.schedule, compile=args.compile)
     except CheckpointError as error:
         raise SystemExit(str(error))
     if not distributed or torch.distributed.get_rank() == 0:

@@ -109,13 +109,27 @@ def parameter_groups(model: nn.Module, weight_decay: float):
 
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+SCHEDULES = ("onecycle", "cosine", "step")
+
+
+def make_schedule(kind: str, opt, lr: float, total_steps: int):
+    """The learning-rate schedule, stepped once per training step: one-cycle (15% warm-up, then cosine), plain
+    cosine decay to zero, or step decay (x0.1 at a third and at two thirds of the run)."""
+    if kind == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total_steps, pct_start=0.15)
+    if kind == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
+    if kind == "step":
+        third = max(1, total_steps // 3)
+        return torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[third, 2 * third], gamma=0.1)
+    raise ValueError(f"leanconv: schedule must be one of {SCHEDULES}, got {kind!r}")
 
 
 def train(name: str, model: nn.Module, train_set, test_set, epochs: int, batch_size: int = 128, lr: float = 0.1,
           weight_decay: float = 5e-4, device="cpu", seed: int = 0, workers: int = 0,
           checkpoint: Optional[str] = None, checkpoint_every: int = 0, resume: bool = False,
           log: Optional[str] = None, family: str = "", label_smoothing: float = 0.0, amp: Optional[str] = None,
-          channels_last: bool = False) -> TrainResult:
+          channels_last: bool = False, schedule: str = "onecycle", compile: bool = False) -> TrainResult:
     """Trains ``model``; with ``checkpoint`` a checkpoint is written every ``checkpoint_every`` steps (0: only at
     the end of each epoch) and, with ``resume``, training continues from the one found there; with ``log`` a CSV
     row per epoch (LOG_COLUMNS: loss, test accuracy, learning rate, images/s, peak memory) goes there. A progress bar
@@ -144,8 +158,9 @@ def train(name: str, model: nn.Module, train_set, test_set, epochs: int, batch_s
     if steps_per_epoch == 0:
         raise ValueError(f"leanconv: {len(train_set)} training images are fewer than one batch of {batch_size}")
     opt = torch.optim.SGD(parameter_groups(model, weight_decay), lr=lr, momentum=0.9, nesterov=True)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps_per_epoch,
-                                                   pct_start=0.15)
+    schedule = make_schedule(schedule, opt, lr, epochs * steps_per_epoch)
+    if compile:
+        trained = torch.compile(trained)  # the training steps; checkpoints and evaluation use the module itself
     start_epoch = start_step = 0
     if resume:
         if checkpoint is None:
