@@ -21,6 +21,7 @@
 #include "common/epilogue.h"
 #include "common/lowrank.h"
 #include "cpu/phased_rows.h"
+#include "cpu/reduction_parts.h"
 #include "cpu/window_tiles.h"
 #include "ops/lowrank_composite.h"
 
@@ -37,9 +38,6 @@ using common::Strides4;
 // several to a tile.
 constexpr int64_t kTileElements = int64_t(1) << 16;
 constexpr int64_t kMinPixels = 256;
-// Chunks of the backward's weight-gradient sums under deterministic algorithms: enough for a many-core CPU,
-// few enough that the partial sums stay small.
-constexpr int64_t kDeterministicParts = 8;
 constexpr double kMaxPhasedElements = double(int64_t(1) << 24);  // one channel's phased input rows of a tile
 
 int64_t padded_rank(const EigenConv& g) { return padded_filters(g.rank); }
@@ -91,20 +89,6 @@ void expand_columns(const T* compact, T* padded, int64_t matrix_rows, int64_t se
     std::copy_n(compact + r * out_w, out_w, padded + r * row_length);
     std::fill(padded + r * row_length + out_w, padded + (r + 1) * row_length, T(0));
   }
-}
-
-// parts[0] + parts[1] + ... in that order (a reduction kernel may choose its own order).
-at::Tensor in_order_sum(const at::Tensor& parts) {
-  auto sum = parts[0].clone();
-  for (int64_t p = 1; p < parts.size(0); ++p) sum.add_(parts[p]);
-  return sum;
-}
-
-// BLAS splits a GEMM between threads, and the split changes its rounding, unless it is called from inside a
-// parallel region (it then runs sequentially). Under deterministic algorithms the GEMMs therefore always run inside
-// one: at least two tasks, so a one-task loop still opens a region when there is more than one thread.
-int64_t parallel_tasks(int64_t work_items) {
-  return at::globalContext().deterministicAlgorithms() ? std::max<int64_t>(work_items, 2) : work_items;
 }
 
 at::Tensor matrix(void* data, int64_t rows, int64_t cols, at::ScalarType type) {
@@ -198,9 +182,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> eigen_conv2d_backward_kernel(
   // Image groups go to `parts` chunks, each with its own partial sums of the basis and coefficient gradients,
   // added in chunk order at the end. Normally one chunk per thread; under torch.use_deterministic_algorithms a
   // fixed number, so the sums do not depend on the thread count.
-  const bool deterministic = at::globalContext().deterministicAlgorithms();
-  const int64_t parts = std::max<int64_t>(
-      1, std::min<int64_t>(plan.groups, deterministic ? kDeterministicParts : at::get_num_threads()));
+  const int64_t parts = reduction_parts(plan.groups);
   auto grad_basis_parts = at::zeros({parts, g.in_channels, padded_rank(g), g.taps()}, basis.options().dtype(acc_type));
   auto grad_coeff_parts = at::zeros({parts, g.out_channels, mid}, coeff.options().dtype(acc_type));
   auto grad_input =

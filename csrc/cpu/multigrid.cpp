@@ -21,6 +21,7 @@
 #include "common/multigrid.h"
 #include "common/multigrid_checks.h"
 #include "cpu/phased_rows.h"
+#include "cpu/reduction_parts.h"
 #include "cpu/window_tiles.h"
 #include "ops/multigrid_composite.h"
 
@@ -35,7 +36,6 @@ using common::Strides4;
 // they stay in L2; a band has at least one row.
 constexpr int64_t kBandElements = int64_t(1) << 15;
 constexpr double kMaxPhasedElements = double(int64_t(1) << 24);
-constexpr int64_t kDeterministicParts = 8;
 
 struct BandPlan {
   int64_t rows, bands;
@@ -57,10 +57,6 @@ at::Tensor padded_weight(const at::Tensor& weight, const GroupedConv& g, at::Sca
   auto padded = at::zeros({g.groups, padded_filters(g.group_out()), g.filter_size()}, weight.options().dtype(acc_type));
   padded.narrow(1, 0, g.group_out()).copy_(weight.detach().reshape({g.groups, g.group_out(), g.filter_size()}));
   return padded;
-}
-
-int64_t parallel_tasks(int64_t work_items) {
-  return at::globalContext().deterministicAlgorithms() ? std::max<int64_t>(work_items, 2) : work_items;
 }
 
 at::Tensor grouped_conv2d_kernel(const at::Tensor& input, const at::Tensor& weight,
@@ -130,9 +126,7 @@ std::tuple<at::Tensor, at::Tensor> grouped_conv2d_backward_kernel(const at::Tens
   const auto acc_type = at::toOpMathType(input.scalar_type());
   const BandPlan plan(g);
   const int64_t items = g.batch * g.groups;  // (image, group) pairs
-  const bool deterministic = at::globalContext().deterministicAlgorithms();
-  const int64_t parts =
-      std::max<int64_t>(1, std::min<int64_t>(items, deterministic ? kDeterministicParts : at::get_num_threads()));
+  const int64_t parts = reduction_parts(items);
   auto grad_weight_parts = need_weight ? at::zeros({parts, g.groups, padded_filters(g.group_out()), g.filter_size()},
                                                    weight.options().dtype(acc_type))
                                        : at::Tensor();
@@ -201,9 +195,8 @@ std::tuple<at::Tensor, at::Tensor> grouped_conv2d_backward_kernel(const at::Tens
   }
   at::Tensor grad_weight;
   if (need_weight) {
-    auto sum = grad_weight_parts[0].clone();
-    for (int64_t p = 1; p < parts; ++p) sum.add_(grad_weight_parts[p]);
-    grad_weight = sum.narrow(1, 0, g.group_out()).reshape(weight.sizes()).to(weight.scalar_type()).contiguous();
+    grad_weight = in_order_sum(grad_weight_parts).narrow(1, 0, g.group_out()).reshape(weight.sizes());
+    grad_weight = grad_weight.to(weight.scalar_type()).contiguous();
   }
   if (need_input && items == 0) grad_input.zero_();
   if (input_by_forward) {

@@ -26,12 +26,14 @@ def _model(family):
     return leanconv.models.resnet20(num_classes=10, conv=family, **OPTIONS.get(family, {}))
 
 
-def _train_steps(model, batches, shard=None):
+def _train_steps(model, batches, shard=None, lr=0.01):
+    """SGD steps; BatchNorm on running statistics, so shards of a batch give the batch's gradient. lr is small by
+    default: a ring's gradient sums all its uses."""
     model.train()
     for m in model.modules():
         if isinstance(m, nn.BatchNorm2d):
             m.eval()
-    opt = torch.optim.SGD(model.parameters(), lr=0.01)  # small: a ring's gradient sums all its uses
+    opt = torch.optim.SGD(model.parameters(), lr=lr)
     for x, y in batches:
         if shard is not None:
             x, y = x[shard[0]::shard[1]], y[shard[0]::shard[1]]

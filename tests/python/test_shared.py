@@ -9,6 +9,7 @@ from torch import nn
 import leanconv
 from leanconv.nn import AnchoredConv2d, ConvAnchor, parameter_counts
 from leanconv.nn.shared import activation_rotation
+from test_ddp import _free_port, _train_steps
 
 
 @pytest.mark.parametrize("size", [1, 6])  # 1x1 images: the activations are the smaller operand, rotated there
@@ -99,29 +100,6 @@ def test_clear_errors():
         leanconv.models.dacnn("resnet")
 
 
-def _free_port():
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _train_steps(model, batches, shard=None):
-    """Two SGD steps; BatchNorm on running statistics, so shards of a batch give the batch's gradient."""
-    model.train()
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.eval()
-    opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    for x, y in batches:
-        if shard is not None:
-            x, y = x[shard[0]::shard[1]], y[shard[0]::shard[1]]
-        opt.zero_grad()
-        F.cross_entropy(model(x), y).backward()
-        opt.step()
-
-
 def _ddp_worker(rank, world, port, state, batches, out_dir):
     import os
 
@@ -132,7 +110,7 @@ def _ddp_worker(rank, world, port, state, batches, out_dir):
     dist.init_process_group("gloo", rank=rank, world_size=world)
     model = leanconv.models.dacnn("mix", blocks=(1, 1), num_classes=10, rotate=1)
     model.load_state_dict(state)
-    _train_steps(DistributedDataParallel(model), batches, (rank, world))  # no find_unused_parameters
+    _train_steps(DistributedDataParallel(model), batches, (rank, world), lr=0.1)  # no find_unused_parameters
     torch.save(model.state_dict(), f"{out_dir}/rank{rank}.pt")
     dist.destroy_process_group()
 
@@ -143,7 +121,7 @@ def test_ddp_on_two_gloo_processes_matches_one_process(tmp_path):
     state = {k: v.clone() for k, v in model.state_dict().items()}
     batches = [(torch.randn(8, 3, 16, 16), torch.randint(0, 10, (8,))) for _ in range(2)]
     torch.multiprocessing.spawn(_ddp_worker, args=(2, _free_port(), state, batches, str(tmp_path)), nprocs=2)
-    _train_steps(model, batches)  # one process, the global batch
+    _train_steps(model, batches, lr=0.1)  # one process, the global batch
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
     for key, value in model.state_dict().items():
         assert torch.equal(ranks[0][key], ranks[1][key]), key  # the ranks agree exactly
