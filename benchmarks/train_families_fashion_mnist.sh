@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Every family against the dense ResNet-20 on Fashion-MNIST, each at about 10x fewer conv parameters where the family
+# reaches it on ResNet-20 (the low-rank family also at about 2/3 of the dense conv parameters), one recipe for all
+# (the python -m leanconv.train defaults). Two rows train at a time, one CPU thread each (on 2 cores that trains
+# about 1.5x more images per second than one row on two threads); images/s is therefore per single thread.
+# Each row writes NAME.log and NAME.csv (per epoch); the table goes to table.md and the PNG to accuracy.png.
+#
+#   benchmarks/train_families_fashion_mnist.sh RESULTS_DIR [EPOCHS] [TRAIN_SUBSET (0: all 60,000)]
+source "$(dirname "$0")/fashion_mnist_common.sh" "$@"
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+ROWS=(  # NAME|STREAM|FLAGS: stream 1 has the slow multigrid row and one more, stream 0 the rest
+  "resnet20-dense|0|--conv dense"
+  "resnet20-generated-ring0.1|0|--conv generated --ring-size 0.1"
+  "resnet20-filter_summary-c10|0|--conv filter_summary --compression 10"
+  "resnet20-lowrank-rank1|0|--conv lowrank --rank 1"
+  "resnet20-lowrank-rank5|0|--conv lowrank --rank 5"
+  "resnet20-multigrid-g2|1|--conv multigrid --group-size 2 --coarsest 2"
+  "resnet20-shared|1|--conv shared"
+)
+stream() {  # STREAM: its rows, one after another
+  local row name rest
+  for row in "${ROWS[@]}"; do
+    name=${row%%|*} rest=${row#*|}
+    [[ ${rest%%|*} == "$1" ]] || continue
+    # shellcheck disable=SC2086
+    run "$name" --model resnet20 ${rest#*|} --workers 0 --log-csv "$RESULTS/$name.csv" |
+      sed "s/^| [^|]* |/| $name |/" > "$RESULTS/$name.row"  # the row named as its files are
+  done
+}
+stream 0 & stream 1 & wait
+{
+  header "ResNet-20 of each family; two rows at a time, one thread each"
+  for row in "${ROWS[@]}"; do cat "$RESULTS/${row%%|*}.row"; done
+} | tee "$RESULTS/table.md"
+rm -f "$RESULTS"/*.row
+PYTHONPATH=python "$PYTHON" -m leanconv.train.report "$RESULTS"/*.csv --out "$RESULTS/accuracy.png" > "$RESULTS/points.md" || true
