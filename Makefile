@@ -50,6 +50,8 @@ consumer: build
 
 test-consumer: consumer
 	./build/consumer/leanconv_consumer
+	LEANCONV_TRAIN_EXAMPLE=build/consumer/train_fashion_mnist $(PYTHON) -m pytest -q \
+	  tests/python/test_cpp_training_example.py -k "dense or generated or missing"
 
 # The wheel a pip install builds carries the library, headers and CMake package next to _C.
 test-wheel:

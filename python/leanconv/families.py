@@ -186,7 +186,13 @@ def build(make_model: Callable[[DenseConvs], nn.Module], conv: str = "dense", **
     """``make_model(convs)`` with the convs of family ``conv`` built with ``options`` (see FAMILIES)."""
     chosen = family(conv)
     chosen.check_options(options)
-    return chosen.build(make_model, **options)
+    model = chosen.build(make_model, **options)
+    # A family whose options fit none of the model's convs (e.g. a multigrid group size dividing no width) would
+    # otherwise hand back the dense model under the family's name.
+    if chosen.name != "dense" and not any(type(m).__module__.startswith("leanconv.nn.") for m in model.modules()):
+        raise ValueError(f"leanconv: conv={conv!r} with options {options} replaces none of the model's convs (each "
+                         f"was kept dense); see the family's options in leanconv.families.FAMILIES[{conv!r}]")
+    return model
 
 
 __all__ = ["FAMILIES", "Family", "Option", "build", "family"]

@@ -43,6 +43,13 @@ def test_builder_errors():
         models.resnet20(conv="generated", rank=3)
     with pytest.raises(ValueError, match="ring_scope"):
         models.resnet20(conv="generated", ring_scope="layer")
+    # Options that fit none of the model's convs: an error, not the dense model under the family's name.
+    with pytest.raises(ValueError, match="replaces none of the model's convs"):
+        models.resnet20(conv="multigrid", group_size=3, coarsest=2)
+    with pytest.raises(ValueError, match="replaces none of the model's convs"):
+        models.mobilenet_v2(10, conv="lowrank")  # its 3x3 convs are depthwise, its others 1x1: nothing to factor
+    assert any(isinstance(m, leanconv.nn.MultigridConv2d)
+               for m in models.resnet20(conv="multigrid", group_size=2, coarsest=2).modules())
 
 
 def _write_idx(path, array, compress):

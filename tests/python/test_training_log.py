@@ -68,6 +68,32 @@ def test_weight_decay_stays_off_batch_norm_and_biases():
     assert len(decay["params"]) + len(rest["params"]) == len(list(model.parameters()))
 
 
+def test_a_module_can_keep_its_coefficients_free_of_weight_decay():
+    """timm's convention: a module's no_weight_decay() names parameters (relative to it) to leave undecayed."""
+    import torch
+    from torch import nn
+
+    import leanconv
+    from leanconv.train.loop import parameter_groups
+
+    class Scaled(nn.Module):  # a conv with a learned per-channel scale that its method keeps free of decay
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(4, 4, 3, bias=False)
+            self.scale = nn.Parameter(torch.ones(4, 1, 1))
+
+        def no_weight_decay(self):
+            return {"scale"}
+
+    model = nn.Sequential(leanconv.models.resnet20(conv="lowrank"), Scaled())
+    decay, rest = parameter_groups(model, 5e-4)
+    assert any(p is model[1].scale for p in rest["params"]) and any(p is model[1].conv.weight for p in decay["params"])
+    assert len(decay["params"]) + len(rest["params"]) == len(list(model.parameters()))
+    Scaled.no_weight_decay = lambda self: {"gain"}
+    with pytest.raises(ValueError, match=r"no_weight_decay\(\) names parameters it does not have: \['gain'\]"):
+        parameter_groups(model, 5e-4)
+
+
 @pytest.mark.parametrize("schedule,check", [
     ("step", lambda lrs: lrs == pytest.approx([0.01, 0.001, 0.001])),  # x0.1 after steps 3 and 6 of 9
     ("cosine", lambda lrs: lrs[0] > lrs[1] > lrs[2] == pytest.approx(0.0, abs=1e-9)),

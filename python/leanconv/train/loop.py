@@ -99,10 +99,23 @@ class EpochOrder(Sampler):
 
 def parameter_groups(model: nn.Module, weight_decay: float):
     """SGD parameter groups: weight decay on the weights (conv and linear weights, rings, summaries, anchors), none
-    on BatchNorm parameters and biases, as the compact-conv papers' recipes (and timm's) do."""
+    on BatchNorm parameters and biases, as the compact-conv papers' recipes (and timm's) do.
+
+    A module that asks for more to be left undecayed says so as timm's models do, with a ``no_weight_decay()``
+    method returning the names (relative to itself) of those parameters: coefficients that a method wants free of
+    decay. No family's module defines it today (their recipes, docs/<family>.md, decay every learned weight
+    tensor); a user's module or model can."""
     no_decay = {id(p) for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
                 for p in m.parameters(recurse=False)}
     no_decay |= {id(p) for name, p in model.named_parameters() if name.rsplit(".", 1)[-1] == "bias"}
+    for module in model.modules():
+        if callable(getattr(module, "no_weight_decay", None)):
+            named = dict(module.named_parameters())
+            unknown = set(module.no_weight_decay()) - set(named)
+            if unknown:
+                raise ValueError(f"leanconv: {type(module).__name__}.no_weight_decay() names parameters it does "
+                                 f"not have: {sorted(unknown)}")
+            no_decay |= {id(named[name]) for name in module.no_weight_decay()}
     decay = [p for p in model.parameters() if id(p) not in no_decay]
     rest = [p for p in model.parameters() if id(p) in no_decay]
     return [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]

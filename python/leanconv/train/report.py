@@ -1,6 +1,6 @@
 """python -m leanconv.train.report RUNS... [--out PNG]: accuracy against learned parameters across runs.
 
-Each RUN is a CSV log of ``python -m leanconv.train --log`` (or a folder of them); its last row gives the run's
+Each RUN is a CSV log of ``python -m leanconv.train --log-csv`` (or a folder of them); its last row gives the run's
 point: final test accuracy against learned parameters (log scale), one colour per family, each point labelled with
 its run's name. Prints the points as a markdown table too.
 """
