@@ -2,6 +2,7 @@
 and the report's PNG of accuracy against learned parameters across runs."""
 import csv
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +24,7 @@ def _train(data, log, conv, *extra):
                           text=True, timeout=600, check=True)
 
 
-def test_logs_and_report(tmp_path):
+def test_logs_and_report(tmp_path, capsys):
     data = tmp_path / "data"
     _write_fashion(data, count=48)
     logs = tmp_path / "logs"
@@ -40,6 +41,11 @@ def test_logs_and_report(tmp_path):
     png = tmp_path / "report.png"
     report_main([str(logs), "--out", str(png)])
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+    shutil.copy(logs / "dense.csv", logs / "dense-again.csv")  # two runs of one name: labelled by their files
+    report_main([str(logs), "--out", str(png)])
+    points = capsys.readouterr().out
+    assert "| dense | dense |" in points and "| dense-again | dense |" in points
+    assert "| resnet20-generated | generated |" in points
     with pytest.raises(SystemExit, match="no CSV logs"):
         report_main([str(tmp_path / "data"), "--out", str(png)])
 

@@ -2,7 +2,7 @@
 
 Each RUN is a CSV log of ``python -m leanconv.train --log-csv`` (or a folder of them); its last row gives the run's
 point: final test accuracy against learned parameters (log scale), one colour per family, each point labelled with
-its run's name. Prints the points as a markdown table too.
+its run's name (or its file's, where runs share a name). Prints the points as a markdown table too.
 """
 import argparse
 import csv
@@ -21,9 +21,12 @@ def read_runs(paths: List[str]) -> List[Dict[str, str]]:
             rows = list(csv.DictReader(f))
         if not rows:
             raise SystemExit(f"leanconv: {file} has no epochs logged")
-        runs.append(rows[-1])
+        runs.append(dict(rows[-1], file=file.stem))
     if not runs:
         raise SystemExit(f"leanconv: no CSV logs found in {', '.join(paths)}")
+    names = [r["run"] for r in runs]
+    for r in runs:  # runs of one name (e.g. two ranks of one family) are told apart by their files' names
+        r["label"] = r["file"] if names.count(r["run"]) > 1 else r["run"]
     return runs
 
 
@@ -41,7 +44,7 @@ def draw(runs: List[Dict[str, str]], out: Path) -> None:
         ax.scatter([int(r["learned_params"]) for r in points], [100 * float(r["test_accuracy"]) for r in points],
                    color=colours[family], label=family, s=40)
         for r in points:
-            ax.annotate(r["run"], (int(r["learned_params"]), 100 * float(r["test_accuracy"])), fontsize=7,
+            ax.annotate(r["label"], (int(r["learned_params"]), 100 * float(r["test_accuracy"])), fontsize=7,
                         xytext=(4, 3), textcoords="offset points")
     ax.set_xscale("log")
     ax.set_xlabel("learned parameters")
@@ -63,7 +66,7 @@ def main(argv=None):
     draw(runs, Path(args.out))
     print("| run | family | learned params | test accuracy | images/s |\n|---|---|---:|---:|---:|")
     for r in runs:
-        print(f"| {r['run']} | {r['family']} | {int(r['learned_params']):,} | {100 * float(r['test_accuracy']):.2f}% "
+        print(f"| {r['label']} | {r['family']} | {int(r['learned_params']):,} | {100 * float(r['test_accuracy']):.2f}% "
               f"| {float(r['images_per_s']):.0f} |")
     print(f"wrote {args.out}", file=sys.stderr)
 
