@@ -12,7 +12,9 @@ PYTHON=${PYTHON:-python3}
 mkdir -p "$RESULTS"
 
 header() {  # NOTE: what the rows share beyond the recipe
-  echo "Fashion-MNIST (28x28 padded to 32x32, 10 classes), first $SUBSET training images, $EPOCHS epochs, test set 10,000${1:+; $1}."
+  local images="first $SUBSET"
+  (( SUBSET )) || images="all 60,000"
+  echo "Fashion-MNIST (28x28 padded to 32x32, 10 classes), $images training images, $EPOCHS epochs, test set 10,000${1:+; $1}."
   echo "$(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD), $(nproc --all) CPU cores, torch $("$PYTHON" -c 'import torch; print(torch.__version__)')"
   echo
   echo "| model | learned params | dense-equivalent params | compression | test accuracy | images/s | time (s) |"

@@ -3,7 +3,8 @@
 # reaches it on ResNet-20 (the low-rank family also at about 2/3 of the dense conv parameters), one recipe for all
 # (the python -m leanconv.train defaults). Two rows train at a time, one CPU thread each (on 2 cores that trains
 # about 1.5x more images per second than one row on two threads); images/s is therefore per single thread.
-# Each row writes NAME.log and NAME.csv (per epoch); the table goes to table.md and the PNG to accuracy.png.
+# Each row writes NAME.log and NAME.csv (per epoch); the table goes to table.md, the rows' conv-parameter counts to
+# conv_params.md, the PNG to accuracy.png (its points to points.md).
 #
 #   benchmarks/train_families_fashion_mnist.sh RESULTS_DIR [EPOCHS] [TRAIN_SUBSET (0: all 60,000)]
 source "$(dirname "$0")/fashion_mnist_common.sh" "$@"
@@ -33,4 +34,7 @@ stream 0 & stream 1 & wait
   for row in "${ROWS[@]}"; do cat "$RESULTS/${row%%|*}.row"; done
 } | tee "$RESULTS/table.md"
 rm -f "$RESULTS"/*.row
+conv_rows=()  # NAME FLAGS pairs: the conv parameters of each row
+for row in "${ROWS[@]}"; do conv_rows+=("${row%%|*}" "--model resnet20 ${row##*|}"); done
+PYTHONPATH=python "$PYTHON" benchmarks/conv_params.py "${conv_rows[@]}" | tee "$RESULTS/conv_params.md"
 PYTHONPATH=python "$PYTHON" -m leanconv.train.report "$RESULTS"/*.csv --out "$RESULTS/accuracy.png" > "$RESULTS/points.md" || true
