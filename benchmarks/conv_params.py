@@ -22,11 +22,8 @@ def conv_parameters(model: nn.Module) -> int:
 
 
 def build(flags, dataset: str, dense: bool = False) -> nn.Module:
-    args = parse_args(shlex.split(flags) + (["--conv", "dense"] if dense else []))
+    args = parse_args(shlex.split(flags) + (["--conv", "dense"] if dense else []))  # the last --conv wins
     spec = DATASETS[dataset]
-    if dense:
-        return MODELS[args.model](num_classes=spec.num_classes, in_channels=spec.in_channels, conv="dense",
-                                  **model_options(args))
     return MODELS[args.model](num_classes=spec.num_classes, in_channels=spec.in_channels, conv=args.conv,
                               **conv_options(args), **model_options(args))
 

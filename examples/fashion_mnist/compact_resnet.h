@@ -6,6 +6,7 @@
 #include <leanconv/leanconv.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <map>
 #include <stdexcept>
 #include <string>
@@ -32,6 +33,9 @@ inline const std::vector<std::string>& family_names() {
 class ConvFactory {
  public:
   ConvFactory(FamilyOptions options, int64_t ring_weights) : options_(std::move(options)) {
+    const auto& names = family_names();
+    if (std::find(names.begin(), names.end(), options_.family) == names.end())
+      throw std::invalid_argument("unknown family '" + options_.family + "'");
     if (options_.family == "generated") {
       if (!(options_.ring_size > 0 && options_.ring_size <= 1))
         throw std::invalid_argument("--ring-size must be in (0, 1], got " + std::to_string(options_.ring_size));
@@ -81,8 +85,7 @@ class ConvFactory {
     if (f == "multigrid" && has_levels(out))
       return torch::nn::AnyModule(lnn::MultigridConv2d(
           lnn::MultigridOptions(in, out).stride(stride).group_size(options_.group_size).coarsest(options_.coarsest)));
-    if (f != "dense" && f != "filter_summary" && f != "shared" && f != "multigrid")
-      throw std::invalid_argument("unknown family '" + f + "'");
+    // dense, and the convs a family keeps dense
     return torch::nn::AnyModule(
         torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, 3).stride(stride).padding(1).bias(false)));
   }

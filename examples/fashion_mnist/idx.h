@@ -60,6 +60,9 @@ inline std::filesystem::path find_idx(const std::filesystem::path& dir, const st
                            ".gz), e.g. from Debian's dataset-fashion-mnist (/usr/share/datasets/fashion-mnist)");
 }
 
+// leanconv.train.datasets.FASHION_MEAN, FASHION_STD; the zero (background) pixel after normalisation.
+inline constexpr double kMean = 0.2860, kStd = 0.3530, kBackground = (0.0 - kMean) / kStd;
+
 // One split: (N, 1, 32, 32) float images, zero-padded from 28x28 and normalised as leanconv.train does, and (N,)
 // int64 labels; `limit` > 0 keeps the first `limit`.
 struct Split {
@@ -77,7 +80,6 @@ inline Split load_split(const std::filesystem::path& dir, bool train, int64_t li
     images = images.slice(0, 0, limit);
     labels = labels.slice(0, 0, limit);
   }
-  constexpr double kMean = 0.2860, kStd = 0.3530;  // leanconv.train.datasets.FASHION_MEAN, FASHION_STD
   images = torch::constant_pad_nd(images.unsqueeze(1).to(torch::kFloat32).div(255), {2, 2, 2, 2});
   return {(images - kMean) / kStd, labels.to(torch::kLong)};
 }
@@ -85,7 +87,6 @@ inline Split load_split(const std::filesystem::path& dir, bool train, int64_t li
 // The training augmentation of leanconv.train: a random crop of 32x32 from the image zero-padded (in pixel space, so
 // the normalised background value) by 2 on each side, one offset per image.
 inline torch::Tensor random_crop(const torch::Tensor& batch, int64_t padding = 2) {
-  constexpr double kBackground = (0.0 - 0.2860) / 0.3530;
   const int64_t h = batch.size(2), w = batch.size(3);
   torch::Tensor padded = torch::constant_pad_nd(batch, {padding, padding, padding, padding}, kBackground);
   torch::Tensor offsets = torch::randint(0, 2 * padding + 1, {batch.size(0), 2}, torch::kLong);

@@ -4,10 +4,8 @@ builder's, and it learns; bad data and bad flags give a one-line error, never a 
 
 The binary is the in-tree build's (build/cmake/example_train_fashion_mnist) or $LEANCONV_TRAIN_EXAMPLE (make
 test-consumer runs this file against the one built from the installed package)."""
-import gzip
 import os
 import re
-import struct
 import subprocess
 from pathlib import Path
 
@@ -16,6 +14,7 @@ import pytest
 import torch
 
 import leanconv
+from test_models_and_training import _write_idx
 
 ROOT = Path(__file__).resolve().parents[2]
 BINARY = Path(os.environ.get("LEANCONV_TRAIN_EXAMPLE",
@@ -38,12 +37,6 @@ FAMILIES = {
 }
 
 
-def _write_idx(path: Path, array: np.ndarray, compress: bool) -> None:
-    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    data = header + array.astype(np.uint8).tobytes()
-    (gzip.open(str(path) + ".gz", "wb") if compress else open(path, "wb")).write(data)
-
-
 def _learnable_images(n: int, seed: int):
     """28x28 images whose class is where a bright bar lies (one of 5 rows, left or right half), in noise: the bars are
     5 pixels apart, more than the training crop's shift of 2, and a few steps suffice to learn them."""
@@ -61,8 +54,9 @@ def data_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("fashion")
     for prefix, n, seed, compress in (("train", 320, 0, True), ("t10k", 100, 1, False)):  # both file forms
         images, labels = _learnable_images(n, seed)
-        _write_idx(root / f"{prefix}-images-idx3-ubyte", images, compress)
-        _write_idx(root / f"{prefix}-labels-idx1-ubyte", labels, compress)
+        suffix = ".gz" if compress else ""
+        _write_idx(root / f"{prefix}-images-idx3-ubyte{suffix}", images.astype(np.uint8), compress)
+        _write_idx(root / f"{prefix}-labels-idx1-ubyte{suffix}", labels.astype(np.uint8), compress)
     return root
 
 

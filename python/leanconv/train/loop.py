@@ -110,12 +110,11 @@ def parameter_groups(model: nn.Module, weight_decay: float):
     no_decay |= {id(p) for name, p in model.named_parameters() if name.rsplit(".", 1)[-1] == "bias"}
     for module in model.modules():
         if callable(getattr(module, "no_weight_decay", None)):
-            named = dict(module.named_parameters())
-            unknown = set(module.no_weight_decay()) - set(named)
-            if unknown:
+            named, exempt = dict(module.named_parameters()), set(module.no_weight_decay())
+            if exempt - set(named):
                 raise ValueError(f"leanconv: {type(module).__name__}.no_weight_decay() names parameters it does "
-                                 f"not have: {sorted(unknown)}")
-            no_decay |= {id(named[name]) for name in module.no_weight_decay()}
+                                 f"not have: {sorted(exempt - set(named))}")
+            no_decay |= {id(named[name]) for name in exempt}
     decay = [p for p in model.parameters() if id(p) not in no_decay]
     rest = [p for p in model.parameters() if id(p) in no_decay]
     return [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
