@@ -59,12 +59,16 @@ test-wheel:
 	$(PYTHON) -m pip wheel -q --no-build-isolation --no-deps . -w build/wheel
 	$(PYTHON) tests/check_wheel.py build/wheel/leanconv-*.whl
 
-# Everything a GPU window runs, built here (benchmarks/gpu_check.sh says how it is used): the op library with the
-# sm_90 kernels and the C++ binaries. Python there loads the library without the extension (LEANCONV_LIBRARY).
-gpu-pack: build consumer
+# Everything a GPU window runs, built here (benchmarks/gpu_check.sh and gpu_train.sh say how they are used): the op
+# library with the sm_90 kernels, the C++ binaries and Fashion-MNIST's idx files. Python there loads the library
+# without the extension (LEANCONV_LIBRARY).
+gpu-pack: build consumer $(DATASET_DIR)/train-images-idx3-ubyte.gz
 	@$(PYTHON) -c "import leanconv, sys; sys.exit(0 if leanconv.compiled_with_cuda() else 'gpu-pack: this build has no CUDA kernels (is nvcc on the PATH?)')"
-	rm -rf $(GPU_PACK) && mkdir -p $(GPU_PACK)/lib $(GPU_PACK)/bin
-	cp -L python/leanconv/lib/libleanconv.so python/leanconv/lib/libleanconv.so.0 $(GPU_PACK)/lib/  # files, not links
+	rm -rf $(GPU_PACK) && mkdir -p $(GPU_PACK)/lib $(GPU_PACK)/bin $(GPU_PACK)/data/fashion-mnist
+	@# One file, under its SONAME (what the binaries ask for; Python loads it by path): no links, which a copy to
+	@# another machine may not keep.
+	cp -L python/leanconv/lib/libleanconv.so.0 $(GPU_PACK)/lib/
+	cp $(DATASET_DIR)/*-idx?-ubyte.gz $(GPU_PACK)/data/fashion-mnist/
 	cp $(BUILD_DIR)/tests/cpp/leanconv_tests $(BUILD_DIR)/example_tiny_generated_net $(BUILD_DIR)/leanconv_cuda_driver \
 	  build/consumer/leanconv_consumer $(GPU_PACK)/bin/
 	@echo "$$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$$(git diff --quiet HEAD 2>/dev/null || echo '+changes')" > $(GPU_PACK)/COMMIT
@@ -82,6 +86,13 @@ test-gpu-check: gpu-pack
 	rm -rf build/gpu-check-partial
 	GPU_CHECK_STAGES=1 bash benchmarks/gpu_check.sh build/gpu-check-partial > /dev/null
 	@[ $$(grep -c '^| [1-4]\. ' build/gpu-check-partial/results.md) -eq 1 ] && echo "test-gpu-check: dry run complete"
+	@# The training stage: one tiny epoch of every row on the CPU, its table, logs and curves.
+	rm -rf build/gpu-train-dry
+	bash benchmarks/gpu_train.sh --dry-run build/gpu-train-dry > build/gpu-train-dry.log 2>&1 || { cat build/gpu-train-dry.log; exit 1; }
+	@rows=$$(bash -c 'source benchmarks/fashion_mnist_rows.sh; echo $${#FAMILY_ROWS[@]}'); \
+	  [ $$(grep -c ' 1/1 | ' build/gpu-train-dry/table.md) -eq $$rows ] && [ -s build/gpu-train-dry/accuracy.png ] \
+	  && [ $$(ls build/gpu-train-dry/*.csv | wc -l) -eq $$rows ] && echo "test-gpu-check: training dry run complete" \
+	  || { cat build/gpu-train-dry.log build/gpu-train-dry/table.md; exit 1; }
 
 demo: build $(DATASET_DIR)/train-images-idx3-ubyte.gz
 	$(PYTHON) -m leanconv.train.demo

@@ -16,7 +16,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from leanconv.nn import FilterSummaryConv2d  # noqa: E402
 from leanconv.reference.filter_summary import PlainFilterSummaryConv2d  # noqa: E402
-from harness import Row, common_arguments, dtype_label, dtypes_of, measure_row, module_runner, report  # noqa: E402
+from harness import (  # noqa: E402
+    Row, common_arguments, dtype_label, dtypes_of, measure_row, module_runner, parse_arguments, report)
 
 IMAGENET_STAGES = [(64, 56), (128, 28), (256, 14), (512, 7)]
 CIFAR_STAGES = [(64, 32), (128, 16), (256, 8), (512, 4)]
@@ -81,7 +82,7 @@ def main():
     parser = common_arguments(__doc__)
     parser.add_argument("--batch-cpu", type=int, default=8)
     parser.add_argument("--batch-cuda", type=int, default=64)
-    args = parser.parse_args()
+    args = parse_arguments(parser)
     rows = []
     for device in args.devices.split(","):
         imagenet_batch = args.batch_cuda if device == "cuda" else args.batch_cpu

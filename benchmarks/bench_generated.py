@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import leanconv  # noqa: E402
 from leanconv.nn import GeneratedConv2d, ParameterRing  # noqa: E402
 from leanconv.reference.generated import PlainGeneratedConv2d, ring_indices_and_signs  # noqa: E402
-from harness import Row, common_arguments, dtype_label, dtypes_of, measure_row, report  # noqa: E402
+from harness import Row, common_arguments, dtype_label, dtypes_of, measure_row, parse_arguments, report  # noqa: E402
 
 STAGES = [(64, 56), (128, 28), (256, 14), (512, 7)]  # ResNet-18 3x3 convs: channels, spatial size
 
@@ -110,7 +110,7 @@ def main():
     parser = common_arguments(__doc__)
     parser.add_argument("--batch-cpu", type=int, default=16)
     parser.add_argument("--batch-cuda", type=int, default=64)
-    args = parser.parse_args()
+    args = parse_arguments(parser)
     rows = []
     for device in args.devices.split(","):
         batch = args.batch_cuda if device == "cuda" else args.batch_cpu

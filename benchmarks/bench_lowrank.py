@@ -19,8 +19,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from leanconv.models import resnet  # noqa: E402
 from leanconv.nn import EigenConv2d  # noqa: E402
 from leanconv.reference.lowrank import PlainEigenConv2d, plain_copy  # noqa: E402
-from harness import (Row, common_arguments, dtype_label, dtypes_of, measure_row, module_runner,  # noqa: E402
-                     report, saved_activation_mib)
+from harness import (  # noqa: E402
+    Row, common_arguments, dtype_label, dtypes_of, measure_row, module_runner, parse_arguments, report,
+    saved_activation_mib)
 
 CIFAR_STAGES = [(16, 32), (32, 16), (64, 8)]                      # batch 128
 IMAGENET_STAGES = [(64, 56), (128, 28), (256, 14), (512, 7)]      # batch 64
@@ -83,7 +84,7 @@ def model_rows(device, batch, size, args):
 def main():
     parser = common_arguments(__doc__)
     parser.add_argument("--batch-cpu", type=int, default=16, help="ImageNet-shape batch on the CPU (CIFAR: 4x)")
-    args = parser.parse_args()
+    args = parse_arguments(parser)
     rows = []
     for device in args.devices.split(","):
         on_cuda = device == "cuda"

@@ -21,8 +21,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from leanconv.nn import GroupedConv2d, MultigridBlock  # noqa: E402
 from leanconv.reference.multigrid import ReferenceMultigrid  # noqa: E402
-from harness import (Row, common_arguments, dtype_label, dtypes_of, measure_row, module_runner,  # noqa: E402
-                     report, saved_activation_mib)
+from harness import (  # noqa: E402
+    Row, common_arguments, dtype_label, dtypes_of, measure_row, module_runner, parse_arguments, report,
+    saved_activation_mib)
 
 # (channels, image size) of the levels with grouped convs: MGIC ResNet widths 64..256 and their halves.
 CIFAR_LEVELS = [(64, 16), (128, 8), (256, 4)]          # 32x32 input
@@ -97,7 +98,7 @@ def main():
     parser = common_arguments(__doc__)
     parser.add_argument("--batch-cpu", type=int, default=16, help="ImageNet-shape batch on the CPU (CIFAR: 2x)")
     parser.add_argument("--blocks-only", action="store_true")
-    args = parser.parse_args()
+    args = parse_arguments(parser)
     rows = []
     for device in args.devices.split(","):
         on_cuda = device == "cuda"

@@ -29,8 +29,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import leanconv  # noqa: E402
 from leanconv.nn import FusedBatchNorm2d  # noqa: E402
 from leanconv.reference.dacnn import ReferenceDACNN  # noqa: E402
-from harness import (Row, common_arguments, dtype_label, dtypes_of, measure_row, report,  # noqa: E402
-                     saved_activation_mib)
+from harness import (  # noqa: E402
+    Row, common_arguments, dtype_label, dtypes_of, measure_row, parse_arguments, report, saved_activation_mib)
 
 CIFAR_SHAPES = [(64, 32), (128, 16), (256, 8)]
 
@@ -165,7 +165,7 @@ def main():
     parser.add_argument("--model-batch-cpu", type=int, default=16, help="training-step batch on the CPU")
     parser.add_argument("--model-repeats", type=int, default=5)
     parser.add_argument("--plain-width", type=int, default=128)
-    args = parser.parse_args()
+    args = parse_arguments(parser)
     rows = []
     for device in args.devices.split(","):
         on_cuda = device == "cuda"

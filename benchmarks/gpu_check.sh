@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
-# The GPU check: the one command of a short GPU window. Nothing is compiled here: `make gpu-pack`, on the CPU
-# machine, builds everything into .gpu/ (libleanconv with the sm_90 kernels, the GoogleTest binary, the C++
-# example and consumer, the CUDA kernel driver). Python loads the op library from the pack (LEANCONV_LIBRARY),
-# without the pybind11 extension, which is built for the CPU machine's Python: the C++-module parity tests skip,
-# GoogleTest covers those modules.
+# The GPU check: the first command of a short GPU window. Nothing is compiled here: `make gpu-pack`, on the CPU
+# machine, builds everything into .gpu/ (libleanconv with the sm_90 kernels and -lineinfo, the GoogleTest binary,
+# the C++ example and consumer, the CUDA kernel driver). Python loads the op library from the pack
+# (LEANCONV_LIBRARY), without the pybind11 extension, which is built for the CPU machine's Python: the C++-module
+# parity tests skip, GoogleTest covers those modules.
 #
-#   benchmarks/gpu_check.sh RESULTS_DIR        (PACK=.gpu by default; GPU_CHECK_STAGES=24 runs stages 2 and 4 only,
-#                                               for a rerun of what failed in the rest of a window)
+#   benchmarks/gpu_check.sh RESULTS_DIR        PACK=.gpu by default; GPU_CHECK_STAGES=24 runs stages 2 and 4 only
+#                                              (a rerun of what failed, in the rest of a window)
 #
-# Stages, each under its own time limit (budgets are predictions until a GPU run measures them; the estimate
-# behind each is beside it). A stage that fails, hangs or crashes never stops the next one, and
+# Stages, each under its own time limit. A stage that fails, hangs or crashes never stops the next one, and
 # RESULTS_DIR/results.md and RESULTS_DIR/logs.tar.gz are rewritten as each stage ends, so a run cut off still
 # leaves what it did. Without a GPU the same script is a dry run: the CUDA parts say "skipped: no GPU" and the
-# plumbing (pack, selection of the CUDA tests, driver, benchmarks at batch 1, results) runs.
+# plumbing (pack, selection and sharding of the CUDA tests, the driver's CPU side, benchmarks at batch 1, results)
+# runs.
+#
+# Budget: at most 6 minutes in all, so a 15-minute window (the machine's start included) has room to fix and rerun
+# the stages that fail. Each stage's budget is its estimate with about a third of slack; the estimates are beside
+# each stage and are predictions until a GPU run measures them (results.md prints budget and time side by side).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 RESULTS=${1:?usage: benchmarks/gpu_check.sh RESULTS_DIR}
@@ -23,7 +27,7 @@ RESULTS=$(cd "$RESULTS" && pwd)
 LOGS=$(mktemp -d)
 STARTED=$(date +%s)
 
-if [ ! -f "$PACK/lib/libleanconv.so" ]; then
+if [ ! -f "$PACK/lib/libleanconv.so.0" ]; then
   echo "gpu_check: no pack at $PACK (run 'make gpu-pack' on the build machine and send $PACK along)" >&2
   exit 2
 fi
@@ -34,7 +38,7 @@ TORCH_LIBS=$("$PYTHON" -c 'import glob, os, torch
 base = os.path.dirname(torch.__file__)
 print(":".join([os.path.join(base, "lib")] + sorted(glob.glob(os.path.join(base, "..", "nvidia", "*", "lib")))))')
 export LD_LIBRARY_PATH="$PACK/lib:$TORCH_LIBS${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-export LEANCONV_LIBRARY="$PACK/lib/libleanconv.so"
+export LEANCONV_LIBRARY="$PACK/lib/libleanconv.so.0"
 export PYTHONPATH="$PWD/python:$PWD/tests/python${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONUNBUFFERED=1
 if "$PYTHON" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
@@ -73,10 +77,24 @@ step() {
   local log=$1 budget=$2
   shift 2
   echo "\$ $*" >> "$LOGS/$log"
-  timeout --kill-after=5 "$budget" "$@" >> "$LOGS/$log" 2>&1
+  timeout --kill-after=3 "$budget" "$@" >> "$LOGS/$log" 2>&1
 }
 
-# stage NAME BUDGET FUNCTION: runs FUNCTION (which calls step with budgets inside BUDGET) and records the outcome.
+# together STEP... : runs several `step` calls at once (each given as one quoted string) and returns the first
+# non-zero status, so independent steps share a stage's wall time.
+together() {
+  local pids=() status=0 s
+  for command in "$@"; do
+    eval "step $command" &
+    pids+=($!)
+  done
+  for pid in "${pids[@]}"; do
+    wait "$pid" || { s=$?; [ "$status" = 0 ] && status=$s; }
+  done
+  return $status
+}
+
+# stage NAME BUDGET FUNCTION: runs FUNCTION (whose steps have budgets within BUDGET) and records the outcome.
 stage() {
   local name=$1 budget=$2 function=$3 begin status outcome
   begin=$(date +%s)
@@ -94,71 +112,91 @@ stage() {
   write_results
 }
 
-# ---- 1. environment and smoke (30 s: environment 10 s; smoke: imports ~8 s, CUDA context ~5 s, eight ops) ------------------------
+# ---- 1. environment, smoke and the kernel driver (40 s; estimate 25 s) --------------------------------------------
+# environment ~3 s; smoke ~12 s (imports ~6 s, CUDA context ~3 s, one sample of every op); the driver natively
+# ~10 s (CUDA context, 14 cases x 4 dtypes, CPU side included), which alone covers half, bfloat16, float64 and
+# channels_last of every kernel.
 environment_and_smoke() {
+  local status=0
   timeout 10 bash benchmarks/gpu/environment.sh "$PACK" "$PYTHON" > "$LOGS/environment.txt" 2>&1
   cat "$LOGS/environment.txt"
-  step smoke.log 20 "$PYTHON" benchmarks/gpu/smoke.py
+  together "smoke.log 20 $PYTHON benchmarks/gpu/smoke.py" "driver.log 25 $PACK/bin/leanconv_cuda_driver" || status=$?
+  return $status
 }
 
-# ---- 2. every CUDA test (190 s: ~480 CUDA pytest cases at ~0.2 s each, measured 0.1-0.3 s per case on the CPU,
-#         plus ~15 s start; GoogleTest's CUDA cases ~10 s; the C++ example and consumer ~5 s) ------------------
+# ---- 2. every CUDA test (130 s; estimate 95 s) --------------------------------------------------------------------
+# pytest -m cuda: ~1,000 cases (op contract: every sample in 4 dtypes, gradcheck, autocast and determinism; the
+# grouped conv's 160; modules; the CUDA paths), split round-robin into 3 shards run at once on the one GPU
+# (LEANCONV_TEST_SHARD, tests/python/conftest.py): the cases are launch-bound (small tensors; CUDA_LAUNCH_BLOCKING=1
+# so an asynchronous fault names its own test), and their CPU side is measured at ~0.1 s a case, so ~35 s of work
+# a shard plus ~15 s of imports and collection. GoogleTest's CUDA cases run beside them (~10 s); then the C++
+# example and consumer (~5 s). Every test's name and outcome is streamed to the log as it ends (-v): a shard cut
+# off names what it finished and the test it was in.
 cuda_tests() {
-  local status=0
+  local status=0 shards=3 runs=() k
+  export CUDA_LAUNCH_BLOCKING=1
+  for ((k = 0; k < shards; ++k)); do
+    if [ "$GPU" = 1 ]; then
+      runs+=("pytest$k.log 100 env LEANCONV_TEST_SHARD=$k/$shards $PYTHON -m pytest -v -m cuda -p no:cacheprovider \
+        --timeout 60 -o junit_family=xunit1 --junitxml=$LOGS/pytest$k.xml tests/python")
+    else  # the dry run: each shard's selection
+      runs+=("pytest$k.log 60 env LEANCONV_TEST_SHARD=$k/$shards $PYTHON -m pytest -q -m cuda -p no:cacheprovider \
+        --collect-only tests/python")
+    fi
+  done
   if [ "$GPU" = 1 ]; then
-    step pytest.log 150 "$PYTHON" -m pytest -q -m cuda -p no:cacheprovider --timeout 60 -o junit_family=xunit1 \
-      --junitxml="$LOGS/pytest.xml" tests/python || status=$?
-    step gtest.log 20 "$PACK/bin/leanconv_tests" --gtest_filter='*_CUDA' || status=$?
+    runs+=("gtest.log 30 $PACK/bin/leanconv_tests --gtest_filter=*_CUDA:TestSetup.*")
   else
-    step pytest.log 60 "$PYTHON" -m pytest -q -m cuda -p no:cacheprovider --collect-only tests/python || status=$?
-    step gtest.log 20 "$PACK/bin/leanconv_tests" --gtest_list_tests --gtest_filter='*_CUDA' || status=$?
+    runs+=("gtest.log 20 $PACK/bin/leanconv_tests --gtest_list_tests --gtest_filter=*_CUDA")
   fi
+  together "${runs[@]}" || status=$?
+  unset CUDA_LAUNCH_BLOCKING
   step examples.log 10 "$PACK/bin/example_tiny_generated_net" || status=$?
   step examples.log 10 "$PACK/bin/leanconv_consumer" || status=$?
   "$PYTHON" benchmarks/gpu/summarize.py failures "$LOGS" > "$LOGS/failures.md"
   return $status
 }
 
-# ---- 3. compute-sanitizer (90 s: the driver runs 22 small cases in ~2 s natively; memcheck of torch's CUDA
-#         start and of cuDNN is the slow part, ~10x; racecheck/synccheck only the shared-memory kernel) ---------
+# ---- 3. compute-sanitizer (45 s; estimate 30 s) --------------------------------------------------------------------
+# Four tools at once, each on its own driver process: memcheck and initcheck of leanconv's kernels, racecheck and
+# synccheck of those with shared memory. The driver's shapes run every loop of every kernel at least twice. Each
+# run is ~3-10x the native ~10 s (torch's CUDA start dominates; the kernels are small). The eigen conv's backward
+# runs through cuDNN and is left to the native run: a sanitizer there would check aten, not leanconv.
 sanitizer() {
   local status=0 driver="$PACK/bin/leanconv_cuda_driver"
   export PYTORCH_NO_CUDA_MEMORY_CACHING=1  # so memcheck sees each allocation's real bounds
   if [ "$GPU" = 1 ] && command -v compute-sanitizer >/dev/null; then
-    step sanitizer.log 40 compute-sanitizer --tool memcheck --error-exitcode 1 "$driver" --group leanconv || status=$?
-    step sanitizer.log 25 compute-sanitizer --tool memcheck --error-exitcode 1 "$driver" --group cudnn || status=$?
-    step sanitizer.log 15 compute-sanitizer --tool racecheck --error-exitcode 1 "$driver" --group shared-memory || status=$?
-    step sanitizer.log 10 compute-sanitizer --tool synccheck --error-exitcode 1 "$driver" --group shared-memory || status=$?
+    together "sanitizer-memcheck.log 40 compute-sanitizer --tool memcheck --error-exitcode 1 $driver --group leanconv" \
+      "sanitizer-initcheck.log 40 compute-sanitizer --tool initcheck --error-exitcode 1 $driver --group leanconv" \
+      "sanitizer-racecheck.log 40 compute-sanitizer --tool racecheck --error-exitcode 1 $driver --group shared-memory" \
+      "sanitizer-synccheck.log 40 compute-sanitizer --tool synccheck --error-exitcode 1 $driver --group shared-memory" \
+      || status=$?
   else
-    step sanitizer.log 10 "$driver" --list || status=$?
-    step sanitizer.log 10 "$driver" || status=$?
+    step sanitizer-memcheck.log 10 "$driver" --list --group leanconv || status=$?
+    step sanitizer-racecheck.log 10 "$driver" --list --group shared-memory || status=$?
   fi
   unset PYTORCH_NO_CUDA_MEMORY_CACHING
-  "$PYTHON" benchmarks/gpu/summarize.py driver "$LOGS/sanitizer.log" > "$LOGS/driver.md"
+  "$PYTHON" benchmarks/gpu/summarize.py driver "$LOGS" > "$LOGS/driver.md"
   return $status
 }
 
-# ---- 4. benchmarks, quick mode (190 s: per family one ResNet-18 stage shape at the GPU batch, fp32 and bf16,
-#         6 variants x 2 modes x 20 repeats of 0.1-2 ms; torch.compile of the plain layer, ~10 s a graph) -------
+# ---- 4. benchmarks, quick mode (120 s; estimate 80 s) --------------------------------------------------------------
+# One after another (timings must not share the GPU), fp32 and bf16, no torch.compile variants (a cold compile is
+# ~10 s a graph: those are for a later window), every row written as soon as it is measured. Per family ~10-15 s:
+# imports and CUDA start ~6 s, then rows of 3-4 variants x 2 modes x 25 runs of 0.1-30 ms.
 benchmarks() {
-  local status=0 device=cuda extra=(--repeats 20 --warmup 5 --dtypes float32,bfloat16)
+  local status=0 device=cuda extra=(--repeats 20 --warmup 5 --dtypes float32,bfloat16 --no-compile)
   if [ "$GPU" = 0 ]; then
     device=cpu
     extra=(--repeats 1 --warmup 0 --dtypes float32,bfloat16 --no-compile --batch-cpu 1)
   fi
-  for family in generated filter_summary lowrank; do
-    step "bench_$family.log" 35 "$PYTHON" "benchmarks/bench_$family.py" --devices "$device" --quick "${extra[@]}" \
+  for family in generated filter_summary lowrank multigrid; do
+    step "bench_$family.log" 25 "$PYTHON" "benchmarks/bench_$family.py" --devices "$device" --quick "${extra[@]}" \
       --out "$LOGS/bench_$family" || status=$?
   done
-  # The grouped conv at one ImageNet level shape (both layouts) and one MultigridBlock against the authors'
-  # composition and its torch.compile (~10 s a dtype).
-  step "bench_multigrid.log" 40 "$PYTHON" benchmarks/bench_multigrid.py --devices "$device" --quick "${extra[@]}" \
-    --out "$LOGS/bench_multigrid" || status=$?
-  # The block epilogue at one CIFAR shape (torch.compile of the plain tail: ~10 s a dtype) and a DACNN-mix
-  # training step (its own budget: 45 s).
   local shared_extra=(--model-repeats 3)
   [ "$GPU" = 0 ] && shared_extra=(--model-repeats 1 --model-batch-cpu 2)
-  step "bench_shared.log" 45 "$PYTHON" benchmarks/bench_shared.py --devices "$device" --quick "${extra[@]}" \
+  step "bench_shared.log" 20 "$PYTHON" benchmarks/bench_shared.py --devices "$device" --quick "${extra[@]}" \
     "${shared_extra[@]}" --out "$LOGS/bench_shared" || status=$?
   "$PYTHON" benchmarks/gpu/summarize.py benchmarks "$LOGS" > "$LOGS/benchmarks.md"
   return $status
@@ -170,10 +208,10 @@ selected() { [[ $SELECTED == *$1* ]]; }
 if ! selected 1; then  # the environment report heads every results.md
   timeout 10 bash benchmarks/gpu/environment.sh "$PACK" "$PYTHON" > "$LOGS/environment.txt" 2>&1
 fi
-selected 1 && stage "1. environment and smoke" 30 environment_and_smoke
-selected 2 && stage "2. CUDA tests" 190 cuda_tests
-selected 3 && stage "3. compute-sanitizer" 90 sanitizer
-selected 4 && stage "4. benchmarks (quick)" 190 benchmarks
+selected 1 && stage "1. environment, smoke, driver" 40 environment_and_smoke
+selected 2 && stage "2. CUDA tests" 130 cuda_tests
+selected 3 && stage "3. compute-sanitizer" 45 sanitizer
+selected 4 && stage "4. benchmarks (quick)" 120 benchmarks
 overall=0
 for s in "${STAGES[@]}"; do
   case $s in *"passed"*) ;; *) overall=1 ;; esac

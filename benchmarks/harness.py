@@ -4,7 +4,9 @@ Each benchmark is a list of rows; a row times several variants of one workload i
 every variant as a ratio to the row's first variant (the baseline). Times are medians of repeated runs after a
 warm-up, taken round-robin across the variants, with CUDA synchronised around each run; peak memory is CUDA's
 allocator peak during one run of the variant, above what was allocated before it.
-Results go to stdout as a markdown table and, with --out, to JSON and markdown files.
+Results go to stdout as a markdown table and, with --out, to JSON and markdown files, which are rewritten after
+every row (``parse_arguments`` starts them): a benchmark cut off at its time limit still leaves the rows it
+measured.
 """
 import argparse
 import datetime
@@ -49,6 +51,10 @@ def _summary(times: List[float]):
     return statistics.median(times), q[2] - q[0]
 
 
+# The rows measured so far and where they are written (parse_arguments sets it from --out).
+_progress: Dict[str, object] = {"out": None, "rows": []}
+
+
 def measure_row(row: Row, variants: Dict[str, Callable[[], object]], warmup: int, repeats: int) -> Row:
     """Times the variants round-robin (one run of each per repeat), so a drift of the machine's speed during
     the row affects every variant alike and the ratios stay fair; then each variant's peak memory alone."""
@@ -67,6 +73,9 @@ def measure_row(row: Row, variants: Dict[str, Callable[[], object]], warmup: int
     for name, fn in variants.items():
         median, spread = _summary(times[name])
         row.measurements.append(Measurement(name, median, spread, median / baseline, _peak_mib(fn, row.device)))
+    _progress["rows"].append(row)
+    if _progress["out"]:
+        _write(_progress["rows"], _progress["out"], environment())
     return row
 
 
@@ -161,6 +170,13 @@ def common_arguments(description: str) -> argparse.ArgumentParser:
     return p
 
 
+def parse_arguments(parser: argparse.ArgumentParser):
+    """The parsed arguments; with --out, every row is written there as soon as it is measured."""
+    args = parser.parse_args()
+    _progress["out"], _progress["rows"] = args.out, []
+    return args
+
+
 def dtypes_of(args) -> List[torch.dtype]:
     return [getattr(torch, name) for name in args.dtypes.split(",")]
 
@@ -169,13 +185,18 @@ def dtype_label(dtype: torch.dtype) -> str:
     return str(dtype).replace("torch.", "")
 
 
+def _write(rows: List[Row], out: str, env: Dict[str, str]) -> None:
+    """<out>.json and <out>.md, each replaced whole (written beside, then renamed)."""
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    for suffix, text in ((".json", json.dumps({"environment": env, "rows": [asdict(r) for r in rows]}, indent=1)),
+                         (".md", markdown(rows, env) + "\n")):
+        with open(out + suffix + ".tmp", "w") as f:
+            f.write(text)
+        os.replace(out + suffix + ".tmp", out + suffix)
+
+
 def report(rows: List[Row], out: Optional[str]) -> None:
     env = environment()
-    text = markdown(rows, env)
-    print(text)
+    print(markdown(rows, env))
     if out:
-        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-        with open(out + ".json", "w") as f:
-            json.dump({"environment": env, "rows": [asdict(r) for r in rows]}, f, indent=1)
-        with open(out + ".md", "w") as f:
-            f.write(text + "\n")
+        _write(rows, out, env)

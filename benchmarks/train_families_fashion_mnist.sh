@@ -9,32 +9,27 @@
 #   benchmarks/train_families_fashion_mnist.sh RESULTS_DIR [EPOCHS] [TRAIN_SUBSET (0: all 60,000)]
 source "$(dirname "$0")/fashion_mnist_common.sh" "$@"
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
-ROWS=(  # NAME|STREAM|FLAGS: stream 1 has the slow multigrid row and one more, stream 0 the rest
-  "resnet20-dense|0|--conv dense"
-  "resnet20-generated-ring0.1|0|--conv generated --ring-size 0.1"
-  "resnet20-filter_summary-c10|0|--conv filter_summary --compression 10"
-  "resnet20-lowrank-rank1|0|--conv lowrank --rank 1"
-  "resnet20-lowrank-rank5|0|--conv lowrank --rank 5"
-  "resnet20-multigrid-g2|1|--conv multigrid --group-size 2 --coarsest 2"
-  "resnet20-shared|1|--conv shared"
-)
+source "$(dirname "$0")/fashion_mnist_rows.sh"
+stream_of() {  # NAME: stream 1 takes the two slowest rows (multigrid, shared), stream 0 the rest
+  case $1 in *mgic*|*shared*) echo 1 ;; *) echo 0 ;; esac
+}
 stream() {  # STREAM: its rows, one after another
-  local row name rest
-  for row in "${ROWS[@]}"; do
-    name=${row%%|*} rest=${row#*|}
-    [[ ${rest%%|*} == "$1" ]] || continue
+  local row name
+  for row in "${FAMILY_ROWS[@]}"; do
+    name=${row%%|*}
+    [[ $(stream_of "$name") == "$1" ]] || continue
     # shellcheck disable=SC2086
-    run "$name" --model resnet20 ${rest#*|} --workers 0 --log-csv "$RESULTS/$name.csv" |
+    run "$name" ${row#*|} --workers 0 --log-csv "$RESULTS/$name.csv" |
       sed "s/^| [^|]* |/| $name |/" > "$RESULTS/$name.row"  # the row named as its files are
   done
 }
 stream 0 & stream 1 & wait
 {
   header "ResNet-20 of each family; two rows at a time, one thread each"
-  for row in "${ROWS[@]}"; do cat "$RESULTS/${row%%|*}.row"; done
+  for row in "${FAMILY_ROWS[@]}"; do cat "$RESULTS/${row%%|*}.row"; done
 } | tee "$RESULTS/table.md"
 rm -f "$RESULTS"/*.row
 conv_rows=()  # NAME FLAGS pairs: the conv parameters of each row
-for row in "${ROWS[@]}"; do conv_rows+=("${row%%|*}" "--model resnet20 ${row##*|}"); done
+for row in "${FAMILY_ROWS[@]}"; do conv_rows+=("${row%%|*}" "${row#*|}"); done
 PYTHONPATH=python "$PYTHON" benchmarks/conv_params.py "${conv_rows[@]}" | tee "$RESULTS/conv_params.md"
 PYTHONPATH=python "$PYTHON" -m leanconv.train.report "$RESULTS"/*.csv --out "$RESULTS/accuracy.png" > "$RESULTS/points.md" || true

@@ -1,13 +1,23 @@
-// Launches every CUDA kernel of leanconv at small shapes, forward and backward, in float32 and half and through
-// the channels_last paths, and compares each result with the CPU kernel's. It is the program compute-sanitizer
-// runs in the GPU check (benchmarks/gpu_check.sh): short, no Python, no test framework.
+// Launches every CUDA kernel of leanconv, forward and backward, in float32, float64, half and bfloat16 and through
+// the channels_last paths, and compares each result with the CPU kernel's. The GPU check runs it natively (stage 1)
+// and under compute-sanitizer (stage 3): short, no Python, no test framework.
 //
 //   leanconv_cuda_driver [--list] [--group NAME]
 //
-// Groups: "leanconv" (leanconv's own kernels), "shared-memory" (the kernels that use shared memory: racecheck
-// and synccheck), "cudnn" (the eigen conv backward, which runs through cuDNN). Exit status 1 on a mismatch.
+// Groups: "leanconv" (leanconv's own kernels: memcheck and initcheck), "shared-memory" (the kernels that use shared
+// memory: racecheck and synccheck), "cudnn" (the eigen conv backward, which runs through cuDNN: native run only,
+// a sanitizer there would check aten, not leanconv). Exit status 1 on a mismatch.
+//
+// The shapes are small but make every loop of a kernel run at least twice, so racecheck sees the hazards carried
+// from one iteration to the next: the eigen conv's k-chunks (kChunk = 16 intermediate channels), output-channel
+// tiles (64) and pixel tiles (64); the channel passes' reduction chunks (NCHW: 8,192 values of a channel, NHWC: 256)
+// and NHWC channel tiles (32); the grouped conv's weight-gradient loop (256 threads over batch x output pixels); the
+// deterministic generated backward's walk over a ring entry's candidates (2^20 threads in all).
+#include <ATen/OpMathType.h>
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <functional>
 #include <string>
@@ -25,21 +35,29 @@ struct Case {
   std::vector<std::string> groups;
   // Runs the ops on `device` from the given CPU inputs; returns the results (moved to the CPU by the caller).
   std::function<std::vector<Tensor>(torch::Device, torch::ScalarType)> run;
-  std::vector<torch::ScalarType> dtypes{torch::kFloat, torch::kHalf};
+  std::vector<torch::ScalarType> dtypes{torch::kFloat, torch::kDouble, torch::kHalf, torch::kBFloat16};
 };
 
 Tensor on(const Tensor& t, torch::Device device, torch::ScalarType dtype) { return t.to(device, dtype); }
+
+// The dtype of per-channel parameters for inputs of `dtype`: float for half and bfloat16, as aten's BatchNorm.
+torch::ScalarType math(torch::ScalarType dtype) { return at::toOpMathType(dtype); }
 
 std::vector<Case> cases() {
   torch::manual_seed(0);
   const auto ring = torch::randn({97}), grad24 = torch::randn({6, 4, 3, 3});
   const auto summary = torch::randn({8 * 4}), grad_weight = torch::randn({8, 8, 3, 3});
   const auto z = torch::randn({2, 6, 9, 7}), grad_y = torch::randn({2, 6, 9, 7});
-  const auto x = torch::randn({2, 4, 9, 8}), basis = torch::randn({4, 3, 3, 3}), coeff = torch::randn({5, 12});
-  const auto bias = torch::randn({5}), grad_eigen = torch::randn({2, 5, 9, 8});
-  const auto residual = torch::randn({2, 4, 9, 8}), per_channel = torch::randn({2, 4});
-  const auto gx = torch::randn({2, 16, 9, 7}), gw = torch::randn({24, 4, 3, 3}), grad_grouped = torch::randn({2, 24, 5, 4});
-  const auto coarse = torch::randn({2, 8, 9, 7}), prolongation = torch::randn({16, 2, 1, 1}), scale = torch::randn({16});
+  // Eigen conv: 40 intermediate channels (3 k-chunks), 130 output channels (3 tiles), 144 pixels (3 tiles).
+  const auto x = torch::randn({2, 8, 9, 8}), basis = torch::randn({8, 5, 3, 3}), coeff = torch::randn({130, 40});
+  const auto bias = torch::randn({130}), grad_eigen = torch::randn({2, 130, 9, 8});
+  // Channel passes: 9,000 values a channel (2 NCHW chunks, 36 NHWC chunks), 40 channels (2 NHWC tiles).
+  const auto features = torch::randn({3, 40, 60, 50}), residual = torch::randn({3, 40, 60, 50});
+  const auto per_channel = torch::randn({2, 40});
+  // Grouped conv, stride 2: 4 x 12 x 10 = 480 output values per weight element (2 passes of 256 threads).
+  const auto gx = torch::randn({4, 16, 24, 20}), gw = torch::randn({24, 4, 3, 3}) / 6,
+             grad_grouped = torch::randn({4, 24, 12, 10});
+  const auto coarse = torch::randn({4, 8, 24, 20}), prolongation = torch::randn({16, 2, 1, 1}), scale = torch::randn({16});
   const std::vector<int64_t> one{1, 1};
   std::vector<Case> all;
   all.push_back({"generate_weights forward", {"leanconv"}, [=](torch::Device d, torch::ScalarType t) {
@@ -52,12 +70,14 @@ std::vector<Case> cases() {
                                              {216}, 1.0)};
                  }});
   for (const bool deterministic : {false, true}) {
+    // total 2^22 over a ring of 97: the deterministic walk gives each of its 2^20 threads ~4 candidates.
     all.push_back({std::string("generate_weights backward, ") + (deterministic ? "deterministic" : "atomic"),
                    {"leanconv"}, [=](torch::Device d, torch::ScalarType t) {
                      at::globalContext().setDeterministicAlgorithms(deterministic, false);
                      auto g = ops::generate_weights_backward(on(grad24, d, t), 97, 5, 1000, 100, 0.3);
+                     auto wide = ops::generate_weights_backward(on(grad24, d, t), 97, 5, int64_t(1) << 22, 12345, 0.3);
                      at::globalContext().setDeterministicAlgorithms(false, false);
-                     return std::vector<Tensor>{g};
+                     return std::vector<Tensor>{g, wide};
                    }});
   }
   all.push_back({"filter_summary_weight forward and backward", {"leanconv"}, [=](torch::Device d, torch::ScalarType t) {
@@ -87,8 +107,8 @@ std::vector<Case> cases() {
                    }});
     all.push_back({std::string("batch_norm_epilogue forward and backward") + (channels_last ? ", channels_last" : ""),
                    {"leanconv", "shared-memory"}, [=](torch::Device d, torch::ScalarType t) {
-                     const auto xe = on(x, d, t).contiguous(format), re = on(residual, d, t).contiguous(format);
-                     const auto w = on(per_channel[0], d, torch::kFloat), b = on(per_channel[1], d, torch::kFloat);
+                     const auto xe = on(features, d, t).contiguous(format), re = on(residual, d, t).contiguous(format);
+                     const auto w = on(per_channel[0], d, math(t)), b = on(per_channel[1], d, math(t));
                      auto [out, mean, invstd] = ops::batch_norm_epilogue(xe, w, b, re, true, 1e-5);
                      auto [gx, gw, gb, gr] = ops::batch_norm_epilogue_backward(re, mean, invstd, out, xe, w, mean, invstd,
                                                                                true, {true, true, true, true});
@@ -96,8 +116,8 @@ std::vector<Case> cases() {
                    }});
     all.push_back({std::string("affine_epilogue forward and backward") + (channels_last ? ", channels_last" : ""),
                    {"leanconv", "shared-memory"}, [=](torch::Device d, torch::ScalarType t) {
-                     const auto xe = on(x, d, t).contiguous(format);
-                     const auto a = on(per_channel[0], d, torch::kFloat), c = on(per_channel[1], d, torch::kFloat);
+                     const auto xe = on(features, d, t).contiguous(format);
+                     const auto a = on(per_channel[0], d, math(t)), c = on(per_channel[1], d, math(t));
                      const auto out = ops::affine_epilogue(xe, a, c, xe, true);
                      auto [gx, ga, gc, gr] = ops::affine_epilogue_backward(xe, out, xe, a, true, {true, true, true, true});
                      return std::vector<Tensor>{out, gx, ga, gc, gr};
@@ -116,11 +136,24 @@ std::vector<Case> cases() {
                    [=](torch::Device d, torch::ScalarType t) {
                      const auto fine = on(gx, d, t).contiguous(format), c = on(coarse, d, t).contiguous(format);
                      return std::vector<Tensor>{ops::coarse_grid_correction(
-                         fine, c, c.mul(0.5), on(prolongation, d, t), 4, on(scale, d, torch::kFloat),
-                         on(scale, d, torch::kFloat), std::nullopt, std::nullopt, true, 0.1, 1e-5, true)};
+                         fine, c, c.mul(0.5), on(prolongation, d, t), 4, on(scale, d, math(t)), on(scale, d, math(t)),
+                         std::nullopt, std::nullopt, true, 0.1, 1e-5, true)};
                    }});
   }
   return all;
+}
+
+// The largest difference, relative to the largest expected magnitude (at least 1): the CPU and the GPU sum in
+// different orders and round each output once to the dtype, so it stays within tolerance(dtype).
+double difference(const Tensor& actual, const Tensor& expected) {
+  if (actual.sizes() != expected.sizes() || actual.scalar_type() != expected.scalar_type()) return INFINITY;
+  if (expected.numel() == 0) return 0;
+  const auto a = actual.to(torch::kDouble), e = expected.to(torch::kDouble);
+  return (a - e).abs().max().item<double>() / std::max(1.0, e.abs().max().item<double>());
+}
+
+double tolerance(torch::ScalarType dtype) {
+  return dtype == torch::kDouble ? 1e-10 : dtype == torch::kFloat ? 1e-5 : dtype == torch::kHalf ? 1e-2 : 3e-2;
 }
 
 bool in_group(const Case& c, const std::string& group) {
@@ -154,27 +187,35 @@ int main(int argc, char** argv) {
     for (const auto dtype : c.dtypes) {
       const std::string name = c.name + " [" + std::string(c10::toString(dtype)) + "]";
       ++count;
-      if (list || !gpu) {
-        std::printf("%s %s\n", list ? "case" : "skipped (no GPU):", name.c_str());
+      if (list) {
+        std::printf("case %s\n", name.c_str());
         continue;
       }
       try {
+        // Without a GPU the CPU side still runs: the dry run checks that every case's arguments are valid.
         const auto expected = c.run(torch::kCPU, dtype);
+        if (!gpu) {
+          std::printf("skipped (no GPU): %s (CPU side ran)\n", name.c_str());
+          continue;
+        }
         const auto actual = c.run(torch::kCUDA, dtype);
         torch::cuda::synchronize();
-        const double tol = dtype == torch::kHalf ? 2e-2 : 1e-4;
-        bool same = expected.size() == actual.size();
-        for (size_t k = 0; same && k < expected.size(); ++k) {
-          same = torch::allclose(actual[k].cpu().to(torch::kFloat), expected[k].to(torch::kFloat), tol, tol);
-        }
-        std::printf("%s %s\n", same ? "ok" : "MISMATCH", name.c_str());
+        double worst = expected.size() == actual.size() ? 0 : INFINITY;
+        for (size_t k = 0; k < std::min(expected.size(), actual.size()); ++k)
+          worst = std::max(worst, difference(actual[k].cpu(), expected[k]));
+        const bool same = worst <= tolerance(dtype);
+        std::printf("%s %s (difference %.2g, tolerance %.2g)\n", same ? "ok" : "MISMATCH", name.c_str(), worst,
+                    tolerance(dtype));
         failures += !same;
+      } catch (const c10::Error& e) {
+        std::printf("ERROR %s: %s\n", name.c_str(), e.what_without_backtrace());
+        ++failures;
       } catch (const std::exception& e) {
         std::printf("ERROR %s: %s\n", name.c_str(), e.what());
         ++failures;
       }
     }
   }
-  std::printf("%d cases, %d failed%s\n", count, failures, gpu || list ? "" : " (no GPU: nothing launched)");
+  std::printf("%d cases, %d failed%s\n", count, failures, gpu || list ? "" : " (no GPU: CPU side only)");
   return failures ? 1 : 0;
 }

@@ -1,43 +1,52 @@
 """Sections of the GPU check's results.md, from the stage logs (benchmarks/gpu_check.sh):
 
-    summarize.py failures LOGS   failing tests by name (pytest's JUnit XML, GoogleTest's and the examples' logs)
-    summarize.py driver LOG      the kernel driver's and compute-sanitizer's verdicts
+    summarize.py failures LOGS   failing tests by name, from the streamed pytest -v logs of every shard (so a shard
+                                 cut off still names what it ran), GoogleTest's and the examples' logs
+    summarize.py driver LOGS     the kernel driver's and compute-sanitizer's verdicts
     summarize.py benchmarks LOGS the benchmark tables
 """
 import glob
 import os
 import re
 import sys
-import xml.etree.ElementTree as ElementTree
 
 
 def failures(logs):
     lines = ["## Failing tests", ""]
     names = []
-    xml = os.path.join(logs, "pytest.xml")
-    if os.path.exists(xml):
-        root = ElementTree.parse(xml).getroot()
-        for case in root.iter("testcase"):
-            for kind in ("failure", "error"):
-                element = case.find(kind)
-                if element is not None:
-                    message = (element.get("message") or "").splitlines()[0][:160] if element.get("message") else ""
-                    names.append(f"- pytest {case.get('classname')}::{case.get('name')} ({kind}): {message}")
-        suites = [root] if root.tag == "testsuite" else list(root.iter("testsuite"))
-        counts = {k: sum(int(s.get(k, 0)) for s in suites) for k in ("tests", "failures", "errors", "skipped")}
-        lines.append("pytest (CUDA tests): {tests} run, {failures} failed, {errors} errors, {skipped} skipped".format(
-            **counts))
-    else:
-        collected = _last_match(os.path.join(logs, "pytest.log"), r"(\d+)(?:/\d+)? tests? collected|(\d+) tests? selected")
-        lines.append(f"pytest: no JUnit report (dry run or cut off); {collected or 'no'} CUDA tests collected")
+    shard_logs = sorted(glob.glob(os.path.join(logs, "pytest*.log")))
+    for path in shard_logs:
+        shard = os.path.basename(path)[:-len(".log")]
+        outcome = _pytest_outcomes(path)
+        if outcome["collected"] is not None and not outcome["results"]:  # the dry run: the selection only
+            lines.append(f"{shard}: {outcome['collected']} CUDA tests selected (dry run)")
+            continue
+        counts = {k: sum(v == k for v in outcome["results"].values()) for k in ("PASSED", "FAILED", "ERROR", "SKIPPED")}
+        line = f"{shard}: {counts['PASSED']} passed, {counts['FAILED']} failed, {counts['ERROR']} errors, " \
+               f"{counts['SKIPPED']} skipped"
+        if not outcome["finished"]:
+            line += f"; CUT OFF (no summary line) while in {outcome['running'] or 'collection'}"
+        lines.append(line)
+        for test, result in outcome["results"].items():
+            if result in ("FAILED", "ERROR"):
+                names.append(f"- pytest {test} ({result.lower()}): {outcome['messages'].get(test, '')[:160]}")
+        if not outcome["finished"] and outcome["running"]:
+            names.append(f"- pytest {outcome['running']} (cut off: the test running when the shard was stopped)")
+    if not shard_logs:
+        lines.append("pytest: no log")
     gtest = os.path.join(logs, "gtest.log")
     if os.path.exists(gtest):
         with open(gtest) as f:
             text = f.read()
         names += [f"- gtest {m}" for m in sorted(set(re.findall(r"\[  FAILED  \] (\S+)", text)))]
         listed = len(re.findall(r"^  \S+_CUDA", text, re.M))
+        passed = re.search(r"\[  PASSED  \] (\d+) tests?", text)
         if listed:
             lines.append(f"GoogleTest: {listed} CUDA cases listed (dry run)")
+        elif passed:
+            lines.append(f"GoogleTest: {passed.group(1)} passed")
+        elif "[==========]" not in text:
+            lines.append("GoogleTest: CUT OFF or crashed (no summary line)")
     examples = os.path.join(logs, "examples.log")
     if os.path.exists(examples):
         with open(examples) as f:
@@ -47,23 +56,47 @@ def failures(logs):
     return "\n".join(lines)
 
 
-def _last_match(path, pattern):
-    if not os.path.exists(path):
-        return None
-    with open(path) as f:
-        found = [next(g for g in m.groups() if g) for m in re.finditer(pattern, f.read())]
-    return found[-1] if found else None
+def _pytest_outcomes(path):
+    """What a pytest -v log says: each test's outcome as it was streamed, the messages of the short summary, the
+    test that was running if the log stops before pytest's summary line, and the count of a --collect-only run."""
+    with open(path, errors="replace") as f:
+        text = f.read()
+    results, messages, running = {}, {}, None
+    for line in text.splitlines():
+        started = re.match(r"^(\S+::\S+)(?: (PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS)\b)?", line)
+        if started and "::" in started.group(1) and not line.startswith(("FAILED ", "ERROR ")):
+            test, result = started.groups()
+            if result:
+                results[test] = result
+                running = None
+            else:
+                running = test
+        summary = re.match(r"^(FAILED|ERROR) (\S+::\S+)(?: - (.*))?", line)
+        if summary:
+            results.setdefault(summary.group(2), summary.group(1))
+            messages[summary.group(2)] = summary.group(3) or ""
+    collected = re.findall(r"(\d+)(?:/\d+)? tests? (?:collected|selected)", text)
+    finished = re.search(r"^=+ .*\b(passed|failed|error|errors|skipped|deselected|no tests ran)\b.* in [\d.]+s", text,
+                         re.M) is not None
+    return {"results": results, "messages": messages, "running": running, "finished": finished,
+            "collected": collected[-1] if collected else None}
 
 
-def driver(log):
-    lines = ["## Kernel driver and compute-sanitizer", ""]
-    if not os.path.exists(log):
+def driver(logs):
+    lines = ["## Kernel driver (native) and compute-sanitizer", ""]
+    paths = [os.path.join(logs, "driver.log")] + sorted(glob.glob(os.path.join(logs, "sanitizer-*.log")))
+    if not any(os.path.exists(p) for p in paths):
         return "\n".join(lines + ["No log."])
-    with open(log) as f:
-        for line in f:
-            if line.startswith(("$ ", "ok ", "MISMATCH", "ERROR", "skipped", "case ")) or "ERROR SUMMARY" in line \
-                    or "RACECHECK SUMMARY" in line or re.match(r"\d+ cases", line):
-                lines.append("    " + line.rstrip())
+    for path in paths:
+        if not os.path.exists(path):
+            continue
+        lines.append(f"{os.path.basename(path)}:")
+        with open(path, errors="replace") as f:
+            kept = [line for line in f if line.startswith(("$ ", "MISMATCH", "ERROR", "========= "))
+                    or "ERROR SUMMARY" in line or "RACECHECK SUMMARY" in line or re.match(r"\d+ cases", line)]
+        if len(kept) > 60:  # a sanitizer's reports repeat per thread: the first ones and the summary say enough
+            kept = kept[:50] + [f"... {len(kept) - 60} lines more in logs.tar.gz\n"] + kept[-10:]
+        lines += ["    " + line.rstrip()[:300] for line in kept]
     return "\n".join(lines)
 
 

@@ -8,10 +8,10 @@ import torch
 import torch.nn.functional as F
 
 import leanconv  # noqa: F401  (registers the ops)
+from conftest import DEVICES
 from leanconv.ops import multigrid as grouped_conv
 from leanconv.ops.multigrid import grouped_conv2d
 
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 TOLERANCE = {torch.float64: 1e-12, torch.float32: 2e-5, torch.float16: 4e-3, torch.bfloat16: 3e-2}
 
 

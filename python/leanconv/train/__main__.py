@@ -8,7 +8,7 @@ from torch.utils.data import Subset
 from .. import models
 from ..families import FAMILIES
 from .data import random_images
-from .datasets import DATASETS, DatasetMissing, dataset
+from .datasets import DATASETS, DatasetMissing, dataset, device_dataset
 from .checkpoint import CheckpointError
 from .loop import table, train
 
@@ -25,22 +25,28 @@ def _dacnn(variant):
 
 
 
-def _mgic_resnet(num_classes, in_channels, conv="multigrid", group_size=None, coarsest=None, **options):
+def _mgic_resnet(widths=None, blocks=None):
     """--conv multigrid: the MGIC ResNet (--group-size, --coarsest); another family: the same layout with basic
-    blocks of that family's convs."""
-    if conv == "multigrid":
-        shape = {k: v for k, v in (("group_size", group_size), ("coarsest", coarsest)) if v is not None}
-        return models.mgic_resnet(num_classes, in_channels, **shape)
-    return models.mgic_resnet(num_classes, in_channels, conv=conv, **options)
+    blocks of that family's convs. ``widths``/``blocks``: the layout (None: mgic_resnet's defaults)."""
+    layout = {k: v for k, v in (("widths", widths), ("blocks", blocks)) if v is not None}
+
+    def build(num_classes, in_channels, conv="multigrid", group_size=None, coarsest=None, **options):
+        if conv == "multigrid":
+            shape = {k: v for k, v in (("group_size", group_size), ("coarsest", coarsest)) if v is not None}
+            return models.mgic_resnet(num_classes, in_channels, **layout, **shape)
+        return models.mgic_resnet(num_classes, in_channels, **layout, conv=conv, **options)
+    return build
 
 
 def _mobilenet_v2(num_classes, in_channels, conv="dense", **options):
     return models.mobilenet_v2(num_classes, in_channels, layout="cifar", conv=conv, **options)
 
 
-MODELS = {"resnet20": models.resnet20, "mgic_resnet": _mgic_resnet, "mobilenet_v2": _mobilenet_v2, "resnet56": models.resnet56, "resnet18": models.resnet18,
+MODELS = {"resnet20": models.resnet20, "resnet56": models.resnet56, "resnet18": models.resnet18,
           "resnet18_cifar": models.resnet18_cifar, "resnet34": models.resnet34,
-          **{f"dacnn_{variant}": _dacnn(variant) for variant in models.dacnn_variants}}
+          # The MGIC ResNet at the authors' widths, and at ResNet-20's (16-32-64, 3 blocks a stage).
+          "mgic_resnet": _mgic_resnet(), "mgic_resnet20": _mgic_resnet((16, 32, 64), (3, 3, 3)),
+          "mobilenet_v2": _mobilenet_v2, **{f"dacnn_{variant}": _dacnn(variant) for variant in models.dacnn_variants}}
 
 
 def parse_args(argv=None):
@@ -65,7 +71,13 @@ def parse_args(argv=None):
     p.add_argument("--data", "--data-dir", dest="data_dir", default=None,
                    help="the dataset's directory (Fashion-MNIST: Debian's dataset-fashion-mnist by default)")
     p.add_argument("--workers", type=int, default=2, help="data-loading worker processes")
+    p.add_argument("--data-on-device", action="store_true",
+                   help="hold the whole dataset on the training device and augment it there (fashion-mnist, cifar10, "
+                        "cifar100, svhn): no loader workers, the GPU is not kept waiting")
+    p.add_argument("--flip", action="store_true", help="add a random horizontal flip (fashion-mnist; with "
+                                                       "--data-on-device)")
     p.add_argument("--train-subset", type=int, default=0, help="use the first N training images (0: all)")
+    p.add_argument("--test-subset", type=int, default=0, help="evaluate on the first N test images (0: all)")
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=0.1)
@@ -136,17 +148,29 @@ def main(argv=None):
     if args.deterministic:
         torch.use_deterministic_algorithms(True)
         torch.backends.cudnn.benchmark = False
+    if args.flip and not args.data_on_device:
+        raise SystemExit("--flip is an augmentation of --data-on-device")
+    if args.data_on_device and args.dataset == "random":
+        raise SystemExit("--data-on-device holds fashion-mnist, cifar10, cifar100 or svhn, not random images")
     if args.dataset != "random":
         try:
-            train_set, test_set = dataset(args.dataset, args.data_dir, True), dataset(args.dataset, args.data_dir, False)
-        except DatasetMissing as error:
+            if args.data_on_device:
+                train_set, test_set = (device_dataset(args.dataset, args.data_dir, train, args.device, args.flip)
+                                       for train in (True, False))
+            else:
+                train_set, test_set = (dataset(args.dataset, args.data_dir, train) for train in (True, False))
+        except (DatasetMissing, ValueError) as error:
             raise SystemExit(str(error))
         in_channels, num_classes = DATASETS[args.dataset].in_channels, DATASETS[args.dataset].num_classes
     else:
         train_set, test_set = random_images(2048, (3, 32, 32), 10), random_images(512, (3, 32, 32), 10, seed=1)
         in_channels, num_classes = 3, 10
     if args.train_subset:
-        train_set = Subset(train_set, range(min(args.train_subset, len(train_set))))
+        count = min(args.train_subset, len(train_set))
+        train_set = train_set.first(count) if args.data_on_device else Subset(train_set, range(count))
+    if args.test_subset:
+        count = min(args.test_subset, len(test_set))
+        test_set = test_set.first(count) if args.data_on_device else Subset(test_set, range(count))
     model = MODELS[args.model](num_classes=num_classes, in_channels=in_channels, conv=args.conv, **conv_options(args),
                                **model_options(args))
     name = f"{args.model}-{args.conv}" + ("-regulators" if args.regulators else "")

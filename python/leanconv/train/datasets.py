@@ -29,6 +29,7 @@ from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
 from .data import FASHION_MNIST_DIRS, _find, read_idx
+from .device_data import Augmentation, DeviceImages
 
 
 class DatasetMissing(FileNotFoundError):
@@ -194,4 +195,31 @@ def dataset(name: str, root=None, train: bool = True) -> Dataset:
     return spec.build(root, train)
 
 
-__all__ = ["DATASETS", "DatasetMissing", "FashionMNISTImages", "dataset"]
+# The augmentations above, for the datasets small enough to live on the device (leanconv.train.device_data).
+_DEVICE_AUGMENTATION = {"fashion-mnist": Augmentation(pad=2, crop_padding=2),
+                        "cifar10": Augmentation(crop_padding=4, flip=True),
+                        "cifar100": Augmentation(crop_padding=4, flip=True), "svhn": Augmentation(crop_padding=4)}
+_NORMALIZATION = {"fashion-mnist": (FASHION_MEAN, FASHION_STD), "cifar10": (CIFAR10_MEAN, CIFAR10_STD),
+                  "cifar100": (CIFAR100_MEAN, CIFAR100_STD), "svhn": (SVHN_MEAN, SVHN_STD)}
+
+
+def device_dataset(name: str, root=None, train: bool = True, device="cpu", flip: bool = False) -> DeviceImages:
+    """The ``train`` or test split of ``name`` as uint8 images on ``device``, augmented there as :func:`dataset`
+    augments them (``flip`` adds a horizontal flip where the dataset has none)."""
+    if name not in _DEVICE_AUGMENTATION:
+        raise ValueError(f"leanconv: --data-on-device holds fashion-mnist, cifar10, cifar100 or svhn; {name} is "
+                         "read through its DataLoader")
+    source = dataset(name, root, train)  # the files checked and read as the DataLoader path reads them
+    if isinstance(source, FashionMNISTImages):
+        images, labels = source.images, source.labels
+    elif isinstance(source, torchvision.datasets.SVHN):
+        images, labels = torch.from_numpy(source.data), torch.as_tensor(source.labels)
+    else:  # CIFAR: (N, H, W, C)
+        images, labels = torch.from_numpy(source.data).permute(0, 3, 1, 2).contiguous(), torch.as_tensor(source.targets)
+    augmentation = _DEVICE_AUGMENTATION[name]
+    if flip:
+        augmentation = Augmentation(augmentation.pad, augmentation.crop_padding, True)
+    return DeviceImages(images, labels, *_NORMALIZATION[name], augmentation, train, device)
+
+
+__all__ = ["DATASETS", "DatasetMissing", "FashionMNISTImages", "dataset", "device_dataset"]

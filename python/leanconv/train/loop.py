@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from ..nn import parameter_counts
 from . import checkpoint as checkpoints
+from .device_data import DeviceImages
 
 
 @dataclass
@@ -67,15 +68,17 @@ class CsvLog:
                                     f"{images_per_s:.1f}", f"{peak:.1f}", *self.counts])
 
 
-def evaluate(model: nn.Module, loader: DataLoader, device) -> float:
+def evaluate(model: nn.Module, batches, device, memory_format=torch.contiguous_format) -> float:
+    """Test accuracy over ``batches`` (a DataLoader or any iterable of (images, labels))."""
     model.eval()
-    correct = total = 0
+    correct = torch.zeros((), dtype=torch.int64, device=device)
+    total = 0
     with torch.no_grad():
-        for x, y in loader:
-            pred = model(x.to(device)).argmax(1)
-            correct += (pred.cpu() == y).sum().item()
+        for x, y in batches:
+            pred = model(x.to(device).contiguous(memory_format=memory_format)).argmax(1)
+            correct += (pred == y.to(pred.device)).sum()
             total += y.numel()
-    return correct / max(total, 1)
+    return correct.item() / max(total, 1)
 
 
 class EpochOrder(Sampler):
@@ -188,7 +191,13 @@ def train(name: str, model: nn.Module, train_set, test_set, epochs: int, batch_s
     # Workers keep the device fed; pinned memory speeds the copies to a GPU.
     loading = {"num_workers": workers, "pin_memory": torch.device(device).type == "cuda",
                "persistent_workers": False}
-    test_loader = DataLoader(test_set, batch_size=512, **loading)
+    # A dataset held on the device (DeviceImages, --data-on-device) is batched and augmented there, no loader.
+    on_device = isinstance(train_set, DeviceImages)
+
+    def test_batches():
+        if isinstance(test_set, DeviceImages):
+            return test_set.batches(range(len(test_set)), 1000)
+        return DataLoader(test_set, batch_size=512, **loading)
 
     def save(epoch: int, step: int) -> None:
         checkpoints.save(checkpoint, {"model": model.state_dict(), "optimizer": opt.state_dict(),
@@ -206,8 +215,11 @@ def train(name: str, model: nn.Module, train_set, test_set, epochs: int, batch_s
         model.train()
         first = start_step if epoch == start_epoch else 0
         order = EpochOrder(len(train_set), batch_size, seed, epoch, first, rank, world)
-        loader = DataLoader(train_set, batch_size=batch_size // world, sampler=order, drop_last=True,
-                            generator=torch.Generator().manual_seed(seed + epoch), **loading)
+        if on_device:
+            loader = train_set.batches(order.order, batch_size // world, seed, epoch)
+        else:
+            loader = DataLoader(train_set, batch_size=batch_size // world, sampler=order, drop_last=True,
+                                generator=torch.Generator().manual_seed(seed + epoch), **loading)
         bar = tqdm(total=steps_per_epoch, initial=first, desc=f"{name} epoch {epoch + 1}/{epochs}", leave=False,
                    disable=rank != 0 or not sys.stderr.isatty(), dynamic_ncols=True)
         epoch_started, losses = time.time(), []
@@ -238,13 +250,13 @@ def train(name: str, model: nn.Module, train_set, test_set, epochs: int, batch_s
         if checkpoint:
             save(epoch + 1, 0)
         if csv_log:
-            accuracy = evaluate(model, test_loader, device)
+            accuracy = evaluate(model, test_batches(), device, memory_format)
             csv_log.write(epoch + 1, epoch_loss, accuracy, opt.param_groups[0]["lr"], images / max(seconds, 1e-9),
                           peak_memory_mib(device))
         if world > 1:
             dist.barrier()  # the next epoch (or a resume) sees rank 0's checkpoint
     if accuracy is None:
-        accuracy = evaluate(model, test_loader, device)
+        accuracy = evaluate(model, test_batches(), device, memory_format)
     return TrainResult(name, learned, dense, accuracy, time.time() - started,
                        trained_images / training_seconds if training_seconds else 0.0)
 

@@ -12,6 +12,7 @@ from typing import Dict, List
 
 
 def read_runs(paths: List[str]) -> List[Dict[str, str]]:
+    """Each run's last row (its point), with ``file`` (the CSV's stem) and ``epochs`` (every row: the curve)."""
     files = []
     for path in map(Path, paths):
         files += sorted(path.glob("*.csv")) if path.is_dir() else [path]
@@ -21,7 +22,7 @@ def read_runs(paths: List[str]) -> List[Dict[str, str]]:
             rows = list(csv.DictReader(f))
         if not rows:
             raise SystemExit(f"leanconv: {file} has no epochs logged")
-        runs.append(dict(rows[-1], file=file.stem))
+        runs.append(dict(rows[-1], file=file.stem, epochs=rows))
     if not runs:
         raise SystemExit(f"leanconv: no CSV logs found in {', '.join(paths)}")
     names = [r["run"] for r in runs]
@@ -57,13 +58,35 @@ def draw(runs: List[Dict[str, str]], out: Path) -> None:
     plt.close(fig)
 
 
+def draw_curves(runs: List[Dict[str, str]], out: Path) -> None:
+    """Test accuracy by epoch, a line per run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for r in runs:
+        ax.plot([int(e["epoch"]) for e in r["epochs"]], [100 * float(e["test_accuracy"]) for e in r["epochs"]],
+                marker=".", label=f"{r['label']} ({int(r['learned_params']):,})")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("test accuracy (%)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7, title="run (learned parameters)", title_fontsize=7)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m leanconv.train.report", description=__doc__)
     p.add_argument("runs", nargs="+", help="CSV logs or folders of them")
     p.add_argument("--out", default="accuracy_vs_parameters.png")
+    p.add_argument("--by-epoch", action="store_true", help="draw test accuracy by epoch, a line per run")
     args = p.parse_args(argv)
     runs = read_runs(args.runs)
-    draw(runs, Path(args.out))
+    (draw_curves if args.by_epoch else draw)(runs, Path(args.out))
     print("| run | family | learned params | test accuracy | images/s |\n|---|---|---:|---:|---:|")
     for r in runs:
         print(f"| {r['label']} | {r['family']} | {int(r['learned_params']):,} | {100 * float(r['test_accuracy']):.2f}% "
