@@ -109,10 +109,10 @@ std::vector<Case> cases() {
                    {"leanconv", "shared-memory"}, [=](torch::Device d, torch::ScalarType t) {
                      const auto xe = on(features, d, t).contiguous(format), re = on(residual, d, t).contiguous(format);
                      const auto w = on(per_channel[0], d, math(t)), b = on(per_channel[1], d, math(t));
-                     auto [out, mean, invstd] = ops::batch_norm_epilogue(xe, w, b, re, true, 1e-5);
+                     auto [out, mean, invstd, var] = ops::batch_norm_epilogue(xe, w, b, re, true, 1e-5);
                      auto [gx, gw, gb, gr] = ops::batch_norm_epilogue_backward(re, mean, invstd, out, xe, w, mean, invstd,
                                                                                true, {true, true, true, true});
-                     return std::vector<Tensor>{out, mean, invstd, gx, gw, gb, gr};
+                     return std::vector<Tensor>{out, mean, invstd, var, gx, gw, gb, gr};
                    }});
     all.push_back({std::string("affine_epilogue forward and backward") + (channels_last ? ", channels_last" : ""),
                    {"leanconv", "shared-memory"}, [=](torch::Device d, torch::ScalarType t) {

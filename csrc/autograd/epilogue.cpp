@@ -2,6 +2,8 @@
 // a torch::autograd::Function). First-order backward runs the fused backward kernels; a backward that must itself
 // be differentiable (create_graph=True, torch.func) takes the aten composition of ops/epilogue_composite.h,
 // which differentiates through the saved mean and invstd outputs back into this op, as aten's batch_norm does.
+#include <ATen/TensorOperators.h>
+#include <ATen/ops/pow.h>
 #include <ATen/ops/zeros_like.h>
 #include <torch/csrc/autograd/saved_variable.h>
 #include <torch/library.h>
@@ -47,7 +49,7 @@ class BatchNormEpilogueBackward : public torch::autograd::Node {
     const std::array<bool, 4> mask{task_should_compute_output(0), has_weight_ && task_should_compute_output(1),
                                    has_bias_ && task_should_compute_output(2),
                                    has_residual_ && task_should_compute_output(3)};
-    if (!(grads[0].defined() || grads[1].defined() || grads[2].defined()) ||
+    if (!(grads[0].defined() || grads[1].defined() || grads[2].defined() || grads[3].defined()) ||
         !(mask[0] || mask[1] || mask[2] || mask[3])) {
       return result;
     }
@@ -55,6 +57,11 @@ class BatchNormEpilogueBackward : public torch::autograd::Node {
     // differentiates through them.
     const auto input = input_.unpack(), weight = weight_.unpack();
     const auto mean = mean_.unpack(shared_from_this()), invstd = invstd_.unpack(shared_from_this());
+    // var = invstd^-2 - eps: its gradient reaches the input through invstd's.
+    if (grads[3].defined()) {
+      const auto through_var = grads[3] * invstd.pow(-3) * -2;
+      grads[2] = grads[2].defined() ? grads[2] + through_var : through_var;
+    }
     const auto output = relu_ ? output_.unpack(shared_from_this()) : at::Tensor();
     const auto grad_output = grads[0].defined() ? grads[0] : at::zeros_like(input);
     const bool differentiable = at::GradMode::is_enabled() &&
@@ -89,22 +96,22 @@ class BatchNormEpilogueBackward : public torch::autograd::Node {
   std::optional<at::ScalarType> parameter_dtype_;
 };
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> batch_norm_epilogue_autograd(const at::Tensor& input,
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> batch_norm_epilogue_autograd(const at::Tensor& input,
                                                                            const std::optional<at::Tensor>& weight,
                                                                            const std::optional<at::Tensor>& bias,
                                                                            const std::optional<at::Tensor>& residual,
                                                                            bool relu, double eps) {
   const auto w = defined_or_empty(weight), b = defined_or_empty(bias), r = defined_or_empty(residual);
   const bool requires_grad = torch::autograd::compute_requires_grad(input, w, b, r);
-  at::Tensor out, mean, invstd;
+  at::Tensor out, mean, invstd, var;
   {
     at::AutoDispatchBelowADInplaceOrView below_autograd;
-    std::tie(out, mean, invstd) = ops::batch_norm_epilogue(input, weight, bias, residual, relu, eps);
+    std::tie(out, mean, invstd, var) = ops::batch_norm_epilogue(input, weight, bias, residual, relu, eps);
   }
   if (requires_grad) {
     auto node = std::shared_ptr<BatchNormEpilogueBackward>(new BatchNormEpilogueBackward(), torch::autograd::deleteNode);
     node->set_next_edges(torch::autograd::collect_next_edges(input, w, b, r));
-    torch::autograd::set_history(std::vector<at::Tensor>{out, mean, invstd}, node);
+    torch::autograd::set_history(std::vector<at::Tensor>{out, mean, invstd, var}, node);
     node->input_ = SavedVariable(input, false);
     node->weight_ = SavedVariable(w, false);
     if (relu) node->output_ = SavedVariable(out, true);
@@ -124,8 +131,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> batch_norm_epilogue_autograd(cons
     out._set_fw_grad(dout, /*level=*/0, /*is_inplace_op=*/false);
     mean._set_fw_grad(dmean, /*level=*/0, /*is_inplace_op=*/false);
     invstd._set_fw_grad(dinvstd, /*level=*/0, /*is_inplace_op=*/false);
+    var._set_fw_grad(dinvstd * invstd._fw_primal(0).pow(-3) * -2, /*level=*/0, /*is_inplace_op=*/false);
   }
-  return {out, mean, invstd};
+  return {out, mean, invstd, var};
 }
 
 class AffineEpilogueBackward : public torch::autograd::Node {

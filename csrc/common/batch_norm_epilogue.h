@@ -1,7 +1,7 @@
 // The maths of the fused block epilogue (docs/shared.md), shared by the CPU and CUDA kernels.
 //
 // Forward, per channel c over its M = N*H*W values:
-//   training:  mean = E[x], invstd = 1/sqrt(Var[x] + eps) (biased variance), then the epilogue with
+//   training:  mean = E[x], var = Var[x] (biased), invstd = 1/sqrt(var + eps), then the epilogue with
 //              scale = weight*invstd and shift = bias - mean*scale;
 //   eval/folded: the epilogue with the given scale and shift;
 //   out = act(x*scale + shift + residual), act = identity or ReLU (common/epilogue.h).
@@ -27,17 +27,19 @@
 
 namespace leanconv::common {
 
+// var is an output too: the running variance is updated from it, not rebuilt from invstd, whose rounding would
+// swamp a variance far below eps (1/invstd^2 - eps cancels).
 struct BatchNormStatistics {
-  double mean, invstd;
+  double mean, var, invstd;
 
   // From the sums of d = x - shift and d^2 over `count` values; count 0 gives mean 0, var 0.
   LEANCONV_HOST_DEVICE static BatchNormStatistics from_shifted_sums(double count, double shift, ChannelSums s,
                                                                     double eps) {
-    if (count <= 0) return {0.0, 1.0 / ::sqrt(eps)};
+    if (count <= 0) return {0.0, 0.0, 1.0 / ::sqrt(eps)};
     const double mean_shifted = s.first / count;
     double var = s.second / count - mean_shifted * mean_shifted;
     if (var < 0) var = 0;  // rounding
-    return {shift + mean_shifted, 1.0 / ::sqrt(var + eps)};
+    return {shift + mean_shifted, var, 1.0 / ::sqrt(var + eps)};
   }
 };
 
@@ -70,6 +72,7 @@ struct StatisticsToScaleShift {
   const param_t* weight;
   const param_t* bias;
   acc_t* mean;
+  acc_t* var;
   acc_t* invstd;
   acc_t* scale;
   acc_t* shift;
@@ -77,6 +80,7 @@ struct StatisticsToScaleShift {
   LEANCONV_HOST_DEVICE void operator()(int64_t c, ChannelSums sums) const {
     const auto s = BatchNormStatistics::from_shifted_sums(double(layout.count()), channel_shift(x, layout, c), sums, eps);
     mean[c] = static_cast<acc_t>(s.mean);
+    var[c] = static_cast<acc_t>(s.var);
     invstd[c] = static_cast<acc_t>(s.invstd);
     const double w = weight ? static_cast<double>(weight[c]) : 1.0, b = bias ? static_cast<double>(bias[c]) : 0.0;
     scale[c] = static_cast<acc_t>(w * s.invstd);

@@ -198,6 +198,8 @@ int64_t VCycle::num_learned_params() const {
 
 MultigridConv2dImpl::MultigridConv2dImpl(MultigridOptions options_) : VCycle(std::move(options_)) {
   const int64_t k = options.kernel_size(), width = levels.back();
+  TORCH_CHECK(k % 2 == 1, "leanconv: MultigridConv2d needs an odd kernel_size (its levels keep the image size with "
+              "padding kernel_size // 2), got ", k);
   coarse_conv = register_module(
       "coarse_conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(width, width, k).padding(k / 2).bias(false)));
   coarse_bn = register_module("coarse_bn", make_bn(width));

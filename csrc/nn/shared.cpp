@@ -55,6 +55,14 @@ AnchoredConv2dImpl::AnchoredConv2dImpl(ConvAnchor anchor_, AnchoredConv2dOptions
   }
   TORCH_CHECK(options.rotate() >= 0 && options.rotate() < c, "leanconv: rotate must be an int in [0, ", c, "), got ",
               options.rotate());
+  rotate = register_buffer("rotate", torch::tensor(options.rotate(), torch::kLong));
+}
+
+void AnchoredConv2dImpl::load(torch::serialize::InputArchive& archive) {
+  Module::load(archive);
+  const int64_t stored = rotate.item<int64_t>();
+  TORCH_CHECK(stored == options.rotate(), "leanconv: rotate: the checkpoint's AnchoredConv2d rotates by ", stored,
+              " channels, this layer by ", options.rotate(), ": build it with rotate(", stored, ") to load it");
 }
 
 torch::ExpandingArray<2> AnchoredConv2dImpl::padding() const {

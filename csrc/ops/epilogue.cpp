@@ -1,20 +1,22 @@
 // Schemas and public C++ entry points of the block-epilogue ops (leanconv/ops/epilogue.h), and fused_batch_norm,
-// the F.batch_norm-shaped composition of them with the running-statistics update.
+// the F.batch_norm-shaped composition of them with the running-statistics update (an op too, so Python calls the
+// same code: torch.ops.leanconv.fused_batch_norm).
 //
 // No autocast policy: like aten's batch_norm the ops run in their input's dtype (float32 parameters are accepted
 // beside a float16 or bfloat16 input), so under autocast they take the conv's half-precision output as it is.
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/TensorOperators.h>
-#include <ATen/ops/pow.h>
 #include <ATen/ops/rsqrt.h>
 #include <c10/core/GradMode.h>
 #include <torch/library.h>
+
+#include <cmath>
 
 #include "leanconv/ops/epilogue.h"
 
 namespace leanconv::ops {
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> batch_norm_epilogue(const at::Tensor& input,
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> batch_norm_epilogue(const at::Tensor& input,
                                                                   const std::optional<at::Tensor>& weight,
                                                                   const std::optional<at::Tensor>& bias,
                                                                   const std::optional<at::Tensor>& residual, bool relu,
@@ -54,15 +56,34 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> affine_epilogue_backw
   return op.call(grad_output, output, input, scale, relu, output_mask);
 }
 
-at::Tensor fused_batch_norm(const at::Tensor& input, const std::optional<at::Tensor>& running_mean,
-                            const std::optional<at::Tensor>& running_var, const std::optional<at::Tensor>& weight,
-                            const std::optional<at::Tensor>& bias, const std::optional<at::Tensor>& residual,
-                            bool training, double momentum, double eps, bool relu) {
-  const bool has_running = running_mean.has_value() && running_mean->defined() && running_var.has_value() &&
-                           running_var->defined();
-  TORCH_CHECK(has_running || !(running_mean.has_value() && running_mean->defined()) ||
-                  !(running_var.has_value() && running_var->defined()),
-              "leanconv: fused_batch_norm needs both running_mean and running_var, or neither");
+namespace {
+
+// Each running statistic (C,) floating point on the input's device: named, not aten's broadcast message.
+void check_running_statistic(const at::Tensor& input, const at::Tensor& t, const char* name) {
+  const int64_t channels = input.dim() >= 2 ? input.size(1) : -1;
+  TORCH_CHECK(t.dim() == 1 && t.size(0) == channels, "leanconv: fused_batch_norm's ", name, " must have shape (",
+              channels, ",) (one value per channel of the input), got ", t.sizes());
+  TORCH_CHECK(at::isFloatingType(t.scalar_type()), "leanconv: fused_batch_norm's ", name,
+              " must be floating point, got ", t.scalar_type());
+  TORCH_CHECK(t.device() == input.device(), "leanconv: fused_batch_norm's ", name, " must be on the input's device (",
+              input.device(), "), got ", t.device());
+}
+
+// The op's implementation (CompositeImplicitAutograd: autograd, torch.compile and torch.func see the two ops).
+at::Tensor fused_batch_norm_composite(const at::Tensor& input, const std::optional<at::Tensor>& running_mean,
+                                      const std::optional<at::Tensor>& running_var,
+                                      const std::optional<at::Tensor>& weight, const std::optional<at::Tensor>& bias,
+                                      const std::optional<at::Tensor>& residual, bool training, double momentum,
+                                      double eps, bool relu) {
+  const bool has_mean = running_mean.has_value() && running_mean->defined();
+  const bool has_var = running_var.has_value() && running_var->defined();
+  TORCH_CHECK(has_mean == has_var, "leanconv: fused_batch_norm needs both running_mean and running_var, or neither");
+  TORCH_CHECK(std::isfinite(eps) && eps > 0, "leanconv: fused_batch_norm's eps must be a positive number, got ", eps);
+  const bool has_running = has_mean;
+  if (has_running) {
+    check_running_statistic(input, *running_mean, "running_mean");
+    check_running_statistic(input, *running_var, "running_var");
+  }
   if (training || !has_running) {
     // nn.BatchNorm2d's rule: one value per channel is an error; an empty batch gives an empty output and leaves
     // the running statistics alone.
@@ -70,11 +91,12 @@ at::Tensor fused_batch_norm(const at::Tensor& input, const std::optional<at::Ten
     TORCH_CHECK(!training || values != 1,
                 "leanconv: fused_batch_norm expected more than 1 value per channel when training, got input of shape ",
                 input.sizes());
-    auto [out, mean, invstd] = batch_norm_epilogue(input, weight, bias, residual, relu, eps);
+    auto [out, mean, invstd, var] = batch_norm_epilogue(input, weight, bias, residual, relu, eps);
     if (training && has_running && values > 0) {
       at::NoGradGuard no_grad;
       const double count = double(input.size(0)) * double(input.size(2)) * double(input.size(3));
-      const auto batch_var = (invstd.detach().to(running_var->scalar_type()).pow(-2) - eps) * (count / (count - 1));
+      // The unbiased batch variance, as nn.BatchNorm2d's running_var takes it.
+      const auto batch_var = var.detach().to(running_var->scalar_type()) * (count / (count - 1));
       running_mean->mul_(1 - momentum).add_(mean.detach().to(running_mean->scalar_type()), momentum);
       running_var->mul_(1 - momentum).add_(batch_var, momentum);
     }
@@ -88,15 +110,33 @@ at::Tensor fused_batch_norm(const at::Tensor& input, const std::optional<at::Ten
   return affine_epilogue(input, scale, shift, residual, relu);
 }
 
+}  // namespace
+
+at::Tensor fused_batch_norm(const at::Tensor& input, const std::optional<at::Tensor>& running_mean,
+                            const std::optional<at::Tensor>& running_var, const std::optional<at::Tensor>& weight,
+                            const std::optional<at::Tensor>& bias, const std::optional<at::Tensor>& residual,
+                            bool training, double momentum, double eps, bool relu) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("leanconv::fused_batch_norm", "")
+                       .typed<decltype(fused_batch_norm)>();
+  return op.call(input, running_mean, running_var, weight, bias, residual, training, momentum, eps, relu);
+}
+
 }  // namespace leanconv::ops
 
 TORCH_LIBRARY_FRAGMENT(leanconv, m) {
   m.def("batch_norm_epilogue(Tensor input, Tensor? weight, Tensor? bias, Tensor? residual, bool relu, float eps) "
-        "-> (Tensor, Tensor, Tensor)");
+        "-> (Tensor, Tensor, Tensor, Tensor)");
   m.def("batch_norm_epilogue_backward(Tensor grad_output, Tensor? grad_mean, Tensor? grad_invstd, Tensor? output, "
         "Tensor input, Tensor? weight, Tensor mean, Tensor invstd, bool relu, bool[4] output_mask) "
         "-> (Tensor, Tensor, Tensor, Tensor)");
   m.def("affine_epilogue(Tensor input, Tensor? scale, Tensor? shift, Tensor? residual, bool relu) -> Tensor");
   m.def("affine_epilogue_backward(Tensor grad_output, Tensor? output, Tensor input, Tensor? scale, bool relu, "
         "bool[4] output_mask) -> (Tensor, Tensor, Tensor, Tensor)");
+  m.def("fused_batch_norm(Tensor input, Tensor(a!)? running_mean, Tensor(b!)? running_var, Tensor? weight, "
+        "Tensor? bias, Tensor? residual, bool training, float momentum, float eps, bool relu) -> Tensor");
+}
+
+TORCH_LIBRARY_IMPL(leanconv, CompositeImplicitAutograd, m) {
+  m.impl("fused_batch_norm", &leanconv::ops::fused_batch_norm_composite);
 }

@@ -72,7 +72,7 @@ common::AffineOperands<scalar_t, acc_t> input_gradient(const common::ReductionOp
 }
 
 template <typename Passes>
-std::tuple<at::Tensor, at::Tensor, at::Tensor> batch_norm_epilogue(const at::Tensor& input,
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> batch_norm_epilogue(const at::Tensor& input,
                                                                   const std::optional<at::Tensor>& weight,
                                                                   const std::optional<at::Tensor>& bias,
                                                                   const std::optional<at::Tensor>& residual, bool relu,
@@ -88,7 +88,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> batch_norm_epilogue(const at::Ten
       Passes::reduce_statistics(x, L, o.x,
                                 common::StatisticsToScaleShift<scalar_t, param_t, acc_t>{
                                     x, L, eps, data_or_null<param_t>(o.weight), data_or_null<param_t>(o.bias),
-                                    o.mean.mutable_data_ptr<acc_t>(), o.invstd.mutable_data_ptr<acc_t>(),
+                                    o.mean.mutable_data_ptr<acc_t>(), o.var.mutable_data_ptr<acc_t>(),
+                                    o.invstd.mutable_data_ptr<acc_t>(),
                                     o.scale.mutable_data_ptr<acc_t>(), o.shift.mutable_data_ptr<acc_t>()});
       common::AffineOperands<scalar_t, acc_t> op;
       op.u = x;
@@ -100,7 +101,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> batch_norm_epilogue(const at::Ten
       Passes::affine_pass(op, L);
     });
   });
-  return {o.out, o.mean, o.invstd};
+  return {o.out, o.mean, o.invstd, o.var};
 }
 
 template <typename Passes>

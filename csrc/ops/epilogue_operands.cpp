@@ -53,6 +53,7 @@ BatchNormEpilogueOperands prepare_batch_norm_epilogue(const at::Tensor& input, c
   o.bias = vector_or_undefined(defined_or_null(bias));
   o.out = empty_feature_map(o.info, o.x);
   o.mean = op_math_vector(input, C);
+  o.var = op_math_vector(input, C);
   o.invstd = op_math_vector(input, C);
   o.scale = op_math_vector(input, C);
   o.shift = op_math_vector(input, C);

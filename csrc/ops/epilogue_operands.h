@@ -15,7 +15,7 @@ namespace leanconv::ops {
 struct BatchNormEpilogueOperands {
   checks::EpilogueInput info;
   at::Tensor x, residual, weight, bias;  // residual, weight, bias undefined when absent
-  at::Tensor out, mean, invstd;          // outputs
+  at::Tensor out, mean, var, invstd;     // outputs
   at::Tensor scale, shift;               // scratch: (C,) in the op-math type
 };
 

@@ -2,7 +2,10 @@
 
 ``leanconv.convert(model, family, **options)`` replaces every ``nn.Conv2d`` with groups=1 and a kernel larger
 than 1x1 (the convs the papers compress; pointwise and depthwise convs stay) by the family's layer built with
-``from_conv``, so a trained model keeps as much of its function as the family can hold:
+``from_conv``, so a trained model keeps as much of its function as the family can hold. Subclasses of
+``nn.Conv2d`` are converted when they compute nn.Conv2d's function (they do not override ``forward``); the others
+(e.g. convs with a dynamic "same" padding) are kept and named in the printed summary, with every conv the family
+kept dense:
 
 - ``'lowrank'``: :meth:`leanconv.nn.EigenConv2d.from_conv` (per-channel SVD); options ``rank`` (None: each
   layer's effective rank at ``energy``), ``energy`` (default 0.99), ``path``.
@@ -30,40 +33,57 @@ def convertible_families():
     return sorted(name for name, f in FAMILIES.items() if f.convertible)
 
 
+def _computes_conv2d(module: nn.Module) -> bool:
+    """Whether an ``nn.Conv2d`` (or subclass) computes nn.Conv2d's own function: a subclass that overrides
+    ``forward`` or ``_conv_forward`` (e.g. a dynamic "same" padding) computes something else."""
+    kind = type(module)
+    return kind.forward is nn.Conv2d.forward and kind._conv_forward is nn.Conv2d._conv_forward
+
+
+def _candidate(module: nn.Module) -> bool:
+    """A k x k conv with groups = 1 (the convs the papers compress; pointwise and depthwise convs stay)."""
+    return isinstance(module, nn.Conv2d) and module.groups == 1 and module.kernel_size != (1, 1)
+
+
 def _convertible(module: nn.Module) -> bool:
-    return type(module) is nn.Conv2d and module.groups == 1 and module.kernel_size != (1, 1)
+    return _candidate(module) and _computes_conv2d(module)
 
 
 def _learned(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def _summary(family: str, before: nn.Module, after: nn.Module, considered: int) -> str:
-    """One line: how many convs were replaced and the learned parameters before and after."""
-    replaced = sum(1 for name, m in before.named_modules() if _convertible(m) and not _same_module(after, name, m))
-    learned_before, learned_after = _learned(before), _learned(after)
-    return (f"leanconv.convert(model, {family!r}): replaced {replaced} of {considered} convertible convs; learned "
-            f"parameters {learned_before:,} -> {learned_after:,} ({learned_before / max(learned_after, 1):.2f}x fewer)")
+def _listed(names, limit: int = 8) -> str:
+    return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
-def _same_module(model: nn.Module, name: str, original: nn.Module) -> bool:
-    """Whether ``model`` still has at ``name`` a plain conv of the original's shape (the conversion kept it)."""
-    try:
-        current = model.get_submodule(name) if name else model
-    except AttributeError:
-        return False
-    return type(current) is nn.Conv2d and current.weight.shape == original.weight.shape
+def _summary(family: str, learned_before: int, after: nn.Module, targets, unknown) -> str:
+    """What was replaced, what was kept and why, and the learned parameters before and after."""
+    kept = [name for name in targets if isinstance(after.get_submodule(name) if name else after, nn.Conv2d)]
+    learned_after = _learned(after)
+    line = (f"leanconv.convert(model, {family!r}): replaced {len(targets) - len(kept)} of {len(targets)} convertible "
+            f"convs; learned parameters {learned_before:,} -> {learned_after:,} "
+            f"({learned_before / max(learned_after, 1):.2f}x fewer)")
+    if kept:
+        line += f"\n  kept dense, the family does not apply to their shape: {_listed(kept)}"
+    if unknown:
+        line += ("\n  skipped, nn.Conv2d subclasses that override forward (their function is not nn.Conv2d's, so "
+                 f"no layer of the family computes it): {_listed([f'{n} ({t})' for n, t in unknown])}")
+    return line
 
 
 def convert(model: nn.Module, family: str, *, inplace: bool = False, skip: Iterable[str] = (), verbose: bool = True,
             **options) -> nn.Module:
     """The model with its k x k convs replaced by ``family``'s layers initialised from them (see module doc); with
-    ``verbose`` it prints a one-line summary (convs replaced, learned parameters before and after)."""
-    original = model if not inplace else copy.deepcopy(model)
+    ``verbose`` it prints a summary: convs replaced, those kept and why, learned parameters before and after."""
+    skip = set(skip)
+    candidates = [(name, m) for name, m in model.named_modules() if _candidate(m) and name not in skip]
+    targets = [name for name, m in candidates if _computes_conv2d(m)]
+    unknown = [(name, type(m).__name__) for name, m in candidates if not _computes_conv2d(m)]
+    learned_before = _learned(model)
     converted = _convert(model, family, inplace=inplace, skip=skip, **options)
     if verbose:
-        considered = sum(1 for name, m in original.named_modules() if _convertible(m) and name not in set(skip))
-        print(_summary(family, original, converted, considered))
+        print(_summary(family, learned_before, converted, targets, unknown))
     return converted
 
 

@@ -105,7 +105,8 @@ def _multigrid_from_conv(conv: nn.Conv2d, group_size: int = 32, coarsest: int = 
                                                       conv.stride[0], conv.padding, conv.dilation, group_size,
                                                       coarsest) or conv.stride[0] != conv.stride[1]:
         return conv
-    return MultigridConv2d(conv.in_channels, conv.out_channels, conv.kernel_size[0], conv.stride, conv.padding,
+    padding = conv.kernel_size[0] // 2 if conv.padding == "same" else conv.padding  # (multigrid_applies checked it)
+    return MultigridConv2d(conv.in_channels, conv.out_channels, conv.kernel_size[0], conv.stride, padding,
                            group_size=group_size, coarsest=coarsest, device=conv.weight.device,
                            dtype=conv.weight.dtype)
 
@@ -128,9 +129,9 @@ def _optional_int(text: str):
 
 def _shared_tie(model: nn.Module, convs, rotate: int = 0) -> None:
     """Ties each group of convs (same shape C -> C, k x k, in one stage) to one anchor initialised from their mean."""
-    from .nn.shared import AnchoredConv2d, ConvAnchor  # (import here: nn.shared is a leaf, families is not)
+    from .nn.shared import AnchorDict, AnchoredConv2d, ConvAnchor  # (here: nn.shared is a leaf, families is not)
 
-    model.anchors = getattr(model, "anchors", None) or nn.ModuleDict()
+    model.anchors = getattr(model, "anchors", None) or AnchorDict()
     for key, members in convs.items():
         first = members[0][1]
         anchor = ConvAnchor(first.in_channels, first.kernel_size, bias=first.bias is not None,
@@ -144,7 +145,7 @@ def _shared_tie(model: nn.Module, convs, rotate: int = 0) -> None:
             parent_name, _, attribute = name.rpartition(".")
             parent = model.get_submodule(parent_name) if parent_name else model
             setattr(parent, attribute, AnchoredConv2d(anchor, conv.stride, conv.padding, conv.dilation,
-                                                      rotate=rotate % conv.in_channels, padding_mode=conv.padding_mode))
+                                                      rotate=rotate, padding_mode=conv.padding_mode))
 
 
 FAMILIES: Dict[str, Family] = {f.name: f for f in [

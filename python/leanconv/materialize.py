@@ -24,15 +24,20 @@ def _plain(module: nn.Module) -> nn.Module:
     if isinstance(module, (MultigridBlock, MultigridConv2d)):
         from .reference.multigrid import ReferenceMultigrid  # (the reference imports the nn modules)
 
-        return ReferenceMultigrid(module)
-    if hasattr(module, "materialize") and callable(module.materialize):
-        return module.materialize()
-    return module
+        plain = ReferenceMultigrid(module)
+    elif hasattr(module, "materialize") and callable(module.materialize):
+        plain = module.materialize()
+    else:
+        return module
+    # The plain layers keep the mode of what they replace (an eval-mode model stays in eval mode, and so does an
+    # eval-mode part of a training model): BatchNorm computes another function in each.
+    return plain.train(module.training)
 
 
 def materialize(model: nn.Module, inplace: bool = False) -> nn.Module:
     """The model with its leanconv conv layers replaced by plain PyTorch layers of equal outputs (see the module
-    doc); in eval mode the outputs are equal, in training mode too (the BatchNorms' statistics are copied)."""
+    doc); every module keeps its mode, and in eval mode the outputs are equal, in training mode too (the BatchNorms'
+    statistics are copied)."""
     model = model if inplace else copy.deepcopy(model)
     replaced = _plain(model)
     if replaced is not model:

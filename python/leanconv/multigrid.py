@@ -1,7 +1,7 @@
 """Tools of the multigrid family: measuring the grouped-conv kernel choice for a model's own shapes.
 
-``tune(model, example_input)`` runs the model once to see every :class:`leanconv.nn.GroupedConv2d`'s input
-shape, times forward + backward of each distinct shape on leanconv's kernel and on aten's convolution (median of
+``tune(model, example_input)`` runs the model once (in eval mode: its state is left as it was) to see every
+:class:`leanconv.nn.GroupedConv2d`'s input shape, times forward + backward of each distinct shape on leanconv's kernel and on aten's convolution (median of
 ``repeats``), and records the faster one (``leanconv.ops.grouped_conv2d_choices()`` lists what is recorded). The
 choices live in the process (C++ and Python modules read the same table) and are not saved with the model.
 """
@@ -49,12 +49,18 @@ def tune(model: nn.Module, example_input: torch.Tensor, repeats: int = 5) -> Lis
         seen.setdefault(_shape_key(module, args[0]), (module, args[0].detach()))  # returns None: args unchanged
 
     hooks = [m.register_forward_pre_hook(record) for m in model.modules() if isinstance(m, GroupedConv2d)]
+    # Only measures: the model's state is left as it was. In eval mode the forward updates no BatchNorm statistics
+    # and draws no dropout; each module's own mode is put back after.
+    modes = [(m, m.training) for m in model.modules()]
     try:
+        model.eval()
         with torch.no_grad():
             model(example_input)
     finally:
         for hook in hooks:
             hook.remove()
+        for module, training in modes:
+            module.training = training
     rows = []
     for key, (conv, x) in seen.items():
         x = x.clone().requires_grad_()

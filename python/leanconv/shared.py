@@ -13,8 +13,9 @@ from .nn.epilogue import FoldedBatchNorm2d
 def fold(model: nn.Module) -> nn.Module:
     """Puts the model in eval mode and replaces, in place, every ``nn.BatchNorm2d`` (including
     :class:`leanconv.nn.FusedBatchNorm2d`) by the :class:`leanconv.nn.FoldedBatchNorm2d` of its eval-mode function.
-    A ReLU module right after a BatchNorm in an ``nn.Sequential`` is folded into the same pass. The anchors and
-    every other parameter are untouched (one copy each). Returns the model."""
+    A ReLU module right after a BatchNorm in an ``nn.Sequential`` is folded into the same pass. The multigrid
+    modules' corrections take their folded BatchNorm as one too. The anchors and every other parameter are
+    untouched (one copy each). Returns the model."""
     model.eval()
     for module in list(model.modules()):
         children = list(module.named_children())

@@ -55,6 +55,7 @@ TEST(BlockEpilogue, CudaKernelsEqualTheCpuKernels_CUDA) {
     EXPECT_TRUE(torch::allclose(std::get<0>(gpu).cpu(), std::get<0>(cpu), 1e-5, 1e-5));
     EXPECT_TRUE(torch::allclose(std::get<1>(gpu).cpu(), std::get<1>(cpu), 1e-5, 1e-5));
     EXPECT_TRUE(torch::allclose(std::get<2>(gpu).cpu(), std::get<2>(cpu), 1e-4, 1e-5));
+    EXPECT_TRUE(torch::allclose(std::get<3>(gpu).cpu(), std::get<3>(cpu), 1e-4, 1e-6));
   }
 }
 

@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include <set>
+#include <sstream>
 #include <string>
 
 #include "leanconv/leanconv.h"
@@ -51,6 +52,21 @@ TEST(Shared, StateDictNamesAndErrors) {
   EXPECT_THROW(use->forward(torch::randn({1, 4, 5, 5}, torch::kDouble)), c10::Error);
   Regulator regulator(4);
   EXPECT_EQ(regulator->forward(torch::randn({1, 4, 5, 5})).sizes(), (std::vector<int64_t>{1, 4, 5, 5}));
+}
+
+TEST(Shared, ACheckpointOfAnotherRotationIsRefused) {
+  // The rotation changes the function, not the parameters: it is in the state (as in Python) and checked on load.
+  ConvAnchor anchor(ConvAnchorOptions(4, 3));
+  AnchoredConv2d rotated(anchor, AnchoredConv2dOptions().rotate(1)), plain(anchor);
+  std::set<std::string> names;
+  for (const auto& item : rotated->named_buffers()) names.insert(item.key());
+  EXPECT_EQ(names, (std::set<std::string>{"rotate"}));
+  std::stringstream saved;
+  torch::save(rotated, saved);
+  EXPECT_THROW(torch::load(plain, saved), c10::Error);
+  saved.seekg(0);
+  AnchoredConv2d same(anchor, AnchoredConv2dOptions().rotate(1));
+  torch::load(same, saved);  // the same rotation loads
 }
 
 }  // namespace

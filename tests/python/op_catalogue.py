@@ -109,7 +109,8 @@ def _per_channel(t):
 def batch_norm_epilogue_reference(input, weight, bias, residual, relu, eps):
     x = input.double()
     mean = x.mean((0, 2, 3))
-    invstd = torch.rsqrt(x.var((0, 2, 3), unbiased=False) + eps)
+    var = x.var((0, 2, 3), unbiased=False)
+    invstd = torch.rsqrt(var + eps)
     out = (x - _per_channel(mean)) * _per_channel(invstd)
     if weight is not None:
         out = out * _per_channel(weight.double())
@@ -119,7 +120,7 @@ def batch_norm_epilogue_reference(input, weight, bias, residual, relu, eps):
         out = out + residual.double()
     stats_dtype = torch.float32 if input.dtype in (torch.float16, torch.bfloat16) else input.dtype
     out = F.relu(out) if relu else out
-    return out.to(input.dtype), mean.to(stats_dtype), invstd.to(stats_dtype)
+    return out.to(input.dtype), mean.to(stats_dtype), invstd.to(stats_dtype), var.to(stats_dtype)
 
 
 def _gradients_of(forward, leaves, grads, output_mask):
@@ -143,8 +144,15 @@ def batch_norm_epilogue_backward_reference(grad_output, grad_mean, grad_invstd, 
     # do not depend on their values.
     bias, residual = torch.zeros_like(mean), torch.zeros_like(input)
     masked = grad_output * (output > 0) if relu else grad_output
-    return _gradients_of(lambda x, w, b, r: batch_norm_epilogue_reference(x, w, b, r, False, 1e-5),
+    return _gradients_of(lambda x, w, b, r: batch_norm_epilogue_reference(x, w, b, r, False, 1e-5)[:3],
                          [input, weight, bias, residual], [masked, grad_mean, grad_invstd], output_mask)
+
+
+def fused_batch_norm_reference(input, running_mean, running_var, weight, bias, residual, training, momentum, eps,
+                               relu):
+    out = F.batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps)
+    out = out + residual if residual is not None else out
+    return F.relu(out) if relu else out
 
 
 def affine_epilogue_reference(input, scale, shift, residual, relu):
@@ -341,13 +349,26 @@ def _batch_norm_epilogue_samples(device, dtype):
 def _batch_norm_epilogue_backward_samples(device, dtype):
     samples = []
     for x, w, b, r, relu, eps in _batch_norm_epilogue_samples(device, dtype):
-        out, mean, invstd = batch_norm_epilogue_reference(x, w, b, r, relu, eps)
+        out, mean, invstd, _ = batch_norm_epilogue_reference(x, w, b, r, relu, eps)
         for mask, with_stat_grads in (([True, True, True, True], True), ([True, False, False, False], False),
                                       ([False, True, True, False], True)):
             mask = [mask[0], mask[1] and w is not None, mask[2], mask[3]]
             samples.append((torch.randn_like(out), torch.randn_like(mean) if with_stat_grads else None,
                             torch.randn_like(invstd) if with_stat_grads else None, out if relu else None, x, w, mean,
                             invstd, relu, mask))
+    return samples
+
+
+def _fused_batch_norm_samples(device, dtype):
+    # Batch statistics without running ones, and eval with running ones (kept positive: variances). The update of
+    # running statistics in training mutates them, which vmap and the compiled comparisons cannot share: its own
+    # tests are in test_epilogue.py.
+    samples = []
+    for x, w, b, r, relu in _epilogue_operands(device, dtype):
+        c = x.shape[1]
+        samples.append((x, None, None, w, b, r, True, 0.1, 1e-5, relu))
+        samples.append((x, _randn(c, device=device, dtype=dtype), _randn(c, device=device, dtype=dtype).exp(), w, b,
+                        r, False, 0.1, 1e-5, relu))
     return samples
 
 
@@ -378,10 +399,11 @@ OPS = [
     OpSpec("eigen_conv2d_backward", _eigen_backward_samples, eigen_conv2d_backward_reference, (),
            refuses_graph=True, batched=(0, 1)),
     OpSpec("batch_norm_epilogue", _batch_norm_epilogue_samples, batch_norm_epilogue_reference, (0, 1, 2, 3),
-           batched=(0, 3), op_math_outputs=(1, 2)),
+           batched=(0, 3), op_math_outputs=(1, 2, 3)),
     OpSpec("batch_norm_epilogue_backward", _batch_norm_epilogue_backward_samples,
            batch_norm_epilogue_backward_reference, (), refuses_graph=True, batched=(0, 3, 4)),
     OpSpec("affine_epilogue", _affine_epilogue_samples, affine_epilogue_reference, (0, 1, 2, 3), batched=(0, 3)),
+    OpSpec("fused_batch_norm", _fused_batch_norm_samples, fused_batch_norm_reference, (0, 3, 4, 5), batched=(0, 5)),
     OpSpec("affine_epilogue_backward", _affine_epilogue_backward_samples, affine_epilogue_backward_reference, (),
            refuses_graph=True, batched=(0, 1, 2)),
     OpSpec("grouped_conv2d", _grouped_samples, grouped_conv2d_reference, (0, 1, 2), batched=(0,), autocast=True),

@@ -25,7 +25,7 @@ def _command(data: Path, path: Path, *extra):
 
 
 def _final_model(path: Path):
-    return torch.load(path, weights_only=True)["model"]
+    return checkpoints.load(path)["model"]
 
 
 def test_a_killed_and_resumed_run_ends_bit_identical_to_an_uninterrupted_one(tmp_path):
@@ -42,7 +42,7 @@ def test_a_killed_and_resumed_run_ends_bit_identical_to_an_uninterrupted_one(tmp
     while time.time() < deadline and process.poll() is None:
         if interrupted.exists():
             try:
-                state = torch.load(interrupted, weights_only=True)
+                state = checkpoints.load(interrupted)
             except Exception:
                 continue  # (only while the file is being replaced: the rename is atomic, the read is not)
             if state["epoch"] == 0 and state["step"] >= 3 or state["epoch"] == 1:
@@ -52,7 +52,7 @@ def test_a_killed_and_resumed_run_ends_bit_identical_to_an_uninterrupted_one(tmp
                 break
         time.sleep(0.01)
     assert killed_at is not None, "the run ended before it could be killed mid-training"
-    state = torch.load(interrupted, weights_only=True)
+    state = checkpoints.load(interrupted)
     assert (state["epoch"], state["step"]) != (2, 0)  # it was stopped before the end
     subprocess.run(_command(data, interrupted, "--checkpoint-every", "1", "--resume"), env=ENV, cwd=REPO,
                    check=True, capture_output=True, timeout=600)
@@ -71,7 +71,7 @@ def test_a_truncated_checkpoint_is_reported_and_the_previous_one_used(tmp_path, 
     path.write_bytes(data[: len(data) // 2])  # a crash of the disk, not of the writer: the rename was atomic
     state = checkpoints.load(path)
     assert state["epoch"] == 1 and torch.equal(state["model"]["w"], torch.ones(3))
-    assert "unreadable" in capsys.readouterr().err
+    assert "unusable" in capsys.readouterr().err
     checkpoints.previous_path(path).write_bytes(b"not a checkpoint")
     with pytest.raises(checkpoints.CheckpointError, match="no usable checkpoint"):
         checkpoints.load(path)

@@ -74,3 +74,103 @@ def test_materialize_a_single_layer_and_the_mgic_resnet():
     net = models.mgic_resnet(widths=(16, 32), blocks=(1, 1), group_size=8, coarsest=8).eval()
     x = torch.randn(2, 3, 16, 16)
     torch.testing.assert_close(leanconv.materialize(net).eval()(x), net(x), rtol=1e-5, atol=1e-5)
+
+
+FAMILY_MODELS = {  # every family's ResNet-20, and the MGIC ResNet
+    "dense": lambda: models.resnet20(conv="dense"), "generated": lambda: models.resnet20(conv="generated"),
+    "filter_summary": lambda: models.resnet20(conv="filter_summary"),
+    "lowrank": lambda: models.resnet20(conv="lowrank"), "shared": lambda: models.resnet20(conv="shared"),
+    "multigrid": lambda: models.resnet20(conv="multigrid", group_size=8, coarsest=8),
+    "mgic_resnet": lambda: models.mgic_resnet(widths=(16, 32), blocks=(1, 1), group_size=8, coarsest=8),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FAMILY_MODELS))
+def test_materialize_keeps_every_modules_mode(name):
+    torch.manual_seed(0)
+    model = FAMILY_MODELS[name]()
+    x = torch.randn(2, 3, 32, 32)
+    model(x)  # non-trivial running statistics
+    model.eval()
+    plain = leanconv.materialize(model)  # no .eval() after: the copy must already be in eval mode
+    assert not any(m.training for m in plain.modules())
+    state = {k: v.clone() for k, v in plain.state_dict().items()}
+    torch.testing.assert_close(plain(x), model(x), rtol=1e-5, atol=1e-5)
+    assert all(torch.equal(v, plain.state_dict()[k]) for k, v in state.items())  # eval: no statistics change
+    # A training model with one part frozen in eval mode: each part keeps its own mode.
+    model.train()
+    frozen = [m for m in model.modules() if list(m.children())][1]
+    frozen.eval()
+    plain = leanconv.materialize(model)
+    modes = {n: m.training for n, m in plain.named_modules()}
+    for n, m in model.named_modules():
+        if n in modes and not isinstance(m, nn.ModuleDict):
+            assert modes[n] == m.training, n
+    assert plain.training and any(not m.training for m in plain.modules())
+
+
+@pytest.mark.parametrize("name", ["multigrid", "mgic_resnet"])
+def test_tuning_the_grouped_conv_choice_leaves_the_model_as_it_was(name):
+    torch.manual_seed(0)
+    model = FAMILY_MODELS[name]()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    list(model.modules())[2].eval()  # a mixed-mode model
+    modes = [m.training for m in model.modules()]
+    rows = leanconv.multigrid.tune(model, torch.randn(2, 3, 32, 32), repeats=1)
+    assert rows and [m.training for m in model.modules()] == modes
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+
+
+class SameConv2d(nn.Conv2d):
+    """A library's conv with a "same" padding computed from each input's size (it overrides forward)."""
+
+    def forward(self, x):
+        pad_h = max((x.shape[-2] + self.stride[0] - 1) // self.stride[0] * self.stride[0] - x.shape[-2]
+                    + self.kernel_size[0] - self.stride[0], 0)
+        pad_w = max((x.shape[-1] + self.stride[1] - 1) // self.stride[1] * self.stride[1] - x.shape[-1]
+                    + self.kernel_size[1] - self.stride[1], 0)
+        x = nn.functional.pad(x, (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2))
+        return self._conv_forward(x, self.weight, self.bias)
+
+
+class NamedConv2d(nn.Conv2d):
+    """A subclass that only adds a name: it computes nn.Conv2d's function."""
+
+
+@pytest.mark.parametrize("family", convertible_families())
+def test_conv_subclasses_are_converted_when_their_function_is_known_and_named_when_not(family, capsys):
+    torch.manual_seed(0)
+    model = nn.Sequential(NamedConv2d(16, 16, 3, padding=1), nn.ReLU(), SameConv2d(16, 16, 3, stride=2),
+                          nn.Conv2d(16, 16, 3, padding=1))
+    options = {"group_size": 4, "coarsest": 4} if family == "multigrid" else {}
+    converted = leanconv.convert(model, family, **options)
+    summary = capsys.readouterr().out
+    assert "replaced 2 of 2 convertible convs" in summary
+    assert "skipped" in summary and "2 (SameConv2d)" in summary
+    assert type(converted[2]) is SameConv2d and not isinstance(converted[0], nn.Conv2d)
+    assert converted(torch.randn(2, 16, 8, 8)).shape == (2, 16, 4, 4)
+
+
+@pytest.mark.parametrize("family", convertible_families())
+def test_same_padding_converts_as_its_numeric_equal(family):
+    # padding='same' is padding=k//2 for an odd kernel at stride 1: every family converts both alike.
+    options = {"group_size": 4, "coarsest": 4} if family == "multigrid" else {}
+    torch.manual_seed(0)
+    by_number = leanconv.convert(nn.Sequential(nn.Conv2d(16, 16, 3, padding=1)), family, verbose=False, **options)
+    torch.manual_seed(0)
+    by_word = leanconv.convert(nn.Sequential(nn.Conv2d(16, 16, 3, padding="same")), family, verbose=False, **options)
+    assert [type(m) for m in by_word.modules()] == [type(m) for m in by_number.modules()]
+    assert not isinstance(by_word[0], nn.Conv2d)
+    x = torch.randn(2, 16, 6, 6)
+    assert by_word(x).shape == by_number(x).shape == (2, 16, 6, 6)
+
+
+def test_a_model_that_is_a_sequential_converts_to_the_shared_family_and_runs():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1, bias=False), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1, bias=False))
+    x = torch.randn(2, 8, 5, 5)
+    converted = leanconv.convert(model, "shared", verbose=False)
+    # The anchors' holder, a child of the Sequential, passes its input through; each top-level conv is its own
+    # group (the first part of its name), so its anchor is its own weight and the function is unchanged.
+    torch.testing.assert_close(converted(x), model(x))
+    assert isinstance(converted.anchors, nn.ModuleDict) and len(converted.anchors) == 2

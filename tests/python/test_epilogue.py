@@ -164,7 +164,7 @@ def test_clear_errors():
         op.batch_norm_epilogue(x, eps=0.0)
     with pytest.raises(RuntimeError, match="floating-point"):
         op.affine_epilogue(torch.ones(2, 3, 4, 4, dtype=torch.int64))
-    with pytest.raises(ValueError, match="more than 1 value per channel"):
+    with pytest.raises(RuntimeError, match="more than 1 value per channel"):
         FusedBatchNorm2d(3)(torch.randn(1, 3, 1, 1))
     with pytest.raises(ValueError, match="cannot be folded"):
         FoldedBatchNorm2d.from_batch_norm(nn.BatchNorm2d(3, track_running_stats=False))
@@ -178,3 +178,46 @@ def test_fold_works_on_any_model_with_batch_norms():
     with torch.no_grad():
         expected = model(x)
         torch.testing.assert_close(leanconv.shared.fold(model)(x), expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("scale", [1e-5, 1e-3, 0.0], ids=["var-far-below-eps", "var-below-eps", "constant"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_running_statistics_are_batch_norms_at_any_variance(scale, dtype):
+    # The running variance comes from the batch variance itself, not from invstd (whose rounding swamps a
+    # variance far below eps): nn.BatchNorm2d's numbers, a constant channel's variance exactly 0.
+    torch.manual_seed(0)
+    x = (torch.randn(8, 3, 5, 5, dtype=torch.float64) * scale + torch.tensor([1.0, -2.0, 3.0]).view(1, 3, 1, 1))
+    x = x.to(dtype)
+    fused, plain = FusedBatchNorm2d(3, dtype=dtype), nn.BatchNorm2d(3, dtype=dtype)
+    for _ in range(3):
+        fused(x), plain(x)
+    torch.testing.assert_close(fused.running_mean, plain.running_mean, rtol=1e-6, atol=0)
+    torch.testing.assert_close(fused.running_var, plain.running_var, rtol=1e-5, atol=0)
+    batch_var = leanconv.ops.batch_norm_epilogue(x)[3]
+    torch.testing.assert_close(batch_var.double(), x.double().var((0, 2, 3), unbiased=False), rtol=1e-5, atol=0)
+    if scale == 0:
+        assert torch.all(batch_var == 0)
+
+
+@pytest.mark.parametrize("eps", [0.0, -1e-5, float("nan")])
+def test_a_non_positive_eps_is_refused_in_every_mode(eps):
+    x = torch.randn(2, 3, 4, 4)
+    with pytest.raises(ValueError, match="eps must be a positive number"):
+        FusedBatchNorm2d(3, eps=eps)
+    for training in (True, False):
+        with pytest.raises(RuntimeError, match="eps must be"):
+            leanconv.ops.fused_batch_norm(x, torch.zeros(3), torch.ones(3), training=training, eps=eps)
+
+
+@pytest.mark.parametrize("mean,var,message", [
+    (torch.zeros(4), torch.ones(3), "running_mean must have shape \\(3,\\)"),
+    (torch.zeros(3), torch.ones(3, 1), "running_var must have shape \\(3,\\)"),
+    (torch.zeros(3, dtype=torch.int64), torch.ones(3), "running_mean must be floating point"),
+    (torch.zeros(3), None, "both running_mean and running_var, or neither"),
+    (None, torch.ones(3), "both running_mean and running_var, or neither"),
+])
+def test_running_statistics_that_do_not_fit_are_named(mean, var, message):
+    x = torch.randn(2, 3, 4, 4)
+    for training in (True, False):
+        with pytest.raises(RuntimeError, match=message):
+            leanconv.ops.fused_batch_norm(x, mean, var, training=training)

@@ -14,9 +14,10 @@ import torch
 from hypothesis import HealthCheck, assume, event, given, settings, strategies as st
 
 import leanconv  # noqa: F401
-from op_catalogue import (eigen_conv2d_reference, filter_summary_weight_backward_reference,
+from op_catalogue import (OPS, eigen_conv2d_reference, filter_summary_weight_backward_reference,
                           filter_summary_weight_reference, generate_weights_backward_reference,
-                          generate_weights_reference, shifted_sum_backward_reference, shifted_sum_reference)
+                          generate_weights_reference, op_samples, shifted_sum_backward_reference,
+                          shifted_sum_reference)
 
 INT64_MAX = 2 ** 63 - 1
 MAX_TOTAL = 2 ** 62
@@ -309,3 +310,19 @@ def test_eigen_conv2d_with_a_huge_dilated_kernel(dilation, padding):
     z = torch.nn.functional.conv2d(x, basis.reshape(4, 1, 3, 3), None, args[0], args[1], args[2], groups=2)
     expected = torch.nn.functional.conv2d(z, coeff.reshape(3, 4, 1, 1))  # aten handles the padding implicitly
     torch.testing.assert_close(y, expected, rtol=1e-4, atol=1e-4)
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(data=st.data())
+def test_every_op_refuses_tensors_on_mixed_devices(data):
+    # Any op of the catalogue, any of its samples, any non-empty proper subset of its tensors moved to the meta
+    # device: a clear "device" error, never a result (a meta tensor would otherwise route the call to the op's meta
+    # kernel and return an uninitialised tensor on the other device).
+    spec = data.draw(st.sampled_from(OPS), label="op")
+    args = data.draw(st.sampled_from(op_samples(spec, "cpu", torch.float32)), label="sample")
+    positions = [p for p, a in enumerate(args) if isinstance(a, torch.Tensor)]
+    assume(len(positions) >= 2)
+    moved = data.draw(st.sets(st.sampled_from(positions), min_size=1, max_size=len(positions) - 1), label="moved")
+    mixed = [a.to("meta") if p in moved else a for p, a in enumerate(args)]
+    with time_limit(), pytest.raises(RuntimeError, match="device"):
+        spec.op(*mixed)

@@ -219,12 +219,28 @@ def test_compiled_fused_eigen_conv_backward_for_every_rank(channels, rank, layou
 
 # ---- checkpoints that do not fit the model -------------------------------------------------------------
 
-@pytest.mark.parametrize("saved,loading", [(4, 8), (4, None), (None, 4)])
-def test_a_checkpoint_of_another_quantisation_is_refused(saved, loading):
-    state = FilterSummaryConv2d(8, 8, 3, padding=1, quant_bits=saved).state_dict()
-    layer = FilterSummaryConv2d(8, 8, 3, padding=1, quant_bits=loading)
-    with pytest.raises(RuntimeError, match="quant_bits"):
-        layer.load_state_dict(state)
+# Options that change a layer's function but not its parameters' shapes: (key, builder of option value).
+FUNCTION_OPTIONS = {
+    "quant_bits": lambda bits: FilterSummaryConv2d(8, 8, 3, padding=1, quant_bits=bits),
+    "rotate": lambda r: AnchorModel(lambda a: [AnchoredConv2d(a, rotate=r)]),
+    "dacnn rotate": lambda r: leanconv.models.dacnn("mix", blocks=(1, 1), rotate=r, num_classes=10),
+    "shared resnet rotate": lambda r: leanconv.models.resnet20(conv="shared", rotate=r),
+}
+
+
+@pytest.mark.parametrize("option,saved,loading", [("quant_bits", 4, 8), ("quant_bits", 4, None),
+                                                  ("quant_bits", None, 4), ("rotate", 1, 0), ("rotate", 0, 2),
+                                                  ("dacnn rotate", 1, 0), ("shared resnet rotate", 0, 3)])
+def test_a_checkpoint_of_another_function_is_refused(option, saved, loading):
+    # The option is in the state_dict (written from what the forward uses) and checked on load: "All keys matched"
+    # must never load a function the model does not compute.
+    state = FUNCTION_OPTIONS[option](saved).state_dict()
+    model = FUNCTION_OPTIONS[option](loading)
+    key = option.split()[-1]
+    assert any(k.endswith(key) for k in state)
+    with pytest.raises(RuntimeError, match=f"leanconv: .*{key}"):
+        model.load_state_dict(state)
+    FUNCTION_OPTIONS[option](saved).load_state_dict(state)  # the same setting loads
 
 
 def test_a_fixed_quantisation_scale_survives_the_state_dict_and_reset_clears_it():

@@ -135,6 +135,37 @@ def test_bad_options_are_clear_errors(kwargs, message):
         MultigridBlock(**kwargs)
 
 
+@pytest.mark.parametrize("kernel", [2, 4])
+def test_an_even_kernel_is_refused_when_built(kernel):
+    with pytest.raises(ValueError, match="odd kernel_size"):
+        MultigridConv2d(8, 8, kernel, group_size=2, coarsest=2)
+
+
+def test_the_correction_refuses_running_statistics_that_do_not_fit():
+    fine, coarse = torch.randn(2, 8, 5, 4), torch.randn(2, 4, 5, 4)
+    p, w = torch.randn(8, 2, 1, 1), torch.randn(8)
+    op = torch.ops.leanconv.coarse_grid_correction
+    with pytest.raises(RuntimeError, match="both running_mean and running_var, or neither"):
+        op(fine, coarse, coarse * 0.5, p, 2, w, w, torch.zeros(8), None, True, 0.1, 1e-5, True)
+    with pytest.raises(RuntimeError, match="running_var must have shape"):
+        op(fine, coarse, coarse * 0.5, p, 2, w, w, torch.zeros(8), torch.ones(4), True, 0.1, 1e-5, True)
+    with pytest.raises(RuntimeError, match="eps must be a positive number"):
+        op(fine, coarse, coarse * 0.5, p, 2, w, w, torch.zeros(8), torch.ones(8), False, 0.1, 0.0, True)
+
+
+def test_fold_folds_the_multigrid_batch_norms_too():
+    torch.manual_seed(0)
+    model = leanconv.models.mgic_resnet(widths=(16, 32), blocks=(1, 1), group_size=8, coarsest=8, num_classes=4)
+    x = torch.randn(2, 3, 16, 16)
+    model(x)
+    model.eval()
+    with torch.no_grad():
+        expected = model(x)
+        folded = leanconv.shared.fold(model)
+        assert not any(type(m) is leanconv.nn.FusedBatchNorm2d for m in folded.modules())
+        torch.testing.assert_close(folded(x), expected, rtol=1e-5, atol=1e-5)
+
+
 def test_bad_inputs_are_clear_errors():
     block = MultigridBlock(32, 32, group_size=8, coarsest=8)
     with pytest.raises(ValueError, match=r"expects a 4-D \(N, 32, H, W\) input"):

@@ -186,6 +186,21 @@ def test_a_backward_inside_autocast_runs_in_the_dtypes_its_forward_saved(spec, i
         assert torch.equal(a, e)
 
 
+@pytest.mark.parametrize("spec,index", SAMPLES, ids=IDS)
+def test_mixed_devices_are_an_error(spec, index):
+    # As in aten: one tensor on another device (a meta tensor here, which would otherwise route the whole call to
+    # the op's meta kernel and return an uninitialised CPU tensor) is refused, whichever argument it is.
+    args = sample(spec, index, torch.float32)
+    positions = [p for p, a in enumerate(args) if isinstance(a, torch.Tensor)]
+    if len(positions) < 2:
+        pytest.skip("one tensor argument: nothing to mix")
+    for position in positions:
+        mixed = list(args)
+        mixed[position] = args[position].to("meta")
+        with pytest.raises(RuntimeError, match="device"):
+            spec.op(*mixed)
+
+
 # ---- derivatives ----------------------------------------------------------------------------------------
 
 def check_derivatives(spec, args, nondet_tol=0.0):

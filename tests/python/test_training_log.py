@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from leanconv.train import checkpoint as checkpoints
 from leanconv.train.loop import LOG_COLUMNS
 from leanconv.train.report import main as report_main
 from test_datasets import _write_fashion
@@ -129,6 +130,6 @@ def test_compiled_training_matches_eager(tmp_path):
                         "--model", "resnet20", "--conv", "lowrank", "--epochs", "1", "--batch-size", "16",
                         "--workers", "0", "--checkpoint", str(path), *extra], cwd=REPO, env=ENV, capture_output=True,
                        text=True, timeout=900, check=True)
-        finals.append(torch.load(path, weights_only=True)["model"])
+        finals.append(checkpoints.load(path)["model"])
     for key in finals[0]:
         torch.testing.assert_close(finals[1][key], finals[0][key], rtol=1e-3, atol=1e-4)

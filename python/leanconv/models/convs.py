@@ -143,7 +143,7 @@ class SharedConvs(DenseConvs):
         key = f"stage{scope[0]}_{in_channels}x{kernel_size}"
         if key not in self.anchors:
             self.anchors[key] = ConvAnchor(in_channels, kernel_size)
-        return AnchoredConv2d(self.anchors[key], stride, padding, rotate=self.rotate % in_channels)
+        return AnchoredConv2d(self.anchors[key], stride, padding, rotate=self.rotate)
 
     def finish(self, model: nn.Module) -> nn.Module:
         model.anchors = self.anchors  # registered once, on the model: one copy in the state_dict

@@ -75,7 +75,7 @@ class DACNN(nn.Module):
         def use(w, rotation=0):  # one conv of the anchor of width w
             if unshared:
                 return nn.Conv2d(w, w, 3, padding=1, bias=False)
-            return AnchoredConv2d(self.anchors[f"w{w}"], rotate=rotation % w)
+            return AnchoredConv2d(self.anchors[f"w{w}"], rotate=rotation)
         stem = [nn.Conv2d(in_channels, stem_width, 3, padding=1, bias=False)]
         stem += [nn.ReLU(inplace=True), nn.BatchNorm2d(stem_width)] if variant == "vgg" else \
             [nn.BatchNorm2d(stem_width), nn.ReLU(inplace=True)]

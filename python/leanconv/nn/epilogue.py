@@ -8,6 +8,7 @@ map in plain PyTorch, one here (two in training, which must first read the batch
 :class:`FoldedBatchNorm2d` is an eval-mode BatchNorm folded into a per-channel scale and shift (buffers), with
 the same call signature; :func:`leanconv.shared.fold` puts one in place of every BatchNorm of a model.
 """
+import math
 from typing import Optional
 
 import torch
@@ -29,6 +30,8 @@ class FusedBatchNorm2d(nn.BatchNorm2d):
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: Optional[float] = 0.1, affine: bool = True,
                  track_running_stats: bool = True, relu: bool = False, device=None, dtype=None):
+        if not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps > 0):
+            raise ValueError(f"leanconv: FusedBatchNorm2d eps must be a positive number, got {eps!r}")
         super().__init__(num_features, eps, momentum, affine, track_running_stats, device=device, dtype=dtype)
         self.relu = bool(relu)
 

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .. import ops
+from ._checked_options import load_option, save_option
 from ._conv_args import (apply_padding_mode, arguments_of, check_conv_input, conv_extra_repr, conv_geometry, copy_bias,
                          dense_conv_like)
 
@@ -107,21 +108,16 @@ class FilterSummaryConv2d(nn.Module):
         super()._save_to_state_dict(destination, prefix, keep_vars)
         if not self._scale_fixed:
             destination[prefix + "quant_scale"] = torch.zeros_like(self.quant_scale)
-        destination[prefix + "quant_bits"] = torch.tensor(self.quant_bits or 0, dtype=torch.int64)
+        save_option(destination, prefix, "quant_bits", self.quant_bits or 0)
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                               error_msgs):
-        key = prefix + "quant_bits"
-        if key in state_dict:
-            stored = int(state_dict.pop(key))
-            if stored != (self.quant_bits or 0):
-                def describe(bits):
-                    return f"{bits}-bit quantised" if bits else "unquantised"
-                error_msgs.append(f"leanconv: {key}: the checkpoint's FilterSummaryConv2d is {describe(stored)}, this "
-                                  f"layer is {describe(self.quant_bits or 0)}: build the layer with quant_bits="
-                                  f"{stored or None} to load it")
-        elif strict:
-            missing_keys.append(key)
+        def describe(bits):
+            return f"{bits}-bit quantised" if bits else "unquantised"
+        load_option(state_dict, prefix, "quant_bits", self.quant_bits or 0, strict, missing_keys, error_msgs,
+                    lambda stored: f"the checkpoint's FilterSummaryConv2d is {describe(stored)}, this layer is "
+                                   f"{describe(self.quant_bits or 0)}: build the layer with quant_bits="
+                                   f"{stored or None} to load it")
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                                       error_msgs)
 

@@ -31,7 +31,7 @@ from torch import Tensor, nn
 from torch.nn.modules.utils import _pair
 
 from ..ops.multigrid import grouped_conv2d, grouped_conv2d_uses_kernel
-from .epilogue import FusedBatchNorm2d
+from .epilogue import FoldedBatchNorm2d, FusedBatchNorm2d
 
 
 @torch._dynamo.assume_constant_result
@@ -139,6 +139,8 @@ class _VCycle(nn.Module):
     def correct(self, level: int, fine: Tensor, coarse: Tensor, restricted: Tensor) -> Tensor:
         """``fine + BN(P(coarse - restricted))`` at ``level``: one op (the prolongation, then BN + add fused)."""
         conv, bn = self.prolong[level], self.correction_bn[level]
+        if isinstance(bn, FoldedBatchNorm2d):  # leanconv.shared.fold: the eval-mode BN as a scale and shift
+            return bn(conv(coarse - restricted), residual=fine)
         running_mean, running_var, training, momentum = bn.step_arguments()
         return torch.ops.leanconv.coarse_grid_correction(
             fine, coarse, restricted, conv.weight, conv.groups, bn.weight, bn.bias, running_mean, running_var,
@@ -179,6 +181,9 @@ class MultigridConv2d(_VCycle):
                           "kernel_size")
         if _pair(kernel_size) != (k, k):
             raise ValueError(f"leanconv: MultigridConv2d needs a square kernel, got {kernel_size}")
+        if k % 2 == 0:
+            raise ValueError(f"leanconv: MultigridConv2d needs an odd kernel_size (its levels keep the image size with "
+                             f"padding kernel_size // 2), got {k}")
         padding = k // 2 if padding is None else padding
         factory = {"device": device, "dtype": dtype}
         super().__init__(in_channels, _positive_int(out_channels, "out_channels"), stride, group_size, coarsest, k,
@@ -243,12 +248,14 @@ class MultigridBlock(_VCycle):
 
 def multigrid_applies(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding=None,
                       dilation=1, group_size: int = 32, coarsest: int = 32) -> bool:
-    """Whether a conv of this shape has a multigrid replacement that saves parameters: a square kernel, no dilation,
-    "same" padding, and at least two channel levels at ``out_channels`` (a single level would be the dense conv
-    itself)."""
+    """Whether a conv of this shape has a multigrid replacement that saves parameters: a square odd kernel, no
+    dilation, "same" padding (``'same'`` or k // 2), and at least two channel levels at ``out_channels`` (a single
+    level would be the dense conv itself)."""
     k = _pair(kernel_size)
-    if k[0] != k[1] or _pair(dilation) != (1, 1):
+    if k[0] != k[1] or k[0] % 2 == 0 or _pair(dilation) != (1, 1):
         return False
+    if padding == "same":
+        padding = k[0] // 2
     if padding is not None and _pair(padding) != (k[0] // 2, k[0] // 2):
         return False
     try:

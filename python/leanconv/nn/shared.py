@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.modules.utils import _pair
 
+from ._checked_options import load_option, save_option
 from ._conv_args import apply_padding_mode, check_conv_input, conv_geometry, dense_conv_like
 from ._holder import SharedHolder, check_input_against
 
@@ -88,6 +89,20 @@ class AnchoredConv2d(nn.Module):
     def reset_parameters(self) -> None:
         pass  # nothing of its own: the anchor holds the parameters
 
+    # The rotation changes the function, not the parameters: it is in the state_dict ("rotate") and a checkpoint of
+    # another rotation is refused on load.
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        save_option(destination, prefix, "rotate", self.rotate)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        load_option(state_dict, prefix, "rotate", self.rotate, strict, missing_keys, error_msgs,
+                    lambda stored: f"the checkpoint's AnchoredConv2d rotates by {stored} channels, this layer by "
+                                   f"{self.rotate}: build it with rotate={stored} to load it")
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
+
     @property
     def anchor(self) -> ConvAnchor:
         return self._anchor
@@ -133,6 +148,15 @@ class AnchoredConv2d(nn.Module):
         if self.rotate:
             s += f", rotate={self.rotate}"
         return s + ", shared"
+
+
+class AnchorDict(nn.ModuleDict):
+    """The anchors of a model converted to the shared family (``model.anchors``). Registered as a child of the
+    model, they could also end up inside an ``nn.Sequential`` (a model that is one): there the holder is a
+    pass-through step, returning its input, so the Sequential computes what it did."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        return input
 
 
 class Regulator(nn.Conv2d):

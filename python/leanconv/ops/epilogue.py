@@ -10,15 +10,15 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from ._meta import memory_format
+from ._meta import memory_format, register_fake
 
 
 def batch_norm_epilogue(input: Tensor, weight: Optional[Tensor] = None, bias: Optional[Tensor] = None,
                         residual: Optional[Tensor] = None, relu: bool = False, eps: float = 1e-5):
-    """Training-mode BatchNorm fused with its block's tail: ``(out, mean, invstd)`` with
-    ``out = act(weight * (input - mean) * invstd + bias + residual)``, the batch statistics over (N, H, W) (biased
-    variance) and ``act`` = ReLU when ``relu``. All three outputs are differentiable; mean and invstd are float32 for a
-    float16 or bfloat16 input."""
+    """Training-mode BatchNorm fused with its block's tail: ``(out, mean, invstd, var)`` with
+    ``out = act(weight * (input - mean) * invstd + bias + residual)``, the batch statistics over (N, H, W) (``var``
+    the biased variance, ``invstd = 1 / sqrt(var + eps)``) and ``act`` = ReLU when ``relu``. All four outputs are
+    differentiable; the statistics are float32 for a float16 or bfloat16 input."""
     return torch.ops.leanconv.batch_norm_epilogue(input, weight, bias, residual, bool(relu), float(eps))
 
 
@@ -34,26 +34,11 @@ def fused_batch_norm(input: Tensor, running_mean: Optional[Tensor], running_var:
                      residual: Optional[Tensor] = None, training: bool = False, momentum: float = 0.1,
                      eps: float = 1e-5, relu: bool = False) -> Tensor:
     """``F.batch_norm`` followed by ``+ residual`` and ReLU, in one pass: batch statistics in training (the running
-    statistics, if given, updated in place as BatchNorm2d does) or without running statistics; in eval the running
-    statistics folded into a per-channel scale and shift."""
-    if (running_mean is None) != (running_var is None):
-        raise ValueError("leanconv: fused_batch_norm needs both running_mean and running_var, or neither")
-    if training or running_mean is None:
-        # nn.BatchNorm2d's rule: one value per channel is an error; an empty batch gives an empty output and
-        # leaves the running statistics alone.
-        values = input.shape[0] * input.shape[2] * input.shape[3] if input.dim() == 4 else 2
-        if training and values == 1:
-            raise ValueError("leanconv: fused_batch_norm expected more than 1 value per channel when training, got "
-                             f"input of shape {tuple(input.shape)}")
-        out, mean, invstd = batch_norm_epilogue(input, weight, bias, residual, relu, eps)
-        if training and running_mean is not None and values > 0:
-            with torch.no_grad():
-                count = input.shape[0] * input.shape[2] * input.shape[3]
-                batch_var = (invstd.detach().to(running_var.dtype).pow(-2) - eps) * (count / (count - 1))
-                running_mean.mul_(1 - momentum).add_(mean.detach().to(running_mean.dtype), alpha=momentum)
-                running_var.mul_(1 - momentum).add_(batch_var, alpha=momentum)
-        return out
-    return affine_epilogue(input, *eval_scale_shift(running_mean, running_var, weight, bias, eps), residual, relu)
+    statistics, if given, updated in place as BatchNorm2d does, from the batch's mean and variance) or without
+    running statistics; in eval the running statistics folded into a per-channel scale and shift. The C++
+    ``leanconv::ops::fused_batch_norm``, through the dispatcher."""
+    return torch.ops.leanconv.fused_batch_norm(input, running_mean, running_var, weight, bias, residual,
+                                               bool(training), float(momentum), float(eps), bool(relu))
 
 
 def eval_scale_shift(running_mean: Tensor, running_var: Tensor, weight: Optional[Tensor], bias: Optional[Tensor],
@@ -90,14 +75,14 @@ def _parameter_dtype(input, *tensors):
     return input.dtype
 
 
-@torch.library.register_fake("leanconv::batch_norm_epilogue")
+@register_fake("leanconv::batch_norm_epilogue")
 def _batch_norm_epilogue_fake(input, weight, bias, residual, relu, eps):
     _check_input("batch_norm_epilogue", input)
     stats = input.new_empty((input.shape[1],), dtype=_op_math_dtype(input))
-    return _empty_feature_map(input), stats, torch.empty_like(stats)
+    return _empty_feature_map(input), stats, torch.empty_like(stats), torch.empty_like(stats)
 
 
-@torch.library.register_fake("leanconv::batch_norm_epilogue_backward")
+@register_fake("leanconv::batch_norm_epilogue_backward")
 def _batch_norm_epilogue_backward_fake(grad_output, grad_mean, grad_invstd, output, input, weight, mean, invstd,
                                        relu, output_mask):
     _check_input("batch_norm_epilogue_backward", input)
@@ -107,13 +92,13 @@ def _batch_norm_epilogue_backward_fake(grad_output, grad_mean, grad_invstd, outp
             vector() if output_mask[2] else None, _empty_feature_map(input) if output_mask[3] else None)
 
 
-@torch.library.register_fake("leanconv::affine_epilogue")
+@register_fake("leanconv::affine_epilogue")
 def _affine_epilogue_fake(input, scale, shift, residual, relu):
     _check_input("affine_epilogue", input)
     return _empty_feature_map(input)
 
 
-@torch.library.register_fake("leanconv::affine_epilogue_backward")
+@register_fake("leanconv::affine_epilogue_backward")
 def _affine_epilogue_backward_fake(grad_output, output, input, scale, relu, output_mask):
     _check_input("affine_epilogue_backward", input)
     dtype = _parameter_dtype(input, scale)

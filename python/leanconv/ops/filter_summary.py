@@ -8,7 +8,7 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from ._meta import conv_out, memory_format
+from ._meta import conv_out, memory_format, register_fake
 
 
 def filter_summary_weight(summary: Tensor, out_channels: int, in_channels: int, kernel_size: Sequence[int],
@@ -35,7 +35,7 @@ def shifted_sum(z: Tensor, kernel_size: Sequence[int], channel_step: int, stride
 
 # ---- fake kernels ----
 
-@torch.library.register_fake("leanconv::filter_summary_weight")
+@register_fake("leanconv::filter_summary_weight")
 def _filter_summary_weight_fake(summary, out_channels, in_channels, kernel_h, kernel_w, stride):
     torch._check(summary.dim() == 1, lambda: f"leanconv: summary must be 1-D, got {summary.dim()}-D")
     torch._check(stride >= 1, lambda: f"leanconv: the summary stride s must be at least 1, got {stride}")
@@ -44,12 +44,12 @@ def _filter_summary_weight_fake(summary, out_channels, in_channels, kernel_h, ke
     return summary.new_empty((out_channels, in_channels, kernel_h, kernel_w))
 
 
-@torch.library.register_fake("leanconv::filter_summary_weight_backward")
+@register_fake("leanconv::filter_summary_weight_backward")
 def _filter_summary_weight_backward_fake(grad_weight, length, stride):
     return grad_weight.new_empty((length,))
 
 
-@torch.library.register_fake("leanconv::shifted_sum")
+@register_fake("leanconv::shifted_sum")
 def _shifted_sum_fake(z, kernel_h, kernel_w, channel_step, stride, padding, dilation):
     torch._check(z.dim() == 4, lambda: f"leanconv: z must be 4-D, got {z.dim()}-D")
     out_h = conv_out(z.shape[2], kernel_h, stride[0], padding[0], dilation[0])
@@ -57,7 +57,7 @@ def _shifted_sum_fake(z, kernel_h, kernel_w, channel_step, stride, padding, dila
     return z.new_empty((z.shape[0], z.shape[1], out_h, out_w)).contiguous(memory_format=memory_format(z))
 
 
-@torch.library.register_fake("leanconv::shifted_sum_backward")
+@register_fake("leanconv::shifted_sum_backward")
 def _shifted_sum_backward_fake(grad_output, kernel_h, kernel_w, channel_step, stride, padding, dilation, input_size):
     out = grad_output.new_empty((grad_output.shape[0], grad_output.shape[1], input_size[0], input_size[1]))
     return out.contiguous(memory_format=memory_format(grad_output))

@@ -8,6 +8,8 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
+from ._meta import register_fake
+
 
 def generate_weights(ring: Tensor, seed: int, total: int, offset: int, shape: Sequence[int], scale: float) -> Tensor:
     """Positions ``[offset, offset + prod(shape))`` of a generated-weight model's virtual weight sequence.
@@ -27,13 +29,13 @@ def generate_weights_backward(grad: Tensor, ring_size: int, seed: int, total: in
 
 # ---- fake kernels ----
 
-@torch.library.register_fake("leanconv::generate_weights")
+@register_fake("leanconv::generate_weights")
 def _generate_weights_fake(ring, seed, total, offset, shape, scale):
     torch._check(ring.dim() == 1, lambda: f"leanconv: ring must be 1-D, got {ring.dim()}-D")
     torch._check(total > 0, lambda: "leanconv: the ring's virtual weight sequence is empty")
     return ring.new_empty(shape)
 
 
-@torch.library.register_fake("leanconv::generate_weights_backward")
+@register_fake("leanconv::generate_weights_backward")
 def _generate_weights_backward_fake(grad, ring_size, seed, total, offset, scale):
     return grad.new_empty((ring_size,))

@@ -8,7 +8,7 @@ from typing import Optional, Sequence
 import torch
 from torch import Tensor
 
-from ._meta import conv_out, memory_format
+from ._meta import conv_out, memory_format, register_fake
 
 
 def eigen_conv2d(input: Tensor, basis: Tensor, coeff: Tensor, bias: Optional[Tensor] = None, stride=(1, 1),
@@ -29,7 +29,7 @@ def eigen_conv2d_fused_is_cheaper(device, in_channels: int, out_channels: int, k
 
 # ---- fake kernels ----
 
-@torch.library.register_fake("leanconv::eigen_conv2d")
+@register_fake("leanconv::eigen_conv2d")
 def _eigen_conv2d_fake(input, basis, coeff, bias, stride, padding, dilation):
     torch._check(input.dim() == 4, lambda: f"leanconv: eigen_conv2d expects a 4-D input, got {input.dim()}-D")
     torch._check(basis.dim() == 4 and coeff.dim() == 2, lambda: "leanconv: basis must be 4-D and coeff 2-D")
@@ -43,7 +43,7 @@ def _eigen_conv2d_fake(input, basis, coeff, bias, stride, padding, dilation):
     return out.contiguous(memory_format=memory_format(input))
 
 
-@torch.library.register_fake("leanconv::eigen_conv2d_backward")
+@register_fake("leanconv::eigen_conv2d_backward")
 def _eigen_conv2d_backward_fake(grad_output, input, basis, coeff, stride, padding, dilation, output_mask):
     grad_input = torch.empty_like(input, memory_format=memory_format(input)) if output_mask[0] else None
     grad_basis = torch.empty_like(basis, memory_format=torch.contiguous_format) if output_mask[1] else None

@@ -10,7 +10,7 @@ from typing import List, Optional
 import torch
 from torch import Tensor
 
-from ._meta import conv_out, memory_format
+from ._meta import conv_out, memory_format, register_fake
 
 
 def grouped_conv2d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride=(1, 1), padding=(0, 0),
@@ -61,7 +61,7 @@ def clear_grouped_conv2d_choices() -> None:
 
 # ---- fake kernels ----
 
-@torch.library.register_fake("leanconv::grouped_conv2d")
+@register_fake("leanconv::grouped_conv2d")
 def _grouped_conv2d_fake(input, weight, bias, stride, padding, dilation, groups):
     torch._check(input.dim() == 4 and weight.dim() == 4,
                  lambda: f"leanconv: grouped_conv2d expects a 4-D input and weight, got {input.dim()}-D and "
@@ -77,7 +77,7 @@ def _grouped_conv2d_fake(input, weight, bias, stride, padding, dilation, groups)
     return out.contiguous(memory_format=memory_format(input))
 
 
-@torch.library.register_fake("leanconv::grouped_conv2d_backward")
+@register_fake("leanconv::grouped_conv2d_backward")
 def _grouped_conv2d_backward_fake(grad_output, input, weight, stride, padding, dilation, groups, output_mask):
     grad_input = torch.empty_like(input, memory_format=memory_format(input)) if output_mask[0] else None
     grad_weight = torch.empty_like(weight, memory_format=torch.contiguous_format) if output_mask[1] else None

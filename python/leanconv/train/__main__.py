@@ -1,5 +1,6 @@
 """python -m leanconv.train: train a (compact) model and print its row of the results table."""
 import argparse
+import math
 import os
 
 import torch
@@ -9,8 +10,9 @@ from .. import models
 from ..families import FAMILIES
 from .data import random_images
 from .datasets import DATASETS, DatasetMissing, dataset, device_dataset
+from . import checkpoint as checkpoints
 from .checkpoint import CheckpointError
-from .loop import table, train
+from .loop import check_log_path, table, train
 
 def _dacnn(variant):
     """--conv shared: the DACNN; --conv dense: the same network with an unshared conv per use."""
@@ -108,9 +110,13 @@ def conv_options(args):
     options = {}
     for option in family.options:
         if option.on_command_line and getattr(args, option.name) is not None:
-            value = option.parse(getattr(args, option.name))
+            flag = "--" + option.name.replace("_", "-")
+            try:
+                value = option.parse(getattr(args, option.name))
+            except (ValueError, TypeError):
+                raise SystemExit(f"{flag}: invalid value {getattr(args, option.name)!r} ({option.help})") from None
             if option.choices and value not in option.choices:
-                raise SystemExit(f"--{option.name.replace('_', '-')} must be one of {list(option.choices)}")
+                raise SystemExit(f"{flag} must be one of {list(option.choices)}")
             options[option.name] = value
     if any(o.name == "seed" for o in family.options):
         options["seed"] = args.seed
@@ -132,10 +138,70 @@ def model_options(args):
     return options
 
 
-def main(argv=None):
-    args = parse_args(argv)
+# Each numeric flag's valid range, checked before anything is built: (test, what it must be).
+RANGES = {
+    "epochs": (lambda v: v >= 1, "at least 1"), "batch_size": (lambda v: v >= 1, "at least 1"),
+    "workers": (lambda v: v >= 0, "at least 0"), "lr": (lambda v: math.isfinite(v) and v > 0, "a positive number"),
+    "weight_decay": (lambda v: math.isfinite(v) and v >= 0, "a number >= 0"),
+    "label_smoothing": (lambda v: 0 <= v < 1, "in [0, 1)"), "train_subset": (lambda v: v >= 0, "at least 0"),
+    "test_subset": (lambda v: v >= 0, "at least 0"), "checkpoint_every": (lambda v: v >= 0, "at least 0"),
+}
+
+
+def check_arguments(args) -> None:
+    """Everything about the command line that can be checked before the first step: one line each, no traceback."""
+    for name, (valid, expected) in RANGES.items():
+        if not valid(getattr(args, name)):
+            raise SystemExit(f"--{name.replace('_', '-')} must be {expected}, got {getattr(args, name)}")
     if args.resume and not args.checkpoint:
         raise SystemExit("--resume needs --checkpoint PATH")
+    try:
+        device = torch.device(args.device)
+    except RuntimeError:
+        raise SystemExit(f"--device: {args.device!r} is not a device (e.g. cpu, cuda, cuda:1)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(f"--device {args.device}: no CUDA GPU is available here (use --device cpu)")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise SystemExit(f"--device {args.device}: this machine has {torch.cuda.device_count()} GPU(s)")
+    if args.amp == "fp16" and device.type != "cuda":
+        raise SystemExit("--amp fp16 needs a GPU (bf16 works on the CPU)")
+    if args.flip and not args.data_on_device:
+        raise SystemExit("--flip is an augmentation of --data-on-device")
+    if args.data_on_device and args.dataset == "random":
+        raise SystemExit("--data-on-device holds fashion-mnist, cifar10, cifar100 or svhn, not random images")
+    try:
+        if args.log:
+            check_log_path(args.log)
+        if args.checkpoint:
+            checkpoints.check_destination(args.checkpoint)
+    except (ValueError, CheckpointError) as error:
+        raise SystemExit(str(error)) from None
+
+
+def run_options(args, options) -> dict:
+    """What defines this run, recorded in its checkpoints: a --resume must continue the same run."""
+    defining = ("model", "conv", "width", "blocks", "regulators", "dataset", "train_subset", "flip", "epochs",
+                "batch_size", "lr", "weight_decay", "label_smoothing", "schedule", "seed", "amp")
+    return {**{name: getattr(args, name) for name in defining}, **{f"{args.conv}.{k}": v for k, v in options.items()}}
+
+
+def build_model(args, num_classes, in_channels):
+    """The model the flags describe; the builders' own argument errors (``leanconv: ...``) end the run with their
+    message."""
+    options = conv_options(args)
+    try:
+        model = MODELS[args.model](num_classes=num_classes, in_channels=in_channels, conv=args.conv, **options,
+                                   **model_options(args))
+    except (ValueError, TypeError) as error:
+        if not str(error).startswith("leanconv:"):
+            raise
+        raise SystemExit(str(error)) from None
+    return model, options
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    check_arguments(args)
     # Under torchrun (WORLD_SIZE > 1): one process per device, NCCL between GPUs, gloo between CPU processes.
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     if distributed:
@@ -148,10 +214,6 @@ def main(argv=None):
     if args.deterministic:
         torch.use_deterministic_algorithms(True)
         torch.backends.cudnn.benchmark = False
-    if args.flip and not args.data_on_device:
-        raise SystemExit("--flip is an augmentation of --data-on-device")
-    if args.data_on_device and args.dataset == "random":
-        raise SystemExit("--data-on-device holds fashion-mnist, cifar10, cifar100 or svhn, not random images")
     if args.dataset != "random":
         try:
             if args.data_on_device:
@@ -171,8 +233,9 @@ def main(argv=None):
     if args.test_subset:
         count = min(args.test_subset, len(test_set))
         test_set = test_set.first(count) if args.data_on_device else Subset(test_set, range(count))
-    model = MODELS[args.model](num_classes=num_classes, in_channels=in_channels, conv=args.conv, **conv_options(args),
-                               **model_options(args))
+    if len(train_set) < args.batch_size:
+        raise SystemExit(f"--batch-size {args.batch_size} is more than the {len(train_set)} training images")
+    model, options = build_model(args, num_classes, in_channels)
     name = f"{args.model}-{args.conv}" + ("-regulators" if args.regulators else "")
     if args.lr != parse_args([]).lr:
         name += f"-lr{args.lr:g}"  # rows of one table, trained with different learning rates
@@ -181,7 +244,8 @@ def main(argv=None):
                    args.weight_decay, args.device, args.seed, workers=args.workers, checkpoint=args.checkpoint,
                        checkpoint_every=args.checkpoint_every, resume=args.resume, log=args.log,
                        family=args.conv, label_smoothing=args.label_smoothing, amp=args.amp,
-                       channels_last=args.channels_last, schedule=args.schedule, compile=args.compile)
+                       channels_last=args.channels_last, schedule=args.schedule, compile=args.compile,
+                       options=run_options(args, options))
     except CheckpointError as error:
         raise SystemExit(str(error))
     if not distributed or torch.distributed.get_rank() == 0:

@@ -52,14 +52,28 @@ def peak_memory_mib(device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
+def check_log_path(path) -> None:
+    """Raises ValueError unless a CSV log can be appended to at ``path`` (creating it and its folder if needed): a
+    log that cannot be written fails before training, not after the first epoch."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"leanconv: the CSV log {path} is a directory; give a file path, e.g. {path}/run.csv")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", newline=""):
+            pass
+    except OSError as error:
+        raise ValueError(f"leanconv: cannot write the CSV log {path}: {error.strerror}") from None
+
+
 class CsvLog:
     """One row per epoch (LOG_COLUMNS); appended to, so a resumed run continues its log."""
 
     def __init__(self, path, run: str, family: str, counts):
         self.path, self.run, self.family, self.counts = Path(path), run, family, counts
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if not self.path.exists():
-            with open(self.path, "w", newline="") as f:
+        check_log_path(self.path)
+        if self.path.stat().st_size == 0:
+            with open(self.path, "a", newline="") as f:
                 csv.writer(f).writerow(LOG_COLUMNS)
 
     def write(self, epoch: int, loss: float, accuracy: float, lr: float, images_per_s: float, peak: float) -> None:
@@ -144,11 +158,21 @@ def train(name: str, model: nn.Module, train_set, test_set, epochs: int, batch_s
           weight_decay: float = 5e-4, device="cpu", seed: int = 0, workers: int = 0,
           checkpoint: Optional[str] = None, checkpoint_every: int = 0, resume: bool = False,
           log: Optional[str] = None, family: str = "", label_smoothing: float = 0.0, amp: Optional[str] = None,
-          channels_last: bool = False, schedule: str = "onecycle", compile: bool = False) -> TrainResult:
+          channels_last: bool = False, schedule: str = "onecycle", compile: bool = False,
+          options: Optional[dict] = None) -> TrainResult:
     """Trains ``model``; with ``checkpoint`` a checkpoint is written every ``checkpoint_every`` steps (0: only at
     the end of each epoch) and, with ``resume``, training continues from the one found there; with ``log`` a CSV
     row per epoch (LOG_COLUMNS: loss, test accuracy, learning rate, images/s, peak memory) goes there. A progress bar
-    (tqdm) shows on a terminal; logs get one line per epoch."""
+    (tqdm) shows on a terminal; logs get one line per epoch.
+
+    ``options``: what defines the run (the command line's model, data and recipe options); checkpoints record them
+    and a resume refuses a checkpoint whose run differs. By default the arguments given here."""
+    if options is None:
+        options = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay,
+                   "seed": seed, "family": family, "label_smoothing": label_smoothing, "amp": amp,
+                   "schedule": schedule}
+    if checkpoint is not None:
+        checkpoints.check_destination(checkpoint)
     torch.manual_seed(seed)
     model.to(device)
     device_type = torch.device(device).type
@@ -182,7 +206,12 @@ def train(name: str, model: nn.Module, train_set, test_set, epochs: int, batch_s
             raise ValueError("leanconv: resume needs a checkpoint path")
         state = checkpoints.load(checkpoint)  # every rank reads the one file rank 0 writes
         if state is not None:
-            model.load_state_dict(state["model"])
+            checkpoints.check_options(state.get("options"), options)
+            try:
+                model.load_state_dict(state["model"])
+            except RuntimeError as error:
+                raise checkpoints.CheckpointError(f"leanconv: the checkpoint {checkpoint} holds another model: "
+                                                  f"{str(error).splitlines()[0]}") from None
             opt.load_state_dict(state["optimizer"])
             scaler.load_state_dict(state.get("scaler", {}) or scaler.state_dict())
             schedule.load_state_dict(state["scheduler"])
@@ -203,7 +232,7 @@ def train(name: str, model: nn.Module, train_set, test_set, epochs: int, batch_s
         checkpoints.save(checkpoint, {"model": model.state_dict(), "optimizer": opt.state_dict(),
                                       "scheduler": schedule.state_dict(), "scaler": scaler.state_dict(),
                                       "rng": torch.get_rng_state(),
-                                      "epoch": epoch, "step": step, "seed": seed})
+                                      "epoch": epoch, "step": step, "seed": seed, "options": options})
 
     learned, dense = parameter_counts(model)
     csv_log = CsvLog(log, name, family, (learned, dense)) if log and rank == 0 else None

@@ -2,7 +2,8 @@
 
 Each RUN is a CSV log of ``python -m leanconv.train --log-csv`` (or a folder of them); its last row gives the run's
 point: final test accuracy against learned parameters (log scale), one colour per family, each point labelled with
-its run's name (or its file's, where runs share a name). Prints the points as a markdown table too.
+its run's name (or its file's, where runs share a name). Prints the points as a markdown table too. ``--by-epoch``
+draws each run's test accuracy by epoch instead. ``--out`` without an image suffix gets ``.png``.
 """
 import argparse
 import csv
@@ -11,18 +12,35 @@ from pathlib import Path
 from typing import Dict, List
 
 
+REQUIRED_COLUMNS = {"run", "family", "epoch", "test_accuracy", "images_per_s", "learned_params"}
+
+
 def read_runs(paths: List[str]) -> List[Dict[str, str]]:
     """Each run's last row (its point), with ``file`` (the CSV's stem) and ``epochs`` (every row: the curve)."""
     files = []
     for path in map(Path, paths):
+        if not path.exists():
+            raise SystemExit(f"leanconv: {path}: no such file or folder")
         files += sorted(path.glob("*.csv")) if path.is_dir() else [path]
     runs = []
     for file in files:
-        with open(file, newline="") as f:
-            rows = list(csv.DictReader(f))
-        if not rows:
+        try:
+            with open(file, newline="", encoding="utf-8") as f:
+                reader = csv.DictReader(f)
+                missing = sorted(REQUIRED_COLUMNS - set(reader.fieldnames or ()))
+                rows = list(reader)
+            epochs = [dict(r, epoch=int(r["epoch"]), test_accuracy=float(r["test_accuracy"]),
+                           learned_params=int(r["learned_params"]), images_per_s=float(r["images_per_s"]))
+                      for r in rows] if not missing else []
+        except (UnicodeDecodeError, csv.Error, ValueError, TypeError) as error:
+            raise SystemExit(f"leanconv: {file} is not a training log of python -m leanconv.train --log-csv "
+                             f"({type(error).__name__}: {error})") from None
+        if missing:
+            raise SystemExit(f"leanconv: {file} is not a training log of python -m leanconv.train --log-csv: it has "
+                             f"no column {', '.join(missing)}")
+        if not epochs:
             raise SystemExit(f"leanconv: {file} has no epochs logged")
-        runs.append(dict(rows[-1], file=file.stem, epochs=rows))
+        runs.append(dict(epochs[-1], file=file.stem, epochs=epochs))
     if not runs:
         raise SystemExit(f"leanconv: no CSV logs found in {', '.join(paths)}")
     names = [r["run"] for r in runs]
@@ -85,13 +103,16 @@ def main(argv=None):
     p.add_argument("--out", default="accuracy_vs_parameters.png")
     p.add_argument("--by-epoch", action="store_true", help="draw test accuracy by epoch, a line per run")
     args = p.parse_args(argv)
+    out = Path(args.out)
+    if out.suffix.lower() not in (".png", ".pdf", ".svg", ".jpg", ".jpeg"):
+        out = out.with_name(out.name + ".png")  # the file written is the file named
     runs = read_runs(args.runs)
-    (draw_curves if args.by_epoch else draw)(runs, Path(args.out))
+    (draw_curves if args.by_epoch else draw)(runs, out)
     print("| run | family | learned params | test accuracy | images/s |\n|---|---|---:|---:|---:|")
     for r in runs:
         print(f"| {r['label']} | {r['family']} | {int(r['learned_params']):,} | {100 * float(r['test_accuracy']):.2f}% "
               f"| {float(r['images_per_s']):.0f} |")
-    print(f"wrote {args.out}", file=sys.stderr)
+    print(f"wrote {out}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -48,6 +48,8 @@ class AnchoredConv2dImpl : public torch::nn::Module {
  public:
   explicit AnchoredConv2dImpl(ConvAnchor anchor, AnchoredConv2dOptions options = {});
   void reset_parameters() {}
+  // Loads, then refuses a checkpoint of another rotation (it changes the function, not the parameters).
+  void load(torch::serialize::InputArchive& archive) override;
   torch::Tensor forward(const torch::Tensor& input);
   // The anchor with its input channels rotated by options.rotate(): roll(W, r, 1). Differentiable.
   torch::Tensor weight() const;
@@ -57,6 +59,7 @@ class AnchoredConv2dImpl : public torch::nn::Module {
 
   AnchoredConv2dOptions options;
   ConvAnchor anchor;  // a reference, not a submodule
+  torch::Tensor rotate;  // int64 scalar buffer: options.rotate(), in the state_dict as in Python
 };
 TORCH_MODULE(AnchoredConv2d);
 

@@ -13,11 +13,12 @@
 
 namespace leanconv::ops {
 
-// Training-mode BatchNorm fused with its block's tail: per channel c, mean and invstd = 1/sqrt(var + eps) of the
-// input over (N, H, W) (biased variance), then out = act(weight*(input - mean)*invstd + bias + residual), act =
-// ReLU when `relu`. weight, bias and residual are optional. Returns (out, mean, invstd); all three are
-// differentiable. The running statistics are not touched: fused_batch_norm below updates them.
-std::tuple<at::Tensor, at::Tensor, at::Tensor> batch_norm_epilogue(const at::Tensor& input,
+// Training-mode BatchNorm fused with its block's tail: per channel c, the mean, the variance var (biased) and
+// invstd = 1/sqrt(var + eps) of the input over (N, H, W), then out = act(weight*(input - mean)*invstd + bias +
+// residual), act = ReLU when `relu`. weight, bias and residual are optional. Returns (out, mean, invstd, var), all
+// differentiable (var through invstd). The running statistics are not touched: fused_batch_norm below updates them
+// from mean and var.
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> batch_norm_epilogue(const at::Tensor& input,
                                                                   const std::optional<at::Tensor>& weight,
                                                                   const std::optional<at::Tensor>& bias,
                                                                   const std::optional<at::Tensor>& residual, bool relu,

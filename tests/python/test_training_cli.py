@@ -1,0 +1,164 @@
+"""python -m leanconv.train and python -m leanconv.train.report as a user meets them: every bad flag or path is one
+line before the first step (never a traceback, never a failure after training), a checkpoint path never moves or
+replaces anything the program did not write, a damaged checkpoint (even inside its tensor data) is reported and
+the previous one used, and --resume refuses a run whose options differ from the checkpoint's."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from leanconv.train import checkpoint as checkpoints
+from test_datasets import _write_fashion
+
+REPO = Path(__file__).resolve().parents[2]
+ENV = {**os.environ, "PYTHONPATH": str(REPO / "python"), "OMP_NUM_THREADS": "1"}
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("fashion")
+    _write_fashion(root, count=32)
+    return root
+
+
+def train(data, *flags, timeout=300):
+    command = [sys.executable, "-m", "leanconv.train", "--dataset", "fashion-mnist", "--data", str(data),
+               "--workers", "0", "--batch-size", "16", "--epochs", "1", "--device", "cpu", *flags]
+    return subprocess.run(command, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=timeout)
+
+
+def refused(run, *words):
+    """Exit status non-zero, no traceback, no epoch trained, and the message names each of ``words``."""
+    assert run.returncode != 0, run.stdout + run.stderr
+    assert "Traceback" not in run.stderr and "epoch 1/" not in run.stderr, run.stderr
+    for word in words:
+        assert word in run.stderr, (word, run.stderr)
+
+
+BAD_FLAGS = [
+    (["--batch-size", "0"], "--batch-size"), (["--epochs", "0"], "--epochs"), (["--epochs", "-1"], "--epochs"),
+    (["--workers", "-1"], "--workers"), (["--lr", "-1"], "--lr"), (["--lr", "nan"], "--lr"),
+    (["--weight-decay", "-0.1"], "--weight-decay"), (["--label-smoothing", "2"], "--label-smoothing"),
+    (["--train-subset", "-5"], "--train-subset"), (["--checkpoint-every", "-1"], "--checkpoint-every"),
+    (["--conv", "multigrid", "--group-size", "abc"], "--group-size"),
+    (["--conv", "generated", "--ring-size", "many"], "--ring-size"),
+    (["--conv", "shared", "--rotate", "-1"], "rotate"), (["--conv", "shared", "--rotate", "100"], "rotate"),
+    (["--amp", "fp16"], "--amp fp16"), (["--device", "tpu:9"], "--device"), (["--batch-size", "64"], "--batch-size"),
+    (["--resume"], "--resume"), (["--flip"], "--flip"),
+]
+
+
+def main_refuses(data, *flags):
+    """In-process (no start-up per case): the command line's main ends with SystemExit and its one-line message
+    (what a shell shows) before any step; any other exception is a traceback for the user."""
+    from leanconv.train import __main__ as cli
+
+    argv = ["--dataset", "fashion-mnist", "--data", str(data), "--workers", "0", "--batch-size", "16", "--epochs", "1",
+            "--device", "cpu", *flags]
+    with pytest.raises(SystemExit) as stop:
+        cli.main(argv)
+    message = str(stop.value.code)
+    assert "\n" not in message.strip() or message.startswith("leanconv:"), message
+    return message
+
+
+@pytest.mark.parametrize("flags,named", BAD_FLAGS, ids=[" ".join(f) for f, _ in BAD_FLAGS])
+def test_a_bad_flag_is_one_line_before_anything_trains(data, flags, named, capsys):
+    assert named in main_refuses(data, *flags)
+    assert "epoch 1/" not in capsys.readouterr().err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message of a machine without a GPU")
+def test_a_gpu_device_without_a_gpu_is_refused(data):
+    refused(train(data, "--device", "cuda", timeout=120), "no CUDA GPU")
+
+
+def test_unwritable_log_and_checkpoint_paths_are_refused_before_training(data, tmp_path):
+    (tmp_path / "logs").mkdir()
+    assert "is a directory" in main_refuses(data, "--log-csv", str(tmp_path / "logs"))
+    (tmp_path / "a_file").write_text("not a folder")
+    assert "cannot write the CSV log" in main_refuses(data, "--log-csv", str(tmp_path / "a_file" / "run.csv"))
+    assert "cannot create the checkpoint folder" in main_refuses(data, "--checkpoint",
+                                                                 str(tmp_path / "a_file" / "run.pt"))
+    assert "checkpoint folder" in main_refuses(data, "--checkpoint", "/proc/leanconv-checkpoints/run.pt")
+    refused(train(data, "--log-csv", str(tmp_path / "logs")), "is a directory")  # and as a shell sees it
+
+
+def test_a_checkpoint_path_never_moves_or_replaces_what_the_program_did_not_write(data, tmp_path):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    (runs / "notes.txt").write_text("a user's file")
+    refused(train(data, "--checkpoint", str(runs)), "is a directory")
+    assert runs.is_dir() and (runs / "notes.txt").read_text() == "a user's file"
+    assert not (tmp_path / "runs.prev").exists()
+    for path in (tmp_path / "model.pt", tmp_path / "other.pt"):
+        path.write_bytes(b"someone else's weights")
+    (tmp_path / "other.pt.prev").write_bytes(b"someone else's backup")
+    refused(train(data, "--checkpoint", str(tmp_path / "model.pt")), "not a leanconv training checkpoint")
+    refused(train(data, "--checkpoint", str(tmp_path / "other.pt")), "not a leanconv training checkpoint")
+    assert (tmp_path / "model.pt").read_bytes() == b"someone else's weights"
+    assert (tmp_path / "other.pt.prev").read_bytes() == b"someone else's backup"
+    assert not (tmp_path / "model.pt.prev").exists()
+    # Its own checkpoints it replaces (keeping the previous one), and leaves no temporary files behind.
+    mine = tmp_path / "mine.pt"
+    assert train(data, "--checkpoint", str(mine), "--checkpoint-every", "1").returncode == 0
+    assert checkpoints.is_checkpoint(mine) and checkpoints.is_checkpoint(tmp_path / "mine.pt.prev")
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def _damage(path: Path, at: float) -> None:
+    data = bytearray(path.read_bytes())
+    position = int(len(data) * at)
+    data[position:position + 8] = bytes(b ^ 0xFF for b in data[position:position + 8])
+    path.write_bytes(bytes(data))
+
+
+def test_a_damaged_checkpoint_is_reported_and_the_previous_one_used(data, tmp_path):
+    path = tmp_path / "run.pt"
+    assert train(data, "--checkpoint", str(path), "--checkpoint-every", "1", "--epochs", "2").returncode == 0
+    _damage(path, 0.6)  # inside the tensor data: only the checksum can tell
+    resumed = train(data, "--checkpoint", str(path), "--resume", "--epochs", "2")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "checksum" in resumed.stderr and "resuming from the previous checkpoint" in resumed.stderr
+    _damage(path.with_name("run.pt.prev"), 0.5)
+    _damage(path, 0.7)
+    refused(train(data, "--checkpoint", str(path), "--resume", "--epochs", "2"), "no usable checkpoint")
+
+
+@pytest.mark.parametrize("change,named", [(["--schedule", "cosine"], "--schedule"), (["--batch-size", "8"],
+                                                                                       "--batch-size"),
+                                          (["--seed", "3"], "--seed"), (["--lr", "0.05"], "--lr"),
+                                          (["--conv", "lowrank"], "--conv"),
+                                          (["--ring-size", "0.2"], "--ring-size (generated)"),
+                                          (["--epochs", "3"], "--epochs")])
+def test_resume_refuses_another_run(data, tmp_path, change, named):
+    path = tmp_path / "run.pt"
+    base = ["--conv", "generated", "--ring-size", "0.1", "--checkpoint", str(path)]
+    assert train(data, *base).returncode == 0
+    run = train(data, *base, "--resume", *change)
+    refused(run, named, "--resume continues the run")
+    if named == "--epochs":
+        assert "start a new run" in run.stderr
+    same = train(data, *base, "--resume")  # the same options: the finished run reports its result
+    assert same.returncode == 0 and "| resnet20-generated |" in same.stdout
+
+
+def test_report_refuses_what_is_not_a_training_log(tmp_path):
+    def report(*args):
+        return subprocess.run([sys.executable, "-m", "leanconv.train.report", *args], cwd=REPO, env=ENV,
+                              capture_output=True, text=True, timeout=120)
+
+    refused(report(str(tmp_path / "missing.csv")), "no such file")
+    (tmp_path / "other.csv").write_text("a,b\n1,2\n")
+    refused(report(str(tmp_path / "other.csv")), "no column")
+    (tmp_path / "binary.csv").write_bytes(bytes(range(256)) * 4)
+    refused(report(str(tmp_path / "binary.csv")), "not a training log")
+    log = tmp_path / "log.csv"
+    log.write_text("run,family,epoch,train_loss,test_accuracy,lr,images_per_s,peak_memory_mib,learned_params,"
+                   "dense_params\nr,dense,1,0.5,0.9,0.1,100,10,1000,1000\n")
+    run = report(str(log), "--out", str(tmp_path / "plot"))
+    assert run.returncode == 0 and (tmp_path / "plot.png").exists()
+    assert f"wrote {tmp_path / 'plot.png'}" in run.stderr
