@@ -4,8 +4,9 @@
   leanconv.nn.FusedBatchNorm2d, training-mode forward+backward (and forward) at CIFAR shapes (N=128 on the GPU,
   --batch-cpu on the CPU; C=64-256 at 32x32-8x8). Notes: minimum bytes moved by each, and the achieved bandwidth
   against a plain copy's measured in the same run (the memory-bandwidth roof).
-- A DACNN-mix training step (rotation on) against the reference code's plain-PyTorch form (activation rotation by
-  torch.cat, separate BN / add / ReLU modules); activation bytes autograd saves for each.
+- A DACNN-mix training step (rotation on) against the same network in the released code's plain-PyTorch style
+  (leanconv.reference.dacnn: activation rotation by torch.cat, separate BN / add / ReLU modules); activation bytes
+  autograd saves for each. (The released code itself: benchmarks/bench_released.py.)
 - A plain DACNN training step against the same network with unshared convs.
 - Folded inference (leanconv.shared.fold) against the eval-mode reference model and the unfolded model, batch 1
   and 64.
@@ -125,7 +126,7 @@ def model_rows(device, batch, args):
     mix = leanconv.models.dacnn("mix", rotate=1, num_classes=10).to(device)
     reference = ReferenceDACNN(mix).to(device)
     row = Row("DACNN-mix training step", f"CIFAR 32x32 b{batch} rotate=1", device, "forward+backward")
-    measure_row(row, {"reference (cat rotation, BN/add/ReLU modules)": step_runner(reference, x, target),
+    measure_row(row, {"plain-PyTorch form (cat rotation, BN/add/ReLU modules)": step_runner(reference, x, target),
                       "leanconv dacnn('mix')": step_runner(mix, x, target)}, args.warmup, args.model_repeats)
     row.notes = {"saved activations": f"reference {saved_activation_mib(reference, x):.0f} MiB, leanconv "
                                       f"{saved_activation_mib(mix, x):.0f} MiB"}

@@ -160,7 +160,9 @@ int run(const Options& o) {
   torch::load(reloaded, o.save);
   const torch::Tensor again = logits_of(reloaded, test.images, 256);
   const bool same = torch::equal(logits, again);
-  std::printf("| resnet20-%s | %lld | %.2f%% | saved to %s, reloaded: %s |\n", o.family.family.c_str(),
+  // The multigrid family's model is the MGIC ResNet-20 (compact_resnet.h), named as python -m leanconv.train names it.
+  std::printf("| %s-%s | %lld | %.2f%% | saved to %s, reloaded: %s |\n",
+              o.family.family == "multigrid" ? "mgic_resnet20" : "resnet20", o.family.family.c_str(),
               static_cast<long long>(learned), 100 * accuracy(logits, test.labels), o.save.c_str(),
               same ? "same logits" : "DIFFERENT logits");
   return same ? 0 : 1;

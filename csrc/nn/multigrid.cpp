@@ -3,6 +3,7 @@
 
 #include <torch/nn/functional/conv.h>
 #include <torch/nn/init.h>
+#include <torch/nn/modules/linear.h>
 
 #include <cmath>
 #include <numeric>
@@ -138,6 +139,9 @@ VCycle::VCycle(MultigridOptions options_) : options(std::move(options_)) {
   TORCH_CHECK(o.in_channels() >= 1, "leanconv: in_channels must be a positive int, got ", o.in_channels());
   TORCH_CHECK(o.kernel_size() >= 1 && o.stride() >= 1, "leanconv: kernel_size and stride must be positive");
   levels = channel_levels(o.channels(), o.group_size(), o.coarsest());
+  TORCH_CHECK(levels.size() >= 2, "leanconv: a multigrid module of ", o.channels(), " channels with group_size=",
+              o.group_size(), " and coarsest=", o.coarsest(), " has one channel level: no multigrid structure, only a ",
+              "dense conv; give coarsest <= ", o.channels() / 2, " and a group size dividing ", o.channels());
   entry = register_module("entry", torch::nn::ModuleList());
   if (o.stride() != 1 || o.in_channels() != o.channels()) {
     const int64_t groups = std::gcd(o.in_channels(), o.channels());
@@ -156,6 +160,20 @@ VCycle::VCycle(MultigridOptions options_) : options(std::move(options_)) {
     restrict->push_back(grouped(c, c / 2, 1, groups));
     prolong->push_back(grouped(c / 2, c, 1, groups));
     correction_bn->push_back(make_bn(c));
+  }
+}
+
+void VCycle::reset_parameters() {
+  // The authors' initialisation, as in Python: every conv Kaiming-normal (fan_out, ReLU gain), BatchNorms fresh.
+  torch::NoGradGuard no_grad;
+  for (auto& module : modules(/*include_self=*/false)) {
+    if (auto* conv = module->as<GroupedConv2dImpl>()) {
+      torch::nn::init::kaiming_normal_(conv->weight, 0.0, torch::kFanOut, torch::kReLU);
+    } else if (auto* conv = module->as<torch::nn::Conv2dImpl>()) {
+      torch::nn::init::kaiming_normal_(conv->weight, 0.0, torch::kFanOut, torch::kReLU);
+    } else if (auto* bn = module->as<torch::nn::BatchNorm2dImpl>()) {
+      bn->reset_parameters();
+    }
   }
 }
 
@@ -207,8 +225,14 @@ MultigridConv2dImpl::MultigridConv2dImpl(MultigridOptions options_) : VCycle(std
   level_bn = register_module("level_bn", torch::nn::ModuleList());
   for (size_t level = 0; level + 1 < levels.size(); ++level) {
     level_conv->push_back(grouped(levels[level], levels[level], k, levels[level] / options.group_size()));
-    level_bn->push_back(make_bn(levels[level]));
+    // The finest level ends in its conv (the host's BatchNorm and ReLU follow), as in Python.
+    if (level == 0) {
+      level_bn->push_back(torch::nn::Identity());
+    } else {
+      level_bn->push_back(make_bn(levels[level]));
+    }
   }
+  reset_parameters();
 }
 
 torch::Tensor MultigridConv2dImpl::coarsest_level(const torch::Tensor& x) {
@@ -216,8 +240,9 @@ torch::Tensor MultigridConv2dImpl::coarsest_level(const torch::Tensor& x) {
 }
 
 torch::Tensor MultigridConv2dImpl::smooth(size_t level, const torch::Tensor& z) {
-  return fused_bn(*level_bn[level]->as<torch::nn::BatchNorm2dImpl>(), is_training(),
-                  level_conv[level]->as<GroupedConv2dImpl>()->forward(z), {}, /*relu=*/true);
+  const auto y = level_conv[level]->as<GroupedConv2dImpl>()->forward(z);
+  if (level == 0) return y;
+  return fused_bn(*level_bn[level]->as<torch::nn::BatchNorm2dImpl>(), is_training(), y, {}, /*relu=*/true);
 }
 
 int64_t MultigridConv2dImpl::num_dense_params() const {
@@ -251,6 +276,7 @@ MultigridBlockImpl::MultigridBlockImpl(MultigridOptions options_) : VCycle(std::
     level_conv2->push_back(grouped(c, c, 3, groups));
     level_bn2->push_back(make_bn(c));
   }
+  reset_parameters();
 }
 
 torch::Tensor MultigridBlockImpl::coarsest_level(const torch::Tensor& x) {

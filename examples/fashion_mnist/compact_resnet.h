@@ -1,6 +1,9 @@
 // ResNet-20 (He et al. 2016, the CIFAR layout: a 3x3 stem, 3 stages of 3 basic blocks at widths 16/32/64, the
 // parameter-free "option A" shortcut) whose block convs come from one leanconv family, as
 // leanconv.models.resnet20(conv=...) builds it in Python: the stem, the BatchNorms and the classifier stay ordinary.
+// The multigrid family replaces whole blocks, not convs: its model is the MGIC ResNet-20, each block a
+// leanconv::nn::MultigridBlock V-cycle (leanconv.models.mgic_resnet(widths=(16, 32, 64), blocks=(3, 3, 3)) in
+// Python, the network the family's tables use).
 #pragma once
 
 #include <leanconv/leanconv.h>
@@ -20,7 +23,7 @@ struct FamilyOptions {
   double ring_size = 0.1;        // generated: ring parameters as a fraction of the weights the ring serves
   double compression = 10;       // filter_summary: C_in*k*k / s
   int64_t rank = 1;              // lowrank: basis filters per input channel
-  int64_t group_size = 2;        // multigrid: channels per group
+  int64_t group_size = 2;        // multigrid (the MGIC ResNet-20's blocks): channels per group
   int64_t coarsest = 2;          // multigrid: the narrowest channel level
 };
 
@@ -52,10 +55,7 @@ class ConvFactory {
   // Refuses options under which the family replaces no conv at all (the model would silently be the dense one).
   void check_replaced_some() const {
     if (options_.family != "dense" && replaced_ == 0)
-      throw std::invalid_argument("conv=" + options_.family + " with these options replaces none of ResNet-20's " +
-                                  "convs (multigrid: no width of 16/32/64 has two channel levels for --group-size " +
-                                  std::to_string(options_.group_size) + " --coarsest " +
-                                  std::to_string(options_.coarsest) + ")");
+      throw std::invalid_argument("conv=" + options_.family + " with these options replaces none of ResNet-20's convs");
   }
 
   // What the layers share, for the model to register once: the ring, the anchors.
@@ -82,21 +82,9 @@ class ConvFactory {
       if (fresh) anchor->second = lnn::ConvAnchor(lnn::ConvAnchorOptions(in, 3));
       return torch::nn::AnyModule(lnn::AnchoredConv2d(anchor->second, lnn::AnchoredConv2dOptions().stride(stride)));
     }
-    if (f == "multigrid" && has_levels(out))
-      return torch::nn::AnyModule(lnn::MultigridConv2d(
-          lnn::MultigridOptions(in, out).stride(stride).group_size(options_.group_size).coarsest(options_.coarsest)));
     // dense, and the convs a family keeps dense
     return torch::nn::AnyModule(
         torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, 3).stride(stride).padding(1).bias(false)));
-  }
-
-  // Whether a V-cycle applies at this width: at least two channel levels (leanconv.nn.multigrid_applies).
-  bool has_levels(int64_t channels) const {
-    try {
-      return leanconv::nn::channel_levels(channels, options_.group_size, options_.coarsest).size() > 1;
-    } catch (const c10::Error&) {
-      return false;
-    }
   }
 
   FamilyOptions options_;
@@ -145,12 +133,21 @@ class CompactResNet20Impl : public torch::nn::Module {
                                        torch::nn::BatchNorm2d(16), torch::nn::ReLU()));
     blocks = register_module("blocks", torch::nn::Sequential());
     int64_t in = widths[0];
+    const bool mgic = family.family == "multigrid";
     for (int64_t stage = 0; stage < 3; ++stage)
       for (int64_t b = 0; b < 3; ++b) {
-        blocks->push_back(BasicBlock(convs, in, widths[stage], stage > 0 && b == 0 ? 2 : 1, stage));
+        const int64_t stride = stage > 0 && b == 0 ? 2 : 1;
+        if (mgic) {
+          blocks->push_back(leanconv::nn::MultigridBlock(leanconv::nn::MultigridOptions(in, widths[stage])
+                                                             .stride(stride)
+                                                             .group_size(family.group_size)
+                                                             .coarsest(family.coarsest)));
+        } else {
+          blocks->push_back(BasicBlock(convs, in, widths[stage], stride, stage));
+        }
         in = widths[stage];
       }
-    convs.check_replaced_some();
+    if (!mgic) convs.check_replaced_some();
     fc = register_module("fc", torch::nn::Linear(widths.back(), num_classes));
     if (!convs.ring().is_empty()) register_module("ring", convs.ring());
     for (const auto& [stage, anchor] : convs.anchors()) register_module("anchor" + std::to_string(stage), anchor);

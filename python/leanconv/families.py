@@ -96,7 +96,7 @@ def _filter_summary_from_conv(conv: nn.Conv2d, compression: float = 9, quant_bit
     return FilterSummaryConv2d.from_conv(conv, compression=compression, quant_bits=quant_bits, path=path)
 
 
-def _multigrid_from_conv(conv: nn.Conv2d, group_size: int = 32, coarsest: int = 32) -> nn.Module:
+def _multigrid_from_conv(conv: nn.Conv2d, group_size: int = 32, coarsest: int = 16) -> nn.Module:
     """A freshly initialised MultigridConv2d of the conv's shape (a V-cycle of grouped convs has no exact
     counterpart of a dense weight, so nothing is copied), or the conv itself where no multigrid layer applies."""
     from .nn.multigrid import MultigridConv2d, multigrid_applies
@@ -172,7 +172,7 @@ FAMILIES: Dict[str, Family] = {f.name: f for f in [
     ), from_conv=_lowrank_from_conv),
     Family("multigrid", "multigrid-in-channels (MGIC)", _build_multigrid, (
         Option("group_size", 32, "channels per group of the grouped convs", int),
-        Option("coarsest", 32, "the narrowest channel level (halving stops before going below it)", int),
+        Option("coarsest", 16, "the narrowest channel level (halving stops before going below it; 16: the authors' full-conv threshold of 32)", int),
     ), from_conv=_multigrid_from_conv),
 ]}
 

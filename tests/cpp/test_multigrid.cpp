@@ -2,6 +2,8 @@
 // V-cycle modules' structure (levels, parameter growth, a training step, state_dict names), the errors, and
 // CUDA against CPU.
 #include <gtest/gtest.h>
+
+#include <cmath>
 #include <torch/torch.h>
 
 #include <string>
@@ -83,10 +85,26 @@ TEST(Multigrid, StateDictNamesFollowThePythonModule) {
   }
 }
 
+TEST(Multigrid, TheDropInEndsInItsFinestConvAndStartsAsTheAuthorsInitialiseIt) {
+  // The host block's BatchNorm and ReLU follow a drop-in conv: its finest level ends in the grouped conv alone.
+  MultigridConv2d conv(MultigridOptions(32, 32).group_size(8).coarsest(8));
+  EXPECT_LT(conv->forward(torch::randn({2, 32, 6, 6})).min().item<double>(), 0.0);  // no ReLU last
+  // Every conv Kaiming-normal with fan_out: std sqrt(2 / (out * k * k)), here the 32 -> 32 3x3 level conv.
+  for (const auto& item : conv->named_parameters()) {
+    if (item.key() == "level_conv.0.weight") {
+      EXPECT_NEAR(item.value().std().item<double>(), std::sqrt(2.0 / (32 * 9)), 0.15 * std::sqrt(2.0 / (32 * 9)));
+    }
+  }
+}
+
 TEST(Multigrid, ClearErrors) {
   EXPECT_THROW(MultigridBlock(MultigridOptions(64, 80).group_size(32)), c10::Error);  // 80 % 32
   EXPECT_THROW(MultigridBlock(MultigridOptions(64, 64).group_size(0)), c10::Error);
   EXPECT_THROW(MultigridBlock(MultigridOptions(64, 64).coarsest(128)), c10::Error);
+  // Options that leave one level (no multigrid structure, only a dense conv) and an even kernel are refused.
+  EXPECT_THROW(MultigridConv2d(MultigridOptions(60, 60).group_size(16).coarsest(32)), c10::Error);
+  EXPECT_THROW(MultigridBlock(MultigridOptions(16, 16).group_size(16).coarsest(16)), c10::Error);
+  EXPECT_THROW(MultigridConv2d(MultigridOptions(8, 8).kernel_size(2).group_size(2).coarsest(2)), c10::Error);
   MultigridBlock block(MultigridOptions(16, 16).group_size(8).coarsest(8));
   EXPECT_THROW(block->forward(torch::randn({2, 8, 4, 4})), c10::Error);
   const auto x = torch::randn({1, 8, 5, 5});

@@ -72,11 +72,14 @@ def test_trains_saves_and_reloads_every_family(family, data_dir, tmp_path):
     run = _run("--data", data_dir, "--conv", family, *flags, "--epochs", 2, "--batch-size", 16, "--lr", 0.02,
                "--save", saved)
     assert run.returncode == 0, run.stdout + run.stderr
-    row = re.search(r"^\| resnet20-(\w+) \| (\d+) \| ([\d.]+)% \| saved to (.+), reloaded: same logits \|$", run.stdout,
-                    re.M)
+    row = re.search(r"^\| (?:mgic_)?resnet20-(\w+) \| (\d+) \| ([\d.]+)% \| saved to (.+), reloaded: same logits \|$",
+                    run.stdout, re.M)
     assert row, run.stdout
     assert row.group(1) == family and Path(row.group(4)) == saved and saved.stat().st_size > 0
-    python_model = leanconv.models.resnet20(10, 1, conv=family, **options)
+    if family == "multigrid":  # the family's model is the MGIC ResNet-20 (V-cycle blocks), in C++ as in Python
+        python_model = leanconv.models.mgic_resnet(10, 1, widths=(16, 32, 64), blocks=(3, 3, 3), **options)
+    else:
+        python_model = leanconv.models.resnet20(10, 1, conv=family, **options)
     assert int(row.group(2)) == sum(p.numel() for p in python_model.parameters())
     assert float(row.group(3)) > 30, run.stdout  # chance is 10%; the bars are learnt within 40 steps
     epochs = re.findall(r"^epoch (\d+): loss ([\d.]+), test accuracy ([\d.]+)%, (\d+) images/s$", run.stdout, re.M)
@@ -97,7 +100,8 @@ def test_the_saved_model_loads_into_python_shapes(data_dir, tmp_path):
     (["--conv", "tensor_train"], "--conv must be one of"),
     (["--epochs", "many"], "--epochs takes a number"),
     (["--frobnicate", "1"], "unknown flag"),
-    (["--conv", "multigrid", "--group-size", "3"], "replaces none of ResNet-20's convs"),
+    (["--conv", "multigrid", "--group-size", "3"], "not divisible by group_size = 3"),
+    (["--conv", "multigrid", "--group-size", "16", "--coarsest", "16"], "one channel level"),
     (["--conv", "generated", "--ring-size", "2"], "--ring-size must be in (0, 1]"),
     (["--conv", "lowrank", "--rank", "0"], "rank"),
 ])

@@ -103,12 +103,15 @@ def test_a_compiled_block_trains_like_eager():
     assert int(twin.bn1.num_batches_tracked) == int(block.bn1.num_batches_tracked) == 2
 
 
-@pytest.mark.parametrize("variant,regulators,rotate", [("plain", False, 0), ("plain", True, 0), ("mix", False, 1),
-                                                       ("vgg", False, 0)])
-def test_dacnn_equals_the_reference_codes_plain_pytorch_form(variant, regulators, rotate):
+@pytest.mark.parametrize("variant,regulators,rotate,released", [
+    ("plain", False, 0, False), ("plain", True, 0, False), ("mix", False, 1, False), ("mix", False, 1, True),
+    ("mix", True, 2, True), ("vgg", False, 0, False)])
+def test_dacnn_equals_the_reference_codes_plain_pytorch_form(variant, regulators, rotate, released):
+    # released: the released mix code's three rotations (the second use's input, the block's output, the shortcut
+    # twice), which the plain form applies with torch.cat as the released code does.
     torch.manual_seed(0)
     model = leanconv.models.dacnn(variant, blocks=(2, 1), width=8, regulators=regulators, rotate=rotate,
-                                  num_classes=5).double()
+                                  num_classes=5, released_rotation=released).double()
     for m in model.modules():  # non-trivial BatchNorm parameters and statistics
         if isinstance(m, nn.BatchNorm2d):
             with torch.no_grad():

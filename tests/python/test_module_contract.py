@@ -225,12 +225,15 @@ FUNCTION_OPTIONS = {
     "rotate": lambda r: AnchorModel(lambda a: [AnchoredConv2d(a, rotate=r)]),
     "dacnn rotate": lambda r: leanconv.models.dacnn("mix", blocks=(1, 1), rotate=r, num_classes=10),
     "shared resnet rotate": lambda r: leanconv.models.resnet20(conv="shared", rotate=r),
+    "rotate_output": lambda released: leanconv.models.dacnn("mix", blocks=(1, 1), rotate=1, num_classes=10,
+                                                            released_rotation=bool(released)),
 }
 
 
 @pytest.mark.parametrize("option,saved,loading", [("quant_bits", 4, 8), ("quant_bits", 4, None),
                                                   ("quant_bits", None, 4), ("rotate", 1, 0), ("rotate", 0, 2),
-                                                  ("dacnn rotate", 1, 0), ("shared resnet rotate", 0, 3)])
+                                                  ("dacnn rotate", 1, 0), ("shared resnet rotate", 0, 3),
+                                                  ("rotate_output", 1, 0)])
 def test_a_checkpoint_of_another_function_is_refused(option, saved, loading):
     # The option is in the state_dict (written from what the forward uses) and checked on load: "All keys matched"
     # must never load a function the model does not compute.

@@ -36,7 +36,7 @@ def _bn_pairs(module, reference):
             pairs += [(module.level_bn1[k], reference.up[k][1]), (module.level_bn2[k], reference.up[k][3])]
     else:
         pairs.append((module.coarse_bn, reference.coarse[1]))
-        pairs += [(module.level_bn[k], reference.up[k][1]) for k in range(len(module.levels) - 1)]
+        pairs += [(module.level_bn[k], reference.up[k][1]) for k in range(1, len(module.levels) - 1)]  # 0: no BN
     return pairs
 
 
@@ -135,6 +135,35 @@ def test_bad_options_are_clear_errors(kwargs, message):
         MultigridBlock(**kwargs)
 
 
+@pytest.mark.parametrize("make", [lambda: MultigridConv2d(60, 60, 3, group_size=16, coarsest=32),
+                                  lambda: MultigridBlock(16, 16, group_size=16, coarsest=16),
+                                  lambda: MultigridConv2d(64, 64, 3, group_size=32, coarsest=64)])
+def test_options_that_leave_one_level_are_refused(make):
+    with pytest.raises(ValueError, match="one channel level: no multigrid structure"):
+        make()
+
+
+def test_the_drop_in_conv_ends_in_its_finest_conv_and_the_host_block_adds_bn_and_relu():
+    # A drop-in replaces one conv: no BatchNorm or ReLU of its own after it (the host block's follow).
+    torch.manual_seed(0)
+    conv = MultigridConv2d(32, 32, 3, group_size=8, coarsest=8)
+    assert isinstance(conv.level_bn[0], torch.nn.Identity)
+    assert conv(torch.randn(2, 32, 6, 6)).min() < 0
+    model = resnet20(conv="multigrid", group_size=8, coarsest=8)
+    block = next(m for m in model.modules() if hasattr(m, "bn2"))  # the first basic block
+    assert isinstance(block.conv1, MultigridConv2d) and isinstance(block.bn1, torch.nn.BatchNorm2d)
+
+
+def test_every_conv_starts_as_the_authors_initialise_it():
+    # Kaiming-normal with fan_out and the ReLU gain for every conv, restriction and prolongation included.
+    torch.manual_seed(0)
+    net = mgic_resnet(widths=(64, 128), blocks=(1, 1), group_size=8, coarsest=16)
+    for name, m in net.named_modules():
+        if isinstance(m, torch.nn.Conv2d) and m.weight.numel() >= 2048:
+            expected = (2 / (m.out_channels * m.kernel_size[0] * m.kernel_size[1])) ** 0.5
+            assert abs(m.weight.std().item() / expected - 1) < 0.15, name
+
+
 @pytest.mark.parametrize("kernel", [2, 4])
 def test_an_even_kernel_is_refused_when_built(kernel):
     with pytest.raises(ValueError, match="odd kernel_size"):
@@ -190,7 +219,8 @@ def test_models_build_train_and_count():
         assert y.shape[0] == 2 and learned < dense
     blocks = [m for m in mgic_resnet().modules() if isinstance(m, MultigridBlock)]
     assert [b.channels for b in blocks] == [32, 64, 64, 128, 128, 256, 256]
-    assert all(b.group_size == 32 and b.coarsest == 32 for b in blocks)
+    # The authors' defaults: group size 32, levels down to 16 channels (their full-conv threshold of 32).
+    assert all(b.group_size == 32 and b.coarsest == 16 and b.levels[-1] == 16 for b in blocks)
 
 
 def test_convert_swaps_every_convertible_conv():
@@ -202,8 +232,8 @@ def test_convert_swaps_every_convertible_conv():
         assert swapped
         assert converted(torch.randn(*shape)).shape == (2, 10)
         assert parameter_counts(converted)[0] < parameter_counts(model)[0]
-        # The dense equivalent is the original model, less the biases of the replaced convs (a V-cycle ends in a
-        # BatchNorm, which makes a bias redundant).
+        # The dense equivalent is the original model, less the biases of the replaced convs (the host's BatchNorm
+        # follows the drop-in, which makes a bias redundant).
         dropped = sum(m.bias.numel() for name, m in model.named_modules() if isinstance(m, torch.nn.Conv2d)
                       and m.bias is not None and isinstance(converted.get_submodule(name), MultigridConv2d))
         assert parameter_counts(converted)[1] == parameter_counts(model)[1] - dropped

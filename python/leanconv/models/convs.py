@@ -155,7 +155,7 @@ class MultigridConvs(DenseConvs):
     levels at its output width (``group_size``, ``coarsest``); the others stay dense. 1x1 convs too: the MobileNetV2
     variant's pointwise convs become V-cycles of grouped 1x1 convs."""
 
-    def __init__(self, group_size: int = 32, coarsest: int = 32):
+    def __init__(self, group_size: int = 32, coarsest: int = 16):
         self.group_size, self.coarsest = group_size, coarsest
 
     def conv(self, in_channels, out_channels, kernel_size, stride=1, padding=0, scope: Scope = (0, 0)):

@@ -5,7 +5,9 @@
 - ``mix``: stem 3 -> 64; one anchor per stage width (64, 128, 256, 512). A stage whose width differs from its input
   starts with a block whose first conv is an ordinary conv + BN + ReLU, with a 1x1 conv + BN shortcut; every other
   conv uses the stage's anchor. ``rotate`` rotates the channels around each block's second use (the reference
-  code's ``cat(x[:, r:], x[:, :r])``, folded into the anchor: see :mod:`leanconv.nn.shared`).
+  code's ``cat(x[:, r:], x[:, :r])``, folded into the anchor: see :mod:`leanconv.nn.shared`). The released mix code
+  rotates two more tensors, the output of the block's second BatchNorm by r and the shortcut by 2r:
+  ``released_rotation=True`` adds them (docs/shared.md).
 - ``vgg``: the plain VGG-style network: stem conv, then the anchor's uses, each conv -> ReLU -> BN (one BN per
   use); a 2x2 max-pool after the stem and after each stage (5 for 4 stages); global average pool; linear head.
 
@@ -23,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..nn._checked_options import load_option, save_option
 from ..nn.epilogue import FusedBatchNorm2d
 from ..nn.shared import AnchoredConv2d, ConvAnchor, Regulator
 from ..ops.epilogue import affine_epilogue
@@ -35,30 +38,56 @@ class AnchoredBlock(nn.Module):
     """``h = relu(BN1(conv1(x))); h = BN2(conv2(h)); [h = R(h)]; out = relu(h + shortcut(x))``.
 
     The BatchNorms are :class:`leanconv.nn.FusedBatchNorm2d`: BN1 applies its ReLU, and BN2 (or, with a regulator,
-    one affine epilogue after it) the residual add and the ReLU, each in one pass over the feature map."""
+    one affine epilogue after it) the residual add and the ReLU, each in one pass over the feature map.
+
+    ``rotate_output=r`` adds the released mix code's other two rotations: ``out = relu(roll(h, -r) +
+    roll(shortcut(x), -2r))``, computed as ``roll(relu(h + roll(shortcut(x), -r)), -r)``. It changes the function,
+    not the parameters, so it is in the state_dict and a checkpoint of another value is refused."""
 
     def __init__(self, conv1: nn.Module, conv2: nn.Module, channels: int, regulator: bool,
-                 shortcut: nn.Module = None):
+                 shortcut: nn.Module = None, rotate_output: int = 0):
         super().__init__()
         self.conv1, self.bn1 = conv1, FusedBatchNorm2d(channels, relu=True)
         self.conv2, self.bn2 = conv2, FusedBatchNorm2d(channels, relu=not regulator)
         self.regulator = Regulator(channels) if regulator else None
         self.shortcut = shortcut if shortcut is not None else nn.Identity()
+        self.rotate_output = int(rotate_output)
 
     def forward(self, x):
         h = self.bn1(self.conv1(x))
+        shortcut = self.shortcut(x)
+        if self.rotate_output:
+            shortcut = torch.roll(shortcut, -self.rotate_output, dims=1)
         if self.regulator is None:
-            return self.bn2(self.conv2(h), residual=self.shortcut(x))
-        return affine_epilogue(self.regulator(self.bn2(self.conv2(h))), residual=self.shortcut(x), relu=True)
+            out = self.bn2(self.conv2(h), residual=shortcut)
+        else:
+            out = affine_epilogue(self.regulator(self.bn2(self.conv2(h))), residual=shortcut, relu=True)
+        return torch.roll(out, -self.rotate_output, dims=1) if self.rotate_output else out
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        save_option(destination, prefix, "rotate_output", self.rotate_output)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        load_option(state_dict, prefix, "rotate_output", self.rotate_output, strict, missing_keys, error_msgs,
+                    lambda stored: f"the checkpoint's block rotates its output by {stored} channels, this one by "
+                                   f"{self.rotate_output}: build the model with the same released_rotation")
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
 
 
 class DACNN(nn.Module):
     def __init__(self, variant: str = "plain", blocks: Sequence[int] = (3, 4, 6, 3), width: int = 128,
                  regulators: bool = False, rotate: int = 0, num_classes: int = 100, in_channels: int = 3,
-                 unshared: bool = False):
+                 unshared: bool = False, released_rotation: bool = False):
         super().__init__()
         if variant not in VARIANTS:
             raise ValueError(f"leanconv: dacnn variant must be one of {VARIANTS}, got {variant!r}")
+        if released_rotation and (variant != "mix" or not rotate):
+            raise ValueError("leanconv: released_rotation is the mix variant's, with a rotate > 0 (the released code's "
+                             "is 1)")
+        rotate_output = rotate if released_rotation else 0
         if not blocks or min(blocks) < 1:
             raise ValueError(f"leanconv: dacnn blocks must be positive counts per stage, got {tuple(blocks)}")
         self.variant = variant
@@ -90,9 +119,10 @@ class DACNN(nn.Module):
                 elif channels != w:  # mix: the width-changing block
                     layers.append(AnchoredBlock(
                         nn.Conv2d(channels, w, 3, padding=1, bias=False), use(w, rotate), w,
-                        regulators, nn.Sequential(nn.Conv2d(channels, w, 1, bias=False), nn.BatchNorm2d(w))))
+                        regulators, nn.Sequential(nn.Conv2d(channels, w, 1, bias=False), nn.BatchNorm2d(w)),
+                        rotate_output))
                 else:
-                    layers.append(AnchoredBlock(use(w), use(w, rotate), w, regulators))
+                    layers.append(AnchoredBlock(use(w), use(w, rotate), w, regulators, rotate_output=rotate_output))
                 channels = w
             layers.append(nn.MaxPool2d(2))
         self.features = nn.Sequential(*layers)
@@ -103,6 +133,8 @@ class DACNN(nn.Module):
 
 
 def dacnn(variant: str = "plain", blocks: Sequence[int] = (3, 4, 6, 3), width: int = 128, regulators: bool = False,
-          rotate: int = 0, num_classes: int = 100, in_channels: int = 3, unshared: bool = False) -> nn.Module:
-    """A Deep Anchored CNN (see the module docstring); ``rotate`` applies to each block's second use."""
-    return DACNN(variant, blocks, width, regulators, rotate, num_classes, in_channels, unshared)
+          rotate: int = 0, num_classes: int = 100, in_channels: int = 3, unshared: bool = False,
+          released_rotation: bool = False) -> nn.Module:
+    """A Deep Anchored CNN (see the module docstring); ``rotate`` applies to each block's second use, and with
+    ``released_rotation`` (mix) also to each block's output and, twice, to its shortcut, as the released code."""
+    return DACNN(variant, blocks, width, regulators, rotate, num_classes, in_channels, unshared, released_rotation)

@@ -1,6 +1,11 @@
 """The MGIC ResNet: a ResNet whose residual blocks are :class:`leanconv.nn.MultigridBlock` V-cycles.
 
-The authors' command-line defaults: stage widths 32-64-128-256, blocks 1-2-2-2, group size 32, coarsest level 32.
+The authors' command-line defaults: stage widths 32-64-128-256, blocks 1-2-2-2, group size 32, and the full-conv
+threshold 32, which puts the coarsest level at 16 channels (``coarsest=16`` here: leanconv names the level, the
+authors' flag the first width below which it lies). Every conv is Kaiming-normal (fan_out) as theirs. Where this
+differs from their driver: the ``"cifar"`` layout's 3x3 stem (their driver builds the 7x7 stride-2 stem and max-pool
+for CIFAR too; ``layout="imagenet"`` is that stem), and a group size must divide the widths it groups (their code
+rounds the group count down, to 1 where the width is below the group size); docs/multigrid.md.
 The first block of every stage after the first halves the resolution (its entry conv has stride 2). Layouts:
 ``"cifar"`` (3x3 stem, 32x32 inputs) and ``"imagenet"`` (7x7 stride-2 stem and a max-pool). Stem and classifier
 stay ordinary.
@@ -23,7 +28,7 @@ from .resnet import basic_stages
 
 class MGICResNet(nn.Module):
     def __init__(self, num_classes: int = 10, in_channels: int = 3, widths: Sequence[int] = (32, 64, 128, 256),
-                 blocks: Sequence[int] = (1, 2, 2, 2), group_size: int = 32, coarsest: int = 32,
+                 blocks: Sequence[int] = (1, 2, 2, 2), group_size: int = 32, coarsest: int = 16,
                  layout: str = "cifar", convs=None):
         super().__init__()
         if layout not in ("cifar", "imagenet"):
@@ -48,6 +53,8 @@ class MGICResNet(nn.Module):
                     width = channels
             self.blocks = nn.Sequential(*layers)
         self.fc = nn.Linear(widths[-1], num_classes)
+        if convs is None:  # the authors' initialisation of every conv, the stem's too (the V-cycles' own do theirs)
+            nn.init.kaiming_normal_(self.stem[0].weight, mode="fan_out", nonlinearity="relu")
 
     def forward(self, x):
         x = self.blocks(self.stem(x))
@@ -55,7 +62,7 @@ class MGICResNet(nn.Module):
 
 
 def mgic_resnet(num_classes: int = 10, in_channels: int = 3, widths: Sequence[int] = (32, 64, 128, 256),
-                blocks: Sequence[int] = (1, 2, 2, 2), group_size: int = 32, coarsest: int = 32,
+                blocks: Sequence[int] = (1, 2, 2, 2), group_size: int = 32, coarsest: int = 16,
                 layout: str = "cifar", conv: str = "multigrid", **conv_options) -> nn.Module:
     if conv == "multigrid" and not conv_options:
         return MGICResNet(num_classes, in_channels, widths, blocks, group_size, coarsest, layout)

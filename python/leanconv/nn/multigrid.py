@@ -11,7 +11,8 @@ A V-cycle over channel widths c_0 = c, c_1 = c/2, ... (halving while the next wi
 
 :class:`MultigridBlock` is the paper's ResNet-block replacement (a full residual block at the coarsest level, a
 grouped residual block of two 3x3 convs per level on the way up). :class:`MultigridConv2d` is the drop-in for one
-k x k conv (one grouped conv + BN + ReLU per level, one full conv + BN + ReLU at the coarsest). A block or conv
+k x k conv (one full conv + BN + ReLU at the coarsest, one grouped conv + BN + ReLU per level up, the finest level's
+grouped conv last and alone: the host's BatchNorm and ReLU follow it). A block or conv
 whose stride or width changes starts with a 3x3 conv with groups = gcd(in, out) (= in_channels when out is a
 multiple of it, the paper's choice), BN and ReLU.
 
@@ -87,7 +88,7 @@ def _positive_int(value, name: str) -> int:
     return int(value)
 
 
-def channel_levels(channels: int, group_size: int = 32, coarsest: int = 32) -> List[int]:
+def channel_levels(channels: int, group_size: int = 32, coarsest: int = 16) -> List[int]:
     """The V-cycle's widths: ``channels``, halved while the width is a multiple of ``group_size`` (its convs have
     width / group_size groups) and the half is at least ``coarsest``. A width with a coarser level must be a
     multiple of ``group_size``, and ``group_size`` even (a restriction maps a group of g channels to g/2)."""
@@ -121,6 +122,10 @@ class _VCycle(nn.Module):
         self.stride = _pair(stride)
         self.group_size, self.coarsest = group_size, coarsest
         self.levels = channel_levels(channels, group_size, coarsest)
+        if len(self.levels) < 2:
+            raise ValueError(f"leanconv: {type(self).__name__}({in_channels}, {channels}, group_size={group_size}, "
+                             f"coarsest={coarsest}) has one channel level: no multigrid structure, only a dense conv; "
+                             f"give coarsest <= {channels // 2} and a group size dividing {channels}")
         self.entry = None
         if self.stride != (1, 1) or in_channels != channels:
             groups = math.gcd(in_channels, channels)
@@ -133,8 +138,16 @@ class _VCycle(nn.Module):
             GroupedConv2d(c // 2, c, 1, groups=c // group_size, bias=False, **factory) for c in self.levels[:-1])
         self.correction_bn = nn.ModuleList(_bn(c, factory=factory) for c in self.levels[:-1])
 
-    def level_groups(self, level: int) -> int:
-        return self.levels[level] // self.group_size
+    def reset_parameters(self) -> None:
+        """The authors' initialisation: every conv (entry, restrictions, prolongations, level and coarsest convs)
+        Kaiming-normal with fan_out and the ReLU gain; every BatchNorm weight 1, bias 0, fresh statistics."""
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.BatchNorm2d):
+                module.reset_parameters()
 
     def correct(self, level: int, fine: Tensor, coarse: Tensor, restricted: Tensor) -> Tensor:
         """``fine + BN(P(coarse - restricted))`` at ``level``: one op (the prolongation, then BN + add fused)."""
@@ -172,11 +185,12 @@ class _VCycle(nn.Module):
 
 class MultigridConv2d(_VCycle):
     """Drop-in multigrid replacement for one ``nn.Conv2d(in_channels, out_channels, kernel_size, stride,
-    padding)`` (output size as that conv's, ``padding`` = kernel_size // 2 by default): the V-cycle with one grouped
-    k x k conv + BN + ReLU per level and a full k x k conv + BN + ReLU at the coarsest."""
+    padding)`` (output size as that conv's, ``padding`` = kernel_size // 2 by default): the V-cycle with a full
+    k x k conv + BN + ReLU at the coarsest level, a grouped k x k conv + BN + ReLU per level up, and the finest
+    level's grouped conv last, without BN or ReLU: the host block's follow, as they follow the conv replaced."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size=3, stride=1, padding=None,
-                 group_size: int = 32, coarsest: int = 32, device=None, dtype=None):
+                 group_size: int = 32, coarsest: int = 16, device=None, dtype=None):
         k = _positive_int(kernel_size if isinstance(kernel_size, numbers.Integral) else _pair(kernel_size)[0],
                           "kernel_size")
         if _pair(kernel_size) != (k, k):
@@ -197,7 +211,10 @@ class MultigridConv2d(_VCycle):
         self.level_conv = nn.ModuleList(
             GroupedConv2d(c, c, k, 1, k // 2, groups=c // group_size, bias=False, **factory)
             for c in self.levels[:-1])
-        self.level_bn = nn.ModuleList(_bn(c, relu=True, factory=factory) for c in self.levels[:-1])
+        # The finest level ends in its conv: the host block's BatchNorm and ReLU follow the drop-in, as they follow
+        # the conv it replaces. The coarser levels are the cycle's hidden layers, with their own.
+        self.level_bn = nn.ModuleList([nn.Identity()] + [_bn(c, relu=True, factory=factory) for c in self.levels[1:-1]])
+        self.reset_parameters()
 
     def coarsest_level(self, x: Tensor) -> Tensor:
         return self.coarse_bn(self.coarse_conv(x))
@@ -213,7 +230,7 @@ class MultigridBlock(_VCycle):
     """The MGIC ResNet block: ``MultigridBlock(in_channels, channels, stride)`` in place of a basic residual block
     (two 3x3 convs): a full residual block at the coarsest level and a grouped residual block per level up."""
 
-    def __init__(self, in_channels: int, channels: int, stride=1, group_size: int = 32, coarsest: int = 32,
+    def __init__(self, in_channels: int, channels: int, stride=1, group_size: int = 32, coarsest: int = 16,
                  device=None, dtype=None):
         factory = {"device": device, "dtype": dtype}
         super().__init__(in_channels, _positive_int(channels, "channels"), stride, group_size, coarsest, 3, 1, factory)
@@ -228,6 +245,7 @@ class MultigridBlock(_VCycle):
         self.level_conv2 = nn.ModuleList(GroupedConv2d(c, c, 3, 1, 1, groups=c // group_size, bias=False, **factory)
                                          for c in self.levels[:-1])
         self.level_bn2 = nn.ModuleList(_bn(c, relu=True, factory=factory) for c in self.levels[:-1])
+        self.reset_parameters()
 
     def coarsest_level(self, x: Tensor) -> Tensor:
         h = self.coarse_bn1(self.coarse_conv1(x))
@@ -247,10 +265,10 @@ class MultigridBlock(_VCycle):
 
 
 def multigrid_applies(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding=None,
-                      dilation=1, group_size: int = 32, coarsest: int = 32) -> bool:
+                      dilation=1, group_size: int = 32, coarsest: int = 16) -> bool:
     """Whether a conv of this shape has a multigrid replacement that saves parameters: a square odd kernel, no
-    dilation, "same" padding (``'same'`` or k // 2), and at least two channel levels at ``out_channels`` (a single
-    level would be the dense conv itself)."""
+    dilation, "same" padding (``'same'`` or k // 2), at least two channel levels at ``out_channels`` (a single level
+    would be the dense conv itself), and fewer learned parameters than the conv."""
     k = _pair(kernel_size)
     if k[0] != k[1] or k[0] % 2 == 0 or _pair(dilation) != (1, 1):
         return False
@@ -262,4 +280,9 @@ def multigrid_applies(in_channels: int, out_channels: int, kernel_size: int, str
         levels = channel_levels(out_channels, group_size, coarsest)
     except ValueError:
         return False
-    return len(levels) > 1 and in_channels >= 1
+    if len(levels) < 2 or in_channels < 1:
+        return False
+    # A narrow conv (a stem's 3 -> 32, say) can cost less than its V-cycle: then it stays dense.
+    with torch.device("meta"):
+        cycle = MultigridConv2d(in_channels, out_channels, k[0], stride, group_size=group_size, coarsest=coarsest)
+    return cycle.num_learned_params() < cycle.num_dense_params()

@@ -1,7 +1,9 @@
-"""A DACNN as the reference code writes it, in plain PyTorch, for tests and benchmarks: one ``nn.Conv2d`` per
-anchor called by every layer that shares it, the channel rotation applied to the activations with ``torch.cat``,
-and separate BatchNorm, add and ReLU modules. Built from a :func:`leanconv.models.dacnn` model with copies of its
-parameters and buffers, so both compute one function."""
+"""A :func:`leanconv.models.dacnn` network written the way the released code writes its networks, in plain
+PyTorch, for tests and benchmarks: one ``nn.Conv2d`` per anchor called by every layer that shares it, the channel
+rotations applied to the activations with ``torch.cat``, and separate BatchNorm, add and ReLU modules. Built from a
+leanconv model with copies of its parameters and buffers, so both compute one function: it is leanconv's network
+in the released code's form (the released mix network itself is ``released_rotation=True``, without the regulators
+it builds and never calls; docs/shared.md), not the released code."""
 import copy
 
 import torch
@@ -41,13 +43,19 @@ class _ReferenceBlock(nn.Module):
         self.conv2, self.bn2 = plain(block.conv2), _plain_batch_norm(block.bn2)
         self.regulator = copy.deepcopy(block.regulator)
         self.shortcut = plain(block.shortcut)
+        self.rotate_output = block.rotate_output
 
     def forward(self, x):
         h = F.relu(self.bn1(self.conv1(x)))
         h = self.bn2(self.conv2(h))
         if self.regulator is not None:
             h = self.regulator(h)
-        return F.relu(h + self.shortcut(x))
+        shortcut = self.shortcut(x)
+        r = self.rotate_output
+        if r:  # the released mix code's swaps: the block's output once, the shortcut twice
+            h = torch.cat([h[:, r:], h[:, :r]], dim=1)
+            shortcut = torch.cat([shortcut[:, 2 * r:], shortcut[:, :2 * r]], dim=1)
+        return F.relu(h + shortcut)
 
 
 class ReferenceDACNN(nn.Module):

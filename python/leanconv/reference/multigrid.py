@@ -17,7 +17,9 @@ def _plain_conv(conv: nn.Conv2d) -> nn.Conv2d:
     return plain
 
 
-def _plain_bn(bn: nn.BatchNorm2d) -> nn.BatchNorm2d:
+def _plain_bn(bn: nn.Module) -> nn.Module:
+    if isinstance(bn, nn.Identity):  # MultigridConv2d's finest level: its conv alone
+        return nn.Identity()
     plain = nn.BatchNorm2d(bn.num_features, bn.eps, bn.momentum, bn.affine, bn.track_running_stats,
                            device=bn.weight.device, dtype=bn.weight.dtype)
     plain.load_state_dict(bn.state_dict())
@@ -59,7 +61,8 @@ class ReferenceMultigrid(nn.Module):
 
     def _conv_level(self, layers, x):
         conv, bn = layers
-        return F.relu(bn(conv(x)))
+        y = bn(conv(x))
+        return y if isinstance(bn, nn.Identity) else F.relu(y)
 
     def forward(self, x):
         if self.entry is not None:

@@ -57,7 +57,8 @@ struct MultigridOptions {
   TORCH_ARG(int64_t, kernel_size) = 3;
   TORCH_ARG(int64_t, stride) = 1;
   TORCH_ARG(int64_t, group_size) = 32;
-  TORCH_ARG(int64_t, coarsest) = 32;
+  // 16: the coarsest level the authors' default full-conv threshold (-fcc 32) gives.
+  TORCH_ARG(int64_t, coarsest) = 16;
 };
 
 // What MultigridConv2d and MultigridBlock share: the entry conv, the restrictions, the corrections.
@@ -66,6 +67,8 @@ class VCycle : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& input);
   int64_t num_learned_params() const;
   virtual int64_t num_dense_params() const = 0;
+  // The authors' initialisation: every conv Kaiming-normal (fan_out, ReLU gain), every BatchNorm reset.
+  void reset_parameters();
 
   MultigridOptions options;
   std::vector<int64_t> levels;
@@ -79,9 +82,10 @@ class VCycle : public torch::nn::Module {
   torch::nn::ModuleList entry{nullptr}, restrict{nullptr}, prolong{nullptr}, correction_bn{nullptr};
 };
 
-// The drop-in for one k x k conv (padding k/2): one grouped conv + BN + ReLU per level, a full conv + BN + ReLU at
-// the coarsest. As leanconv.nn.MultigridConv2d(in_channels, channels, kernel_size, stride, group_size=,
-// coarsest=).
+// The drop-in for one k x k conv (padding k/2): a full conv + BN + ReLU at the coarsest level, a grouped conv + BN +
+// ReLU per level up, and the finest level's grouped conv last, alone (level_bn[0] is an Identity): the host's
+// BatchNorm and ReLU follow. As leanconv.nn.MultigridConv2d(in_channels, channels, kernel_size, stride,
+// group_size=, coarsest=).
 class MultigridConv2dImpl : public VCycle {
  public:
   explicit MultigridConv2dImpl(MultigridOptions options);
