@@ -12,7 +12,8 @@
 // from one iteration to the next: the eigen conv's k-chunks (kChunk = 16 intermediate channels), output-channel
 // tiles (64) and pixel tiles (64); the channel passes' reduction chunks (NCHW: 8,192 values of a channel, NHWC: 256)
 // and NHWC channel tiles (32); the grouped conv's weight-gradient loop (256 threads over batch x output pixels); the
-// deterministic generated backward's walk over a ring entry's candidates (2^20 threads in all).
+// deterministic generated backward's runs of equal ring entries after its sort (long runs over a ring of 97, runs of
+// 0 to 2 over a ring of 2^20 + 3 with 21-bit sort keys, the 64-bit layout).
 #include <ATen/OpMathType.h>
 #include <torch/torch.h>
 
@@ -70,14 +71,17 @@ std::vector<Case> cases() {
                                              {216}, 1.0)};
                  }});
   for (const bool deterministic : {false, true}) {
-    // total 2^22 over a ring of 97: the deterministic walk gives each of its 2^20 threads ~4 candidates.
+    // Rings of 97 (runs of ~2 equal entries in 216 positions) and 2^20 + 3 (runs of 0 or 1, three radix passes),
+    // a sequence of 2^22 and one of 2^33 + 17 whose range crosses 2^32.
     all.push_back({std::string("generate_weights backward, ") + (deterministic ? "deterministic" : "atomic"),
                    {"leanconv"}, [=](torch::Device d, torch::ScalarType t) {
                      at::globalContext().setDeterministicAlgorithms(deterministic, false);
                      auto g = ops::generate_weights_backward(on(grad24, d, t), 97, 5, 1000, 100, 0.3);
                      auto wide = ops::generate_weights_backward(on(grad24, d, t), 97, 5, int64_t(1) << 22, 12345, 0.3);
+                     auto big_ring = ops::generate_weights_backward(on(grad24, d, t), (int64_t(1) << 20) + 3, 5,
+                                                                    (int64_t(1) << 33) + 17, (int64_t(1) << 32) - 100, 0.3);
                      at::globalContext().setDeterministicAlgorithms(false, false);
-                     return std::vector<Tensor>{g, wide};
+                     return std::vector<Tensor>{g, wide, big_ring};
                    }});
   }
   all.push_back({"filter_summary_weight forward and backward", {"leanconv"}, [=](torch::Device d, torch::ScalarType t) {
