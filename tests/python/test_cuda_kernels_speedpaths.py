@@ -4,8 +4,7 @@ their loops, chunks and fallbacks at least twice:
 - the deterministic generated backward (a stable sort by ring entry, then each entry's terms added in position
   order): the CPU kernel's order, so the same bits, and no cost that grows with the virtual sequence's length;
 - the block-epilogue passes: several chunks per channel, several NHWC channel tiles, 16-byte vectors and their
-  scalar fallbacks (odd sizes, a storage offset of one element), empty batches, the same bits run to run;
-- the shifted sum in NCHW and channels_last (no layout copies) and the overlap-add backward's warp path.
+  scalar fallbacks (odd sizes, a storage offset of one element), empty batches, the same bits run to run.
 
 Each test runs on the CPU too (the CPU against itself), so the arguments stay valid where no GPU is at hand.
 """
@@ -109,3 +108,126 @@ def test_deterministic_generated_backward_costs_nothing_in_the_sequence_length(d
         elapsed = time.perf_counter() - start
     assert elapsed < 0.5, f"{elapsed:.3f} s for {numel} positions"
     assert torch.equal(actual.cpu(), ops.generate_weights_backward(grad, ring_size, 5, total, offset, 0.25))
+
+
+# ---- block epilogue: the channel passes ----------------------------------------------------------------------
+
+# (N, C, H, W), channels_last, storage offset in elements. The chunk counts are those of an H200 (132 SMs: 528
+# blocks wanted per reduction); each names what it runs in cuda/channel_passes.cuh.
+EPILOGUE_CASES = {
+    "nchw vectors, 2 to 9 chunks a channel": ((4, 8, 64, 72), False, 0),
+    "nchw 16 to 66 chunks a channel": ((8, 4, 128, 132), False, 0),
+    "nchw 7x7 planes, groups across planes": ((300, 8, 7, 7), False, 0),
+    "nchw misaligned by one element": ((4, 8, 64, 72), False, 1),
+    "nhwc vectors, 2 to 5 channel tiles, 12 to 25 row chunks": ((2, 304, 20, 20), True, 0),
+    "nhwc odd channels, 28 to 112 row chunks": ((4, 37, 30, 30), True, 0),
+    "nhwc misaligned by one element": ((2, 304, 20, 20), True, 1),
+    "nchw empty batch": ((0, 8, 5, 5), False, 0),
+    "nhwc empty batch": ((0, 8, 5, 5), True, 0),
+}
+
+
+def feature_map(values, device, channels_last, offset):
+    """`values` on `device` in the layout, its data `offset` elements into its storage (a misaligned pointer)."""
+    format = torch.channels_last if channels_last else torch.contiguous_format
+    dense = values.to(device).contiguous(memory_format=format)
+    if offset == 0 or dense.numel() == 0:
+        return dense
+    storage = torch.empty(dense.numel() + offset, dtype=dense.dtype, device=device)
+    placed = storage[offset:].as_strided(dense.shape, dense.stride())
+    placed.copy_(dense)
+    return placed
+
+
+def parameter_dtype(dtype):
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+
+
+def assert_close_to_cpu_and_float64(actual, expected, reference, dtype):
+    for a, e, r in zip(actual, expected, reference):
+        if e is None:
+            assert a is None
+            continue
+        assert a.shape == e.shape and a.dtype == e.dtype and a.stride() == e.stride()
+        assert relative_difference(a, e) < TOLERANCE[dtype]
+        if r is not None:
+            assert relative_difference(a, r) < TOLERANCE[dtype]
+
+
+def assert_same_bits(first, second):
+    for a, b in zip(first, second):
+        assert (a is None and b is None) or torch.equal(a, b)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("case", list(EPILOGUE_CASES.values()), ids=list(EPILOGUE_CASES))
+def test_batch_norm_epilogue_passes(device, dtype, case):
+    from op_catalogue import batch_norm_epilogue_backward_reference, batch_norm_epilogue_reference
+    shape, channels_last, offset = case
+    channels, math = shape[1], parameter_dtype(dtype)
+    x, residual, grad = ((torch.randn(shape) * 2 + 1).to(dtype), torch.randn(shape).to(dtype),
+                         torch.randn(shape).to(dtype))
+    weight, bias = torch.randn(channels).to(math), torch.randn(channels).to(math)
+    grad_mean, grad_invstd = torch.randn(channels).to(math), torch.randn(channels).to(math)
+
+    def forward(on):
+        return ops.batch_norm_epilogue(feature_map(x, on, channels_last, offset), weight.to(on), bias.to(on),
+                                       feature_map(residual, on, channels_last, offset), relu=True, eps=1e-5)
+
+    def backward(on, out, mean, invstd):  # the CPU's forward outputs, so both devices reduce the same values
+        return torch.ops.leanconv.batch_norm_epilogue_backward(
+            feature_map(grad, on, channels_last, offset), grad_mean.to(on), grad_invstd.to(on),
+            feature_map(out, on, channels_last, offset), feature_map(x, on, channels_last, offset), weight.to(on),
+            mean.to(on), invstd.to(on), True, [True, True, True, True])
+
+    expected = forward("cpu")
+    actual, again = forward(device), forward(device)
+    assert_same_bits(actual, again)
+    # The reference's statistics of no values are NaN; the op's are mean 0, variance 0.
+    reference = (batch_norm_epilogue_reference(x.double(), weight.double(), bias.double(), residual.double(), True,
+                                               1e-5) if x.numel() else [None] * 3)
+    assert_close_to_cpu_and_float64(actual, expected, reference, dtype)
+
+    out, mean, invstd = expected
+    expected_grads = backward("cpu", out, mean, invstd)
+    actual_grads, again = backward(device, out, mean, invstd), backward(device, out, mean, invstd)
+    assert_same_bits(actual_grads, again)
+    reference_grads = (batch_norm_epilogue_backward_reference(
+        grad.double(), grad_mean.double(), grad_invstd.double(), out.double(), x.double(), weight.double(),
+        mean.double(), invstd.double(), True, [True, True, True, True]) if x.numel() else [None] * 4)
+    assert_close_to_cpu_and_float64(actual_grads, expected_grads, reference_grads, dtype)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("case", list(EPILOGUE_CASES.values()), ids=list(EPILOGUE_CASES))
+def test_affine_epilogue_passes(device, dtype, case):
+    from op_catalogue import affine_epilogue_backward_reference, affine_epilogue_reference
+    shape, channels_last, offset = case
+    channels, math = shape[1], parameter_dtype(dtype)
+    x, residual, grad = torch.randn(shape).to(dtype), torch.randn(shape).to(dtype), torch.randn(shape).to(dtype)
+    scale, shift = torch.randn(channels).to(math), torch.randn(channels).to(math)
+
+    def forward(on):
+        return ops.affine_epilogue(feature_map(x, on, channels_last, offset), scale.to(on), shift.to(on),
+                                   feature_map(residual, on, channels_last, offset), relu=True)
+
+    def backward(on, out):
+        return torch.ops.leanconv.affine_epilogue_backward(
+            feature_map(grad, on, channels_last, offset), feature_map(out, on, channels_last, offset),
+            feature_map(x, on, channels_last, offset), scale.to(on), True, [True, True, True, True])
+
+    expected = forward("cpu")
+    actual = forward(device)
+    assert torch.equal(actual, forward(device))
+    reference = affine_epilogue_reference(x.double(), scale.double(), shift.double(), residual.double(), True)
+    assert_close_to_cpu_and_float64([actual], [expected], [reference], dtype)
+
+    expected_grads = backward("cpu", expected)
+    actual_grads = backward(device, expected)
+    assert_same_bits(actual_grads, backward(device, expected))
+    reference_grads = affine_epilogue_backward_reference(grad.double(), expected.double(), x.double(), scale.double(),
+                                                         True, [True, True, True, True])
+    assert_close_to_cpu_and_float64(actual_grads, expected_grads, reference_grads, dtype)
+
