@@ -29,6 +29,30 @@ struct FastDivider {
   __device__ __forceinline__ int64_t mod(int64_t n) const { return n - div(n) * divisor; }
 };
 
+// The coordinates of an element of a 4-D (N, C, H, W) tensor.
+struct Coords4 {
+  int64_t n, c, h, w;
+};
+
+// The coordinates of the k-th element of a 4-D tensor in its memory order, NCHW (w fastest, then h, c, n) or NHWC
+// (c fastest, then w, h, n): three fast divisions by the sizes of the three fastest dimensions.
+struct Unflatten4 {
+  FastDivider fastest, second, third;
+  bool channels_last = false;
+
+  Unflatten4(int64_t channels, int64_t height, int64_t width, bool channels_last)
+      : fastest(channels_last ? channels : width),
+        second(channels_last ? width : height),
+        third(channels_last ? height : channels),
+        channels_last(channels_last) {}
+
+  __device__ __forceinline__ Coords4 operator()(int64_t k) const {
+    const int64_t a = fastest.div(k), b = second.div(a), n = third.div(b);
+    const int64_t d0 = k - a * fastest.divisor, d1 = a - b * second.divisor, d2 = b - n * third.divisor;
+    return channels_last ? Coords4{n, d0, d2, d1} : Coords4{n, d2, d1, d0};
+  }
+};
+
 // kVec<T> values make 16 bytes: one vector load or store where the address is 16-byte aligned.
 template <typename T>
 constexpr int kVec = 16 / static_cast<int>(sizeof(T));

@@ -8,13 +8,13 @@
 // memory: racecheck and synccheck), "cudnn" (the eigen conv backward, which runs through cuDNN: native run only,
 // a sanitizer there would check aten, not leanconv). Exit status 1 on a mismatch.
 //
-// The shapes are small but make every loop of a kernel run at least twice, so racecheck sees the hazards carried
-// from one iteration to the next: the eigen conv's k-chunks (kChunk = 16 intermediate channels), output-channel
-// tiles (64) and pixel tiles (64); the grouped conv's weight-gradient loop (256 threads over batch x output
-// pixels); the deterministic generated backward's runs of equal ring entries after its sort (long runs over a ring of 97, runs of
-// 0 to 2 over a ring of 2^20 + 3 with 21-bit sort keys, the 64-bit layout); the channel passes' vector and scalar
-// paths (see the feature-map cases: several chunks a channel, channel tiles, more chunks than a warp's lanes in the
-// per-channel finish, misaligned operands).
+// The shapes are small but make every loop of a kernel run at least twice, so racecheck sees the hazards carried from
+// one iteration to the next: the eigen conv's k-chunks (kChunk = 16 intermediate channels), output-channel tiles (64)
+// and pixel tiles (64); the grouped conv's weight-gradient loop (256 threads over batch x output pixels); the
+// deterministic generated backward's runs of equal ring entries after its sort (long runs over a ring of 97, runs of 0
+// to 2 over a ring of 2^20 + 3 with 21-bit sort keys, the 64-bit layout); the channel passes' vector and scalar paths
+// (see the feature-map cases: several chunks a channel, channel tiles, more chunks than a warp's lanes in the
+// per-channel finish, misaligned operands); the overlap-add's warp per entry; the shifted sum with stride 2.
 #include <ATen/OpMathType.h>
 #include <torch/torch.h>
 
@@ -58,6 +58,8 @@ std::vector<Case> cases() {
   torch::manual_seed(0);
   const auto ring = torch::randn({97}), grad24 = torch::randn({6, 4, 3, 3});
   const auto summary = torch::randn({8 * 4}), grad_weight = torch::randn({8, 8, 3, 3});
+  const auto wide_grad_weight = torch::randn({8, 64, 3, 3});
+  const auto wrapping_grad_weight = torch::randn({3, 40, 3, 3});
   const auto z = torch::randn({2, 6, 9, 7}), grad_y = torch::randn({2, 6, 9, 7});
   // Eigen conv: 40 intermediate channels (3 k-chunks), 130 output channels (3 tiles), 144 pixels (3 tiles).
   const auto x = torch::randn({2, 8, 9, 8}), basis = torch::randn({8, 5, 3, 3}), coeff = torch::randn({130, 40});
@@ -89,8 +91,9 @@ std::vector<Case> cases() {
                      at::globalContext().setDeterministicAlgorithms(deterministic, false);
                      auto g = ops::generate_weights_backward(on(grad24, d, t), 97, 5, 1000, 100, 0.3);
                      auto wide = ops::generate_weights_backward(on(grad24, d, t), 97, 5, int64_t(1) << 22, 12345, 0.3);
-                     auto big_ring = ops::generate_weights_backward(on(grad24, d, t), (int64_t(1) << 20) + 3, 5,
-                                                                    (int64_t(1) << 33) + 17, (int64_t(1) << 32) - 100, 0.3);
+                     const int64_t big = (int64_t(1) << 20) + 3, long_total = (int64_t(1) << 33) + 17;
+                     auto big_ring = ops::generate_weights_backward(on(grad24, d, t), big, 5, long_total,
+                                                                    (int64_t(1) << 32) - 100, 0.3);
                      at::globalContext().setDeterministicAlgorithms(false, false);
                      return std::vector<Tensor>{g, wide, big_ring};
                    }});
@@ -98,6 +101,13 @@ std::vector<Case> cases() {
   all.push_back({"filter_summary_weight forward and backward", {"leanconv"}, [=](torch::Device d, torch::ScalarType t) {
                    return std::vector<Tensor>{ops::filter_summary_weight(on(summary, d, t), 8, 8, 3, 3, 4),
                                               ops::filter_summary_weight_backward(on(grad_weight, d, t), 32, 4)};
+                 }});
+  // K = 576 >= 32 s: one warp per summary entry; and K = 360 with s = 2: 60 unwrapped positions per entry.
+  all.push_back({"filter_summary_weight backward, warp per entry", {"leanconv"},
+                 [=](torch::Device d, torch::ScalarType t) {
+                   return std::vector<Tensor>{
+                       ops::filter_summary_weight_backward(on(wide_grad_weight, d, t), 8, 1),
+                       ops::filter_summary_weight_backward(on(wrapping_grad_weight, d, t), 6, 2)};
                  }});
   for (const bool channels_last : {false, true}) {
     const auto format = channels_last ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::Contiguous;
@@ -107,6 +117,15 @@ std::vector<Case> cases() {
                      return std::vector<Tensor>{
                          ops::shifted_sum(on(z, d, t).contiguous(format), 3, 3, 2, one, one, one),
                          ops::shifted_sum_backward(on(grad_y, d, t).contiguous(format), 3, 3, 2, one, one, one, size)};
+                   }});
+    // Stride 2 and dilation 2: the backward's taps that read an input row are found by residues, not divisions.
+    all.push_back({std::string("shifted_sum forward and backward, stride 2, dilation 2") +
+                       (channels_last ? ", channels_last" : ""),
+                   {"leanconv"}, [=](torch::Device d, torch::ScalarType t) {
+                     const std::vector<int64_t> two{2, 2};
+                     const std::vector<c10::SymInt> size{9, 7};
+                     const auto y = ops::shifted_sum(on(z, d, t).contiguous(format), 3, 3, 5, two, one, two);
+                     return std::vector<Tensor>{y, ops::shifted_sum_backward(y, 3, 3, 5, two, one, two, size)};
                    }});
     all.push_back({std::string("eigen_conv2d forward (fused)") + (channels_last ? ", channels_last" : ""),
                    {"leanconv", "shared-memory"}, [=](torch::Device d, torch::ScalarType t) {

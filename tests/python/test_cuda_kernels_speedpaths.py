@@ -4,7 +4,8 @@ their loops, chunks and fallbacks at least twice:
 - the deterministic generated backward (a stable sort by ring entry, then each entry's terms added in position
   order): the CPU kernel's order, so the same bits, and no cost that grows with the virtual sequence's length;
 - the block-epilogue passes: several chunks per channel, several NHWC channel tiles, 16-byte vectors and their
-  scalar fallbacks (odd sizes, a storage offset of one element), empty batches, the same bits run to run.
+  scalar fallbacks (odd sizes, a storage offset of one element), empty batches, the same bits run to run;
+- the shifted sum in NCHW and channels_last (no layout copies) and the overlap-add backward's warp path.
 
 Each test runs on the CPU too (the CPU against itself), so the arguments stay valid where no GPU is at hand.
 """
@@ -231,3 +232,67 @@ def test_affine_epilogue_passes(device, dtype, case):
                                                          True, [True, True, True, True])
     assert_close_to_cpu_and_float64(actual_grads, expected_grads, reference_grads, dtype)
 
+
+# ---- filter summary: the shifted sum and the overlap-add -----------------------------------------------------
+
+# kernel (kh, kw), channel step, stride, padding, dilation, z's (N, M, H, W).
+SHIFTED_SUM_CASES = {
+    "3x3, stride 1, padding 1": ((3, 3), 2, (1, 1), (1, 1), (1, 1), (2, 12, 11, 10)),
+    "3x3, stride 2, padding 1, dilation 2": ((3, 3), 5, (2, 2), (1, 1), (2, 2), (2, 12, 11, 10)),
+    "2x3, strides (3, 2), padding (2, 0), dilation (2, 3)": ((2, 3), 7, (3, 2), (2, 0), (2, 3), (3, 5, 13, 12)),
+    "1x1 output, contiguous in both layouts": ((3, 3), 1, (1, 1), (0, 0), (1, 1), (2, 6, 3, 3)),
+    "empty batch": ((3, 3), 2, (1, 1), (1, 1), (1, 1), (0, 6, 5, 5)),
+}
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels_last"])
+@pytest.mark.parametrize("case", list(SHIFTED_SUM_CASES.values()), ids=list(SHIFTED_SUM_CASES))
+def test_shifted_sum_in_both_layouts(device, dtype, channels_last, case):
+    # Each output adds its taps in the CPU kernel's order (i, then j): the same bits in every dtype, and the output
+    # in the input's memory format with the CPU's strides (the fake kernel's promise).
+    from op_catalogue import shifted_sum_backward_reference, shifted_sum_reference
+    kernel, step, stride, padding, dilation, shape = case
+    format = torch.channels_last if channels_last else torch.contiguous_format
+    z = torch.randn(shape).to(dtype).contiguous(memory_format=format)
+    expected = ops.shifted_sum(z, kernel, step, stride, padding, dilation)
+    actual = ops.shifted_sum(z.to(device), kernel, step, stride, padding, dilation)
+    assert actual.stride() == expected.stride() and torch.equal(actual.cpu(), expected)
+    reference = shifted_sum_reference(z.double(), *kernel, step, stride, padding, dilation)
+    assert relative_difference(actual, reference) < TOLERANCE[dtype]
+
+    grad = torch.randn(expected.shape).to(dtype).contiguous(memory_format=format)
+    args = (*kernel, step, list(stride), list(padding), list(dilation), list(shape[2:]))
+    expected_grad = torch.ops.leanconv.shifted_sum_backward(grad, *args)
+    actual_grad = torch.ops.leanconv.shifted_sum_backward(grad.to(device), *args)
+    assert actual_grad.stride() == expected_grad.stride() and torch.equal(actual_grad.cpu(), expected_grad)
+    reference_grad = shifted_sum_backward_reference(grad.double(), *args)
+    assert relative_difference(actual_grad, reference_grad) < TOLERANCE[dtype]
+
+
+# (C_out, C_in, kh, kw, s), whether one thread adds each entry (the CPU's order: the same bits) or a warp does.
+OVERLAP_ADD_CASES = {
+    "thread per entry, K < 32 s": ((8, 8, 3, 3, 4), True),
+    "warp per entry, s = 1": ((8, 64, 3, 3, 1), False),
+    "warp per entry, 60 unwrapped positions per entry": ((3, 40, 3, 3, 2), False),
+    "warp per entry, fewer filters than lanes": ((2, 100, 1, 1, 1), False),
+}
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("case", list(OVERLAP_ADD_CASES.values()), ids=list(OVERLAP_ADD_CASES))
+def test_overlap_add_backward(device, dtype, case):
+    from op_catalogue import filter_summary_weight_backward_reference
+    (out_channels, in_channels, kh, kw, s), same_order_as_cpu = case
+    grad = torch.randn(out_channels, in_channels, kh, kw).to(dtype)
+    length = out_channels * s
+    expected = ops.filter_summary_weight_backward(grad, length, s)
+    actual = ops.filter_summary_weight_backward(grad.to(device), length, s)
+    assert torch.equal(actual, ops.filter_summary_weight_backward(grad.to(device), length, s))
+    if same_order_as_cpu or device == "cpu":
+        assert torch.equal(actual.cpu(), expected)
+    assert relative_difference(actual, expected) < TOLERANCE[dtype]
+    reference = filter_summary_weight_backward_reference(grad.double(), length, s)
+    assert relative_difference(actual, reference) < TOLERANCE[dtype]
