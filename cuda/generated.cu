@@ -70,6 +70,10 @@ __global__ void signed_terms_kernel(const scalar_t* __restrict__ grad, common::R
   }
 }
 
+// Terms a run's thread adds per step of a long run: the entries are sorted, so entry[i + kRunStep - 1] == m says
+// the whole step belongs to the run, one check whose loads do not wait on the adds (a small ring's runs are long).
+constexpr int kRunStep = 8;
+
 // After the sort: the first thread of each run of equal entries adds the run, in order, onto acc[entry].
 template <typename key_t, typename opmath_t>
 __global__ void add_runs_kernel(const key_t* __restrict__ entry, const opmath_t* __restrict__ term, int64_t count,
@@ -78,7 +82,12 @@ __global__ void add_runs_kernel(const key_t* __restrict__ entry, const opmath_t*
     const key_t m = entry[k];
     if (k > 0 && entry[k - 1] == m) continue;  // inside a run: its first thread adds it
     opmath_t sum = acc[m];
-    for (int64_t i = k; i < count && entry[i] == m; ++i) sum = sum_rn(sum, term[i]);
+    int64_t i = k;
+    for (; i + kRunStep <= count && entry[i + kRunStep - 1] == m; i += kRunStep) {
+#pragma unroll
+      for (int step = 0; step < kRunStep; ++step) sum = sum_rn(sum, term[i + step]);
+    }
+    for (; i < count && entry[i] == m; ++i) sum = sum_rn(sum, term[i]);
     acc[m] = sum;
   }
 }

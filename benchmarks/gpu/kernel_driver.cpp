@@ -11,7 +11,7 @@
 // The shapes are small but make every loop of a kernel run at least twice, so racecheck sees the hazards carried from
 // one iteration to the next: the eigen conv's k-chunks (kChunk = 16 intermediate channels), output-channel tiles (64)
 // and pixel tiles (64); the grouped conv's weight-gradient loop (256 threads over batch x output pixels); the
-// deterministic generated backward's runs of equal ring entries after its sort (long runs over a ring of 97, runs of 0
+// deterministic generated backward's runs of equal ring entries after its sort (runs of ~43 over a ring of 5, of 0
 // to 2 over a ring of 2^20 + 3 with 21-bit sort keys, the 64-bit layout); the channel passes' vector and scalar paths
 // (see the feature-map cases: several chunks a channel, channel tiles, more chunks than a warp's lanes in the
 // per-channel finish, misaligned operands); the overlap-add's warp per entry; the shifted sum with stride 2.
@@ -84,18 +84,19 @@ std::vector<Case> cases() {
                                              {216}, 1.0)};
                  }});
   for (const bool deterministic : {false, true}) {
-    // Rings of 97 (runs of ~2 equal entries in 216 positions) and 2^20 + 3 (runs of 0 or 1, three radix passes),
-    // a sequence of 2^22 and one of 2^33 + 17 whose range crosses 2^32.
+    // Rings of 97 (runs of ~2 equal entries in 216 positions), 5 (runs of ~43: the 8-term steps) and 2^20 + 3 (runs
+    // of 0 or 1, three radix passes), a sequence of 2^22 and one of 2^33 + 17 whose range crosses 2^32.
     all.push_back({std::string("generate_weights backward, ") + (deterministic ? "deterministic" : "atomic"),
                    {"leanconv"}, [=](torch::Device d, torch::ScalarType t) {
                      at::globalContext().setDeterministicAlgorithms(deterministic, false);
                      auto g = ops::generate_weights_backward(on(grad24, d, t), 97, 5, 1000, 100, 0.3);
                      auto wide = ops::generate_weights_backward(on(grad24, d, t), 97, 5, int64_t(1) << 22, 12345, 0.3);
+                     auto small_ring = ops::generate_weights_backward(on(grad24, d, t), 5, 5, 1000, 100, 0.3);
                      const int64_t big = (int64_t(1) << 20) + 3, long_total = (int64_t(1) << 33) + 17;
                      auto big_ring = ops::generate_weights_backward(on(grad24, d, t), big, 5, long_total,
                                                                     (int64_t(1) << 32) - 100, 0.3);
                      at::globalContext().setDeterministicAlgorithms(false, false);
-                     return std::vector<Tensor>{g, wide, big_ring};
+                     return std::vector<Tensor>{g, wide, small_ring, big_ring};
                    }});
   }
   all.push_back({"filter_summary_weight forward and backward", {"leanconv"}, [=](torch::Device d, torch::ScalarType t) {
