@@ -3,9 +3,12 @@
 Per shape: dense nn.Conv2d (baseline), FilterSummaryConv2d on the direct path (1x1 conv + shifted sum), on the
 gather path (build the filters, dense conv), the plain-PyTorch FSNet layer (int64 index gather, autograd's
 scatter) and torch.compile of it; forward and forward+backward. Then the filter build alone (gather +
-overlap-add backward) against the index-based plain version. Notes give multiplies per output element and the
-roofline inputs (FLOPs, minimum bytes) of the dense conv and of the direct path.
+overlap-add backward) against the index-based plain version, at compression 9 (one thread per summary entry) and
+64 (K/s = 64 terms per entry: a warp per entry on CUDA). Notes give multiplies per output element and the
+roofline inputs (FLOPs, minimum bytes) of the dense conv and of the direct path. On CUDA also the shifted sum
+alone, NCHW and channels_last, against a copy of its input (the bandwidth roof: it reads z and writes y).
 """
+import itertools
 import os
 import sys
 
@@ -59,10 +62,27 @@ def layer_rows(device, batch, stages, compression, args, label, dtype=torch.floa
     return rows
 
 
-def filter_build_rows(device, args):
+def shifted_sum_rows(device, batch, channels, size, args, dtype=torch.float32):
     rows = []
-    for channels in (256, 512):
-        layer = FilterSummaryConv2d(channels, channels, 3, compression=9, device=device)
+    x = torch.randn(batch, channels, size, size, device=device, dtype=dtype)
+    inputs = {"NCHW": x, "channels_last": x.contiguous(memory_format=torch.channels_last)}
+    workload = f"3x3 step 2, {channels}ch {size}x{size} b{batch} {dtype_label(dtype)}"
+    for mode in ("forward", "backward"):
+        def runner(z, mode=mode):
+            if mode == "forward":
+                return lambda: torch.ops.leanconv.shifted_sum(z, 3, 3, 2, [1, 1], [1, 1], [1, 1])
+            return lambda: torch.ops.leanconv.shifted_sum_backward(z, 3, 3, 2, [1, 1], [1, 1], [1, 1], [size, size])
+        variants = {"x.clone() (copy: the roof)": lambda: x.clone()}
+        variants.update({f"shifted sum {layout}": runner(z) for layout, z in inputs.items()})
+        rows.append(measure_row(Row("shifted sum alone", workload, device, mode), variants, args.warmup,
+                                args.repeats))
+    return rows
+
+
+def filter_build_rows(device, args, channel_counts=(256, 512), compressions=(9,)):
+    rows = []
+    for channels, compression in itertools.product(channel_counts, compressions):
+        layer = FilterSummaryConv2d(channels, channels, 3, compression=compression, device=device)
         plain = PlainFilterSummaryConv2d(layer.summary, channels, channels, 3, layer.summary_stride)
         grad = torch.randn(channels, channels, 3, 3, device=device)
 
@@ -72,7 +92,8 @@ def filter_build_rows(device, args):
         def plain_build():
             torch.autograd.backward(layer.summary[plain.index], grad)
 
-        row = Row("filter build + overlap-add", f"{channels}x{channels}x3x3 c9", device, "forward+backward")
+        row = Row("filter build + overlap-add", f"{channels}x{channels}x3x3 c{compression}", device,
+                  "forward+backward")
         rows.append(measure_row(row, {"plain (index gather, autograd scatter)": plain_build, "leanconv": ours},
                                 args.warmup, args.repeats))
     return rows
@@ -90,12 +111,19 @@ def main():
         if args.quick:
             for dtype in dtypes_of(args):
                 rows += layer_rows(device, imagenet_batch, IMAGENET_STAGES[1:2], 9, args, "ImageNet", dtype)
+            if device == "cuda":
+                rows += shifted_sum_rows(device, imagenet_batch, *IMAGENET_STAGES[1], args)
+                rows += filter_build_rows(device, args, (128,), (9, 64))
             continue
         for dtype in dtypes_of(args):
             for compression in (9, 18):
                 rows += layer_rows(device, imagenet_batch, IMAGENET_STAGES, compression, args, "ImageNet", dtype)
                 rows += layer_rows(device, cifar_batch, CIFAR_STAGES, compression, args, "CIFAR", dtype)
-        rows += filter_build_rows(device, args)
+        rows += filter_build_rows(device, args, compressions=(9, 64))
+        if device == "cuda":
+            for dtype in dtypes_of(args):
+                for channels, size in IMAGENET_STAGES:
+                    rows += shifted_sum_rows(device, imagenet_batch, channels, size, args, dtype)
     report(rows, args.out)
 
 

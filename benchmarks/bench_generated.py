@@ -7,6 +7,9 @@
    paper): generating them and reducing their gradient into the ring, leanconv vs the plain-PyTorch way
    (index gather + sign mask, autograd's scatter); index bytes of each.
 3. On CUDA: the share of that generation + reduction in a ResNet-18 training step.
+4. On CUDA: the ring gradient of one 512->512 3x3 layer, deterministic (sorted by ring entry) against the atomic
+   scatter, in a ResNet-18-sized sequence and far into a sequence of 2^33 (the deterministic time must not grow
+   with the sequence's length; target: at most twice the atomic time).
 """
 import os
 import sys
@@ -106,6 +109,31 @@ def training_step_row(device, model, generation, batch, args):
                        args.warmup, args.repeats)
 
 
+def deterministic_backward_rows(device, args):
+    numel, ring_size = 512 * 512 * 9, 2359296  # the ring of section 2: runs of about one term per entry
+    grad = torch.randn(numel, device=device)
+    rows = []
+    for label, total in (("T=11,678,912 (ResNet-18)", 11678912), ("T=2^33", 1 << 33)):
+        offset = total - 2 * numel
+
+        def backward(deterministic, total=total, offset=offset):
+            def run():
+                previous = torch.are_deterministic_algorithms_enabled()
+                torch.use_deterministic_algorithms(deterministic)
+                try:
+                    torch.ops.leanconv.generate_weights_backward(grad, ring_size, 0, total, offset, 1.0)
+                finally:
+                    torch.use_deterministic_algorithms(previous)
+            return run
+
+        row = Row("generated backward, deterministic vs atomic", f"512x512x3x3 layer, N={ring_size:,}, {label}",
+                  device, "backward")
+        row.notes = {"target": "deterministic at most 2x atomic"}
+        rows.append(measure_row(row, {"atomic scatter": backward(False), "deterministic (sorted)": backward(True)},
+                                args.warmup, args.repeats))
+    return rows
+
+
 def main():
     parser = common_arguments(__doc__)
     parser.add_argument("--batch-cpu", type=int, default=16)
@@ -115,6 +143,8 @@ def main():
     for device in args.devices.split(","):
         batch = args.batch_cuda if device == "cuda" else args.batch_cpu
         stages = STAGES[1:2] if args.quick else STAGES
+        if device == "cuda":  # first: a second or two, and the row a window must not lose to the time limit
+            rows += deterministic_backward_rows(device, args)
         for dtype in dtypes_of(args):
             rows += layer_rows(device, batch, stages, args, dtype)
         gen_row, model, generation = resnet18_generation_row(device, args)

@@ -2,8 +2,8 @@
 
 - The block epilogue: PyTorch's BatchNorm2d + add + ReLU (baseline), torch.compile of it, and
   leanconv.nn.FusedBatchNorm2d, training-mode forward+backward (and forward) at CIFAR shapes (N=128 on the GPU,
-  --batch-cpu on the CPU; C=64-256 at 32x32-8x8). Notes: minimum bytes moved by each, and the achieved bandwidth
-  against a plain copy's measured in the same run (the memory-bandwidth roof).
+  --batch-cpu on the CPU; C=64-256 at 32x32-8x8), NCHW and, on the GPU, channels_last. Notes: minimum bytes moved
+  by each, and the achieved bandwidth against a plain copy's measured in the same run (the memory-bandwidth roof).
 - A DACNN-mix training step (rotation on) against the same network in the released code's plain-PyTorch style
   (leanconv.reference.dacnn: activation rotation by torch.cat, separate BN / add / ReLU modules); activation bytes
   autograd saves for each. (The released code itself: benchmarks/bench_released.py.)
@@ -78,13 +78,16 @@ def tensor_moves(mode):
     return (8, 4) if mode == "forward" else (16, 11)
 
 
-def epilogue_rows(device, batch, args, dtype):
+def epilogue_rows(device, batch, args, dtype, channels_last=False):
     rows = []
+    layout = " channels_last" if channels_last else ""
     for channels, size in CIFAR_SHAPES[1:2] if args.quick else CIFAR_SHAPES:
         x = torch.randn(batch, channels, size, size, device=device, dtype=dtype)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         residual = torch.randn_like(x)
         # The roof: a plain copy of the feature map (one read, one write), timed in the same run.
-        copy_row = measure_row(Row("memory copy", f"{channels}ch {size}x{size} b{batch}", device, "forward"),
+        copy_row = measure_row(Row("memory copy", f"{channels}ch {size}x{size} b{batch}{layout}", device, "forward"),
                                {"x.clone()": lambda: x.clone()}, args.warmup, args.repeats)
         copy_ms = copy_row.measurements[0].median_ms
         bandwidth = 2 * x.numel() * x.element_size() / (copy_ms / 1e3)
@@ -96,8 +99,8 @@ def epilogue_rows(device, batch, args, dtype):
             variants["torch.compile(BN + add + ReLU)"] = torch.compile(copy.deepcopy(plain))
         variants["leanconv FusedBatchNorm2d"] = fused
         for mode in ("forward", "forward+backward"):
-            row = Row("block epilogue (training)", f"CIFAR {channels}ch {size}x{size} b{batch} {dtype_label(dtype)}",
-                      device, mode)
+            row = Row("block epilogue (training)",
+                      f"CIFAR {channels}ch {size}x{size} b{batch} {dtype_label(dtype)}{layout}", device, mode)
             measure_row(row, {k: tail_runner(m, x, residual, mode) for k, m in variants.items()}, args.warmup,
                         args.repeats)
             plain_moves, fused_moves = tensor_moves(mode)
@@ -172,6 +175,8 @@ def main():
         on_cuda = device == "cuda"
         for dtype in dtypes_of(args):
             rows += epilogue_rows(device, 128 if on_cuda else args.batch_cpu, args, dtype)
+        if on_cuda:  # the NHWC passes (channel tiles, row chunks), float32
+            rows += epilogue_rows(device, 128, args, torch.float32, channels_last=True)
         rows += model_rows(device, 128 if on_cuda else args.model_batch_cpu, args)
     report(rows, args.out)
 

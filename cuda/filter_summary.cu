@@ -1,5 +1,5 @@
-// CUDA kernels of the overlapping-segment (FSNet) ops. One thread per output element, each summing its
-// contributors in a fixed order: no atomics, deterministic.
+// CUDA kernels of the overlapping-segment (FSNet) ops. One thread (or, for the overlap-add of many terms, one
+// warp) per output element, each summing its contributors in a fixed order: no atomics, deterministic.
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/cuda/CUDAContext.h>
@@ -8,6 +8,7 @@
 #include <torch/library.h>
 
 #include "common/filter_summary_checks.h"
+#include "index_math.cuh"
 #include "launch.cuh"
 #include "common/filter_summary.h"
 
@@ -33,52 +34,120 @@ __global__ void overlap_add_kernel(const scalar_t* __restrict__ grad_weight, sca
   }
 }
 
+// The overlap-add with one warp per summary entry, for entries of many terms (small s: only C_out*s entries, each
+// of about K/s terms): lane p adds part p of 32 (common/filter_summary.h), then a fixed shuffle tree adds the lanes.
+constexpr int kWarp = 32;
+
 template <typename scalar_t>
-__global__ void shifted_sum_cuda_kernel(const scalar_t* __restrict__ z, scalar_t* __restrict__ y,
-                                        common::ShiftedSum s, int64_t count) {
+__global__ void overlap_add_warp_kernel(const scalar_t* __restrict__ grad_weight,
+                                        scalar_t* __restrict__ grad_summary, common::SummaryLayout layout) {
   using opmath_t = at::opmath_type<scalar_t>;
-  LEANCONV_GRID_STRIDE(k, count) {
-    const int64_t q = k % s.out_w, p = (k / s.out_w) % s.out_h, no = k / (s.out_w * s.out_h);
-    const int64_t o = no % s.channels, n = no / s.channels;
-    opmath_t sum = 0;
-    for (int64_t i = 0; i < s.kernel_h; ++i) {
-      const int64_t h = p * s.stride_h - s.pad_h + i * s.dil_h;
-      if (h < 0 || h >= s.in_h) continue;
-      for (int64_t j = 0; j < s.kernel_w; ++j) {
-        const int64_t w = q * s.stride_w - s.pad_w + j * s.dil_w;
-        if (w < 0 || w >= s.in_w) continue;
-        const int64_t m = s.source_channel(o, i * s.kernel_w + j);
-        sum += static_cast<opmath_t>(z[((n * s.channels + m) * s.in_h + h) * s.in_w + w]);
-      }
-    }
-    y[k] = static_cast<scalar_t>(sum);
+  const int lane = threadIdx.x % kWarp;
+  const int64_t warps = int64_t(gridDim.x) * blockDim.x / kWarp;
+  for (int64_t l = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / kWarp; l < layout.length; l += warps) {
+    opmath_t sum = layout.overlap_add_part<opmath_t>(grad_weight, l, lane, kWarp);
+#pragma unroll
+    for (int offset = kWarp / 2; offset > 0; offset /= 2) sum += __shfl_down_sync(0xffffffffu, sum, offset);
+    if (lane == 0) grad_summary[l] = static_cast<scalar_t>(sum);
   }
 }
 
+// The shifted sum and its adjoint read and write through strides, and each thread finds its element from its index
+// in the output's memory order (NCHW or NHWC: Unflatten4, three fast divisions), so a warp touches adjacent
+// columns (NCHW) or adjacent channels (NHWC) and channels_last tensors need no copies. Each element adds its taps
+// in the CPU kernel's order (i, then j), so the two give the same bits; the tap's channel follows by one step
+// per tap, with a wrap instead of a `%`.
+struct ShiftedSumOperands {
+  common::ShiftedSum s;
+  common::Strides4 in, out;  // strides of the kernel's input and output tensors
+  Unflatten4 unflatten;      // of the output
+};
+
 template <typename scalar_t>
-__global__ void shifted_sum_backward_cuda_kernel(const scalar_t* __restrict__ dy, scalar_t* __restrict__ dz,
-                                                 common::ShiftedSum s, int64_t count) {
+__global__ void shifted_sum_cuda_kernel(const scalar_t* __restrict__ z, scalar_t* __restrict__ y,
+                                        ShiftedSumOperands a, int64_t count) {
   using opmath_t = at::opmath_type<scalar_t>;
+  const common::ShiftedSum& s = a.s;
   LEANCONV_GRID_STRIDE(k, count) {
-    const int64_t w = k % s.in_w, h = (k / s.in_w) % s.in_h, nm = k / (s.in_w * s.in_h);
-    const int64_t m = nm % s.channels, n = nm / s.channels;
+    const Coords4 pos = a.unflatten(k);
+    const scalar_t* image = z + pos.n * a.in.n;
+    int64_t channel = pos.c;  // (o + t*step) mod M for tap t = i*kw + j
     opmath_t sum = 0;
     for (int64_t i = 0; i < s.kernel_h; ++i) {
-      const int64_t ph = h + s.pad_h - i * s.dil_h;  // = p * stride_h for the output row p that read (h, .)
-      if (ph < 0 || ph % s.stride_h) continue;
-      const int64_t p = ph / s.stride_h;
-      if (p >= s.out_h) continue;
+      const int64_t h = pos.h * s.stride_h - s.pad_h + i * s.dil_h;
+      const bool row_inside = h >= 0 && h < s.in_h;
       for (int64_t j = 0; j < s.kernel_w; ++j) {
-        const int64_t qw = w + s.pad_w - j * s.dil_w;
-        if (qw < 0 || qw % s.stride_w) continue;
-        const int64_t q = qw / s.stride_w;
-        if (q >= s.out_w) continue;
-        const int64_t o = s.reader_channel(m, i * s.kernel_w + j);
-        sum += static_cast<opmath_t>(dy[((n * s.channels + o) * s.out_h + p) * s.out_w + q]);
+        const int64_t w = pos.w * s.stride_w - s.pad_w + j * s.dil_w;
+        if (row_inside && w >= 0 && w < s.in_w) {
+          sum += static_cast<opmath_t>(image[channel * a.in.c + h * a.in.h + w * a.in.w]);
+        }
+        channel += s.step;
+        if (channel >= s.channels) channel -= s.channels;
       }
     }
-    dz[k] = static_cast<scalar_t>(sum);
+    y[pos.n * a.out.n + pos.c * a.out.c + pos.h * a.out.h + pos.w * a.out.w] = static_cast<scalar_t>(sum);
   }
+}
+
+// Which output coordinate read input coordinate x through tap offset tap*dilation, along one axis: the q with
+// q*stride - pad + tap*dilation = x, if any. With x + pad = xq*stride + xr and tap*dilation = tq*stride + tr
+// (tq, tr follow tap by tap), q = xq - tq exactly when tr = xr; no division per tap.
+struct TapSteps {
+  int64_t quotient, remainder;  // dilation / stride and dilation % stride
+};
+
+template <typename scalar_t>
+__global__ void shifted_sum_backward_cuda_kernel(const scalar_t* __restrict__ dy, scalar_t* __restrict__ dz,
+                                                 ShiftedSumOperands a, FastDivider stride_h, FastDivider stride_w,
+                                                 TapSteps step_h, TapSteps step_w, int64_t count) {
+  using opmath_t = at::opmath_type<scalar_t>;
+  const common::ShiftedSum& s = a.s;
+  LEANCONV_GRID_STRIDE(k, count) {
+    const Coords4 pos = a.unflatten(k);  // (n, m, h, w) of dz
+    const scalar_t* image = dy + pos.n * a.in.n;
+    const int64_t hq = stride_h.div(pos.h + s.pad_h), hr = pos.h + s.pad_h - hq * s.stride_h;
+    const int64_t wq = stride_w.div(pos.w + s.pad_w), wr = pos.w + s.pad_w - wq * s.stride_w;
+    int64_t channel = pos.c;  // the reader (m - t*step) mod M of tap t
+    int64_t tq_h = 0, tr_h = 0;
+    opmath_t sum = 0;
+    for (int64_t i = 0; i < s.kernel_h; ++i) {
+      const int64_t p = hq - tq_h;
+      const bool row_read = tr_h == hr && p >= 0 && p < s.out_h;
+      int64_t tq_w = 0, tr_w = 0;
+      for (int64_t j = 0; j < s.kernel_w; ++j) {
+        const int64_t q = wq - tq_w;
+        if (row_read && tr_w == wr && q >= 0 && q < s.out_w) {
+          sum += static_cast<opmath_t>(image[channel * a.in.c + p * a.in.h + q * a.in.w]);
+        }
+        channel -= s.step;
+        if (channel < 0) channel += s.channels;
+        tq_w += step_w.quotient;
+        tr_w += step_w.remainder;
+        if (tr_w >= s.stride_w) {
+          tr_w -= s.stride_w;
+          ++tq_w;
+        }
+      }
+      tq_h += step_h.quotient;
+      tr_h += step_h.remainder;
+      if (tr_h >= s.stride_h) {
+        tr_h -= s.stride_h;
+        ++tq_h;
+      }
+    }
+    dz[pos.n * a.out.n + pos.c * a.out.c + pos.h * a.out.h + pos.w * a.out.w] = static_cast<scalar_t>(sum);
+  }
+}
+
+common::Strides4 strides_of(const at::Tensor& t) {
+  return {t.stride(0), t.stride(1), t.stride(2), t.stride(3)};
+}
+
+// An output of `sizes` with the strides the fake kernel promises: at::empty(sizes).contiguous(memory_format)
+// without the copy (a tensor already contiguous in both formats keeps its NCHW strides).
+at::Tensor empty_in_format(at::IntArrayRef sizes, const at::TensorOptions& options, at::MemoryFormat memory_format) {
+  auto out = at::empty(sizes, options);
+  return out.is_contiguous(memory_format) ? out : at::empty(sizes, options.memory_format(memory_format));
 }
 
 at::Tensor filter_summary_weight_kernel(const at::Tensor& summary, int64_t out_channels, int64_t in_channels,
@@ -101,9 +170,18 @@ at::Tensor filter_summary_weight_backward_kernel(const at::Tensor& grad_weight, 
   const c10::cuda::CUDAGuard guard(grad_weight.device());
   const auto g = grad_weight.contiguous();
   auto grad_summary = at::empty({length}, grad_weight.options());
+  // A warp per entry once entries have a warp's worth of terms (about K/s each); the choice depends on the shape
+  // only, so the result's bits do too.
+  const bool warp_per_entry = layout.filter_length() >= kWarp * layout.stride;
+  const auto stream = at::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, g.scalar_type(), "filter_summary_weight_backward_cuda", [&] {
-    overlap_add_kernel<scalar_t><<<blocks_for(length), kThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
-        g.const_data_ptr<scalar_t>(), grad_summary.mutable_data_ptr<scalar_t>(), layout);
+    if (warp_per_entry) {
+      overlap_add_warp_kernel<scalar_t><<<blocks_for(length * kWarp), kThreads, 0, stream>>>(
+          g.const_data_ptr<scalar_t>(), grad_summary.mutable_data_ptr<scalar_t>(), layout);
+    } else {
+      overlap_add_kernel<scalar_t><<<blocks_for(length), kThreads, 0, stream>>>(
+          g.const_data_ptr<scalar_t>(), grad_summary.mutable_data_ptr<scalar_t>(), layout);
+    }
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
   return grad_summary;
@@ -114,16 +192,18 @@ at::Tensor shifted_sum_kernel(const at::Tensor& z_in, int64_t kernel_h, int64_t 
   const auto s = checks::shifted_sum_geometry(z_in, kernel_h, kernel_w, channel_step, stride, padding, dilation);
   const c10::cuda::CUDAGuard guard(z_in.device());
   const auto memory_format = z_in.suggest_memory_format();
-  const auto z = z_in.contiguous();
-  auto y = at::empty({z.size(0), s.channels, s.out_h, s.out_w}, z.options());
+  const auto z = z_in.contiguous(memory_format);  // a no-op for NCHW and channels_last inputs
+  auto y = empty_in_format({z.size(0), s.channels, s.out_h, s.out_w}, z.options(), memory_format);
   const int64_t count = y.numel();
-  if (count == 0) return y.contiguous(memory_format);
+  if (count == 0) return y;
+  const ShiftedSumOperands a{s, strides_of(z), strides_of(y),
+                             Unflatten4(s.channels, s.out_h, s.out_w, memory_format == at::MemoryFormat::ChannelsLast)};
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, z.scalar_type(), "shifted_sum_cuda", [&] {
     shifted_sum_cuda_kernel<scalar_t><<<blocks_for(count), kThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
-        z.const_data_ptr<scalar_t>(), y.mutable_data_ptr<scalar_t>(), s, count);
+        z.const_data_ptr<scalar_t>(), y.mutable_data_ptr<scalar_t>(), a, count);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
-  return y.contiguous(memory_format);
+  return y;
 }
 
 at::Tensor shifted_sum_backward_kernel(const at::Tensor& grad_in, int64_t kernel_h, int64_t kernel_w,
@@ -133,16 +213,21 @@ at::Tensor shifted_sum_backward_kernel(const at::Tensor& grad_in, int64_t kernel
                                                        dilation, input_size);
   const c10::cuda::CUDAGuard guard(grad_in.device());
   const auto memory_format = grad_in.suggest_memory_format();
-  const auto dy = grad_in.contiguous();
-  auto dz = at::empty({dy.size(0), s.channels, s.in_h, s.in_w}, dy.options());
+  const auto dy = grad_in.contiguous(memory_format);
+  auto dz = empty_in_format({dy.size(0), s.channels, s.in_h, s.in_w}, dy.options(), memory_format);
   const int64_t count = dz.numel();
-  if (count == 0) return dz.contiguous(memory_format);
+  if (count == 0) return dz;
+  const ShiftedSumOperands a{s, strides_of(dy), strides_of(dz),
+                             Unflatten4(s.channels, s.in_h, s.in_w, memory_format == at::MemoryFormat::ChannelsLast)};
+  const TapSteps step_h{s.dil_h / s.stride_h, s.dil_h % s.stride_h};
+  const TapSteps step_w{s.dil_w / s.stride_w, s.dil_w % s.stride_w};
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dy.scalar_type(), "shifted_sum_backward_cuda", [&] {
     shifted_sum_backward_cuda_kernel<scalar_t><<<blocks_for(count), kThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
-        dy.const_data_ptr<scalar_t>(), dz.mutable_data_ptr<scalar_t>(), s, count);
+        dy.const_data_ptr<scalar_t>(), dz.mutable_data_ptr<scalar_t>(), a, FastDivider(s.stride_h),
+        FastDivider(s.stride_w), step_h, step_w, count);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
-  return dz.contiguous(memory_format);
+  return dz;
 }
 
 }  // namespace

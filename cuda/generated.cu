@@ -1,14 +1,18 @@
 // CUDA kernels of the generated-weight (RPG) ops. One thread per generated weight in the forward; the
-// backward either scatters with atomics (fast) or, when deterministic algorithms are requested, gives
-// each ring entry its own thread that walks the inverse permutation over its contributors in a fixed order.
+// backward either scatters with atomics (fast) or, when deterministic algorithms are requested, sorts the
+// call's positions by ring entry and adds each entry's terms in position order, as the CPU kernel does.
 #include <ATen/Context.h>
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/cuda/CUDAContext.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/zeros.h>
+#include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
+#include <cub/device/device_radix_sort.cuh>
 #include <torch/library.h>
+
+#include <algorithm>
 
 #include "common/generated_checks.h"
 #include "launch.cuh"
@@ -39,37 +43,98 @@ __global__ void scatter_backward_kernel(const scalar_t* __restrict__ grad, acc_t
   }
 }
 
-// Ring entry m collects the positions v = m, m + N, m + 2N, ... < T of the permuted sequence; the
-// position that lands on v is pi^-1(v), which contributes when it lies in this call's range. When the ring
-// is small next to T, one thread per entry would leave the GPU idle, so `parts` threads share an entry:
-// part p takes the candidates k = p, p + parts, ... and writes its own partial sum, and a second kernel
-// adds the partials in order p = 0, 1, ... Every sum has a fixed order: the result is deterministic.
-template <typename scalar_t, typename acc_t>
-__global__ void gather_backward_kernel(const scalar_t* __restrict__ grad, acc_t* __restrict__ partial,
-                                       common::RingPermutation perm, int64_t offset, int64_t numel,
-                                       int64_t parts) {
-  const int64_t ring_size = static_cast<int64_t>(perm.ring_size);
-  LEANCONV_GRID_STRIDE(idx, ring_size * parts) {
-    const int64_t m = idx % ring_size, part = idx / ring_size;
-    acc_t sum = 0;
-    for (uint64_t v = m + part * perm.ring_size; v < perm.total; v += parts * perm.ring_size) {
-      const uint64_t g = perm.unpermute(v);
-      const int64_t j = static_cast<int64_t>(g) - offset;
-      if (j < 0 || j >= numel) continue;
-      const acc_t x = static_cast<acc_t>(grad[j]);
-      sum += perm.sign(g) > 0 ? x : -x;
-    }
-    partial[idx] = sum;
+// The deterministic backward (torch.use_deterministic_algorithms) adds up each ring entry's terms in the CPU
+// kernel's order (csrc/cpu/generated.cpp): increasing position, starting from 0, each term g * (+-scale)
+// rounded on its own. The call's positions are cut into chunks of at most kSortChunk; per chunk, one kernel
+// writes every position's ring entry and term, a stable radix sort by entry groups each entry's terms while
+// keeping their position order, and one thread per run of equal entries adds the run onto the entry's sum.
+// The work is O(numel) hashes and a sort of numel keys: nothing depends on the whole sequence's length T.
+// Chunks go in position order, so an entry's sum continues from one chunk to the next in the same order.
+constexpr int64_t kSortChunk = int64_t(1) << 24;
+
+// Products and sums rounded on their own: nvcc would otherwise fuse `sum + v * s` into one FMA (a single
+// rounding), which the CPU kernel does not do, and the two would differ in the last bit.
+__device__ __forceinline__ float product_rn(float a, float b) { return __fmul_rn(a, b); }
+__device__ __forceinline__ double product_rn(double a, double b) { return __dmul_rn(a, b); }
+__device__ __forceinline__ float sum_rn(float a, float b) { return __fadd_rn(a, b); }
+__device__ __forceinline__ double sum_rn(double a, double b) { return __dadd_rn(a, b); }
+
+template <typename scalar_t, typename key_t, typename opmath_t>
+__global__ void signed_terms_kernel(const scalar_t* __restrict__ grad, common::RingPermutation perm,
+                                    uint64_t first, int64_t count, opmath_t scale, key_t* __restrict__ entry,
+                                    opmath_t* __restrict__ term) {
+  LEANCONV_GRID_STRIDE(j, count) {
+    const uint64_t g = first + static_cast<uint64_t>(j);
+    entry[j] = static_cast<key_t>(perm.ring_entry(g));
+    term[j] = product_rn(static_cast<opmath_t>(grad[j]), perm.sign(g) > 0 ? scale : -scale);
   }
 }
 
-template <typename acc_t>
-__global__ void sum_parts_kernel(const acc_t* __restrict__ partial, acc_t* __restrict__ acc, int64_t ring_size,
-                                 int64_t parts) {
-  LEANCONV_GRID_STRIDE(m, ring_size) {
-    acc_t sum = 0;
-    for (int64_t part = 0; part < parts; ++part) sum += partial[part * ring_size + m];
+// Terms a run's thread adds per step of a long run: the entries are sorted, so entry[i + kRunStep - 1] == m says
+// the whole step belongs to the run, one check whose loads do not wait on the adds (a small ring's runs are long).
+constexpr int kRunStep = 8;
+
+// After the sort: the first thread of each run of equal entries adds the run, in order, onto acc[entry].
+template <typename key_t, typename opmath_t>
+__global__ void add_runs_kernel(const key_t* __restrict__ entry, const opmath_t* __restrict__ term, int64_t count,
+                                opmath_t* __restrict__ acc) {
+  LEANCONV_GRID_STRIDE(k, count) {
+    const key_t m = entry[k];
+    if (k > 0 && entry[k - 1] == m) continue;  // inside a run: its first thread adds it
+    opmath_t sum = acc[m];
+    int64_t i = k;
+    for (; i + kRunStep <= count && entry[i + kRunStep - 1] == m; i += kRunStep) {
+#pragma unroll
+      for (int step = 0; step < kRunStep; ++step) sum = sum_rn(sum, term[i + step]);
+    }
+    for (; i < count && entry[i] == m; ++i) sum = sum_rn(sum, term[i]);
     acc[m] = sum;
+  }
+}
+
+// Device scratch of `count` values of T from PyTorch's caching allocator (ordered on the current stream).
+template <typename T>
+at::Tensor scratch(int64_t count, const at::Tensor& like) {
+  return at::empty({count * static_cast<int64_t>(sizeof(T))}, like.options().dtype(at::kByte));
+}
+
+template <typename T>
+T* pointer(at::Tensor& bytes) {
+  return static_cast<T*>(bytes.mutable_data_ptr());
+}
+
+// Bits of the largest ring entry, N - 1: the sort looks at no others (fewer radix passes for small rings).
+inline int entry_bits(uint64_t ring_size) {
+  int bits = 1;
+  while (bits < 64 && ((ring_size - 1) >> bits) != 0) ++bits;
+  return bits;
+}
+
+template <typename key_t, typename scalar_t, typename opmath_t>
+void sorted_backward(const at::Tensor& grad, const common::RingPermutation& perm, int64_t offset, opmath_t scale,
+                     at::Tensor& acc) {
+  const int64_t numel = grad.numel(), capacity = std::min(numel, kSortChunk);
+  const auto stream = at::cuda::getCurrentCUDAStream();
+  auto keys_a = scratch<key_t>(capacity, grad), keys_b = scratch<key_t>(capacity, grad);
+  auto terms_a = scratch<opmath_t>(capacity, grad), terms_b = scratch<opmath_t>(capacity, grad);
+  const int bits = entry_bits(perm.ring_size);
+  const scalar_t* g = grad.const_data_ptr<scalar_t>();
+  for (int64_t begin = 0; begin < numel; begin += kSortChunk) {
+    const int count = static_cast<int>(std::min(kSortChunk, numel - begin));
+    signed_terms_kernel<scalar_t, key_t, opmath_t><<<blocks_for(count), kThreads, 0, stream>>>(
+        g + begin, perm, static_cast<uint64_t>(offset + begin), count, scale, pointer<key_t>(keys_a),
+        pointer<opmath_t>(terms_a));
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    cub::DoubleBuffer<key_t> keys(pointer<key_t>(keys_a), pointer<key_t>(keys_b));
+    cub::DoubleBuffer<opmath_t> terms(pointer<opmath_t>(terms_a), pointer<opmath_t>(terms_b));
+    size_t temp_bytes = 0;
+    C10_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(nullptr, temp_bytes, keys, terms, count, 0, bits, stream));
+    auto temp = scratch<char>(static_cast<int64_t>(std::max<size_t>(temp_bytes, 1)), grad);
+    C10_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(temp.mutable_data_ptr(), temp_bytes, keys, terms, count, 0, bits,
+                                                   stream));
+    add_runs_kernel<key_t, opmath_t><<<blocks_for(count), kThreads, 0, stream>>>(
+        keys.Current(), terms.Current(), count, acc.mutable_data_ptr<opmath_t>());
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
   }
 }
 
@@ -107,24 +172,20 @@ at::Tensor generate_weights_backward_kernel(const at::Tensor& grad, int64_t ring
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad.scalar_type(), "generate_weights_backward_cuda", [&] {
     using opmath_t = at::opmath_type<scalar_t>;
     if (deterministic) {
-      // Enough threads to fill the GPU (about 2^20), but no more parts than candidates per entry.
-      const int64_t candidates = (total + ring_size - 1) / ring_size;
-      const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(candidates, (int64_t(1) << 20) / ring_size));
-      auto partial = parts == 1 ? acc : at::empty({parts * ring_size}, acc.options());
-      gather_backward_kernel<scalar_t, opmath_t><<<blocks_for(parts * ring_size), kThreads, 0, stream>>>(
-          grad_c.const_data_ptr<scalar_t>(), partial.mutable_data_ptr<opmath_t>(), perm, offset, numel, parts);
-      C10_CUDA_KERNEL_LAUNCH_CHECK();
-      if (parts > 1) {
-        sum_parts_kernel<opmath_t><<<blocks_for(ring_size), kThreads, 0, stream>>>(
-            partial.const_data_ptr<opmath_t>(), acc.mutable_data_ptr<opmath_t>(), ring_size, parts);
+      // Each term carries its scale, as on the CPU, so the two give the same bits.
+      const auto scale_opmath = static_cast<opmath_t>(scale);
+      if (perm.ring_size <= (uint64_t(1) << 32)) {
+        sorted_backward<uint32_t, scalar_t>(grad_c, perm, offset, scale_opmath, acc);
+      } else {
+        sorted_backward<uint64_t, scalar_t>(grad_c, perm, offset, scale_opmath, acc);
       }
     } else {
       scatter_backward_kernel<scalar_t, opmath_t><<<blocks_for(numel), kThreads, 0, stream>>>(
           grad_c.const_data_ptr<scalar_t>(), acc.mutable_data_ptr<opmath_t>(), perm, offset, numel);
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+      acc.mul_(scale);
     }
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
-  acc.mul_(scale);
   return acc.to(grad.scalar_type());
 }
 

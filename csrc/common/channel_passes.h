@@ -76,22 +76,36 @@ LEANCONV_HOST_DEVICE double channel_shift(const scalar_t* x, const ChannelLayout
 }
 
 
-// One value of a reduction pass: adds its terms to (first, second). `base` is the channel's shift (stats) or
-// center (gradient). The CPU and CUDA passes differ only in how they walk the values.
+// The terms of one value of a reduction pass from its loaded operands (mask and x are ignored where the mode reads
+// none): adds them to (first, second) and returns the gradient after the mask (what a gradient pass writes).
+// `base` is the channel's shift (stats) or center (gradient).
+template <bool kStats, bool kMask, typename scalar_t>
+LEANCONV_HOST_DEVICE double accumulate_terms(scalar_t u_value, scalar_t mask_value, scalar_t x_value, double base,
+                                             double& first, double& second) {
+  if constexpr (kStats) {
+    const double d = static_cast<double>(u_value) - base;
+    first += d;
+    second += d * d;
+    return d;
+  } else {
+    double u = static_cast<double>(u_value);
+    if constexpr (kMask) u = static_cast<double>(mask_value) > 0 ? u : 0.0;
+    first += u;
+    second += u * (static_cast<double>(x_value) - base);
+    return u;
+  }
+}
+
+// One value of a reduction pass, read at offset i: adds its terms to (first, second), writing the masked gradient
+// when asked. The CPU and CUDA passes differ only in how they walk the values.
 template <bool kStats, bool kMask, bool kWrite, typename scalar_t>
 LEANCONV_HOST_DEVICE void accumulate_value(const ReductionOperands<scalar_t>& op, int64_t i, double base,
                                            double& first, double& second) {
-  if constexpr (kStats) {
-    const double d = static_cast<double>(op.u[i]) - base;
-    first += d;
-    second += d * d;
-  } else {
-    double u = static_cast<double>(op.u[i]);
-    if constexpr (kMask) u = static_cast<double>(op.mask[i]) > 0 ? u : 0.0;
-    if constexpr (kWrite) op.written[i] = static_cast<scalar_t>(u);
-    first += u;
-    second += u * (static_cast<double>(op.x[i]) - base);
-  }
+  scalar_t mask{}, x{};
+  if constexpr (kMask) mask = op.mask[i];
+  if constexpr (!kStats) x = op.x[i];
+  const double u = accumulate_terms<kStats, kMask>(op.u[i], mask, x, base, first, second);
+  if constexpr (kWrite) op.written[i] = static_cast<scalar_t>(u);
 }
 
 // The channel's base of a reduction pass: its shift in stats mode, else its center (0 without one).
@@ -105,15 +119,27 @@ LEANCONV_HOST_DEVICE double reduction_base(const ReductionOperands<scalar_t>& op
   }
 }
 
-// One value of an affine pass, with the channel's coefficients.
+// One value of an affine pass from its loaded operands and the channel's coefficients (mask, x and residual are
+// ignored where absent).
+template <bool kMask, bool kX, bool kResidual, bool kRelu, typename scalar_t, typename acc_t>
+LEANCONV_HOST_DEVICE scalar_t affine_result(scalar_t u_value, scalar_t mask_value, scalar_t x_value,
+                                            scalar_t residual_value, acc_t a, acc_t b, acc_t c0) {
+  acc_t u = static_cast<acc_t>(u_value);
+  if constexpr (kMask) u = static_cast<acc_t>(mask_value) > acc_t(0) ? u : acc_t(0);
+  acc_t extra = kResidual ? static_cast<acc_t>(residual_value) : acc_t(0);
+  if constexpr (kX) extra += b * static_cast<acc_t>(x_value);
+  return static_cast<scalar_t>(epilogue_value(u, a, c0, extra, kRelu));
+}
+
+// One value of an affine pass at offset i, with the channel's coefficients.
 template <bool kMask, bool kX, bool kResidual, bool kRelu, typename scalar_t, typename acc_t>
 LEANCONV_HOST_DEVICE void affine_value(const AffineOperands<scalar_t, acc_t>& op, int64_t i, acc_t a, acc_t b,
                                        acc_t c0) {
-  acc_t u = static_cast<acc_t>(op.u[i]);
-  if constexpr (kMask) u = static_cast<acc_t>(op.mask[i]) > acc_t(0) ? u : acc_t(0);
-  acc_t extra = kResidual ? static_cast<acc_t>(op.residual[i]) : acc_t(0);
-  if constexpr (kX) extra += b * static_cast<acc_t>(op.x[i]);
-  op.y[i] = static_cast<scalar_t>(epilogue_value(u, a, c0, extra, kRelu));
+  scalar_t mask{}, x{}, residual{};
+  if constexpr (kMask) mask = op.mask[i];
+  if constexpr (kX) x = op.x[i];
+  if constexpr (kResidual) residual = op.residual[i];
+  op.y[i] = affine_result<kMask, kX, kResidual, kRelu>(op.u[i], mask, x, residual, a, b, c0);
 }
 
 // Calls body(mask, x, residual, relu) with each flag as std::integral_constant<bool, ...>, so a pass compiles

@@ -59,6 +59,38 @@ struct SummaryLayout {
     }
     return sum;
   }
+
+  // The share of part p of `parts` in overlap_add: for each unwrapped position u, the filters that hold it counted
+  // down from the last, taking every parts-th from the p-th (e advances by parts*s, its tap and channel follow
+  // without a division). Summing the parts of 0..parts-1 covers every term once; parts = 1 is overlap_add's order.
+  template <typename acc_t, typename scalar_t>
+  LEANCONV_HOST_DEVICE acc_t overlap_add_part(const scalar_t* grad_weight, int64_t l, int64_t part,
+                                              int64_t parts) const {
+    const int64_t K = filter_length();
+    const int64_t taps = kernel_h * kernel_w;
+    const int64_t last = (out_channels - 1) * stride + K;
+    const int64_t jump = parts * stride, jump_taps = jump / in_channels, jump_channels = jump % in_channels;
+    acc_t sum = 0;
+    for (int64_t u = l; u < last; u += length) {
+      const int64_t o_first = u - K + 1 <= 0 ? 0 : (u - K + stride) / stride;
+      int64_t o = u / stride;
+      if (o > out_channels - 1) o = out_channels - 1;
+      o -= part;
+      if (o < o_first) continue;
+      const int64_t e = u - o * stride;
+      int64_t t = e / in_channels, c = e - t * in_channels;
+      for (; o >= o_first; o -= parts) {
+        sum += static_cast<acc_t>(grad_weight[(o * in_channels + c) * taps + t]);
+        t += jump_taps;
+        c += jump_channels;
+        if (c >= in_channels) {
+          c -= in_channels;
+          ++t;
+        }
+      }
+    }
+    return sum;
+  }
 };
 
 // The shifted sum of the direct path: y[n, o, p, q] = sum over taps (i, j) of
