@@ -125,15 +125,16 @@ environment_and_smoke() {
 }
 
 # ---- 2. every CUDA test (130 s; estimate 95 s) --------------------------------------------------------------------
-# pytest -m cuda: ~1,000 cases (op contract: every sample in 4 dtypes, gradcheck, autocast and determinism; the
-# grouped conv's 160; modules; the CUDA paths), split round-robin into 3 shards run at once on the one GPU
-# (LEANCONV_TEST_SHARD, tests/python/conftest.py): the cases are launch-bound (small tensors; CUDA_LAUNCH_BLOCKING=1
-# so an asynchronous fault names its own test), and their CPU side is measured at ~0.1 s a case, so ~35 s of work
-# a shard plus ~15 s of imports and collection. GoogleTest's CUDA cases run beside them (~10 s); then the C++
+# pytest -m cuda: ~1,240 cases (op contract: every sample in 4 dtypes, gradcheck, autocast and determinism; the
+# grouped conv's 160; the speed paths' ~150; modules; the CUDA paths), split round-robin into 4 shards run at once on
+# the one GPU (LEANCONV_TEST_SHARD, tests/python/conftest.py): the cases are launch-bound (small tensors;
+# CUDA_LAUNCH_BLOCKING=1 so an asynchronous fault names its own test), and their CPU side is measured at ~0.1 s a
+# case on the 2-core build machine, so ~30 s of work a shard on the GPU machine's 16 cores plus the gradchecks
+# (~15 s a shard) and ~15 s of imports and collection. GoogleTest's CUDA cases run beside them (~10 s); then the C++
 # example and consumer (~5 s). Every test's name and outcome is streamed to the log as it ends (-v): a shard cut
 # off names what it finished and the test it was in.
 cuda_tests() {
-  local status=0 shards=3 runs=() k
+  local status=0 shards=4 runs=() k
   export CUDA_LAUNCH_BLOCKING=1
   for ((k = 0; k < shards; ++k)); do
     if [ "$GPU" = 1 ]; then

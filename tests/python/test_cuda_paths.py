@@ -22,8 +22,9 @@ TOLERANCE = {torch.float32: 1e-5, torch.bfloat16: 3e-2}
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["float32", "bfloat16"])
 @pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels_last"])
 def test_batch_norm_epilogue_reduces_over_several_chunks_per_channel(device, dtype, channels_last):
-    # 9,000 values a channel: two NCHW chunks (8,192 values each) and 36 NHWC chunks (256); 40 channels: two NHWC
-    # tiles of 32. Forward (statistics) and backward (the gradient's reduction) against the CPU.
+    # 9,000 values a channel in 40 channels: several reduction chunks a channel in both layouts (cuda/channel_passes.cuh
+    # sizes them from the SM count; test_cuda_kernels_speedpaths.py walks the chunking's edges). Forward (statistics)
+    # and backward (the gradient's reduction) against the CPU.
     format = torch.channels_last if channels_last else torch.contiguous_format
     x = (torch.randn(3, 40, 60, 50) * 2 + 1).to(dtype).contiguous(memory_format=format)
     residual = torch.randn(3, 40, 60, 50).to(dtype).contiguous(memory_format=format)
