@@ -3,8 +3,8 @@
 Rows, each timed at every --threads count, the released model's step first (the baseline, ratio 1.00), then
 leanconv's, round-robin in one process:
 
-1. DACNN plain: the released ``resnet_Fix_BN`` against ``leanconv.models.dacnn("plain")`` (ResNet-34 layout of
-   blocks 3-4-6-3, width 128, one anchor), CIFAR 32x32, batch 32.
+1. DACNN plain: the released ``resnet_Fix_BN`` against ``leanconv.models.dacnn("plain")`` (blocks 3-4-6-3,
+   width 128, one anchor), CIFAR 32x32, batch 32.
 2. DACNN mix: the released ``resnet_mix`` against ``dacnn("mix", rotate=1)`` (one anchor per width 64..512),
    batch 32.
 3. RPG ResNet-18: the released ``superresnet18e`` against ``resnet18(conv="generated", ring_scope="model")``,
@@ -14,9 +14,11 @@ leanconv's, round-robin in one process:
    scatter; leanconv: every GeneratedConv2d's weight and the backward of given gradients).
 4. MGIC ResNet-20 (widths 16-32-64, 3 blocks each, 3x3 stem) at group sizes 2 and 8, batch 64.
 
-A training step is zero_grad, forward, cross-entropy, backward and an SGD (momentum 0.9) step. --quick halves
-the batches. Every row's notes give both models' learned parameters (and how many get a gradient in a step,
-where the released model holds parameters it never uses) and what was lined up.
+A training step is zero_grad, forward, cross-entropy, backward and an SGD (momentum 0.9) step; each time is the
+median of 5 repeats after 2 warm-ups unless --repeats/--warmup say otherwise. --quick halves the batches. CPU and
+float32 only: the harness's --devices, --dtypes and --no-compile do not apply. Every row's notes give both models'
+learned parameters (and how many get a gradient in a step, where the released model holds parameters it never
+uses) and what was lined up.
 
 The released code is not part of this repository: each family is imported from the checkout named on the command
 line, and a family without one is skipped. To get them at the measured commits:
