@@ -97,10 +97,10 @@ test-gpu-check: gpu-pack
 demo: build $(DATASET_DIR)/train-images-idx3-ubyte.gz
 	$(PYTHON) -m leanconv.train.demo
 
+# Every family's benchmark (the registry, leanconv.families, names them), then the models' training steps.
 bench: build
-	$(PYTHON) benchmarks/bench_generated.py
-	$(PYTHON) benchmarks/bench_filter_summary.py
-	$(PYTHON) benchmarks/bench_lowrank.py
+	@for script in $$($(PYTHON) -c 'from leanconv.families import benchmarks; print(" ".join(benchmarks()))'); do \
+	  echo "== benchmarks/$$script"; $(PYTHON) benchmarks/$$script || exit 1; done
 
 clean:
 	rm -rf build .deps-stamp $(GPU_PACK) python/leanconv/lib python/leanconv/include python/leanconv/share python/leanconv/_C*.so

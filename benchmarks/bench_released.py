@@ -5,8 +5,8 @@ leanconv's, round-robin in one process:
 
 1. DACNN plain: the released ``resnet_Fix_BN`` against ``leanconv.models.dacnn("plain")`` (blocks 3-4-6-3,
    width 128, one anchor), CIFAR 32x32, batch 32.
-2. DACNN mix: the released ``resnet_mix`` against ``dacnn("mix", rotate=1)`` (one anchor per width 64..512),
-   batch 32.
+2. DACNN mix: the released ``resnet_mix`` against ``dacnn("mix", rotate=1, released_rotation=True)`` (one anchor
+   per width 64..512, the released rotations), batch 32.
 3. RPG ResNet-18: the released ``superresnet18e`` against ``resnet18(conv="generated", ring_scope="model")``,
    one ring of N = 2,304,000 (the released initialisation needs a multiple of 512*3*3), ImageNet layout on 32x32
    (the released code has no CIFAR variant), batch 32; and generating all generated weights and reducing their
@@ -187,15 +187,13 @@ def dacnn_workloads(path: str, quick: bool) -> List[Workload]:
         "blocks 3-4-6-3, width 128, one 128x128x3x3 anchor, 2x2 max-pool after each stage on both sides; the "
         "released block also holds a BatchNorm it never uses")
     mix = training_workload(
-        "DACNN mix", "resnet_mix vs dacnn('mix', rotate=1)", DACNN, mix_module.resnet_mix(num_classes=NUM_CLASSES),
-        leanconv.models.dacnn("mix", rotate=1, num_classes=NUM_CLASSES), batch,
+        "DACNN mix", "resnet_mix vs dacnn('mix', rotate=1, released_rotation=True)", DACNN,
+        mix_module.resnet_mix(num_classes=NUM_CLASSES),
+        leanconv.models.dacnn("mix", rotate=1, released_rotation=True, num_classes=NUM_CLASSES), batch,
         "blocks 3-4-6-3, widths 64-128-256-512, one anchor per width, an ordinary 3x3 conv and a 1x1 shortcut in "
-        "each width-changing block; the released anchors and width-changing convs have a bias (leanconv's do "
-        "not), and it holds a 1x1 regulator per block and a 128-channel conv it never uses; the released block "
-        "rotates, with copies of the feature maps, the second use's input and also its output and the shortcut: "
-        "relu(roll(BN2(W * roll(h, -1)), -1) + roll(x, -2)) with roll over channels; leanconv's rotate=1 rotates "
-        "the second use's input only, in the anchor: relu(BN2(W * roll(h, -1)) + x), another pairing of the "
-        "channels in the residual sum, with the same convs and BatchNorms")
+        "each width-changing block, the released rotations relu(roll(BN2(W * roll(h, -1)), -1) + roll(x, -2)) on "
+        "both sides (leanconv folds the first into the anchor); the released anchors and width-changing convs have "
+        "a bias (leanconv's do not), and it holds a 1x1 regulator per block and a 128-channel conv it never uses")
     return [plain, mix]
 
 

@@ -3,7 +3,7 @@
 // Reductions are two-stage and deterministic. Stage one: each block adds one chunk of one channel's values (NCHW)
 // or of a tile of channels (NHWC) in a fixed tree and writes the chunk's sums to its own slot. Stage two: one warp
 // per channel adds its slots in a fixed order (each lane its chunks in order, then a shuffle tree) and hands the
-// sums to the op's finisher (common/batch_norm_epilogue.h). The chunks come from the shape and the device's SM
+// sums to the op's finisher (common/block_epilogue.h). The chunks come from the shape and the device's SM
 // count only (about kBlocksPerSM blocks per SM), and which thread adds which value from the shape only: the same
 // input gives the same bits on every run, whatever its address.
 //

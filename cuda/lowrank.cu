@@ -25,7 +25,7 @@
 #include <algorithm>
 
 #include "common/lowrank_checks.h"
-#include "common/epilogue.h"
+#include "common/conv_epilogue.h"
 #include "common/lowrank.h"
 #include "ops/lowrank_composite.h"
 

@@ -14,7 +14,7 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
-#include "common/epilogue.h"
+#include "common/conv_epilogue.h"
 #include "common/multigrid.h"
 #include "common/multigrid_checks.h"
 #include "launch.cuh"

@@ -15,7 +15,7 @@
 #include <cstdint>
 #include <type_traits>
 
-#include "epilogue.h"
+#include "conv_epilogue.h"
 #include "macros.h"
 
 namespace leanconv::common {

@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "common/lowrank_checks.h"
-#include "common/epilogue.h"
+#include "common/conv_epilogue.h"
 #include "common/lowrank.h"
 #include "cpu/phased_rows.h"
 #include "cpu/reduction_parts.h"

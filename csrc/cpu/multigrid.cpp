@@ -17,7 +17,7 @@
 #include <algorithm>
 #include <vector>
 
-#include "common/epilogue.h"
+#include "common/conv_epilogue.h"
 #include "common/multigrid.h"
 #include "common/multigrid_checks.h"
 #include "cpu/phased_rows.h"

@@ -9,7 +9,7 @@
 #include <numeric>
 
 #include "common/checks.h"
-#include "leanconv/ops/epilogue.h"
+#include "leanconv/ops/block_epilogue.h"
 #include "leanconv/ops/multigrid.h"
 
 namespace leanconv::nn {
@@ -134,7 +134,7 @@ void GroupedConv2dImpl::pretty_print(std::ostream& stream) const {
 
 // ---- the V-cycle ----------------------------------------------------------------------------------------------
 
-VCycle::VCycle(MultigridOptions options_) : options(std::move(options_)) {
+VCycle::VCycle(VCycleOptions options_) : options(std::move(options_)) {
   const auto& o = options;
   TORCH_CHECK(o.in_channels() >= 1, "leanconv: in_channels must be a positive int, got ", o.in_channels());
   TORCH_CHECK(o.kernel_size() >= 1 && o.stride() >= 1, "leanconv: kernel_size and stride must be positive");
@@ -214,7 +214,7 @@ int64_t VCycle::num_learned_params() const {
 
 // ---- MultigridConv2d ------------------------------------------------------------------------------------------
 
-MultigridConv2dImpl::MultigridConv2dImpl(MultigridOptions options_) : VCycle(std::move(options_)) {
+MultigridConv2dImpl::MultigridConv2dImpl(MultigridConv2dOptions options_) : VCycle(std::move(options_)) {
   const int64_t k = options.kernel_size(), width = levels.back();
   TORCH_CHECK(k % 2 == 1, "leanconv: MultigridConv2d needs an odd kernel_size (its levels keep the image size with "
               "padding kernel_size // 2), got ", k);
@@ -258,7 +258,7 @@ void MultigridConv2dImpl::pretty_print(std::ostream& stream) const {
 
 // ---- MultigridBlock -------------------------------------------------------------------------------------------
 
-MultigridBlockImpl::MultigridBlockImpl(MultigridOptions options_) : VCycle(std::move(options_.kernel_size(3))) {
+MultigridBlockImpl::MultigridBlockImpl(MultigridBlockOptions options_) : VCycle(std::move(options_.kernel_size(3))) {
   const int64_t width = levels.back();
   const auto full = [&] { return torch::nn::Conv2d(torch::nn::Conv2dOptions(width, width, 3).padding(1).bias(false)); };
   coarse_conv1 = register_module("coarse_conv1", full());

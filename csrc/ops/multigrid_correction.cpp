@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "common/checks.h"
-#include "leanconv/ops/epilogue.h"
+#include "leanconv/ops/block_epilogue.h"
 #include "leanconv/ops/multigrid.h"
 
 namespace leanconv::ops {

@@ -131,7 +131,7 @@ PYBIND11_MODULE(_C, m) {
   torch::python::bind_module<MultigridConv2dImpl>(cpp, "MultigridConv2d")
       .def(py::init([](int64_t in_channels, int64_t out_channels, int64_t kernel_size, int64_t stride,
                        int64_t group_size, int64_t coarsest) {
-             return std::make_shared<MultigridConv2dImpl>(MultigridOptions(in_channels, out_channels)
+             return std::make_shared<MultigridConv2dImpl>(MultigridConv2dOptions(in_channels, out_channels)
                                                               .kernel_size(kernel_size)
                                                               .stride(stride)
                                                               .group_size(group_size)
@@ -146,7 +146,7 @@ PYBIND11_MODULE(_C, m) {
   torch::python::bind_module<MultigridBlockImpl>(cpp, "MultigridBlock")
       .def(py::init([](int64_t in_channels, int64_t channels, int64_t stride, int64_t group_size, int64_t coarsest) {
              return std::make_shared<MultigridBlockImpl>(
-                 MultigridOptions(in_channels, channels).stride(stride).group_size(group_size).coarsest(coarsest));
+                 MultigridBlockOptions(in_channels, channels).stride(stride).group_size(group_size).coarsest(coarsest));
            }),
            py::arg("in_channels"), py::arg("channels"), py::arg("stride") = 1, py::arg("group_size") = 32,
            py::arg("coarsest") = 32)

@@ -138,7 +138,7 @@ class CompactResNet20Impl : public torch::nn::Module {
       for (int64_t b = 0; b < 3; ++b) {
         const int64_t stride = stage > 0 && b == 0 ? 2 : 1;
         if (mgic) {
-          blocks->push_back(leanconv::nn::MultigridBlock(leanconv::nn::MultigridOptions(in, widths[stage])
+          blocks->push_back(leanconv::nn::MultigridBlock(leanconv::nn::MultigridBlockOptions(in, widths[stage])
                                                              .stride(stride)
                                                              .group_size(family.group_size)
                                                              .coarsest(family.coarsest)));

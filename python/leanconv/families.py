@@ -1,20 +1,22 @@
-"""The family registry: every conv family leanconv offers, with what the rest of the package needs of it.
+"""The family registry: every conv family leanconv offers, and what the rest of the project needs of it.
 
-For each family: how the model builders get its convs (``build``), how ``leanconv.convert`` makes its layer from
-a trained ``nn.Conv2d`` (``from_conv``, or the reason it cannot), and its options with defaults and help text
-(the training command line's flags are made from them). ``leanconv.models``, ``leanconv.convert`` and
-``python -m leanconv.train --conv`` all read this registry: a new family is its own files plus one entry here.
+Each entry names the family's conv factory (``leanconv.nn.<family>``: how the model builders get its convs, and how
+``leanconv.convert`` makes its layer from a trained conv), its options with defaults, help text and the sample
+values tests and examples use, its Fashion-MNIST table rows, its benchmark script and its docs page. The model
+builders, ``leanconv.convert``, ``python -m leanconv.train --conv``, the tests, ``make bench``, the GPU check and the
+results tables all read this table: a new family is its own files plus one entry here.
 """
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Optional, Sequence
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Type
 
-import torch
 from torch import nn
 
-from .models.convs import (DenseConvs, FilterSummaryConvs, GeneratedConvs, LowrankConvs, MultigridConvs, RING_SCOPES,
-                           SharedConvs, count_ring_weights)
-from .nn import EigenConv2d, FilterSummaryConv2d
-from .nn.lowrank import checked_rank
+from .nn._convs import DenseConvs
+from .nn.filter_summary import FilterSummaryConvs
+from .nn.generated import GeneratedConvs
+from .nn.lowrank import LowrankConvs
+from .nn.multigrid import MultigridConvs
+from .nn.shared import SharedConvs
 
 
 @dataclass(frozen=True)
@@ -31,12 +33,28 @@ class Option:
 class Family:
     name: str  # the one name: files, conv= key, tests, benchmark, docs/<name>.md
     paper: str
-    build: Callable[..., nn.Module]  # build(make_model, **options) -> the model with this family's convs
+    convs: Type[DenseConvs]  # its conv factory: convs.build(make_model, **options); from_conv / tie for convert
     options: Sequence[Option] = field(default_factory=tuple)
-    from_conv: Optional[Callable[..., nn.Module]] = None  # from_conv(conv, **options) -> its layer
-    # Or, for a family whose layers share a holder: tie(model, {group key: [(name, conv), ...]}, **options).
-    tie: Optional[Callable[..., None]] = None
-    not_convertible: str = ""  # why neither applies
+    # Option values the tests and examples build the family with (small and quick to train).
+    sample_options: Dict[str, Any] = field(default_factory=dict)
+    # Rows of the Fashion-MNIST families table: (row name, python -m leanconv.train flags), at the family's ~10x point.
+    table_rows: Sequence[Tuple[str, str]] = field(default_factory=tuple)
+    benchmark: Optional[str] = None  # benchmarks/<script>: the family against dense and the plain-PyTorch layer
+    not_convertible: str = ""  # why leanconv.convert cannot make the family's layers from trained convs
+
+    @property
+    def docs(self) -> str:
+        return f"docs/{self.name}.md" if self.name != "dense" else "docs/design.md"
+
+    @property
+    def from_conv(self) -> Optional[Callable[..., nn.Module]]:
+        """from_conv(conv, **options) -> its layer (or the conv, kept dense), for families of per-conv layers."""
+        return getattr(self.convs, "from_conv", None)
+
+    @property
+    def tie(self) -> Optional[Callable[..., None]]:
+        """tie(model, {group key: [(name, conv), ...]}, **options), for a family whose layers share a holder."""
+        return getattr(self.convs, "tie", None)
 
     @property
     def convertible(self) -> bool:
@@ -49,69 +67,7 @@ class Family:
                             f"{sorted(o.name for o in self.options) or 'none'}")
 
 
-# ---- builders -----------------------------------------------------------------------------------------
-
-def _build_dense(make_model, **options):
-    return make_model(DenseConvs())
-
-
-def _build_generated(make_model, ring_size=0.1, ring_scope="model", seed=0):
-    if ring_scope not in RING_SCOPES:
-        raise ValueError(f"leanconv: ring_scope must be one of {sorted(RING_SCOPES)}, got {ring_scope!r}")
-    key_of = RING_SCOPES[ring_scope]
-    convs = GeneratedConvs(count_ring_weights(make_model, key_of), key_of, ring_size, seed)
-    return convs.finish(make_model(convs))
-
-
-def _build_filter_summary(make_model, **options):
-    return make_model(FilterSummaryConvs(**options))
-
-
-def _build_lowrank(make_model, **options):
-    return make_model(LowrankConvs(**options))
-
-
-def _build_multigrid(make_model, **options):
-    return make_model(MultigridConvs(**options))
-
-
-def _build_shared(make_model, **options):
-    convs = SharedConvs(**options)
-    return convs.finish(make_model(convs))
-
-
-# ---- conversion of trained convs ------------------------------------------------------------------------
-
-def _lowrank_from_conv(conv: nn.Conv2d, rank=None, energy: float = 0.99, path: str = "auto") -> nn.Module:
-    if rank is not None:  # as the model builders do: a rank above k*k is the full rank k*k
-        taps = conv.kernel_size[0] * conv.kernel_size[1]
-        rank = min(checked_rank(rank, taps), taps)
-    return EigenConv2d.from_conv(conv, rank=rank, energy=energy, path=path)
-
-
-def _filter_summary_from_conv(conv: nn.Conv2d, compression: float = 9, quant_bits=None,
-                              path: str = "auto") -> nn.Module:
-    if conv.in_channels * conv.kernel_size[0] * conv.kernel_size[1] < compression:
-        return conv  # filters too short for the compression: kept dense
-    return FilterSummaryConv2d.from_conv(conv, compression=compression, quant_bits=quant_bits, path=path)
-
-
-def _multigrid_from_conv(conv: nn.Conv2d, group_size: int = 32, coarsest: int = 16) -> nn.Module:
-    """A freshly initialised MultigridConv2d of the conv's shape (a V-cycle of grouped convs has no exact
-    counterpart of a dense weight, so nothing is copied), or the conv itself where no multigrid layer applies."""
-    from .nn.multigrid import MultigridConv2d, multigrid_applies
-
-    if conv.padding_mode != "zeros" or not multigrid_applies(conv.in_channels, conv.out_channels, conv.kernel_size,
-                                                      conv.stride[0], conv.padding, conv.dilation, group_size,
-                                                      coarsest) or conv.stride[0] != conv.stride[1]:
-        return conv
-    padding = conv.kernel_size[0] // 2 if conv.padding == "same" else conv.padding  # (multigrid_applies checked it)
-    return MultigridConv2d(conv.in_channels, conv.out_channels, conv.kernel_size[0], conv.stride, padding,
-                           group_size=group_size, coarsest=coarsest, device=conv.weight.device,
-                           dtype=conv.weight.dtype)
-
-
-# ---- option parsers -----------------------------------------------------------------------------------------
+# ---- option parsers (from command-line strings) ---------------------------------------------------------------
 
 def _ring_size(text: str):
     value = float(text)
@@ -127,53 +83,49 @@ def _optional_int(text: str):
     return None if text in (None, "", "none", "None") else int(text)
 
 
-def _shared_tie(model: nn.Module, convs, rotate: int = 0) -> None:
-    """Ties each group of convs (same shape C -> C, k x k, in one stage) to one anchor initialised from their mean."""
-    from .nn.shared import AnchorDict, AnchoredConv2d, ConvAnchor  # (here: nn.shared is a leaf, families is not)
-
-    model.anchors = getattr(model, "anchors", None) or AnchorDict()
-    for key, members in convs.items():
-        first = members[0][1]
-        anchor = ConvAnchor(first.in_channels, first.kernel_size, bias=first.bias is not None,
-                            device=first.weight.device, dtype=first.weight.dtype)
-        with torch.no_grad():
-            anchor.weight.copy_(torch.stack([c.weight for _, c in members]).mean(0))
-            if anchor.bias is not None:
-                anchor.bias.copy_(torch.stack([c.bias for _, c in members]).mean(0))
-        model.anchors[key] = anchor
-        for name, conv in members:
-            parent_name, _, attribute = name.rpartition(".")
-            parent = model.get_submodule(parent_name) if parent_name else model
-            setattr(parent, attribute, AnchoredConv2d(anchor, conv.stride, conv.padding, conv.dilation,
-                                                      rotate=rotate, padding_mode=conv.padding_mode))
+def _flag(text: str) -> bool:
+    return str(text).lower() in ("1", "true", "yes")
 
 
 FAMILIES: Dict[str, Family] = {f.name: f for f in [
-    Family("dense", "the baseline: ordinary nn.Conv2d", _build_dense,
+    Family("dense", "the baseline: ordinary nn.Conv2d", DenseConvs,
+           table_rows=(("resnet20-dense", "--model resnet20 --conv dense"),),
            not_convertible="the models already have dense convs"),
-    Family("shared", "Deep Anchored CNN (DACNN)", _build_shared, (
+    Family("shared", "Deep Anchored CNN (DACNN)", SharedConvs, (
         Option("rotate", 0, "channel rotation of every anchored use (the reference mix code's is 1)", int),
-    ), tie=_shared_tie),
-    Family("generated", "Recurrent Parameter Generator (RPG)", _build_generated, (
+    ), table_rows=(("resnet20-shared", "--model resnet20 --conv shared"),), benchmark="bench_shared.py"),
+    Family("generated", "Recurrent Parameter Generator (RPG)", GeneratedConvs, (
         Option("ring_size", 0.1, "ring parameters per ring: a count (>= 1) or a fraction of the weights it serves",
                _ring_size),
         Option("ring_scope", "model", "one ring per model, stage or block", str, ("model", "stage", "block")),
         Option("seed", 0, "seed of the rings' permutations and signs", int, on_command_line=False),
-    ), not_convertible="its weights are a permutation of a ring, not a function of a trained weight"),
-    Family("filter_summary", "Filter Summary (FSNet)", _build_filter_summary, (
+    ), sample_options={"ring_size": 0.1},
+        table_rows=(("resnet20-generated-ring0.1", "--model resnet20 --conv generated --ring-size 0.1"),),
+        benchmark="bench_generated.py",
+        not_convertible="its weights are a permutation of a ring, not a function of a trained weight"),
+    Family("filter_summary", "Filter Summary (FSNet)", FilterSummaryConvs, (
         Option("compression", 9, "C_in*k*k / s: dense filter elements per summary element", float),
         Option("quant_bits", None, "fake-quantise the summaries to this many bits (2..8)", _optional_int),
-        Option("pointwise", False, "also summarise the 1x1 convs", lambda t: str(t).lower() in ("1", "true", "yes")),
+        Option("pointwise", False, "also summarise the 1x1 convs", _flag),
         Option("path", "auto", "execution path", str, ("auto", "direct", "gather")),
-    ), from_conv=_filter_summary_from_conv),
-    Family("lowrank", "depthwise convolutional eigen-filters (DeCEF)", _build_lowrank, (
+    ), sample_options={"compression": 10},
+        table_rows=(("resnet20-filter_summary-c10", "--model resnet20 --conv filter_summary --compression 10"),),
+        benchmark="bench_filter_summary.py"),
+    Family("lowrank", "depthwise convolutional eigen-filters (DeCEF)", LowrankConvs, (
         Option("rank", 4, "basis filters per input channel: one, or one per stage (6,5,4)", _rank),
         Option("path", "auto", "execution path", str, ("auto", "fused", "materialized")),
-    ), from_conv=_lowrank_from_conv),
-    Family("multigrid", "multigrid-in-channels (MGIC)", _build_multigrid, (
+    ), sample_options={"rank": 1},
+        table_rows=(("resnet20-lowrank-rank1", "--model resnet20 --conv lowrank --rank 1"),
+                    ("resnet20-lowrank-rank5", "--model resnet20 --conv lowrank --rank 5")),
+        benchmark="bench_lowrank.py"),
+    Family("multigrid", "multigrid-in-channels (MGIC)", MultigridConvs, (
         Option("group_size", 32, "channels per group of the grouped convs", int),
-        Option("coarsest", 16, "the narrowest channel level (halving stops before going below it; 16: the authors' full-conv threshold of 32)", int),
-    ), from_conv=_multigrid_from_conv),
+        Option("coarsest", 16, "the narrowest channel level (halving stops before going below it; 16: the authors' "
+                               "full-conv threshold of 32)", int),
+    ), sample_options={"group_size": 8, "coarsest": 8},
+        # The MGIC network (V-cycle blocks) at ResNet-20's widths; group size 2 is its ~10x point there.
+        table_rows=(("mgic-resnet20-g2", "--model mgic_resnet20 --conv multigrid --group-size 2 --coarsest 2"),),
+        benchmark="bench_multigrid.py"),
 ]}
 
 
@@ -187,7 +139,7 @@ def build(make_model: Callable[[DenseConvs], nn.Module], conv: str = "dense", **
     """``make_model(convs)`` with the convs of family ``conv`` built with ``options`` (see FAMILIES)."""
     chosen = family(conv)
     chosen.check_options(options)
-    model = chosen.build(make_model, **options)
+    model = chosen.convs.build(make_model, **options)
     # A family whose options fit none of the model's convs (e.g. a multigrid group size dividing no width) would
     # otherwise hand back the dense model under the family's name.
     if chosen.name != "dense" and not any(type(m).__module__.startswith("leanconv.nn.") for m in model.modules()):
@@ -196,4 +148,14 @@ def build(make_model: Callable[[DenseConvs], nn.Module], conv: str = "dense", **
     return model
 
 
-__all__ = ["FAMILIES", "Family", "Option", "build", "family"]
+def table_rows():
+    """Every family's Fashion-MNIST table rows, dense first: (name, flags)."""
+    return [row for f in FAMILIES.values() for row in f.table_rows]
+
+
+def benchmarks():
+    """Every family's benchmark script (benchmarks/<script>)."""
+    return [f.benchmark for f in FAMILIES.values() if f.benchmark]
+
+
+__all__ = ["FAMILIES", "Family", "Option", "benchmarks", "build", "family", "table_rows"]

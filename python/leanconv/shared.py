@@ -7,7 +7,7 @@ sharing. :func:`fold` folds each BatchNorm into a per-use scale and shift instea
 """
 from torch import nn
 
-from .nn.epilogue import FoldedBatchNorm2d
+from .nn.block_epilogue import FoldedBatchNorm2d
 
 
 def fold(model: nn.Module) -> nn.Module:

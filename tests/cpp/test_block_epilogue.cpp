@@ -3,7 +3,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include "leanconv/ops/epilogue.h"
+#include "leanconv/ops/block_epilogue.h"
 
 namespace {
 

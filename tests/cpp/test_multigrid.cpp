@@ -15,7 +15,8 @@ namespace {
 
 using leanconv::nn::MultigridBlock;
 using leanconv::nn::MultigridConv2d;
-using leanconv::nn::MultigridOptions;
+using leanconv::nn::MultigridBlockOptions;
+using leanconv::nn::MultigridConv2dOptions;
 
 TEST(Multigrid, GroupedConvMatchesConv2dWithGradients) {
   torch::manual_seed(0);
@@ -43,7 +44,7 @@ TEST(Multigrid, LevelsAndLinearParameterGrowth) {
   EXPECT_EQ(leanconv::nn::channel_levels(256, 32, 32), (std::vector<int64_t>{256, 128, 64, 32}));
   EXPECT_EQ(leanconv::nn::channel_levels(96, 32, 32), (std::vector<int64_t>{96, 48}));
   const auto params = [](int64_t width) {
-    return MultigridBlock(MultigridOptions(width, width).group_size(16).coarsest(16))->num_learned_params();
+    return MultigridBlock(MultigridBlockOptions(width, width).group_size(16).coarsest(16))->num_learned_params();
   };
   for (const int64_t width : {128, 256}) {
     const double ratio = double(params(2 * width)) / double(params(width));
@@ -54,8 +55,8 @@ TEST(Multigrid, LevelsAndLinearParameterGrowth) {
 
 TEST(Multigrid, ATrainingStepUpdatesEveryParameterAndStatistic) {
   torch::manual_seed(1);
-  MultigridBlock block(MultigridOptions(16, 32).stride(2).group_size(8).coarsest(8));
-  MultigridConv2d conv(MultigridOptions(32, 32).group_size(8).coarsest(8));
+  MultigridBlock block(MultigridBlockOptions(16, 32).stride(2).group_size(8).coarsest(8));
+  MultigridConv2d conv(MultigridConv2dOptions(32, 32).group_size(8).coarsest(8));
   auto x = torch::randn({4, 16, 8, 8});
   auto y = conv->forward(block->forward(x));
   EXPECT_EQ(y.sizes(), (std::vector<int64_t>{4, 32, 4, 4}));
@@ -75,7 +76,7 @@ TEST(Multigrid, ATrainingStepUpdatesEveryParameterAndStatistic) {
 }
 
 TEST(Multigrid, StateDictNamesFollowThePythonModule) {
-  MultigridBlock block(MultigridOptions(16, 32).stride(2).group_size(8).coarsest(8));
+  MultigridBlock block(MultigridBlockOptions(16, 32).stride(2).group_size(8).coarsest(8));
   std::vector<std::string> names;
   for (const auto& p : block->named_parameters()) names.push_back(p.key());
   for (const std::string expected : {"entry.0.weight", "entry.1.weight", "restrict.0.weight", "prolong.0.weight",
@@ -87,7 +88,7 @@ TEST(Multigrid, StateDictNamesFollowThePythonModule) {
 
 TEST(Multigrid, TheDropInEndsInItsFinestConvAndStartsAsTheAuthorsInitialiseIt) {
   // The host block's BatchNorm and ReLU follow a drop-in conv: its finest level ends in the grouped conv alone.
-  MultigridConv2d conv(MultigridOptions(32, 32).group_size(8).coarsest(8));
+  MultigridConv2d conv(MultigridConv2dOptions(32, 32).group_size(8).coarsest(8));
   EXPECT_LT(conv->forward(torch::randn({2, 32, 6, 6})).min().item<double>(), 0.0);  // no ReLU last
   // Every conv Kaiming-normal with fan_out: std sqrt(2 / (out * k * k)), here the 32 -> 32 3x3 level conv.
   for (const auto& item : conv->named_parameters()) {
@@ -98,14 +99,14 @@ TEST(Multigrid, TheDropInEndsInItsFinestConvAndStartsAsTheAuthorsInitialiseIt) {
 }
 
 TEST(Multigrid, ClearErrors) {
-  EXPECT_THROW(MultigridBlock(MultigridOptions(64, 80).group_size(32)), c10::Error);  // 80 % 32
-  EXPECT_THROW(MultigridBlock(MultigridOptions(64, 64).group_size(0)), c10::Error);
-  EXPECT_THROW(MultigridBlock(MultigridOptions(64, 64).coarsest(128)), c10::Error);
+  EXPECT_THROW(MultigridBlock(MultigridBlockOptions(64, 80).group_size(32)), c10::Error);  // 80 % 32
+  EXPECT_THROW(MultigridBlock(MultigridBlockOptions(64, 64).group_size(0)), c10::Error);
+  EXPECT_THROW(MultigridBlock(MultigridBlockOptions(64, 64).coarsest(128)), c10::Error);
   // Options that leave one level (no multigrid structure, only a dense conv) and an even kernel are refused.
-  EXPECT_THROW(MultigridConv2d(MultigridOptions(60, 60).group_size(16).coarsest(32)), c10::Error);
-  EXPECT_THROW(MultigridBlock(MultigridOptions(16, 16).group_size(16).coarsest(16)), c10::Error);
-  EXPECT_THROW(MultigridConv2d(MultigridOptions(8, 8).kernel_size(2).group_size(2).coarsest(2)), c10::Error);
-  MultigridBlock block(MultigridOptions(16, 16).group_size(8).coarsest(8));
+  EXPECT_THROW(MultigridConv2d(MultigridConv2dOptions(60, 60).group_size(16).coarsest(32)), c10::Error);
+  EXPECT_THROW(MultigridBlock(MultigridBlockOptions(16, 16).group_size(16).coarsest(16)), c10::Error);
+  EXPECT_THROW(MultigridConv2d(MultigridConv2dOptions(8, 8).kernel_size(2).group_size(2).coarsest(2)), c10::Error);
+  MultigridBlock block(MultigridBlockOptions(16, 16).group_size(8).coarsest(8));
   EXPECT_THROW(block->forward(torch::randn({2, 8, 4, 4})), c10::Error);
   const auto x = torch::randn({1, 8, 5, 5});
   EXPECT_THROW(leanconv::ops::grouped_conv2d(x, torch::randn({9, 2, 3, 3}), std::nullopt, {1, 1}, {1, 1}, {1, 1}, 3),
@@ -130,7 +131,7 @@ TEST(Multigrid, CpuAndCudaAgree_CUDA) {
     auto y = leanconv::ops::grouped_conv2d(x.to(dtype).cuda(), w.to(dtype).cuda(), std::nullopt, s, p, d, 4).cpu();
     EXPECT_TRUE(torch::allclose(y.to(torch::kDouble), expected, 1e-4, 1e-4));
   }
-  MultigridBlock block(MultigridOptions(32, 64).stride(2).group_size(8).coarsest(8));
+  MultigridBlock block(MultigridBlockOptions(32, 64).stride(2).group_size(8).coarsest(8));
   block->to(torch::kDouble);
   auto y_cpu = block->forward(x);
   block->to(torch::kCUDA);

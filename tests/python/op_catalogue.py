@@ -77,13 +77,15 @@ def eigen_conv2d_reference(input, basis, coeff, bias, stride, padding, dilation)
 
 
 def grouped_conv2d_reference(input, weight, bias, stride, padding, dilation, groups):
-    return F.conv2d(input, weight, bias, stride, padding, dilation, groups)
+    # Padded explicitly, as eigen_conv2d_reference: an empty image with enough padding has an output aten refuses.
+    padded = F.pad(input, (padding[1], padding[1], padding[0], padding[0]))
+    return F.conv2d(padded, weight, bias, stride, 0, dilation, groups)
 
 
 def grouped_conv2d_backward_reference(grad_output, input, weight, stride, padding, dilation, groups, output_mask):
     leaves = [t.detach().requires_grad_() for t in (input, weight)]
     with torch.enable_grad():
-        y = F.conv2d(*leaves, None, stride, padding, dilation, groups)
+        y = grouped_conv2d_reference(*leaves, None, stride, padding, dilation, groups)
         grads = torch.autograd.grad(y, leaves, grad_output)
     return tuple(g if m else None for g, m in zip(grads, output_mask))
 
@@ -310,7 +312,7 @@ def _grouped_backward_samples(device, dtype):
 
 def _coarse_grid_correction_samples(device, dtype):
     samples = []
-    # The prolongation on leanconv's kernel (the aten path is in test_multigrid.py: aten's CPU convolutions do not
+    # The prolongation on leanconv's kernel (the aten path is in test_multigrid_modules.py: aten's CPU convolutions do not
     # promise the same bits for every thread count).
     for n, c, coarse_c, groups, hw, weight, use_kernel in [(2, 8, 4, 2, (5, 4), True, True),
                                                            (3, 6, 3, 3, (3, 3), False, True),
@@ -362,7 +364,7 @@ def _batch_norm_epilogue_backward_samples(device, dtype):
 def _fused_batch_norm_samples(device, dtype):
     # Batch statistics without running ones, and eval with running ones (kept positive: variances). The update of
     # running statistics in training mutates them, which vmap and the compiled comparisons cannot share: its own
-    # tests are in test_epilogue.py.
+    # tests are in test_shared_ops.py.
     samples = []
     for x, w, b, r, relu in _epilogue_operands(device, dtype):
         c = x.shape[1]
@@ -414,6 +416,17 @@ OPS = [
 ]
 
 OPS_BY_NAME = {spec.name: spec for spec in OPS}
+
+# Ops without tensor arguments (the kernel choice's queries and settings, the low-rank cost model): not under the
+# op contract; each is covered by the test file named.
+HELPER_OPS = {
+    "eigen_conv2d_fused_is_cheaper": "test_lowrank_modules.py",
+    "grouped_conv2d_uses_kernel": "test_multigrid_ops.py",
+    "grouped_conv2d_rule": "test_multigrid_ops.py",
+    "record_grouped_conv2d_choice": "test_multigrid_ops.py",
+    "grouped_conv2d_choices": "test_multigrid_ops.py",
+    "clear_grouped_conv2d_choices": "test_multigrid_ops.py",
+}
 
 
 def op_samples(spec: OpSpec, device="cpu", dtype=torch.float64):

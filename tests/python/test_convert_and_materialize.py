@@ -9,6 +9,7 @@ from torch import nn
 import leanconv
 from leanconv import models
 from leanconv.convert import convertible_families
+from leanconv.families import FAMILIES
 
 TORCHVISION = {"resnet18": torchvision.models.resnet18, "mobilenet_v2": torchvision.models.mobilenet_v2,
                "vgg11_bn": torchvision.models.vgg11_bn}
@@ -48,9 +49,9 @@ def test_convert_torchvision_models(architecture, family, capsys):
         assert _params(converted) < _params(model) or family == "lowrank"
 
 
-@pytest.mark.parametrize("conv,options", [("generated", {}), ("filter_summary", {}), ("lowrank", {}), ("shared", {}),
-                                          ("multigrid", {"group_size": 8, "coarsest": 8}), ("dense", {})])
-def test_materialize_gives_plain_layers_with_equal_outputs(conv, options):
+@pytest.mark.parametrize("conv", sorted(FAMILIES))
+def test_materialize_gives_plain_layers_with_equal_outputs(conv):
+    options = FAMILIES[conv].sample_options
     torch.manual_seed(0)
     model = models.resnet20(conv=conv, **options)
     x = torch.randn(2, 3, 32, 32)
@@ -76,11 +77,8 @@ def test_materialize_a_single_layer_and_the_mgic_resnet():
     torch.testing.assert_close(leanconv.materialize(net).eval()(x), net(x), rtol=1e-5, atol=1e-5)
 
 
-FAMILY_MODELS = {  # every family's ResNet-20, and the MGIC ResNet
-    "dense": lambda: models.resnet20(conv="dense"), "generated": lambda: models.resnet20(conv="generated"),
-    "filter_summary": lambda: models.resnet20(conv="filter_summary"),
-    "lowrank": lambda: models.resnet20(conv="lowrank"), "shared": lambda: models.resnet20(conv="shared"),
-    "multigrid": lambda: models.resnet20(conv="multigrid", group_size=8, coarsest=8),
+FAMILY_MODELS = {  # every family's ResNet-20 (the registry's sample options), and the MGIC ResNet
+    **{name: (lambda name=name: models.resnet20(conv=name, **FAMILIES[name].sample_options)) for name in FAMILIES},
     "mgic_resnet": lambda: models.mgic_resnet(widths=(16, 32), blocks=(1, 1), group_size=8, coarsest=8),
 }
 
@@ -174,3 +172,33 @@ def test_a_model_that_is_a_sequential_converts_to_the_shared_family_and_runs():
     # group (the first part of its name), so its anchor is its own weight and the function is unchanged.
     torch.testing.assert_close(converted(x), model(x))
     assert isinstance(converted.anchors, nn.ModuleDict) and len(converted.anchors) == 2
+
+
+def test_convert_to_filter_summary_and_errors():
+    from leanconv.models import resnet
+    from leanconv.nn import FilterSummaryConv2d
+
+    model = leanconv.convert(resnet.resnet20(), "filter_summary", compression=9, skip=["stem.0"])
+    assert sum(isinstance(m, FilterSummaryConv2d) for m in model.modules()) == 18
+    with pytest.raises(ValueError, match="convert supports"):
+        leanconv.convert(model, "generated")
+
+
+@pytest.mark.parametrize("family", ["lowrank", "filter_summary"])
+def test_convert_handles_string_paddings_a_bare_conv_and_a_rank_above_k_squared(family):
+    options = {"rank": 20} if family == "lowrank" else {"compression": 3}
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding="same", padding_mode="reflect"), nn.ReLU(),
+                          nn.Conv2d(8, 8, 3, padding="valid"), nn.Conv2d(8, 4, (2, 3), padding="same")).double()
+    converted = leanconv.convert(model, family, **options)
+    assert not any(type(m) is nn.Conv2d for m in converted.modules())
+    x = torch.randn(2, 3, 9, 9, dtype=torch.float64)
+    assert converted(x).shape == model(x).shape
+    if family == "lowrank":  # rank 20 is clipped to the full rank k*k = 9 (6 for the 2x3 conv): exact
+        assert [m.rank for m in converted.modules() if isinstance(m, leanconv.nn.EigenConv2d)] == [9, 9, 6]
+        torch.testing.assert_close(converted(x), model(x))
+    bare = nn.Conv2d(3, 8, 3, padding=1).double()
+    layer = leanconv.convert(bare, family, **options)
+    assert type(layer) is not nn.Conv2d
+    assert leanconv.convert(bare, family, skip=[""], **options) is not bare  # a copy, left dense
+    if family == "lowrank":
+        torch.testing.assert_close(layer(x), bare(x))

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import leanconv
+from leanconv.families import FAMILIES as REGISTRY
 from test_models_and_training import _write_idx
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,16 +26,10 @@ if not BINARY.exists():
     pytest.skip(f"{BINARY} not built (LEANCONV_BUILD_TESTS=1 python setup.py build_ext --inplace)",
                 allow_module_level=True)
 
-# Each family's flags and the same options for Python: those of benchmarks/train_families_fashion_mnist.sh, but for
-# multigrid a group size of 8 (twice as fast to train as 2, and it learns these images within the test's steps).
-FAMILIES = {
-    "dense": ([], {}),
-    "generated": (["--ring-size", "0.1"], {"ring_size": 0.1}),
-    "filter_summary": (["--compression", "10"], {"compression": 10}),
-    "lowrank": (["--rank", "1"], {"rank": 1}),
-    "shared": ([], {}),
-    "multigrid": (["--group-size", "8", "--coarsest", "8"], {"group_size": 8, "coarsest": 8}),
-}
+# Each family of the registry, with its sample options as the example's flags (the same names as Python's).
+FAMILIES = {name: ([part for key, value in family.sample_options.items()
+                    for part in ("--" + key.replace("_", "-"), str(value))], family.sample_options)
+            for name, family in REGISTRY.items()}
 
 
 def _learnable_images(n: int, seed: int):
@@ -123,3 +118,10 @@ def test_missing_and_corrupt_files_are_named(data_dir, tmp_path):
     (tmp_path / "t10k-images-idx3-ubyte").write_bytes(b"not an idx file at all")
     run = _run("--data", tmp_path)
     assert run.returncode == 2 and "not an idx file" in run.stderr, run.stderr
+
+
+def test_the_examples_families_are_the_registrys():
+    run = _run("--help")
+    choices = re.search(r"--conv ([\w|]+)\]", run.stdout + run.stderr)
+    assert choices, run.stdout + run.stderr
+    assert set(choices.group(1).split("|")) == set(REGISTRY)

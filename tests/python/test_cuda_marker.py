@@ -30,8 +30,8 @@ def test_every_test_that_names_cuda_carries_the_cuda_marker():
 def test_the_cuda_selection_holds_every_family_and_the_multigrid_grid():
     selected = collected("-m", "cuda")
     files = {test.split("::")[0].rsplit("/", 1)[-1] for test in selected}
-    for name in ("test_op_contract.py", "test_multigrid_ops.py", "test_module_contract.py", "test_lowrank.py",
-                 "test_generated_ops.py", "test_filter_summary.py"):
+    for name in ("test_op_contract.py", "test_multigrid_ops.py", "test_module_contract.py", "test_lowrank_ops.py",
+                 "test_generated_ops.py", "test_filter_summary_modules.py"):
         assert name in files, f"{name} has no test selected by -m cuda"
     # The grouped conv's grid: 5 group widths x 2 kernels x 2 strides x 2 layouts x 4 dtypes on CUDA.
     assert sum("test_grouped_conv_matches_float64_conv2d[" in t and "cuda" in t for t in selected) == 160

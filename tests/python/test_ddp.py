@@ -13,9 +13,6 @@ import leanconv
 from leanconv.train import checkpoint as checkpoints
 from leanconv.families import FAMILIES
 
-OPTIONS = {"multigrid": {"group_size": 8, "coarsest": 8}, "generated": {"ring_size": 0.1}}
-
-
 def _free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -24,7 +21,7 @@ def _free_port():
 
 def _model(family):
     torch.manual_seed(0)
-    return leanconv.models.resnet20(num_classes=10, conv=family, **OPTIONS.get(family, {}))
+    return leanconv.models.resnet20(num_classes=10, conv=family, **FAMILIES[family].sample_options)
 
 
 def _train_steps(model, batches, shard=None, lr=0.01):

@@ -14,10 +14,13 @@ import torch
 from hypothesis import HealthCheck, assume, event, given, settings, strategies as st
 
 import leanconv  # noqa: F401
-from op_catalogue import (OPS, eigen_conv2d_reference, filter_summary_weight_backward_reference,
-                          filter_summary_weight_reference, generate_weights_backward_reference,
-                          generate_weights_reference, op_samples, shifted_sum_backward_reference,
-                          shifted_sum_reference)
+from op_catalogue import (OPS, affine_epilogue_backward_reference, affine_epilogue_reference,
+                          batch_norm_epilogue_backward_reference, batch_norm_epilogue_reference,
+                          coarse_grid_correction_reference, eigen_conv2d_backward_reference, eigen_conv2d_reference,
+                          filter_summary_weight_backward_reference, filter_summary_weight_reference,
+                          fused_batch_norm_reference, generate_weights_backward_reference, generate_weights_reference,
+                          grouped_conv2d_backward_reference, grouped_conv2d_reference, op_samples,
+                          shifted_sum_backward_reference, shifted_sum_reference)
 
 INT64_MAX = 2 ** 63 - 1
 MAX_TOTAL = 2 ** 62
@@ -119,7 +122,14 @@ def check(valid, call, reference, dtype):
     assert valid, "an invalid call returned a result"
     expected = reference()
     tol = tolerance(dtype)
-    torch.testing.assert_close(result.double(), expected.double(), rtol=tol, atol=tol)
+    results = result if isinstance(result, (tuple, list)) else [result]
+    expecteds = expected if isinstance(expected, (tuple, list)) else [expected]
+    assert len(results) == len(expecteds)
+    for r, e in zip(results, expecteds):  # outputs a mask left out are None on both sides
+        assert (r is None) == (e is None)
+        if r is not None:
+            scale = max(1.0, e.abs().max().item()) if e.numel() else 1.0
+            torch.testing.assert_close(r.double(), e.double(), rtol=tol, atol=tol * scale)
 
 
 def conv_axis(size, kernel, stride, pad, dilation):
@@ -310,6 +320,268 @@ def test_eigen_conv2d_with_a_huge_dilated_kernel(dilation, padding):
     z = torch.nn.functional.conv2d(x, basis.reshape(4, 1, 3, 3), None, args[0], args[1], args[2], groups=2)
     expected = torch.nn.functional.conv2d(z, coeff.reshape(3, 4, 1, 1))  # aten handles the padding implicitly
     torch.testing.assert_close(y, expected, rtol=1e-4, atol=1e-4)
+
+
+@FUZZ
+@given(data=st.data(), dtype=st.sampled_from(FLOATS), channels_last=st.booleans())
+def test_eigen_conv2d_backward(data, dtype, channels_last):
+    draw = Arguments(data)
+    seed_values(data)
+    _, _, stride, padding, dilation = draw.window()
+    # (Tensor sizes are drawn from small ranges even when wild: the test allocates them.)
+    kh, kw = draw("kernel_h", st.integers(1, 3), st.integers(0, 3)), draw("kernel_w", st.integers(1, 3), st.integers(0, 3))
+    rank = draw("rank", st.integers(1, max(kh * kw, 1)), st.integers(0, 10))
+    batch, in_channels, out_channels = (data.draw(st.integers(0, 2), label="batch"),
+                                        draw("in_channels", st.integers(1, 3), st.integers(0, 1)),
+                                        draw("out_channels", st.integers(1, 3), st.integers(0, 1)))
+    hw = [draw.spatial_size("height", kh, padding[0], dilation[0]),
+          draw.spatial_size("width", kw, padding[1], dilation[1])]
+    out_h = conv_axis(hw[0], kh, stride[0], padding[0], dilation[0])
+    out_w = conv_axis(hw[1], kw, stride[1], padding[1], dilation[1])
+    geometry = out_h is not None and out_w is not None and min(kh, kw, in_channels, out_channels) >= 1
+    skew = draw("gradient size skew", st.just(0), st.integers(-1, 1))
+    grad_h, grad_w = (out_h if geometry else 3) + skew, out_w if geometry else 3
+    assume(0 <= grad_h <= 32 and 0 <= grad_w <= 32)
+    mask = [data.draw(st.booleans(), label=f"mask[{i}]") for i in range(3)]
+    x = torch.randn(batch, in_channels, *hw, dtype=torch.float64).to(dtype)
+    grad = torch.randn(batch, out_channels, grad_h, grad_w, dtype=torch.float64).to(dtype)
+    if channels_last:
+        x, grad = (t.contiguous(memory_format=torch.channels_last) for t in (x, grad))
+    basis = torch.randn(in_channels, max(rank, 0), max(kh, 0), max(kw, 0), dtype=torch.float64).to(dtype)
+    coeff = torch.randn(out_channels, in_channels * max(rank, 0), dtype=torch.float64).to(dtype)
+    valid = geometry and skew == 0 and 1 <= rank <= kh * kw
+    assume(not valid or numel([batch, in_channels * rank, *hw]) <= SMALL_RESULT)
+    check(valid, lambda: torch.ops.leanconv.eigen_conv2d_backward(grad, x, basis, coeff, stride, padding, dilation,
+                                                                  mask),
+          lambda: eigen_conv2d_backward_reference(grad.double(), x.double(), basis.double(), coeff.double(), stride,
+                                                  padding, dilation, mask), dtype)
+
+
+# ---- grouped conv (multigrid) ------------------------------------------------------------------------------
+
+def grouped_geometry(draw, data):
+    """A grouped conv's arguments: (x, weight, groups, window, output size or None, valid so far)."""
+    seed_values(data)
+    _, _, stride, padding, dilation = draw.window()
+    kh, kw = draw("kernel_h", st.integers(1, 3), st.integers(0, 3)), draw("kernel_w", st.integers(1, 3), st.integers(0, 3))
+    groups = draw("groups", st.integers(1, 3), st.integers(0, 4))
+    group_in = draw("group_in", st.integers(1, 4), st.integers(0, 1))
+    group_out = draw("group_out", st.integers(1, 4), st.integers(0, 1))
+    batch = data.draw(st.integers(0, 2), label="batch")
+    in_skew = draw("in_channels skew", st.just(0), st.integers(-1, 1))  # != 0: channels groups do not divide
+    in_channels = max(groups, 1) * group_in + in_skew
+    hw = [draw.spatial_size("height", kh, padding[0], dilation[0]),
+          draw.spatial_size("width", kw, padding[1], dilation[1])]
+    x = torch.randn(batch, max(in_channels, 0), *hw, dtype=torch.float64)
+    weight = torch.randn(max(groups, 1) * group_out, group_in, max(kh, 0), max(kw, 0), dtype=torch.float64)
+    out_h = conv_axis(hw[0], kh, stride[0], padding[0], dilation[0])
+    out_w = conv_axis(hw[1], kw, stride[1], padding[1], dilation[1])
+    valid = (groups >= 1 and in_skew == 0 and min(group_in, group_out, kh, kw) >= 1 and out_h is not None
+             and out_w is not None)
+    return x, weight, groups, (stride, padding, dilation), (batch, weight.shape[0], out_h, out_w), valid
+
+
+@FUZZ
+@given(data=st.data(), dtype=st.sampled_from(FLOATS), channels_last=st.booleans())
+def test_grouped_conv2d(data, dtype, channels_last):
+    draw = Arguments(data)
+    x, weight, groups, window, out_shape, valid = grouped_geometry(draw, data)
+    bias = draw("bias", st.sampled_from(["none", "right"]), st.just("wrong"))
+    b = {"none": None, "right": torch.randn(weight.shape[0]), "wrong": torch.randn(weight.shape[0] + 1)}[bias]
+    x, weight, b = x.to(dtype), weight.to(dtype), None if b is None else b.to(dtype)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    valid = valid and bias != "wrong"
+    assume(not valid or numel(out_shape) <= SMALL_RESULT)
+    check(valid, lambda: torch.ops.leanconv.grouped_conv2d(x, weight, b, *window, groups),
+          lambda: grouped_conv2d_reference(x.double(), weight.double(), None if b is None else b.double(), *window,
+                                           groups), dtype)
+
+
+@FUZZ
+@given(data=st.data(), dtype=st.sampled_from(FLOATS), channels_last=st.booleans())
+def test_grouped_conv2d_backward(data, dtype, channels_last):
+    draw = Arguments(data)
+    x, weight, groups, window, (batch, channels, out_h, out_w), valid = grouped_geometry(draw, data)
+    skew = draw("gradient size skew", st.just(0), st.integers(-1, 1))
+    grad_h, grad_w = (out_h if out_h is not None else 3) + skew, out_w if out_w is not None else 3
+    assume(0 <= grad_h <= 32 and 0 <= grad_w <= 32)
+    grad = torch.randn(batch, channels, grad_h, grad_w, dtype=torch.float64).to(dtype)
+    x, weight = x.to(dtype), weight.to(dtype)
+    if channels_last:
+        x, grad = (t.contiguous(memory_format=torch.channels_last) for t in (x, grad))
+    mask = [data.draw(st.booleans(), label=f"mask[{i}]") for i in range(2)]
+    valid = valid and skew == 0
+    assume(not valid or x.numel() <= SMALL_RESULT)
+    check(valid, lambda: torch.ops.leanconv.grouped_conv2d_backward(grad, x, weight, *window, groups, mask),
+          lambda: grouped_conv2d_backward_reference(grad.double(), x.double(), weight.double(), *window, groups,
+                                                    mask), dtype)
+
+
+# ---- block epilogue (shared, multigrid) ---------------------------------------------------------------------
+
+def seed_values(data):
+    """The tensors' values from a seed the example draws: a replayed example has the same values."""
+    torch.manual_seed(data.draw(st.integers(0, 2 ** 16), label="values seed"))
+
+
+def feature_map(draw, data, dtype, channels_last):
+    """(N, C, H, W) values (a few wrong dimension counts), with at least two values per channel when valid (one
+    value has no variance: its normalised value is rounding alone, relative to nothing)."""
+    seed_values(data)
+    shape = [data.draw(st.integers(1, 3), label="batch"), draw("channels", st.integers(1, 4), st.integers(0, 1)),
+             data.draw(st.integers(1, 4), label="height"), data.draw(st.integers(1, 4), label="width")]
+    shape = shape[:draw("dims", st.just(4), st.integers(3, 5))] + [2] * max(0, len(shape) - 4)
+    x = (torch.randn(shape, dtype=torch.float64) * 2 + 0.5).to(dtype)
+    if channels_last and x.dim() == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
+    valid = x.dim() == 4  # zero channels too: an empty result
+    assume(not valid or shape[0] * shape[2] * shape[3] >= 2)
+    return x, valid
+
+
+def per_channel(draw, name, channels, dtype):
+    """None, a (C,) tensor, or (wild) one of the wrong length."""
+    kind = draw(name, st.sampled_from(["none", "right"]), st.just("wrong"))
+    t = {"none": None, "right": torch.randn(channels), "wrong": torch.randn(channels + 1)}[kind]
+    param_dtype = torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+    return (None if t is None else t.to(param_dtype)), kind != "wrong"
+
+
+def residual_of(draw, x):
+    kind = draw("residual", st.sampled_from(["none", "right"]), st.just("wrong"))
+    if kind == "none":
+        return None, True
+    shape = list(x.shape)
+    if kind == "wrong":
+        shape[-1] += 1
+    return torch.randn(shape, dtype=torch.float64).to(x.dtype), kind == "right"
+
+
+def eps_of(draw):
+    eps = draw("eps", st.sampled_from([1e-5, 1e-3]), st.sampled_from([0.0, -1e-5, float("nan")]))
+    return eps, eps > 0
+
+
+@FUZZ
+@given(data=st.data(), dtype=st.sampled_from(FLOATS), channels_last=st.booleans(), relu=st.booleans())
+def test_batch_norm_epilogue(data, dtype, channels_last, relu):
+    draw = Arguments(data)
+    x, valid_x = feature_map(draw, data, dtype, channels_last)
+    c = x.shape[1] if x.dim() > 1 else 1
+    (w, valid_w), (b, valid_b), (r, valid_r) = (per_channel(draw, "weight", c, dtype),
+                                                per_channel(draw, "bias", c, dtype), residual_of(draw, x))
+    eps, valid_eps = eps_of(draw)
+    valid = valid_x and valid_w and valid_b and valid_r and valid_eps
+    check(valid, lambda: torch.ops.leanconv.batch_norm_epilogue(x, w, b, r, relu, eps),
+          lambda: batch_norm_epilogue_reference(x.double(), w, b, None if r is None else r.double(), relu, eps),
+          dtype)
+
+
+@FUZZ
+@given(data=st.data(), dtype=st.sampled_from(FLOATS), relu=st.booleans())
+def test_batch_norm_epilogue_backward(data, dtype, relu):
+    draw = Arguments(data)
+    x, valid = feature_map(draw, data, dtype, False)
+    assume(valid)  # the forward's outputs are needed to build the arguments
+    c = x.shape[1]
+    w, valid_w = per_channel(draw, "weight", c, dtype)
+    out, mean, invstd, _ = torch.ops.leanconv.batch_norm_epilogue(x, w if valid_w else None, None, None, relu, 1e-5)
+    grad, grad_mean, grad_invstd = torch.randn_like(out), torch.randn_like(mean), torch.randn_like(invstd)
+    with_output = draw("output given", st.just(relu), st.booleans())  # a ReLU's backward needs its output
+    mask = [data.draw(st.booleans(), label=f"mask[{i}]") for i in range(4)]
+    mask[1] = mask[1] and w is not None
+    valid = valid_w and (with_output or not relu)  # an output given without a ReLU is not read
+    check(valid, lambda: torch.ops.leanconv.batch_norm_epilogue_backward(
+              grad, grad_mean, grad_invstd, out if with_output else None, x, w, mean, invstd, relu, mask),
+          lambda: batch_norm_epilogue_backward_reference(
+              grad.double(), grad_mean.double(), grad_invstd.double(), out.double() if relu else None, x.double(),
+              None if w is None else w.double(), mean.double(), invstd.double(), relu, mask), dtype)
+
+
+@FUZZ
+@given(data=st.data(), dtype=st.sampled_from(FLOATS), channels_last=st.booleans(), relu=st.booleans())
+def test_affine_epilogue(data, dtype, channels_last, relu):
+    draw = Arguments(data)
+    x, valid_x = feature_map(draw, data, dtype, channels_last)
+    c = x.shape[1] if x.dim() > 1 else 1
+    (scale, valid_s), (shift, valid_t), (r, valid_r) = (per_channel(draw, "scale", c, dtype),
+                                                        per_channel(draw, "shift", c, dtype), residual_of(draw, x))
+    valid = valid_x and valid_s and valid_t and valid_r
+    check(valid, lambda: torch.ops.leanconv.affine_epilogue(x, scale, shift, r, relu),
+          lambda: affine_epilogue_reference(x.double(), None if scale is None else scale.double(),
+                                            None if shift is None else shift.double(),
+                                            None if r is None else r.double(), relu), dtype)
+
+
+@FUZZ
+@given(data=st.data(), dtype=st.sampled_from(FLOATS), relu=st.booleans())
+def test_affine_epilogue_backward(data, dtype, relu):
+    draw = Arguments(data)
+    x, valid = feature_map(draw, data, dtype, False)
+    assume(valid)
+    scale, valid_s = per_channel(draw, "scale", x.shape[1], dtype)
+    out = torch.ops.leanconv.affine_epilogue(x, scale if valid_s else None, None, None, relu)
+    grad = torch.randn_like(out)
+    mask = [data.draw(st.booleans(), label=f"mask[{i}]") for i in range(4)]
+    mask[1] = mask[1] and scale is not None
+    check(valid_s, lambda: torch.ops.leanconv.affine_epilogue_backward(grad, out if relu else None, x, scale, relu,
+                                                                       mask),
+          lambda: affine_epilogue_backward_reference(grad.double(), out.double() if relu else None, x.double(),
+                                                     None if scale is None else scale.double(), relu, mask), dtype)
+
+
+@FUZZ
+@given(data=st.data(), dtype=st.sampled_from(FLOATS), relu=st.booleans(), training=st.booleans())
+def test_fused_batch_norm(data, dtype, relu, training):
+    draw = Arguments(data)
+    x, valid_x = feature_map(draw, data, dtype, False)
+    c = x.shape[1] if x.dim() > 1 else 1
+    assume(c >= 1)  # (the reference, F.batch_norm, has no zero-channel case)
+    (w, valid_w), (b, valid_b), (r, valid_r) = (per_channel(draw, "weight", c, dtype),
+                                                per_channel(draw, "bias", c, dtype), residual_of(draw, x))
+    running = draw("running statistics", st.sampled_from(["none", "both"]), st.sampled_from(["mean only", "short"]))
+    stats_dtype = torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+    size = c + (running == "short")
+    mean = None if running == "none" else torch.randn(size, dtype=stats_dtype)
+    var = None if running in ("none", "mean only") else torch.rand(size, dtype=stats_dtype) + 0.5
+    eps, valid_eps = eps_of(draw)
+    valid = valid_x and valid_w and valid_b and valid_r and valid_eps and running in ("none", "both")
+    # One value per channel cannot be normalised in training (nn.BatchNorm2d's rule).
+    assume(not (valid and training and x.numel() // c == 1))
+    reference_stats = (mean.clone().double(), var.clone().double()) if running == "both" else (None, None)
+    check(valid, lambda: torch.ops.leanconv.fused_batch_norm(x, mean, var, w, b, r, training or mean is None, 0.1,
+                                                             eps, relu),
+          lambda: fused_batch_norm_reference(x.double(), *reference_stats, None if w is None else w.double(),
+                                             None if b is None else b.double(), None if r is None else r.double(),
+                                             training or mean is None, 0.1, eps, relu), dtype)
+
+
+@FUZZ
+@given(data=st.data(), dtype=st.sampled_from([torch.float32, torch.float64]), use_kernel=st.booleans())
+def test_coarse_grid_correction(data, dtype, use_kernel):
+    draw = Arguments(data)
+    seed_values(data)
+    groups = data.draw(st.integers(1, 3), label="groups")
+    coarse_group, fine_group = (data.draw(st.integers(1, 2), label="coarse per group"),
+                                data.draw(st.integers(1, 3), label="fine per group"))
+    n, h, w = data.draw(st.integers(1, 2)), data.draw(st.integers(1, 4)), data.draw(st.integers(1, 4))
+    fine_channels, coarse_channels = groups * fine_group, groups * coarse_group
+    skew = draw("restricted size skew", st.just(0), st.integers(-1, 1))
+    fine = torch.randn(n, fine_channels, h, w, dtype=dtype)
+    coarse = torch.randn(n, coarse_channels, h, w, dtype=dtype)
+    restricted = torch.randn(n, coarse_channels, h, max(w + skew, 0), dtype=dtype)
+    prolongation = torch.randn(fine_channels, coarse_group, 1, 1, dtype=dtype)
+    (weight, valid_w), (bias, valid_b) = (per_channel(draw, "weight", fine_channels, dtype),
+                                          per_channel(draw, "bias", fine_channels, dtype))
+    eps, valid_eps = eps_of(draw)
+    valid = skew == 0 and valid_w and valid_b and valid_eps and n * h * w > 1
+    check(valid, lambda: torch.ops.leanconv.coarse_grid_correction(
+              fine, coarse, restricted, prolongation, groups, weight, bias, None, None, True, 0.1, eps, use_kernel),
+          lambda: coarse_grid_correction_reference(
+              fine.double(), coarse.double(), restricted.double(), prolongation.double(), groups,
+              None if weight is None else weight.double(), None if bias is None else bias.double(), None, None, True,
+              0.1, eps, use_kernel), dtype)
 
 
 @settings(max_examples=200, deadline=None, derandomize=True)

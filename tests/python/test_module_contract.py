@@ -15,8 +15,9 @@ import torch.func as func
 from torch import nn
 
 import leanconv
-from leanconv.nn import AnchoredConv2d, EigenConv2d, FilterSummaryConv2d, GeneratedConv2d, ParameterRing
 from conftest import requires_cuda, requires_extension
+from leanconv.families import FAMILIES
+from leanconv.nn import AnchoredConv2d, EigenConv2d, FilterSummaryConv2d, GeneratedConv2d, ParameterRing
 from module_catalogue import AnchorModel, MODULE_IDS, MODULES, RingModel
 
 
@@ -297,6 +298,15 @@ CONV_FAMILIES = {
     "filter_summary": lambda *a, **k: FilterSummaryConv2d(*a, compression=2, **k),
     "lowrank": lambda *a, **k: EigenConv2d(*a, rank=2, path="fused", **k),
 }
+
+
+def test_every_family_of_the_registry_is_under_contract():
+    # A new family cannot go untested unnoticed: it has module specs (their names start with its name) and, unless
+    # its layer keeps the image size by construction (multigrid: odd kernels, 'same' padding), nn.Conv2d's argument
+    # space below.
+    compact = set(FAMILIES) - {"dense"}
+    assert all(any(spec.name.startswith(name) for spec in MODULES) for name in compact)
+    assert set(CONV_FAMILIES) == compact - {"multigrid"}
 
 
 @pytest.mark.parametrize("family", sorted(CONV_FAMILIES))

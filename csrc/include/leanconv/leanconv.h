@@ -6,7 +6,7 @@
 #include "leanconv/nn/lowrank.h"
 #include "leanconv/nn/multigrid.h"
 #include "leanconv/nn/shared.h"
-#include "leanconv/ops/epilogue.h"
+#include "leanconv/ops/block_epilogue.h"
 #include "leanconv/ops/filter_summary.h"
 #include "leanconv/ops/generated.h"
 #include "leanconv/ops/multigrid.h"

@@ -26,9 +26,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..nn._checked_options import load_option, save_option
-from ..nn.epilogue import FusedBatchNorm2d
+from ..nn.block_epilogue import FusedBatchNorm2d
 from ..nn.shared import AnchoredConv2d, ConvAnchor, Regulator
-from ..ops.epilogue import affine_epilogue
+from ..ops.block_epilogue import affine_epilogue
 
 VARIANTS = ("plain", "mix", "vgg")
 MIX_WIDTHS = (64, 128, 256, 512)

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..families import build
-from ..nn.epilogue import FusedBatchNorm2d
+from ..nn.block_epilogue import FusedBatchNorm2d
 from ..nn.multigrid import MultigridBlock
 from .resnet import basic_stages
 

@@ -9,7 +9,7 @@ convs and the classifier stay ordinary. ``layout="cifar"`` uses a stride-1 stem 
 from torch import nn
 
 from ..families import build
-from .convs import DenseConvs
+from ..nn._convs import DenseConvs
 
 # (expansion t, output channels c, repeats n, first stride s), the paper's table 2.
 SETTINGS = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..families import build
-from .convs import DenseConvs
+from ..nn._convs import DenseConvs
 
 
 class BasicBlock(nn.Module):

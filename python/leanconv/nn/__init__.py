@@ -1,6 +1,6 @@
 """torch.nn modules of leanconv's compact convolution families."""
 from .counting import parameter_counts
-from .epilogue import FoldedBatchNorm2d, FusedBatchNorm2d
+from .block_epilogue import FoldedBatchNorm2d, FusedBatchNorm2d
 from .filter_summary import FilterSummaryConv2d, fake_quantize
 from .generated import GeneratedConv2d, GeneratedLinear, ParameterRing
 from .lowrank import EigenConv2d

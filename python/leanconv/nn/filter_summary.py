@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from .. import ops
 from ._checked_options import load_option, save_option
+from ._convs import DenseConvs, Scope
 from ._conv_args import (apply_padding_mode, arguments_of, check_conv_input, conv_extra_repr, conv_geometry, copy_bias,
                          dense_conv_like)
 
@@ -216,3 +217,29 @@ class FilterSummaryConv2d(nn.Module):
         if self.quant_bits is not None:
             s += f", quant_bits={self.quant_bits}"
         return s + f", path={self.path}"
+
+
+# ---- the family's conv factory (leanconv.families) ----------------------------------------------------------------
+
+class FilterSummaryConvs(DenseConvs):
+    """Filter-summary (FSNet) convs with one compression ratio (and optional quantisation) for every layer.
+
+    A layer whose filters are too short for the ratio (s < 1) is kept dense, as are 1x1 convs unless
+    ``pointwise=True``."""
+
+    def __init__(self, compression: float = 9, quant_bits=None, pointwise: bool = False, path: str = "auto"):
+        self.compression, self.quant_bits, self.pointwise, self.path = compression, quant_bits, pointwise, path
+
+    def conv(self, in_channels, out_channels, kernel_size, stride=1, padding=0, scope: Scope = (0, 0)):
+        if (kernel_size == 1 and not self.pointwise) or in_channels * kernel_size * kernel_size < self.compression:
+            return super().conv(in_channels, out_channels, kernel_size, stride, padding, scope)
+        return FilterSummaryConv2d(in_channels, out_channels, kernel_size, stride, padding, bias=False,
+                                   compression=self.compression, quant_bits=self.quant_bits, path=self.path)
+
+    @staticmethod
+    def from_conv(conv: nn.Conv2d, compression: float = 9, quant_bits=None, path: str = "auto") -> nn.Module:
+        """``leanconv.convert``'s layer for a trained conv: its least-squares summary, or the conv itself where its
+        filters are too short for the compression."""
+        if conv.in_channels * conv.kernel_size[0] * conv.kernel_size[1] < compression:
+            return conv
+        return FilterSummaryConv2d.from_conv(conv, compression=compression, quant_bits=quant_bits, path=path)

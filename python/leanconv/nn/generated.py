@@ -11,13 +11,14 @@ lists it once (DDP-safe), and ``model.to(...)`` moves it. The layout (seed, tota
 state_dict as int64 buffers and is adopted on ``load_state_dict``.
 """
 import math
-from typing import Dict, Sequence, Tuple, Union
+from typing import Callable, Dict, Hashable, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .. import ops
+from ._convs import DenseConvs, Scope, count_conv_weights
 from ._holder import SharedHolder, check_input_against
 from ._conv_args import apply_padding_mode, check_conv_input, conv_extra_repr, conv_geometry, dense_conv_like
 
@@ -256,3 +257,51 @@ class GeneratedLinear(_GeneratedLayer):
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}, "
                 f"offset={self._offset}, ring_size={self._ring.size}")
+
+
+# ---- the family's conv factory (leanconv.families) ----------------------------------------------------------------
+
+RING_SCOPES: Dict[str, Callable[[Scope], str]] = {
+    "model": lambda scope: "model",
+    "stage": lambda scope: f"stage{scope[0]}",
+    "block": lambda scope: f"stage{scope[0]}_block{scope[1]}",
+}
+
+
+class GeneratedConvs(DenseConvs):
+    """Generated-weight convs drawing on one ring per model, per stage or per block.
+
+    ``ring_size`` is the number of ring parameters of each ring, or, as a float in (0, 1], that fraction of
+    the weights the ring serves.
+    """
+
+    def __init__(self, counts: Dict[Hashable, int], key_of, ring_size: Union[int, float], seed: int = 0):
+        self.key_of = key_of
+        self.rings = nn.ModuleDict()
+        for i, (key, count) in enumerate(counts.items()):
+            if isinstance(ring_size, float):
+                if not 0.0 < ring_size <= 1.0:
+                    raise ValueError(f"leanconv: a fractional ring_size must be in (0, 1], got {ring_size}")
+                size = max(1, round(ring_size * count))
+            else:
+                size = int(ring_size)
+            self.rings[key] = ParameterRing(size, seed=seed + i)
+
+    def conv(self, in_channels, out_channels, kernel_size, stride=1, padding=0, scope: Scope = (0, 0)):
+        return GeneratedConv2d(self.rings[self.key_of(scope)], in_channels, out_channels, kernel_size, stride,
+                               padding, bias=False)
+
+    def finish(self, model: nn.Module) -> nn.Module:
+        model.rings = self.rings  # registered once, on the model: one copy in the state_dict
+        return model
+
+    @classmethod
+    def build(cls, make_model, ring_size: Union[int, float] = 0.1, ring_scope: str = "model",
+              seed: int = 0) -> nn.Module:
+        """The model with its rings sized from a dry run of the builder (a fractional ring_size is a share of the
+        weights each ring serves)."""
+        if ring_scope not in RING_SCOPES:
+            raise ValueError(f"leanconv: ring_scope must be one of {sorted(RING_SCOPES)}, got {ring_scope!r}")
+        key_of = RING_SCOPES[ring_scope]
+        convs = cls(count_conv_weights(make_model, key_of), key_of, ring_size, seed)
+        return convs.finish(make_model(convs))

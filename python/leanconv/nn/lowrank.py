@@ -12,7 +12,7 @@ Two execution paths compute the same function:
 """
 import math
 import numbers
-from typing import Optional
+from typing import Callable, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from .. import ops
 from ..lowrank import effective_rank, factorize, reconstruct
+from ._convs import DenseConvs, Scope
 from ._conv_args import (apply_padding_mode, arguments_of, check_conv_input, conv_extra_repr, conv_geometry, copy_bias,
                          dense_conv_like)
 
@@ -138,3 +139,45 @@ class EigenConv2d(nn.Module):
         choices = ", ".join(f"{t}: {self.chosen_path(t)}" for t in _DEVICE_TYPES)
         path = f"auto ({choices})" if self.path == "auto" else self.path
         return conv_extra_repr(self) + f", rank={self.rank}, compression={compression:.2f}x, path={path}"
+
+
+# ---- the family's conv factory (leanconv.families) ----------------------------------------------------------------
+
+RankRule = Union[int, Sequence[int], Callable[[int, int, int, Scope], int]]
+
+
+class LowrankConvs(DenseConvs):
+    """Low-rank (DeCEF) convs for every k x k conv (k > 1); 1x1 convs stay dense (rank 1 would not save anything).
+
+    ``rank`` is the rule: an int for every layer, a sequence indexed by stage (the effective rank falls with
+    depth, so a falling schedule such as ``(6, 5, 4)`` follows it), or a callable
+    ``rank(in_channels, out_channels, kernel_size, scope) -> int``. Ranks above k*k are clipped to k*k."""
+
+    def __init__(self, rank: RankRule = 4, path: str = "auto"):
+        self.rank, self.path = rank, path
+
+    def rank_of(self, in_channels, out_channels, kernel_size, scope: Scope) -> int:
+        if callable(self.rank):
+            rank = self.rank(in_channels, out_channels, kernel_size, scope)
+        elif isinstance(self.rank, numbers.Number):
+            rank = self.rank  # checked below: a float rank is refused, not truncated
+        else:
+            if scope[0] >= len(self.rank):
+                raise ValueError(f"leanconv: the rank schedule {tuple(self.rank)} has no entry for stage {scope[0]}")
+            rank = self.rank[scope[0]]
+        return min(checked_rank(rank, kernel_size * kernel_size), kernel_size * kernel_size)
+
+    def conv(self, in_channels, out_channels, kernel_size, stride=1, padding=0, scope: Scope = (0, 0)):
+        if kernel_size == 1:
+            return super().conv(in_channels, out_channels, kernel_size, stride, padding, scope)
+        return EigenConv2d(in_channels, out_channels, kernel_size, stride, padding, bias=False,
+                           rank=self.rank_of(in_channels, out_channels, kernel_size, scope), path=self.path)
+
+    @staticmethod
+    def from_conv(conv: nn.Conv2d, rank=None, energy: float = 0.99, path: str = "auto") -> nn.Module:
+        """``leanconv.convert``'s layer for a trained conv: :meth:`EigenConv2d.from_conv`, a rank above k*k being the
+        full rank k*k, as the model builders take it."""
+        if rank is not None:
+            taps = conv.kernel_size[0] * conv.kernel_size[1]
+            rank = min(checked_rank(rank, taps), taps)
+        return EigenConv2d.from_conv(conv, rank=rank, energy=energy, path=path)

@@ -32,7 +32,8 @@ from torch import Tensor, nn
 from torch.nn.modules.utils import _pair
 
 from ..ops.multigrid import grouped_conv2d, grouped_conv2d_uses_kernel
-from .epilogue import FoldedBatchNorm2d, FusedBatchNorm2d
+from ._convs import DenseConvs, Scope
+from .block_epilogue import FoldedBatchNorm2d, FusedBatchNorm2d
 
 
 @torch._dynamo.assume_constant_result
@@ -286,3 +287,35 @@ def multigrid_applies(in_channels: int, out_channels: int, kernel_size: int, str
     with torch.device("meta"):
         cycle = MultigridConv2d(in_channels, out_channels, k[0], stride, group_size=group_size, coarsest=coarsest)
     return cycle.num_learned_params() < cycle.num_dense_params()
+
+
+# ---- the family's conv factory (leanconv.families) ----------------------------------------------------------------
+
+class MultigridConvs(DenseConvs):
+    """Multigrid-in-channels convs (:class:`MultigridConv2d`) for every conv a V-cycle replaces with fewer parameters
+    (``multigrid_applies``); the others stay dense. 1x1 convs too: the MobileNetV2 variant's pointwise convs become
+    V-cycles of grouped 1x1 convs."""
+
+    def __init__(self, group_size: int = 32, coarsest: int = 16):
+        self.group_size, self.coarsest = group_size, coarsest
+
+    def conv(self, in_channels, out_channels, kernel_size, stride=1, padding=0, scope: Scope = (0, 0)):
+        if not multigrid_applies(in_channels, out_channels, kernel_size, stride, padding, 1, self.group_size,
+                                 self.coarsest):
+            return super().conv(in_channels, out_channels, kernel_size, stride, padding, scope)
+        return MultigridConv2d(in_channels, out_channels, kernel_size, stride, padding, group_size=self.group_size,
+                               coarsest=self.coarsest)
+
+    @staticmethod
+    def from_conv(conv: nn.Conv2d, group_size: int = 32, coarsest: int = 16) -> nn.Module:
+        """``leanconv.convert``'s layer for a conv: a freshly initialised MultigridConv2d of its shape (a V-cycle of
+        grouped convs has no exact counterpart of a dense weight, so nothing is copied), or the conv itself where no
+        V-cycle applies."""
+        if conv.padding_mode != "zeros" or conv.stride[0] != conv.stride[1] or not multigrid_applies(
+                conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride[0], conv.padding, conv.dilation,
+                group_size, coarsest):
+            return conv
+        padding = conv.kernel_size[0] // 2 if conv.padding == "same" else conv.padding  # (checked: "same")
+        return MultigridConv2d(conv.in_channels, conv.out_channels, conv.kernel_size[0], conv.stride, padding,
+                               group_size=group_size, coarsest=coarsest, device=conv.weight.device,
+                               dtype=conv.weight.dtype)

@@ -24,6 +24,7 @@ from torch.nn.modules.utils import _pair
 
 from ._checked_options import load_option, save_option
 from ._conv_args import apply_padding_mode, check_conv_input, conv_geometry, dense_conv_like
+from ._convs import DenseConvs, Scope
 from ._holder import SharedHolder, check_input_against
 
 
@@ -169,3 +170,47 @@ class Regulator(nn.Conv2d):
 def activation_rotation(x: Tensor, rotate: int) -> Tensor:
     """The reference code's rotation of the activations, ``cat(x[:, r:], x[:, :r])`` (for tests and references)."""
     return torch.cat([x[:, rotate:], x[:, :rotate]], dim=1)
+
+
+# ---- the family's conv factory (leanconv.families) ----------------------------------------------------------------
+
+class SharedConvs(DenseConvs):
+    """Shared-weight (DACNN) convs: in each stage, the k x k convs of equal shape C -> C use one anchor; the
+    width-changing and 1x1 convs stay dense. ``rotate`` is the channel rotation of every anchored use."""
+
+    def __init__(self, rotate: int = 0):
+        self.rotate = rotate
+        self.anchors = AnchorDict()
+
+    def conv(self, in_channels, out_channels, kernel_size, stride=1, padding=0, scope: Scope = (0, 0)):
+        if in_channels != out_channels or kernel_size == 1:
+            return super().conv(in_channels, out_channels, kernel_size, stride, padding, scope)
+        key = f"stage{scope[0]}_{in_channels}x{kernel_size}"
+        if key not in self.anchors:
+            self.anchors[key] = ConvAnchor(in_channels, kernel_size)
+        return AnchoredConv2d(self.anchors[key], stride, padding, rotate=self.rotate)
+
+    def finish(self, model: nn.Module) -> nn.Module:
+        model.anchors = self.anchors  # registered once, on the model: one copy in the state_dict
+        return model
+
+    @staticmethod
+    def tie(model: nn.Module, groups, rotate: int = 0) -> None:
+        """``leanconv.convert``'s step for this family: ties each group of a trained model's convs (same shape
+        C -> C, k x k, in one stage: ``{key: [(name, conv), ...]}``) to one anchor initialised from their mean, and
+        registers the anchors on the model (``model.anchors``)."""
+        model.anchors = getattr(model, "anchors", None) or AnchorDict()
+        for key, members in groups.items():
+            first = members[0][1]
+            anchor = ConvAnchor(first.in_channels, first.kernel_size, bias=first.bias is not None,
+                                device=first.weight.device, dtype=first.weight.dtype)
+            with torch.no_grad():
+                anchor.weight.copy_(torch.stack([c.weight for _, c in members]).mean(0))
+                if anchor.bias is not None:
+                    anchor.bias.copy_(torch.stack([c.bias for _, c in members]).mean(0))
+            model.anchors[key] = anchor
+            for name, conv in members:
+                parent_name, _, attribute = name.rpartition(".")
+                parent = model.get_submodule(parent_name) if parent_name else model
+                setattr(parent, attribute, AnchoredConv2d(anchor, conv.stride, conv.padding, conv.dilation,
+                                                          rotate=rotate, padding_mode=conv.padding_mode))

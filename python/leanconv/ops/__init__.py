@@ -1,5 +1,5 @@
 """leanconv's operators, one module per family; importing this package registers every op's fake kernel."""
-from .epilogue import affine_epilogue, batch_norm_epilogue, fused_batch_norm
+from .block_epilogue import affine_epilogue, batch_norm_epilogue, fused_batch_norm
 from .filter_summary import filter_summary_weight, filter_summary_weight_backward, shifted_sum
 from .generated import generate_weights, generate_weights_backward
 from .multigrid import grouped_conv2d, grouped_conv2d_choices, grouped_conv2d_uses_kernel

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Subset
 
 from .. import filter_summary as tools
-from ..models.convs import DenseConvs
+from ..nn._convs import DenseConvs
 from ..models.resnet import CifarResNet
 from ..nn import FilterSummaryConv2d, parameter_counts
 from .data import fashion_mnist

@@ -50,8 +50,10 @@ class GroupedConv2dImpl : public torch::nn::Module {
 };
 TORCH_MODULE(GroupedConv2d);
 
-struct MultigridOptions {
-  MultigridOptions(int64_t in_channels, int64_t channels) : in_channels_(in_channels), channels_(channels) {}
+// The options of both multigrid modules (a V-cycle's), under each module's name: MultigridConv2dOptions,
+// MultigridBlockOptions (kernel_size is the block's 3 whatever is set).
+struct VCycleOptions {
+  VCycleOptions(int64_t in_channels, int64_t channels) : in_channels_(in_channels), channels_(channels) {}
   TORCH_ARG(int64_t, in_channels);
   TORCH_ARG(int64_t, channels);  // the output width
   TORCH_ARG(int64_t, kernel_size) = 3;
@@ -60,6 +62,8 @@ struct MultigridOptions {
   // 16: the coarsest level the authors' default full-conv threshold (-fcc 32) gives.
   TORCH_ARG(int64_t, coarsest) = 16;
 };
+using MultigridConv2dOptions = VCycleOptions;
+using MultigridBlockOptions = VCycleOptions;
 
 // What MultigridConv2d and MultigridBlock share: the entry conv, the restrictions, the corrections.
 class VCycle : public torch::nn::Module {
@@ -70,11 +74,11 @@ class VCycle : public torch::nn::Module {
   // The authors' initialisation: every conv Kaiming-normal (fan_out, ReLU gain), every BatchNorm reset.
   void reset_parameters();
 
-  MultigridOptions options;
+  VCycleOptions options;
   std::vector<int64_t> levels;
 
  protected:
-  explicit VCycle(MultigridOptions options);
+  explicit VCycle(VCycleOptions options);
   virtual torch::Tensor coarsest_level(const torch::Tensor& x) = 0;
   virtual torch::Tensor smooth(size_t level, const torch::Tensor& z) = 0;
   GroupedConv2d grouped(int64_t in, int64_t out, int64_t kernel, int64_t groups) const;
@@ -88,7 +92,7 @@ class VCycle : public torch::nn::Module {
 // group_size=, coarsest=).
 class MultigridConv2dImpl : public VCycle {
  public:
-  explicit MultigridConv2dImpl(MultigridOptions options);
+  explicit MultigridConv2dImpl(MultigridConv2dOptions options);
   int64_t num_dense_params() const override;
   void pretty_print(std::ostream& stream) const override;
 
@@ -105,7 +109,7 @@ TORCH_MODULE(MultigridConv2d);
 // leanconv.nn.MultigridBlock(in_channels, channels, stride, group_size, coarsest); kernel_size is 3.
 class MultigridBlockImpl : public VCycle {
  public:
-  explicit MultigridBlockImpl(MultigridOptions options);
+  explicit MultigridBlockImpl(MultigridBlockOptions options);
   int64_t num_dense_params() const override;
   void pretty_print(std::ostream& stream) const override;
 

@@ -8,7 +8,7 @@
 #include <array>
 #include <optional>
 
-#include "common/batch_norm_epilogue_checks.h"
+#include "common/block_epilogue_checks.h"
 
 namespace leanconv::ops {
 

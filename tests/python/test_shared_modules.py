@@ -1,14 +1,17 @@
-"""The shared-weight family (DACNN): rotation folded into the anchor, gradients summed over uses, the reference
-architectures' parameter counts, the anchor stored once, convert, and clear errors. (Padding, state_dict,
-meta-device, torch.func, compile and dtypes: the module contract.)"""
+"""Shared-weight family (DACNN), its modules, models and tools: rotation folded into the anchor, gradients summed over
+uses, the reference architectures' parameter counts, the anchor stored once, convert, the DACNN models equal to
+their plain-PyTorch form (the released rotation too), fold() giving the eval-mode function with one copy of each
+anchor, DDP, the command line and clear errors. (Padding, state_dict, meta-device, torch.func, compile and dtypes:
+the module contract.)"""
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 import leanconv
-from leanconv.nn import AnchoredConv2d, ConvAnchor, parameter_counts
+from leanconv.nn import AnchoredConv2d, ConvAnchor, FoldedBatchNorm2d, parameter_counts
 from leanconv.nn.shared import activation_rotation
+from leanconv.reference.dacnn import ReferenceDACNN
 from test_ddp import _free_port, _train_steps
 
 
@@ -81,25 +84,6 @@ def test_resnet_builders_and_convert_tie_equal_convs_within_a_stage():
     assert converted(x).shape == (2, 10)
 
 
-def test_clear_errors():
-    holder = nn.Module()
-    holder.anchor = anchor = ConvAnchor(4, 3)
-    with pytest.raises(RuntimeError, match="expects 4 input channels, got 3"):
-        AnchoredConv2d(anchor)(torch.randn(1, 3, 5, 5))
-    with pytest.raises(ValueError, match="'same' needs an odd kernel"):
-        AnchoredConv2d(ConvAnchor(4, 2), padding="same")
-    with pytest.raises(ValueError, match=r"rotate must be an int in \[0, 4\)"):
-        AnchoredConv2d(anchor, rotate=4)
-    with pytest.raises(ValueError, match="rotate must be an int"):
-        AnchoredConv2d(anchor, rotate=-1)
-    with pytest.raises(RuntimeError, match="same dtype"):
-        AnchoredConv2d(anchor)(torch.randn(1, 4, 5, 5, dtype=torch.float64))
-    with pytest.raises(TypeError, match="ConvAnchor"):
-        AnchoredConv2d(nn.Conv2d(4, 4, 3))
-    with pytest.raises(ValueError, match="dacnn variant"):
-        leanconv.models.dacnn("resnet")
-
-
 def _ddp_worker(rank, world, port, state, batches, out_dir):
     import os
 
@@ -150,3 +134,79 @@ def test_the_training_command_line_builds_the_dacnns():
     assert sum(p.numel() for p in dense.parameters()) == shared_params + (2 * 3 - 1) * 16 * 16 * 9
     with pytest.raises(SystemExit, match="dacnn models only"):
         model_options(parse_args(["--model", "resnet20", "--width", "8"]))
+
+
+def test_module_and_model_errors():
+    holder = nn.Module()
+    holder.anchor = anchor = ConvAnchor(4, 3)
+    with pytest.raises(RuntimeError, match="expects 4 input channels, got 3"):
+        AnchoredConv2d(anchor)(torch.randn(1, 3, 5, 5))
+    with pytest.raises(ValueError, match="'same' needs an odd kernel"):
+        AnchoredConv2d(ConvAnchor(4, 2), padding="same")
+    with pytest.raises(ValueError, match=r"rotate must be an int in \[0, 4\)"):
+        AnchoredConv2d(anchor, rotate=4)
+    with pytest.raises(ValueError, match="rotate must be an int"):
+        AnchoredConv2d(anchor, rotate=-1)
+    with pytest.raises(RuntimeError, match="same dtype"):
+        AnchoredConv2d(anchor)(torch.randn(1, 4, 5, 5, dtype=torch.float64))
+    with pytest.raises(TypeError, match="ConvAnchor"):
+        AnchoredConv2d(nn.Conv2d(4, 4, 3))
+    with pytest.raises(ValueError, match="dacnn variant"):
+        leanconv.models.dacnn("resnet")
+
+
+@pytest.mark.parametrize("variant,regulators,rotate,released", [
+    ("plain", False, 0, False), ("plain", True, 0, False), ("mix", False, 1, False), ("mix", False, 1, True),
+    ("mix", True, 2, True), ("vgg", False, 0, False)])
+def test_dacnn_equals_the_reference_codes_plain_pytorch_form(variant, regulators, rotate, released):
+    # released: the released mix code's three rotations (the second use's input, the block's output, the shortcut
+    # twice), which the plain form applies with torch.cat as the released code does.
+    torch.manual_seed(0)
+    model = leanconv.models.dacnn(variant, blocks=(2, 1), width=8, regulators=regulators, rotate=rotate,
+                                  num_classes=5, released_rotation=released).double()
+    for m in model.modules():  # non-trivial BatchNorm parameters and statistics
+        if isinstance(m, nn.BatchNorm2d):
+            with torch.no_grad():
+                m.weight.uniform_(0.5, 1.5), m.bias.uniform_(-0.5, 0.5)
+                m.running_mean.uniform_(-0.5, 0.5), m.running_var.uniform_(0.5, 2)
+    reference = ReferenceDACNN(model).double()
+    x = torch.randn(3, 3, 16, 16, dtype=torch.float64)
+    for mode in ("train", "eval"):
+        getattr(model, mode)(), getattr(reference, mode)()
+        torch.testing.assert_close(model(x), reference(x), rtol=1e-9, atol=1e-9)
+    model.train(), reference.train()
+    model(x).square().sum().backward()
+    reference(x).square().sum().backward()
+    for key, anchor in model.anchors.items():
+        torch.testing.assert_close(anchor.weight.grad, reference.shared[key].weight.grad, rtol=1e-8, atol=1e-8)
+
+
+@pytest.mark.parametrize("variant,regulators", [("plain", False), ("plain", True), ("mix", False), ("vgg", False)])
+def test_fold_gives_the_eval_mode_model_with_one_copy_of_each_anchor(variant, regulators):
+    torch.manual_seed(0)
+    model = leanconv.models.dacnn(variant, blocks=(2, 1), width=8, regulators=regulators, rotate=1, num_classes=5)
+    x = torch.randn(4, 3, 16, 16)
+    for _ in range(2):
+        model(x)  # running statistics away from their initial values
+    model.eval()
+    with torch.no_grad():
+        expected = model(x)
+        anchors = {k: a.weight for k, a in model.anchors.items()}
+        folded = leanconv.shared.fold(model)
+        assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
+        assert any(isinstance(m, FoldedBatchNorm2d) for m in folded.modules())
+        torch.testing.assert_close(folded(x), expected, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(folded(x[:1]), expected[:1], rtol=1e-5, atol=1e-5)  # batch 1
+    assert all(folded.anchors[k].weight is w for k, w in anchors.items())
+    four_d = [k for k, v in folded.state_dict().items() if v.dim() == 4]
+    assert sum(k.startswith("anchors.") for k in four_d) == len(anchors)  # one copy each
+
+
+def test_fold_works_on_any_model_with_batch_norms():
+    model = leanconv.models.resnet20(conv="shared", num_classes=4)
+    x = torch.randn(2, 3, 16, 16)
+    model(x)
+    model.eval()
+    with torch.no_grad():
+        expected = model(x)
+        torch.testing.assert_close(leanconv.shared.fold(model)(x), expected, rtol=1e-5, atol=1e-5)

@@ -1,4 +1,4 @@
-#include "ops/epilogue_operands.h"
+#include "ops/block_epilogue_operands.h"
 
 #include <ATen/OpMathType.h>
 #include <ATen/ops/empty.h>

@@ -1,4 +1,4 @@
-#include "ops/epilogue_composite.h"
+#include "ops/block_epilogue_composite.h"
 
 #include <ATen/TensorOperators.h>
 #include <ATen/ops/gt.h>

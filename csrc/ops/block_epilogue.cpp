@@ -1,4 +1,4 @@
-// Schemas and public C++ entry points of the block-epilogue ops (leanconv/ops/epilogue.h), and fused_batch_norm,
+// Schemas and public C++ entry points of the block-epilogue ops (leanconv/ops/block_epilogue.h), and fused_batch_norm,
 // the F.batch_norm-shaped composition of them with the running-statistics update (an op too, so Python calls the
 // same code: torch.ops.leanconv.fused_batch_norm).
 //
@@ -12,7 +12,7 @@
 
 #include <cmath>
 
-#include "leanconv/ops/epilogue.h"
+#include "leanconv/ops/block_epilogue.h"
 
 namespace leanconv::ops {
 
@@ -58,8 +58,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> affine_epilogue_backw
 
 namespace {
 
-// Each running statistic (C,) floating point on the input's device: named, not aten's broadcast message.
-void check_running_statistic(const at::Tensor& input, const at::Tensor& t, const char* name) {
+// Each per-channel tensor (running statistics, weight, bias) (C,) floating point on the input's device: named,
+// not aten's broadcast message (the eval path combines them before any kernel checks them).
+void check_per_channel(const at::Tensor& input, const at::Tensor& t, const char* name) {
   const int64_t channels = input.dim() >= 2 ? input.size(1) : -1;
   TORCH_CHECK(t.dim() == 1 && t.size(0) == channels, "leanconv: fused_batch_norm's ", name, " must have shape (",
               channels, ",) (one value per channel of the input), got ", t.sizes());
@@ -81,9 +82,11 @@ at::Tensor fused_batch_norm_composite(const at::Tensor& input, const std::option
   TORCH_CHECK(std::isfinite(eps) && eps > 0, "leanconv: fused_batch_norm's eps must be a positive number, got ", eps);
   const bool has_running = has_mean;
   if (has_running) {
-    check_running_statistic(input, *running_mean, "running_mean");
-    check_running_statistic(input, *running_var, "running_var");
+    check_per_channel(input, *running_mean, "running_mean");
+    check_per_channel(input, *running_var, "running_var");
   }
+  if (weight.has_value() && weight->defined()) check_per_channel(input, *weight, "weight");
+  if (bias.has_value() && bias->defined()) check_per_channel(input, *bias, "bias");
   if (training || !has_running) {
     // nn.BatchNorm2d's rule: one value per channel is an error; an empty batch gives an empty output and leaves
     // the running statistics alone.

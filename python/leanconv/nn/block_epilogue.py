@@ -14,7 +14,7 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from ..ops.epilogue import affine_epilogue, eval_scale_shift, fused_batch_norm
+from ..ops.block_epilogue import affine_epilogue, eval_scale_shift, fused_batch_norm
 
 
 def _promoted(input: Tensor, residual: Optional[Tensor]):

@@ -1,11 +1,11 @@
-// The fused epilogue building block (csrc/common/epilogue.h): every combination of scale, shift, residual and
+// The fused epilogue building block (csrc/common/conv_epilogue.h): every combination of scale, shift, residual and
 // ReLU against the formula, a residual read through channels_last strides, and the bias-only form.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <vector>
 
-#include "common/epilogue.h"
+#include "common/conv_epilogue.h"
 
 namespace {
 

@@ -1,6 +1,7 @@
-"""The block epilogue as a user meets it: FusedBatchNorm2d is nn.BatchNorm2d + add + ReLU in every mode,
-fold() gives the eval-mode function with one copy of each anchor, and the DACNN models equal the reference code's
-plain-PyTorch form. (Values, derivatives, fake kernels, torch.func and determinism of the ops: the op contract.)"""
+"""Shared-weight family, its ops beyond the op contract: the block epilogue as a user meets it, FusedBatchNorm2d
+(fused_batch_norm) is nn.BatchNorm2d + add + ReLU in every mode, dtype and running-statistics case, compiles, and
+refuses what does not fit. (Values, derivatives, fake kernels, torch.func and determinism of the ops: the op
+contract.)"""
 import copy
 
 import pytest
@@ -10,7 +11,6 @@ from torch import nn
 
 import leanconv
 from leanconv.nn import FoldedBatchNorm2d, FusedBatchNorm2d
-from leanconv.reference.dacnn import ReferenceDACNN
 
 
 def plain_tail(bn, x, residual, relu):
@@ -103,53 +103,6 @@ def test_a_compiled_block_trains_like_eager():
     assert int(twin.bn1.num_batches_tracked) == int(block.bn1.num_batches_tracked) == 2
 
 
-@pytest.mark.parametrize("variant,regulators,rotate,released", [
-    ("plain", False, 0, False), ("plain", True, 0, False), ("mix", False, 1, False), ("mix", False, 1, True),
-    ("mix", True, 2, True), ("vgg", False, 0, False)])
-def test_dacnn_equals_the_reference_codes_plain_pytorch_form(variant, regulators, rotate, released):
-    # released: the released mix code's three rotations (the second use's input, the block's output, the shortcut
-    # twice), which the plain form applies with torch.cat as the released code does.
-    torch.manual_seed(0)
-    model = leanconv.models.dacnn(variant, blocks=(2, 1), width=8, regulators=regulators, rotate=rotate,
-                                  num_classes=5, released_rotation=released).double()
-    for m in model.modules():  # non-trivial BatchNorm parameters and statistics
-        if isinstance(m, nn.BatchNorm2d):
-            with torch.no_grad():
-                m.weight.uniform_(0.5, 1.5), m.bias.uniform_(-0.5, 0.5)
-                m.running_mean.uniform_(-0.5, 0.5), m.running_var.uniform_(0.5, 2)
-    reference = ReferenceDACNN(model).double()
-    x = torch.randn(3, 3, 16, 16, dtype=torch.float64)
-    for mode in ("train", "eval"):
-        getattr(model, mode)(), getattr(reference, mode)()
-        torch.testing.assert_close(model(x), reference(x), rtol=1e-9, atol=1e-9)
-    model.train(), reference.train()
-    model(x).square().sum().backward()
-    reference(x).square().sum().backward()
-    for key, anchor in model.anchors.items():
-        torch.testing.assert_close(anchor.weight.grad, reference.shared[key].weight.grad, rtol=1e-8, atol=1e-8)
-
-
-@pytest.mark.parametrize("variant,regulators", [("plain", False), ("plain", True), ("mix", False), ("vgg", False)])
-def test_fold_gives_the_eval_mode_model_with_one_copy_of_each_anchor(variant, regulators):
-    torch.manual_seed(0)
-    model = leanconv.models.dacnn(variant, blocks=(2, 1), width=8, regulators=regulators, rotate=1, num_classes=5)
-    x = torch.randn(4, 3, 16, 16)
-    for _ in range(2):
-        model(x)  # running statistics away from their initial values
-    model.eval()
-    with torch.no_grad():
-        expected = model(x)
-        anchors = {k: a.weight for k, a in model.anchors.items()}
-        folded = leanconv.shared.fold(model)
-        assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
-        assert any(isinstance(m, FoldedBatchNorm2d) for m in folded.modules())
-        torch.testing.assert_close(folded(x), expected, rtol=1e-5, atol=1e-5)
-        torch.testing.assert_close(folded(x[:1]), expected[:1], rtol=1e-5, atol=1e-5)  # batch 1
-    assert all(folded.anchors[k].weight is w for k, w in anchors.items())
-    four_d = [k for k, v in folded.state_dict().items() if v.dim() == 4]
-    assert sum(k.startswith("anchors.") for k in four_d) == len(anchors)  # one copy each
-
-
 def test_clear_errors():
     op = leanconv.ops
     x = torch.randn(2, 3, 4, 4)
@@ -171,16 +124,6 @@ def test_clear_errors():
         FusedBatchNorm2d(3)(torch.randn(1, 3, 1, 1))
     with pytest.raises(ValueError, match="cannot be folded"):
         FoldedBatchNorm2d.from_batch_norm(nn.BatchNorm2d(3, track_running_stats=False))
-
-
-def test_fold_works_on_any_model_with_batch_norms():
-    model = leanconv.models.resnet20(conv="shared", num_classes=4)
-    x = torch.randn(2, 3, 16, 16)
-    model(x)
-    model.eval()
-    with torch.no_grad():
-        expected = model(x)
-        torch.testing.assert_close(leanconv.shared.fold(model)(x), expected, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("scale", [1e-5, 1e-3, 0.0], ids=["var-far-below-eps", "var-below-eps", "constant"])

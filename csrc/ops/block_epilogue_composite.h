@@ -1,6 +1,6 @@
 // The block-epilogue ops' derivatives composed of aten ops: differentiable, device-generic, and used where a
 // derivative must itself be differentiated (create_graph=True, torch.func) and for forward-mode tangents.
-// The formulas are those of common/batch_norm_epilogue.h.
+// The formulas are those of common/block_epilogue.h.
 #pragma once
 
 #include <ATen/core/Tensor.h>

@@ -1,6 +1,6 @@
 // Autograd of the block-epilogue ops, registered at the Autograd key (see derivatives.h for why a Node rather than
 // a torch::autograd::Function). First-order backward runs the fused backward kernels; a backward that must itself
-// be differentiable (create_graph=True, torch.func) takes the aten composition of ops/epilogue_composite.h,
+// be differentiable (create_graph=True, torch.func) takes the aten composition of ops/block_epilogue_composite.h,
 // which differentiates through the saved mean and invstd outputs back into this op, as aten's batch_norm does.
 #include <ATen/TensorOperators.h>
 #include <ATen/ops/pow.h>
@@ -9,8 +9,8 @@
 #include <torch/library.h>
 
 #include "autograd/derivatives.h"
-#include "leanconv/ops/epilogue.h"
-#include "ops/epilogue_composite.h"
+#include "leanconv/ops/block_epilogue.h"
+#include "ops/block_epilogue_composite.h"
 
 namespace leanconv::autograd {
 namespace {

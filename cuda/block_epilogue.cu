@@ -1,10 +1,10 @@
-// CUDA kernels of the block-epilogue ops: ops/epilogue_kernels.h over the CUDA passes (cuda/channel_passes.cuh),
+// CUDA kernels of the block-epilogue ops: ops/block_epilogue_kernels.h over the CUDA passes (cuda/channel_passes.cuh),
 // whose per-channel finish runs on the device. Deterministic: every sum has a fixed order.
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
 #include "channel_passes.cuh"
-#include "ops/epilogue_kernels.h"
+#include "ops/block_epilogue_kernels.h"
 
 namespace leanconv::cuda {
 namespace {
@@ -33,7 +33,7 @@ struct CudaPasses {
 }  // namespace
 
 TORCH_LIBRARY_IMPL(leanconv, CUDA, m) {
-  namespace kernels = ops::epilogue_kernels;
+  namespace kernels = ops::block_epilogue_kernels;
   m.impl("batch_norm_epilogue", &kernels::batch_norm_epilogue<CudaPasses>);
   m.impl("batch_norm_epilogue_backward", &kernels::batch_norm_epilogue_backward<CudaPasses>);
   m.impl("affine_epilogue", &kernels::affine_epilogue<CudaPasses>);

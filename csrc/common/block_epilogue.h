@@ -4,7 +4,7 @@
 //   training:  mean = E[x], var = Var[x] (biased), invstd = 1/sqrt(var + eps), then the epilogue with
 //              scale = weight*invstd and shift = bias - mean*scale;
 //   eval/folded: the epilogue with the given scale and shift;
-//   out = act(x*scale + shift + residual), act = identity or ReLU (common/epilogue.h).
+//   out = act(x*scale + shift + residual), act = identity or ReLU (common/conv_epilogue.h).
 //
 // Backward, with gm = grad_out masked by out > 0 when act is ReLU (PyTorch's threshold_backward):
 //   grad_residual = gm, grad_bias = sum gm, grad_weight = invstd * sum gm*(x - mean),

@@ -1,0 +1,113 @@
+"""Whole models: a training step of every family's ResNet-20 (the registry's table rows, the MGIC ResNet-20 at group
+sizes 2 and 8) and ResNet-18 (CIFAR layout), against the dense model of the same layout, in one run.
+
+A step is zero_grad, forward, cross-entropy, backward and an SGD (momentum 0.9) step on 3x32x32 images; the models
+of one row group are timed round-robin (harness.measure_row), median of repeats after warm-up, ratios to the dense
+model of the same run. Each row's notes give the model's learned parameters and the multiply-adds of one forward
+(convolutions and linear layers, counted per layer from its shapes: a generated, shared or filter-summary conv does
+the dense conv's work, an eigen conv its depthwise and pointwise stages, a V-cycle its grouped, restriction and
+prolongation convs), so a time can be read against the work it does.
+
+    python benchmarks/bench_models.py [--batches 64,128] [--threads 2] [--quick] [--out PREFIX]
+"""
+import os
+import sys
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
+
+import leanconv  # noqa: E402
+from leanconv.families import table_rows  # noqa: E402
+from leanconv.nn import EigenConv2d, FilterSummaryConv2d  # noqa: E402
+from leanconv.train.__main__ import MODELS, build_model, parse_args  # noqa: E402
+from harness import Row, common_arguments, measure_row, parse_arguments, report  # noqa: E402
+
+MGIC_G8 = ("mgic-resnet20-g8", "--model mgic_resnet20 --conv multigrid --group-size 8 --coarsest 8")
+RESNET18 = [("resnet18_cifar-dense", "--model resnet18_cifar --conv dense"),
+            ("resnet18_cifar-generated", "--model resnet18_cifar --conv generated --ring-size 0.1"),
+            ("resnet18_cifar-filter_summary", "--model resnet18_cifar --conv filter_summary --compression 9"),
+            ("resnet18_cifar-lowrank", "--model resnet18_cifar --conv lowrank --rank 4"),
+            ("resnet18_cifar-shared", "--model resnet18_cifar --conv shared")]
+
+
+def model_of(flags: str) -> nn.Module:
+    args = parse_args(flags.split())
+    model, _ = build_model(args, num_classes=10, in_channels=3)
+    return model
+
+
+def forward_macs(model: nn.Module, x: torch.Tensor) -> int:
+    """Multiply-adds of one forward of ``model(x)``, per layer from its input and output shapes."""
+    total = [0]
+
+    def count(module, inputs, output):
+        n, pixels = output.shape[0], output.shape[-1] * output.shape[-2] if output.dim() == 4 else 1
+        if isinstance(module, EigenConv2d):  # depthwise with the R bases, then the 1x1 with the coefficients
+            kh, kw = module.kernel_size
+            total[0] += n * pixels * module.in_channels * module.rank * (kh * kw + module.out_channels)
+        elif isinstance(module, FilterSummaryConv2d) and module.uses_direct_path():  # the 1x1 conv, at the input's size
+            in_pixels = inputs[0].shape[-1] * inputs[0].shape[-2]
+            total[0] += n * in_pixels * module.in_channels * module.out_channels
+        elif isinstance(module, nn.Linear):
+            total[0] += output.numel() * module.in_features
+        else:  # a conv with a (C_out, C_in / groups, kh, kw) weight, generated, anchored or gathered alike
+            kh, kw = module.kernel_size
+            total[0] += n * pixels * module.out_channels * module.in_channels // getattr(module, "groups", 1) * kh * kw
+
+    counted = (nn.Conv2d, nn.Linear, EigenConv2d, FilterSummaryConv2d, leanconv.nn.GeneratedConv2d,
+               leanconv.nn.AnchoredConv2d)
+    hooks = [m.register_forward_hook(count) for m in model.modules() if isinstance(m, counted)]
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return total[0]
+
+
+def step_runner(model: nn.Module, x: torch.Tensor, y: torch.Tensor):
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+    return step
+
+
+def rows_for(group: str, models, batch: int, threads: int, args):
+    torch.manual_seed(0)
+    x, y = torch.randn(batch, 3, 32, 32), torch.randint(0, 10, (batch,))
+    built = {name: model_of(flags).train() for name, flags in models}
+    row = Row("model training step", f"{group} batch {batch} 3x32x32 float32", "cpu", f"train step, {threads} threads")
+    measure_row(row, {name: step_runner(m, x, y) for name, m in built.items()}, args.warmup, args.repeats)
+    row.notes = {name: f"{sum(p.numel() for p in m.parameters()):,} learned params, "
+                       f"{forward_macs(m, x[:1]) / 1e6:.1f} M forward multiply-adds per image"
+                 for name, m in built.items()}
+    return row
+
+
+def main():
+    parser = common_arguments(__doc__)
+    parser.add_argument("--batches", default="64,128")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parse_arguments(parser)
+    torch.set_num_threads(args.threads)
+    batches = [int(b) for b in args.batches.split(",")][: 1 if args.quick else None]
+    resnet20 = list(table_rows()) + [MGIC_G8]
+    rows = []
+    for batch in batches:
+        rows.append(rows_for("ResNet-20 of each family", resnet20, batch, args.threads, args))
+        if not args.quick:
+            rows.append(rows_for("ResNet-18 (CIFAR) of each family", RESNET18, batch, args.threads, args))
+    report(rows, args.out)
+
+
+if __name__ == "__main__":
+    assert set(MODELS) >= {"resnet20", "mgic_resnet20", "resnet18_cifar"}
+    main()

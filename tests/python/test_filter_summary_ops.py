@@ -1,0 +1,56 @@
+"""Overlapping-segment (FSNet) family, its ops beyond the op contract: the summary gather against the layout formula
+element by element, the overlap-add as its adjoint, and the ops' errors."""
+import pytest
+import torch
+
+from leanconv import ops
+from leanconv.nn import FilterSummaryConv2d
+from conftest import DEVICES
+
+
+def reference_weight(summary, out_channels, in_channels, kh, kw, s):
+    """Straight from the layout formula, element by element (float64)."""
+    L = summary.numel()
+    w = torch.empty(out_channels, in_channels, kh, kw, dtype=torch.float64)
+    for o in range(out_channels):
+        for c in range(in_channels):
+            for i in range(kh):
+                for j in range(kw):
+                    w[o, c, i, j] = summary[(o * s + (i * kw + j) * in_channels + c) % L]
+    return w
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("out_channels,in_channels,k,s", [(4, 3, 3, 2), (6, 8, 1, 8), (5, 4, 5, 7), (2, 3, 3, 40)])
+def test_gather_matches_the_layout_formula(device, out_channels, in_channels, k, s):
+    summary = torch.randn(out_channels * s, dtype=torch.float64)
+    w = ops.filter_summary_weight(summary.to(device), out_channels, in_channels, (k, k), s).cpu()
+    assert torch.equal(w, reference_weight(summary, out_channels, in_channels, k, k, s))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("out_channels,in_channels,k,s", [(4, 3, 3, 2), (5, 4, 5, 7), (2, 3, 3, 40)])
+def test_overlap_add_is_the_adjoint_of_the_gather(device, out_channels, in_channels, k, s):
+    summary = torch.randn(out_channels * s, dtype=torch.float64, device=device)
+    grad = torch.randn(out_channels, in_channels, k, k, dtype=torch.float64, device=device)
+    w = ops.filter_summary_weight(summary, out_channels, in_channels, (k, k), s)
+    back = ops.filter_summary_weight_backward(grad, summary.numel(), s)
+    torch.testing.assert_close((w * grad).sum(), (summary * back).sum())
+    assert torch.autograd.gradcheck(lambda f: ops.filter_summary_weight(f, out_channels, in_channels, (k, k), s),
+                                    (summary.clone().requires_grad_(),))
+
+
+def test_op_and_forward_errors():
+    with pytest.raises(RuntimeError, match="summary length must be C_out"):
+        ops.filter_summary_weight(torch.randn(10), 4, 3, (3, 3), 2)
+    with pytest.raises(RuntimeError, match="stride s must be at least 1"):
+        ops.filter_summary_weight(torch.randn(0), 4, 3, (3, 3), 0)
+    with pytest.raises(RuntimeError, match="floating-point"):
+        ops.filter_summary_weight(torch.arange(8), 4, 3, (3, 3), 2)
+    with pytest.raises(RuntimeError, match="smaller than the dilated kernel"):
+        ops.shifted_sum(torch.randn(1, 2, 2, 2), (3, 3), 1)
+    layer = FilterSummaryConv2d(4, 4, 3, compression=9)
+    with pytest.raises(RuntimeError, match="expects 4 input channels"):
+        layer(torch.randn(1, 3, 8, 8))
+    with pytest.raises(RuntimeError):
+        layer(torch.randn(1, 4, 8, 8, dtype=torch.float64))

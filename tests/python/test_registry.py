@@ -1,0 +1,50 @@
+"""The family registry (leanconv.families) is the one list: everything that enumerates families or ops agrees with
+it, so a new family or op cannot be left out of the docs, tests, benchmarks or tables unnoticed."""
+import os
+import re
+from pathlib import Path
+
+import torch
+
+import leanconv  # noqa: F401  (registers the ops)
+from leanconv.families import FAMILIES, table_rows
+from leanconv.train.__main__ import MODELS, parse_args
+from op_catalogue import HELPER_OPS, OPS
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_design_docs_family_table_is_the_registry():
+    text = (REPO / "docs" / "design.md").read_text()
+    rows = re.findall(r"^\| `(\w+)` \| \[(\w+)\.md\]\(\w+\.md\) \| (.+?) \|$", text, re.M)
+    assert {name: (page, paper) for name, page, paper in rows} == {
+        name: (name, family.paper) for name, family in FAMILIES.items() if name != "dense"}
+
+
+def test_every_family_has_its_docs_page_benchmark_and_table_rows():
+    for name, family in FAMILIES.items():
+        assert (REPO / family.docs).exists(), family.docs
+        assert family.table_rows, name
+        if name != "dense":
+            assert family.benchmark and (REPO / "benchmarks" / family.benchmark).exists(), name
+    for row, flags in table_rows():  # each row's flags are a valid command line
+        args = parse_args(flags.split())
+        assert args.model in MODELS and args.conv in FAMILIES, row
+
+
+def test_every_op_registered_with_the_dispatcher_is_in_the_op_catalogue():
+    # The catalogue's ops get the whole contract (reference, opcheck, gradients, compile, ...); the helper ops
+    # (queries and settings of a kernel choice, no tensors) each name the test that covers them.
+    registered = {name.split("::", 1)[1] for name in torch._C._dispatch_get_all_op_names()
+                  if name.startswith("leanconv::")}
+    assert registered == {spec.name for spec in OPS} | set(HELPER_OPS)
+    tests = {path.name: path.read_text() for path in (REPO / "tests" / "python").glob("test_*.py")}
+    for op, test_file in HELPER_OPS.items():
+        assert op in tests[test_file], (op, test_file)
+
+
+def test_the_fuzz_suite_draws_every_op():
+    text = (REPO / "tests" / "python" / "test_fuzz.py").read_text()
+    fuzzed = set(re.findall(r"^def test_(\w+)\(", text, re.M))
+    missing = [spec.name for spec in OPS if spec.name not in fuzzed]
+    assert not missing, f"ops without a fuzz test of their own in test_fuzz.py: {missing}"
