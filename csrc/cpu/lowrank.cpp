@@ -128,7 +128,7 @@ at::Tensor eigen_conv2d_kernel(const at::Tensor& input, const at::Tensor& basis,
     const scalar_t* x_ptr = input.const_data_ptr<scalar_t>();
     const acc_t* basis_ptr = basis_acc.const_data_ptr<acc_t>();
     const auto epilogue =
-        common::Epilogue<scalar_t, acc_t>::bias(has_bias ? bias_acc.const_data_ptr<acc_t>() : nullptr);
+        common::Epilogue<acc_t>::bias(has_bias ? bias_acc.const_data_ptr<acc_t>() : nullptr);
     scalar_t* y_ptr = output.mutable_data_ptr<scalar_t>();
     const int64_t tasks = plan.groups * plan.bands;
     at::parallel_for(0, parallel_tasks(tasks), 1, [&](int64_t begin, int64_t task_end) {
@@ -158,7 +158,7 @@ at::Tensor eigen_conv2d_kernel(const at::Tensor& input, const at::Tensor& basis,
               const acc_t* src = y_tile.data() + o * gemm_pixels + (k * t.rows + p) * gemm_row;
               scalar_t* dst = y_ptr + (n0 + k) * ys.n + o * ys.c + (row0 + p) * ys.h;
               for (int64_t q = 0; q < g.out_w; ++q)
-                dst[q * ys.w] = static_cast<scalar_t>(epilogue.apply(src[q], n0 + k, o, row0 + p, q));
+                dst[q * ys.w] = static_cast<scalar_t>(epilogue.apply(src[q], o));
             }
       }
     });

@@ -79,7 +79,7 @@ at::Tensor grouped_conv2d_kernel(const at::Tensor& input, const at::Tensor& weig
     const acc_t* w_ptr = weight_acc.const_data_ptr<acc_t>();
     const int64_t w_group = weight_acc.stride(0);
     const auto epilogue =
-        common::Epilogue<scalar_t, acc_t>::bias(has_bias ? bias_acc.const_data_ptr<acc_t>() : nullptr);
+        common::Epilogue<acc_t>::bias(has_bias ? bias_acc.const_data_ptr<acc_t>() : nullptr);
     scalar_t* y_ptr = output.mutable_data_ptr<scalar_t>();
     const int64_t tasks = g.batch * g.groups * plan.bands;
     const BandTiles tiles(g, plan.rows, g.group_out());
@@ -98,7 +98,7 @@ at::Tensor grouped_conv2d_kernel(const at::Tensor& input, const at::Tensor& weig
             const acc_t* src = z.data() + f * t.pixels() + p * t.row_length;
             scalar_t* dst = y_ptr + n * ys.n + o * ys.c + (row0 + p) * ys.h;
             for (int64_t q = 0; q < g.out_w; ++q)
-              dst[q * ys.w] = static_cast<scalar_t>(epilogue.apply(src[q], n, o, row0 + p, q));
+              dst[q * ys.w] = static_cast<scalar_t>(epilogue.apply(src[q], o));
           }
         }
       }
