@@ -152,14 +152,10 @@ at::Tensor eigen_conv2d_kernel(const at::Tensor& input, const at::Tensor& basis,
         if (compact) compact_columns(z.data(), z_compact.data(), mid, segments, g.out_w, t.row_length);
         auto y_matrix = matrix(y_tile.data(), g.out_channels, gemm_pixels, acc_type);
         at::mm_out(y_matrix, coeff_acc, matrix(compact ? z_compact.data() : z.data(), mid, gemm_pixels, acc_type));
-        for (int64_t k = 0; k < images; ++k)
-          for (int64_t o = 0; o < g.out_channels; ++o)
-            for (int64_t p = 0; p < t.rows; ++p) {
-              const acc_t* src = y_tile.data() + o * gemm_pixels + (k * t.rows + p) * gemm_row;
-              scalar_t* dst = y_ptr + (n0 + k) * ys.n + o * ys.c + (row0 + p) * ys.h;
-              for (int64_t q = 0; q < g.out_w; ++q)
-                dst[q * ys.w] = static_cast<scalar_t>(epilogue.apply(src[q], o));
-            }
+        for (int64_t k = 0; k < images; ++k) {
+          store_rows(y_tile.data() + k * t.rows * gemm_row, gemm_pixels, gemm_row, g.out_channels, t.rows, g.out_w,
+                     epilogue, 0, row0, y_ptr + (n0 + k) * ys.n, ys);
+        }
       }
     });
   });

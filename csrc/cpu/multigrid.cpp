@@ -92,15 +92,8 @@ at::Tensor grouped_conv2d_kernel(const at::Tensor& input, const at::Tensor& weig
         const scalar_t* x_n = x_ptr + n * xs.n + group * g.group_in() * xs.c;
         fill_phased_channels(x_n, xs, g.group_in(), g, t, row0, phased.data());
         window_forward(t, phased.data(), g.group_in(), w_ptr + group * w_group, z.data(), t.pixels());
-        for (int64_t f = 0; f < g.group_out(); ++f) {
-          const int64_t o = group * g.group_out() + f;
-          for (int64_t p = 0; p < t.rows; ++p) {
-            const acc_t* src = z.data() + f * t.pixels() + p * t.row_length;
-            scalar_t* dst = y_ptr + n * ys.n + o * ys.c + (row0 + p) * ys.h;
-            for (int64_t q = 0; q < g.out_w; ++q)
-              dst[q * ys.w] = static_cast<scalar_t>(epilogue.apply(src[q], o));
-          }
-        }
+        store_rows(z.data(), t.pixels(), t.row_length, g.group_out(), t.rows, g.out_w, epilogue,
+                   group * g.group_out(), row0, y_ptr + n * ys.n, ys);
       }
     });
   });

@@ -1,12 +1,14 @@
 // The buffers around the window micro-kernels (cpu/window_tiles.h): the tiles of a conv window cut into bands of
 // output rows, the copies of an input channel's rows into its phased buffer and of a phased gradient back out, and
-// the copies of output-gradient rows into a tile and of a finished input gradient out to its tensor.
+// the copies of output-gradient rows into a tile, of a tile's output rows out through the epilogue, and of a
+// finished input gradient out to its tensor.
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
 
 #include "common/conv_window.h"
+#include "common/epilogue.h"
 #include "cpu/window_tiles.h"
 
 namespace leanconv::cpu {
@@ -124,6 +126,23 @@ void load_rows(const scalar_t* src, const common::Strides4& s, int64_t channels,
       acc_t* out = dst + c * channel_stride + p * row_length;
       for (int64_t q = 0; q < width; ++q) out[q] = static_cast<acc_t>(in[q * s.w]);
       std::fill(out + width, out + row_length, acc_t(0));
+    }
+  }
+}
+
+// The way back of load_rows, through the conv's epilogue (its bias): channel c's row p of a tile buffer
+// (src + c*channel_stride + p*row_length, `width` values) to output channel first_channel + c, row row0 + p of one
+// image (dst at the image, s its strides).
+template <typename acc_t, typename scalar_t>
+void store_rows(const acc_t* src, int64_t channel_stride, int64_t row_length, int64_t channels, int64_t rows,
+                int64_t width, const common::Epilogue<acc_t>& epilogue, int64_t first_channel, int64_t row0,
+                scalar_t* dst, const common::Strides4& s) {
+  for (int64_t c = 0; c < channels; ++c) {
+    const int64_t o = first_channel + c;
+    for (int64_t p = 0; p < rows; ++p) {
+      const acc_t* in = src + c * channel_stride + p * row_length;
+      scalar_t* out = dst + o * s.c + (row0 + p) * s.h;
+      for (int64_t q = 0; q < width; ++q) out[q * s.w] = static_cast<scalar_t>(epilogue.apply(in[q], o));
     }
   }
 }
