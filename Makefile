@@ -53,7 +53,8 @@ test-consumer: consumer
 	LEANCONV_TRAIN_EXAMPLE=build/consumer/train_fashion_mnist $(PYTHON) -m pytest -q \
 	  tests/python/test_cpp_training_example.py -k "dense or generated or missing"
 
-# The wheel a pip install builds carries the library, headers and CMake package next to _C.
+# The wheel a pip install builds carries the library, headers and CMake package next to _C, and installs into a
+# fresh virtual environment with torch alone; the training command names its extra there, and runs with it.
 test-wheel:
 	rm -rf build/wheel
 	$(PYTHON) -m pip wheel -q --no-build-isolation --no-deps . -w build/wheel

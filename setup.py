@@ -72,6 +72,15 @@ class CMakeBuild(build_ext):
         subprocess.check_call([cmake, "--install", str(build_dir)])
 
 
+TORCH = "torch==2.11.0"
+# torchvision's release for that torch (a newer one would ask pip for a newer torch).
+TORCHVISION = "torchvision==0.26.0"
+# The training command (python -m leanconv.train and its report): datasets and transforms, progress bars, figures.
+TRAIN = [TORCHVISION, "tqdm", "matplotlib", "numpy"]
+# The test suites (tests/python): pytest with its time limits, property-based fuzzing, torch.library.opcheck's
+# expect tests, the references and dataset checks (numpy, scipy, pillow), and the training command they run.
+TEST = ["pytest", "pytest-timeout", "hypothesis", "expecttest", "numpy", "scipy", "pillow", *TRAIN]
+
 setup(
     name="leanconv",
     version="0.1.0",
@@ -81,6 +90,7 @@ setup(
     ext_modules=[CMakeExtension("leanconv._C")],
     cmdclass={"build_ext": CMakeBuild},
     python_requires=">=3.10",
-    install_requires=["torch==2.11.0"],
+    install_requires=[TORCH],
+    extras_require={"train": TRAIN, "test": sorted(set(TEST))},
     zip_safe=False,
 )

@@ -44,7 +44,7 @@ template <typename scalar_t>
 __global__ void __launch_bounds__(kBlockThreads)
     eigen_conv2d_forward_kernel(const scalar_t* __restrict__ x, Strides4 xs, const scalar_t* __restrict__ basis,
                                 const scalar_t* __restrict__ coeff,
-                                common::Epilogue<scalar_t, at::opmath_type<scalar_t>> epilogue,
+                                common::Epilogue<at::opmath_type<scalar_t>> epilogue,
                                 scalar_t* __restrict__ y, Strides4 ys, EigenConv g) {
   using acc_t = at::opmath_type<scalar_t>;
   __shared__ acc_t z_tile[kChunk][kTilePixels];
@@ -115,7 +115,7 @@ __global__ void __launch_bounds__(kBlockThreads)
     for (int u = 0; u < kMicro; ++u) {
       const int64_t o = o0 + ty * kMicro + u;
       if (o >= g.out_channels) continue;
-      y[n * ys.n + o * ys.c + p * ys.h + q * ys.w] = static_cast<scalar_t>(epilogue.apply(acc[u][v], n, o, p, q));
+      y[n * ys.n + o * ys.c + p * ys.h + q * ys.w] = static_cast<scalar_t>(epilogue.apply(acc[u][v], o));
     }
   }
 }
@@ -140,7 +140,7 @@ at::Tensor eigen_conv2d_cuda(const at::Tensor& input, const at::Tensor& basis, c
     eigen_conv2d_forward_kernel<scalar_t><<<grid, kBlockThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
         input.const_data_ptr<scalar_t>(), strides_of(input), basis_c.const_data_ptr<scalar_t>(),
         coeff_c.const_data_ptr<scalar_t>(),
-        common::Epilogue<scalar_t, at::opmath_type<scalar_t>>::bias(
+        common::Epilogue<at::opmath_type<scalar_t>>::bias(
             has_bias ? bias_acc.const_data_ptr<at::opmath_type<scalar_t>>() : nullptr),
         output.mutable_data_ptr<scalar_t>(), strides_of(output), g);
     C10_CUDA_KERNEL_LAUNCH_CHECK();

@@ -33,7 +33,7 @@ constexpr int kReduceThreads = 256;
 template <typename scalar_t>
 __global__ void grouped_conv2d_forward_kernel(const scalar_t* __restrict__ x, Strides4 xs,
                                               const scalar_t* __restrict__ weight,
-                                              common::Epilogue<scalar_t, at::opmath_type<scalar_t>> epilogue,
+                                              common::Epilogue<at::opmath_type<scalar_t>> epilogue,
                                               scalar_t* __restrict__ y, Strides4 ys, GroupedConv g) {
   using acc_t = at::opmath_type<scalar_t>;
   const int64_t pixels = g.out_pixels(), quads = (g.group_out() + kMicro - 1) / kMicro;
@@ -65,7 +65,7 @@ __global__ void grouped_conv2d_forward_kernel(const scalar_t* __restrict__ x, St
     for (int m = 0; m < kMicro; ++m)
       if (m < filters)
         y[n * ys.n + (o0 + m) * ys.c + p * ys.h + q * ys.w] =
-            static_cast<scalar_t>(epilogue.apply(acc[m], n, o0 + m, p, q));
+            static_cast<scalar_t>(epilogue.apply(acc[m], o0 + m));
   }
 }
 
@@ -144,7 +144,7 @@ at::Tensor grouped_conv2d_cuda(const at::Tensor& input, const at::Tensor& weight
     using acc_t = at::opmath_type<scalar_t>;
     grouped_conv2d_forward_kernel<scalar_t><<<blocks_for(total), kThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
         input.const_data_ptr<scalar_t>(), strides_of(input), weight_c.const_data_ptr<scalar_t>(),
-        common::Epilogue<scalar_t, acc_t>::bias(has_bias ? bias_acc.const_data_ptr<acc_t>() : nullptr),
+        common::Epilogue<acc_t>::bias(has_bias ? bias_acc.const_data_ptr<acc_t>() : nullptr),
         output.mutable_data_ptr<scalar_t>(), strides_of(output), g);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });

@@ -17,23 +17,6 @@ namespace {
 
 using torch::autograd::SavedVariable;
 
-std::optional<at::Tensor> optional_of(const at::Tensor& t) {
-  return t.defined() ? std::optional<at::Tensor>(t) : std::nullopt;
-}
-
-at::Tensor defined_or_empty(const std::optional<at::Tensor>& t) { return t.has_value() ? *t : at::Tensor(); }
-
-bool any_requires_grad(std::initializer_list<at::Tensor> tensors) {
-  for (const auto& t : tensors) {
-    if (t.defined() && t.requires_grad()) return true;
-  }
-  return false;
-}
-
-at::Tensor cast_to(const at::Tensor& t, std::optional<at::ScalarType> dtype) {
-  return t.defined() && dtype.has_value() && t.scalar_type() != *dtype ? t.to(*dtype) : t;
-}
-
 // Without a ReLU the residual's gradient is grad_output itself: the kernels are not asked for it (it would be a
 // copy) and the node passes grad_output on. Returns the mask to give the kernels.
 std::array<bool, 4> kernel_mask(std::array<bool, 4> mask, bool pass_residual) {
@@ -64,8 +47,7 @@ class BatchNormEpilogueBackward : public torch::autograd::Node {
     }
     const auto output = relu_ ? output_.unpack(shared_from_this()) : at::Tensor();
     const auto grad_output = grads[0].defined() ? grads[0] : at::zeros_like(input);
-    const bool differentiable = at::GradMode::is_enabled() &&
-                                any_requires_grad({grad_output, grads[1], grads[2], input, weight, mean, invstd});
+    const bool differentiable = builds_graph({grad_output, grads[1], grads[2], input, weight, mean, invstd});
     const bool pass_residual = !relu_ && mask[3] && grads[0].defined();
     const auto op_mask = kernel_mask(mask, pass_residual);
     std::tie(result[0], result[1], result[2], result[3]) =
@@ -109,8 +91,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> batch_norm_epilogue_a
     std::tie(out, mean, invstd, var) = ops::batch_norm_epilogue(input, weight, bias, residual, relu, eps);
   }
   if (requires_grad) {
-    auto node = std::shared_ptr<BatchNormEpilogueBackward>(new BatchNormEpilogueBackward(), torch::autograd::deleteNode);
-    node->set_next_edges(torch::autograd::collect_next_edges(input, w, b, r));
+    auto node = new_node<BatchNormEpilogueBackward>(input, w, b, r);
     torch::autograd::set_history(std::vector<at::Tensor>{out, mean, invstd, var}, node);
     node->input_ = SavedVariable(input, false);
     node->weight_ = SavedVariable(w, false);
@@ -147,7 +128,7 @@ class AffineEpilogueBackward : public torch::autograd::Node {
     if (!grads[0].defined() || !(mask[0] || mask[1] || mask[2] || mask[3])) return result;
     const auto input = input_.unpack(), scale = scale_.unpack();
     const auto output = relu_ ? output_.unpack(shared_from_this()) : at::Tensor();
-    const bool differentiable = at::GradMode::is_enabled() && any_requires_grad({grads[0], input, scale});
+    const bool differentiable = builds_graph({grads[0], input, scale});
     const bool pass_residual = !relu_ && mask[3];
     const auto op_mask = kernel_mask(mask, pass_residual);
     std::tie(result[0], result[1], result[2], result[3]) =
@@ -184,8 +165,7 @@ at::Tensor affine_epilogue_autograd(const at::Tensor& input, const std::optional
     out = ops::affine_epilogue(input, scale, shift, residual, relu);
   }
   if (requires_grad) {
-    auto node = std::shared_ptr<AffineEpilogueBackward>(new AffineEpilogueBackward(), torch::autograd::deleteNode);
-    node->set_next_edges(torch::autograd::collect_next_edges(input, a, c, r));
+    auto node = new_node<AffineEpilogueBackward>(input, a, c, r);
     torch::autograd::set_history(out, node);
     node->input_ = SavedVariable(input, false);
     node->scale_ = SavedVariable(a, false);
@@ -206,20 +186,17 @@ at::Tensor affine_epilogue_autograd(const at::Tensor& input, const std::optional
   return out;
 }
 
-// The backward ops are not differentiable: refuse to build a graph through them rather than return a wrong one.
-// (The forward ops' own backward never reaches them with a graph to build: it takes the aten path then.)
-void refuse_graph(const char* op, std::initializer_list<at::Tensor> tensors) {
-  TORCH_CHECK(!(at::GradMode::is_enabled() && any_requires_grad(tensors)), "leanconv: ", op,
-              " is not differentiable; differentiate the forward op, whose double backward goes through aten");
-}
+// What the refused backward ops (refuse_graph) send their callers to.
+constexpr const char* kDifferentiateTheForward = "the forward op, whose double backward goes through aten";
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> batch_norm_epilogue_backward_autograd(
     const at::Tensor& grad_output, const std::optional<at::Tensor>& grad_mean,
     const std::optional<at::Tensor>& grad_invstd, const std::optional<at::Tensor>& output, const at::Tensor& input,
     const std::optional<at::Tensor>& weight, const at::Tensor& mean, const at::Tensor& invstd, bool relu,
     std::array<bool, 4> output_mask) {
-  refuse_graph("batch_norm_epilogue_backward", {grad_output, defined_or_empty(grad_mean), defined_or_empty(grad_invstd),
-                                                input, defined_or_empty(weight), mean, invstd});
+  refuse_graph("batch_norm_epilogue_backward", kDifferentiateTheForward,
+               {grad_output, defined_or_empty(grad_mean), defined_or_empty(grad_invstd), input,
+                defined_or_empty(weight), mean, invstd});
   at::AutoDispatchBelowADInplaceOrView below_autograd;
   return ops::batch_norm_epilogue_backward(grad_output, grad_mean, grad_invstd, output, input, weight, mean, invstd,
                                            relu, output_mask);
@@ -228,7 +205,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> batch_norm_epilogue_b
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> affine_epilogue_backward_autograd(
     const at::Tensor& grad_output, const std::optional<at::Tensor>& output, const at::Tensor& input,
     const std::optional<at::Tensor>& scale, bool relu, std::array<bool, 4> output_mask) {
-  refuse_graph("affine_epilogue_backward", {grad_output, input, defined_or_empty(scale)});
+  refuse_graph("affine_epilogue_backward", kDifferentiateTheForward, {grad_output, input, defined_or_empty(scale)});
   at::AutoDispatchBelowADInplaceOrView below_autograd;
   return ops::affine_epilogue_backward(grad_output, output, input, scale, relu, output_mask);
 }

@@ -9,12 +9,15 @@
 #pragma once
 
 #include <ATen/core/Tensor.h>
+#include <ATen/core/grad_mode.h>
 #include <c10/core/impl/LocalDispatchKeySet.h>
 #include <torch/csrc/autograd/function.h>
 #include <torch/csrc/autograd/functions/utils.h>
 
 #include <functional>
+#include <initializer_list>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -47,6 +50,45 @@ class AdjointNode : public torch::autograd::Node {
   std::string name_;
   Adjoint adjoint_;
 };
+
+// An optional operand as the tensor autograd works with (undefined when absent), and back.
+inline at::Tensor defined_or_empty(const std::optional<at::Tensor>& t) { return t.has_value() ? *t : at::Tensor(); }
+inline std::optional<at::Tensor> optional_of(const at::Tensor& t) {
+  return t.defined() ? std::optional<at::Tensor>(t) : std::nullopt;
+}
+
+inline bool any_requires_grad(std::initializer_list<at::Tensor> tensors) {
+  for (const auto& t : tensors) {
+    if (t.defined() && t.requires_grad()) return true;
+  }
+  return false;
+}
+
+// Whether a computation on `tensors` is recorded: a backward that must itself be differentiable then takes the
+// composite (aten) path.
+inline bool builds_graph(std::initializer_list<at::Tensor> tensors) {
+  return at::GradMode::is_enabled() && any_requires_grad(tensors);
+}
+
+// The backward ops are not differentiable: refuse to build a graph through one rather than return a wrong one.
+// (The forward ops' own backward never reaches them with a graph to build: it takes the aten path then.)
+// `instead` says what to differentiate.
+inline void refuse_graph(const char* op, const char* instead, std::initializer_list<at::Tensor> tensors) {
+  TORCH_CHECK(!builds_graph(tensors), "leanconv: ", op, " is not differentiable; differentiate ", instead);
+}
+
+// A gradient in its operand's dtype (a parameter's dtype may differ from the computation's).
+inline at::Tensor cast_to(const at::Tensor& t, std::optional<at::ScalarType> dtype) {
+  return t.defined() && dtype.has_value() && t.scalar_type() != *dtype ? t.to(*dtype) : t;
+}
+
+// A backward node of type NodeT whose gradients flow to the edges of `inputs`.
+template <typename NodeT, typename... Inputs>
+std::shared_ptr<NodeT> new_node(const Inputs&... inputs) {
+  auto node = std::shared_ptr<NodeT>(new NodeT(), torch::autograd::deleteNode);
+  node->set_next_edges(torch::autograd::collect_next_edges(inputs...));
+  return node;
+}
 
 // The tangent a forward-mode AD level 0 (torch.func.jvp, jacfwd, torch.autograd.forward_ad) gives `t`.
 inline at::Tensor tangent_of(const at::Tensor& t) { return t.defined() ? t._fw_grad(/*level=*/0) : at::Tensor(); }

@@ -30,9 +30,7 @@ class EigenConv2dBackward : public torch::autograd::Node {
     const std::array<bool, 3> mask{task_should_compute_output(0), task_should_compute_output(1),
                                    task_should_compute_output(2)};
     if (mask[0] || mask[1] || mask[2]) {
-      const bool differentiable =
-          at::GradMode::is_enabled() && (grad_output.requires_grad() || input.requires_grad() ||
-                                         basis.requires_grad() || coeff.requires_grad());
+      const bool differentiable = builds_graph({grad_output, input, basis, coeff});
       std::tie(result[0], result[1], result[2]) =
           differentiable ? ops::eigen_conv2d_backward_composite(grad_output, input, basis, coeff, stride_, padding_,
                                                                  dilation_, mask)
@@ -59,7 +57,7 @@ class EigenConv2dBackward : public torch::autograd::Node {
 at::Tensor eigen_conv2d_autograd(const at::Tensor& input, const at::Tensor& basis, const at::Tensor& coeff,
                                  const std::optional<at::Tensor>& bias, at::IntArrayRef stride, at::IntArrayRef padding,
                                  at::IntArrayRef dilation) {
-  const auto bias_tensor = bias.has_value() ? *bias : at::Tensor();
+  const auto bias_tensor = defined_or_empty(bias);
   const bool requires_grad = torch::autograd::compute_requires_grad(input, basis, coeff, bias_tensor);
   at::Tensor output;
   {
@@ -67,8 +65,7 @@ at::Tensor eigen_conv2d_autograd(const at::Tensor& input, const at::Tensor& basi
     output = ops::eigen_conv2d(input, basis, coeff, bias, stride, padding, dilation);
   }
   if (requires_grad) {
-    auto node = std::shared_ptr<EigenConv2dBackward>(new EigenConv2dBackward(), torch::autograd::deleteNode);
-    node->set_next_edges(torch::autograd::collect_next_edges(input, basis, coeff, bias_tensor));
+    auto node = new_node<EigenConv2dBackward>(input, basis, coeff, bias_tensor);
     node->input_ = SavedVariable(input, false);
     node->basis_ = SavedVariable(basis, false);
     node->coeff_ = SavedVariable(coeff, false);
@@ -93,16 +90,11 @@ at::Tensor eigen_conv2d_autograd(const at::Tensor& input, const at::Tensor& basi
   return output;
 }
 
-// The backward op is not differentiable: refuse to build a graph through it rather than return a wrong one.
-// (eigen_conv2d's own backward never reaches this with a graph to build: it takes the aten path then.)
 std::tuple<at::Tensor, at::Tensor, at::Tensor> eigen_conv2d_backward_autograd(
     const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& basis, const at::Tensor& coeff,
     at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, std::array<bool, 3> output_mask) {
-  const bool differentiable = at::GradMode::is_enabled() && (grad_output.requires_grad() || input.requires_grad() ||
-                                                             basis.requires_grad() || coeff.requires_grad());
-  TORCH_CHECK(!differentiable,
-              "leanconv: eigen_conv2d_backward is not differentiable; differentiate eigen_conv2d itself, whose "
-              "double backward goes through aten's convolutions");
+  refuse_graph("eigen_conv2d_backward", "eigen_conv2d itself, whose double backward goes through aten's convolutions",
+               {grad_output, input, basis, coeff});
   at::AutoDispatchBelowADInplaceOrView below_autograd;
   return ops::eigen_conv2d_backward(grad_output, input, basis, coeff, stride, padding, dilation, output_mask);
 }

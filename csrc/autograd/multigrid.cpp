@@ -27,8 +27,7 @@ class GroupedConv2dBackward : public torch::autograd::Node {
     const auto input = input_.unpack(), weight = weight_.unpack();
     const std::array<bool, 2> mask{task_should_compute_output(0), task_should_compute_output(1)};
     if (mask[0] || mask[1]) {
-      const bool differentiable = at::GradMode::is_enabled() &&
-                                  (grad_output.requires_grad() || input.requires_grad() || weight.requires_grad());
+      const bool differentiable = builds_graph({grad_output, input, weight});
       std::tie(result[0], result[1]) =
           differentiable ? ops::grouped_conv2d_backward_composite(grad_output, input, weight, stride_, padding_,
                                                                    dilation_, groups_, mask)
@@ -55,7 +54,7 @@ class GroupedConv2dBackward : public torch::autograd::Node {
 at::Tensor grouped_conv2d_autograd(const at::Tensor& input, const at::Tensor& weight,
                                    const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
                                    at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups) {
-  const auto bias_tensor = bias.has_value() ? *bias : at::Tensor();
+  const auto bias_tensor = defined_or_empty(bias);
   const bool requires_grad = torch::autograd::compute_requires_grad(input, weight, bias_tensor);
   at::Tensor output;
   {
@@ -63,8 +62,7 @@ at::Tensor grouped_conv2d_autograd(const at::Tensor& input, const at::Tensor& we
     output = ops::grouped_conv2d(input, weight, bias, stride, padding, dilation, groups);
   }
   if (requires_grad) {
-    auto node = std::shared_ptr<GroupedConv2dBackward>(new GroupedConv2dBackward(), torch::autograd::deleteNode);
-    node->set_next_edges(torch::autograd::collect_next_edges(input, weight, bias_tensor));
+    auto node = new_node<GroupedConv2dBackward>(input, weight, bias_tensor);
     node->input_ = SavedVariable(input, false);
     node->weight_ = SavedVariable(weight, false);
     node->stride_ = stride.vec();
@@ -88,17 +86,14 @@ at::Tensor grouped_conv2d_autograd(const at::Tensor& input, const at::Tensor& we
   return output;
 }
 
-// The backward op is not differentiable: refuse to build a graph through it rather than return a wrong one.
 std::tuple<at::Tensor, at::Tensor> grouped_conv2d_backward_autograd(const at::Tensor& grad_output,
                                                                     const at::Tensor& input, const at::Tensor& weight,
                                                                     at::IntArrayRef stride, at::IntArrayRef padding,
                                                                     at::IntArrayRef dilation, int64_t groups,
                                                                     std::array<bool, 2> output_mask) {
-  const bool differentiable = at::GradMode::is_enabled() &&
-                              (grad_output.requires_grad() || input.requires_grad() || weight.requires_grad());
-  TORCH_CHECK(!differentiable,
-              "leanconv: grouped_conv2d_backward is not differentiable; differentiate grouped_conv2d itself, whose "
-              "double backward goes through aten's convolutions");
+  refuse_graph("grouped_conv2d_backward",
+               "grouped_conv2d itself, whose double backward goes through aten's convolutions",
+               {grad_output, input, weight});
   at::AutoDispatchBelowADInplaceOrView below_autograd;
   return ops::grouped_conv2d_backward(grad_output, input, weight, stride, padding, dilation, groups, output_mask);
 }

@@ -1,17 +1,14 @@
-// The fused epilogue of leanconv's conv kernels: what happens to an output value between the accumulator and
-// memory, in one pass, on the CPU and on the GPU alike:
+// The fused epilogue of leanconv's kernels: what happens to an output value between the accumulator and memory,
+// in one pass, on the CPU and on the GPU alike:
 //
 //   y[n, o, p, q] = act(acc * scale[o] + shift[o] + residual[n, o, p, q]),   act = identity or ReLU
 //
-// scale and shift are per output channel (a bias is a shift; a BatchNorm folded for inference is a scale and a
-// shift), each optional, as is the residual (read through its strides, so any memory format). The eigen conv
-// applies its bias through it; the block-epilogue ops (BatchNorm + residual + ReLU) compute their values with
-// epilogue_value, and the multigrid correction is to be built on it.
+// The block-epilogue ops (BatchNorm + residual + ReLU, on which the multigrid correction is built) take every
+// term; the conv kernels (the eigen conv and the grouped conv) end in a bias only.
 #pragma once
 
 #include <cstdint>
 
-#include "conv_window.h"
 #include "macros.h"
 
 namespace leanconv::common {
@@ -25,24 +22,15 @@ LEANCONV_HOST_DEVICE acc_t epilogue_value(acc_t value, acc_t scale, acc_t shift,
   return relu && value < acc_t(0) ? acc_t(0) : value;
 }
 
-template <typename scalar_t, typename acc_t>
+// The conv kernels' epilogue: a per-channel bias, or none.
+template <typename acc_t>
 struct Epilogue {
-  const acc_t* scale = nullptr;        // (C_out,) or none: 1
-  const acc_t* shift = nullptr;        // (C_out,) or none: 0
-  const scalar_t* residual = nullptr;  // (N, C_out, H, W) or none
-  Strides4 residual_strides{};
-  bool relu = false;
+  const acc_t* shift = nullptr;  // (C_out,) or none: 0
 
-  LEANCONV_HOST_DEVICE acc_t apply(acc_t value, int64_t n, int64_t o, int64_t p, int64_t q) const {
-    const acc_t r = residual == nullptr
-                        ? acc_t(0)
-                        : static_cast<acc_t>(residual[n * residual_strides.n + o * residual_strides.c +
-                                                      p * residual_strides.h + q * residual_strides.w]);
-    return epilogue_value(value, scale != nullptr ? scale[o] : acc_t(1), shift != nullptr ? shift[o] : acc_t(0), r,
-                          relu);
+  LEANCONV_HOST_DEVICE acc_t apply(acc_t value, int64_t o) const {
+    return epilogue_value(value, acc_t(1), shift != nullptr ? shift[o] : acc_t(0), acc_t(0), false);
   }
 
-  // The same epilogue as a per-channel bias only.
   LEANCONV_HOST_DEVICE static Epilogue bias(const acc_t* b) {
     Epilogue e;
     e.shift = b;

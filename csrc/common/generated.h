@@ -4,7 +4,7 @@
 // pi is a keyed Feistel network on [0, 2^b) (b = ceil(log2 T)), restricted to [0, T) by cycle walking:
 // apply the network until the value lands in [0, T). A Feistel network is a bijection whatever its round
 // function, and cycle walking keeps a bijection on the subset, so pi is a bijection of [0, T) and every
-// ring entry is read floor(T/N) or ceil(T/N) times. Nothing is stored: pi, its inverse and s are a few
+// ring entry is read floor(T/N) or ceil(T/N) times. Nothing is stored: pi and s are a few
 // integer operations per position, on the host and on the device alike.
 //
 // The halves may differ by one bit (unbalanced Feistel) so the domain is at most 2T and cycle walking takes
@@ -84,21 +84,6 @@ struct RingPermutation {
     return (hi << lo_bits) | lo;
   }
 
-  template <typename Word>
-  LEANCONV_HOST_DEVICE Word feistel_inverse(Word y) const {
-    Word hi = y >> lo_bits, lo = y & static_cast<Word>(lo_mask);
-    LEANCONV_UNROLL
-    for (int r = kFeistelRounds - 1; r > 0; r -= 2) {
-      Word prev_lo = hi;
-      hi = lo ^ (static_cast<Word>(round_function(r, prev_lo)) & static_cast<Word>(lo_mask));
-      lo = prev_lo;
-      prev_lo = hi;
-      hi = lo ^ (static_cast<Word>(round_function(r - 1, prev_lo)) & static_cast<Word>(hi_mask));
-      lo = prev_lo;
-    }
-    return (hi << lo_bits) | lo;
-  }
-
   // Whether every domain element fits in 32 bits (T <= 2^32), so the uint32_t Feistel applies.
   LEANCONV_HOST_DEVICE bool fits_32_bits() const { return hi_bits + lo_bits <= 32; }
 
@@ -112,18 +97,6 @@ struct RingPermutation {
     uint64_t v = feistel(g);
     while (v >= total) v = feistel(v);
     return v;
-  }
-
-  // pi^-1(v) for v in [0, T).
-  LEANCONV_HOST_DEVICE uint64_t unpermute(uint64_t v) const {
-    if (fits_32_bits()) {
-      uint32_t g = feistel_inverse(static_cast<uint32_t>(v));
-      while (g >= total) g = feistel_inverse(g);
-      return g;
-    }
-    uint64_t g = feistel_inverse(v);
-    while (g >= total) g = feistel_inverse(g);
-    return g;
   }
 
   // v mod N without a division when both fit in 32 bits (a hardware 64-bit division costs more than

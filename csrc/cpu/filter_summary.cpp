@@ -8,6 +8,7 @@
 #include <ATen/ops/zeros.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "common/filter_summary_checks.h"
@@ -58,6 +59,45 @@ at::Tensor filter_summary_weight_backward_kernel(const at::Tensor& grad_weight, 
 }
 
 
+// The in-image part of tap `tap` = i*kw + j of the shifted sum: the output rows [p0, p1) and columns [q0, q1)
+// whose input position (p*stride_h + dh, q*stride_w + dw) lies inside z.
+struct TapRange {
+  int64_t tap, dh, dw, p0, p1, q0, q1;
+};
+
+// Calls visit(range) for every tap, i then j: the order in which the shifted sum and its adjoint add their taps
+// (the CUDA kernels add them in the same order, so the devices give the same bits).
+template <typename Visit>
+void for_each_tap(const common::ShiftedSum& s, Visit&& visit) {
+  for (int64_t i = 0; i < s.kernel_h; ++i) {
+    TapRange r{};
+    r.dh = i * s.dil_h - s.pad_h;
+    common::valid_output_range(r.dh, s.stride_h, s.in_h, s.out_h, r.p0, r.p1);
+    for (int64_t j = 0; j < s.kernel_w; ++j) {
+      r.tap = i * s.kernel_w + j;
+      r.dw = j * s.dil_w - s.pad_w;
+      common::valid_output_range(r.dw, s.stride_w, s.in_w, s.out_w, r.q0, r.q1);
+      visit(r);
+    }
+  }
+}
+
+// Both kernels own whole planes: `planes` output planes of plane_size values, one thread each, summed by
+// add_taps(plane, acc) into a zeroed op-math buffer, then stored. No atomics, the same order for any thread count.
+template <typename scalar_t, typename AddTaps>
+void sum_planes(int64_t planes, int64_t plane_size, scalar_t* dst, AddTaps&& add_taps) {
+  using opmath_t = at::opmath_type<scalar_t>;
+  at::parallel_for(0, planes, 1, [&](int64_t begin, int64_t end) {
+    std::vector<opmath_t> acc(plane_size);
+    for (int64_t plane = begin; plane < end; ++plane) {
+      std::fill(acc.begin(), acc.end(), opmath_t(0));
+      add_taps(plane, acc.data());
+      scalar_t* out = dst + plane * plane_size;
+      for (int64_t k = 0; k < plane_size; ++k) out[k] = static_cast<scalar_t>(acc[k]);
+    }
+  });
+}
+
 at::Tensor shifted_sum_kernel(const at::Tensor& z_in, int64_t kernel_h, int64_t kernel_w, int64_t channel_step,
                               at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation) {
   const auto s = checks::shifted_sum_geometry(z_in, kernel_h, kernel_w, channel_step, stride, padding, dilation);
@@ -68,32 +108,18 @@ at::Tensor shifted_sum_kernel(const at::Tensor& z_in, int64_t kernel_h, int64_t 
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, z.scalar_type(), "shifted_sum_cpu", [&] {
     using opmath_t = at::opmath_type<scalar_t>;
     const scalar_t* src = z.const_data_ptr<scalar_t>();
-    scalar_t* dst = y.mutable_data_ptr<scalar_t>();
-    const int64_t plane_in = s.in_h * s.in_w, plane_out = s.out_h * s.out_w;
-    at::parallel_for(0, batch * M, 1, [&](int64_t begin, int64_t end) {
-      std::vector<opmath_t> acc(plane_out);
-      for (int64_t no = begin; no < end; ++no) {
-        const int64_t n = no / M, o = no % M;
-        std::fill(acc.begin(), acc.end(), opmath_t(0));
-        for (int64_t i = 0; i < s.kernel_h; ++i) {
-          const int64_t dh = i * s.dil_h - s.pad_h;
-          int64_t p0, p1;
-          common::valid_output_range(dh, s.stride_h, s.in_h, s.out_h, p0, p1);
-          for (int64_t j = 0; j < s.kernel_w; ++j) {
-            const int64_t dw = j * s.dil_w - s.pad_w;
-            int64_t q0, q1;
-            common::valid_output_range(dw, s.stride_w, s.in_w, s.out_w, q0, q1);
-            const scalar_t* plane = src + (n * M + s.source_channel(o, i * s.kernel_w + j)) * plane_in;
-            for (int64_t p = p0; p < p1; ++p) {
-              const scalar_t* row = plane + (p * s.stride_h + dh) * s.in_w + dw;
-              opmath_t* out_row = acc.data() + p * s.out_w;
-              for (int64_t q = q0; q < q1; ++q) out_row[q] += static_cast<opmath_t>(row[q * s.stride_w]);
-            }
-          }
+    const int64_t plane_in = s.in_h * s.in_w;
+    // Output plane (n, o) gathers, tap by tap, the shifted input plane it reads.
+    sum_planes(batch * M, s.out_pixels(), y.mutable_data_ptr<scalar_t>(), [&](int64_t no, opmath_t* acc) {
+      const int64_t n = no / M, o = no % M;
+      for_each_tap(s, [&](const TapRange& r) {
+        const scalar_t* plane = src + (n * M + s.source_channel(o, r.tap)) * plane_in;
+        for (int64_t p = r.p0; p < r.p1; ++p) {
+          const scalar_t* row = plane + (p * s.stride_h + r.dh) * s.in_w + r.dw;
+          opmath_t* out_row = acc + p * s.out_w;
+          for (int64_t q = r.q0; q < r.q1; ++q) out_row[q] += static_cast<opmath_t>(row[q * s.stride_w]);
         }
-        scalar_t* out = dst + no * plane_out;
-        for (int64_t k = 0; k < plane_out; ++k) out[k] = static_cast<scalar_t>(acc[k]);
-      }
+      });
     });
   });
   return y.contiguous(memory_format);
@@ -111,33 +137,18 @@ at::Tensor shifted_sum_backward_kernel(const at::Tensor& grad_in, int64_t kernel
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dy.scalar_type(), "shifted_sum_backward_cpu", [&] {
     using opmath_t = at::opmath_type<scalar_t>;
     const scalar_t* src = dy.const_data_ptr<scalar_t>();
-    scalar_t* dst = dz.mutable_data_ptr<scalar_t>();
-    const int64_t plane_in = s.in_h * s.in_w, plane_out = s.out_h * s.out_w;
-    // Plane (n, m) of dz is owned by one thread: it adds, tap by tap, the output plane that read it.
-    at::parallel_for(0, batch * M, 1, [&](int64_t begin, int64_t end) {
-      std::vector<opmath_t> acc(plane_in);
-      for (int64_t nm = begin; nm < end; ++nm) {
-        const int64_t n = nm / M, m = nm % M;
-        std::fill(acc.begin(), acc.end(), opmath_t(0));
-        for (int64_t i = 0; i < s.kernel_h; ++i) {
-          const int64_t dh = i * s.dil_h - s.pad_h;
-          int64_t p0, p1;
-          common::valid_output_range(dh, s.stride_h, s.in_h, s.out_h, p0, p1);
-          for (int64_t j = 0; j < s.kernel_w; ++j) {
-            const int64_t dw = j * s.dil_w - s.pad_w;
-            int64_t q0, q1;
-            common::valid_output_range(dw, s.stride_w, s.in_w, s.out_w, q0, q1);
-            const scalar_t* plane = src + (n * M + s.reader_channel(m, i * s.kernel_w + j)) * plane_out;
-            for (int64_t p = p0; p < p1; ++p) {
-              opmath_t* row = acc.data() + (p * s.stride_h + dh) * s.in_w + dw;
-              const scalar_t* grad_row = plane + p * s.out_w;
-              for (int64_t q = q0; q < q1; ++q) row[q * s.stride_w] += static_cast<opmath_t>(grad_row[q]);
-            }
-          }
+    const int64_t plane_out = s.out_pixels();
+    // Plane (n, m) of dz adds, tap by tap, the output plane that read it.
+    sum_planes(batch * M, s.in_h * s.in_w, dz.mutable_data_ptr<scalar_t>(), [&](int64_t nm, opmath_t* acc) {
+      const int64_t n = nm / M, m = nm % M;
+      for_each_tap(s, [&](const TapRange& r) {
+        const scalar_t* plane = src + (n * M + s.reader_channel(m, r.tap)) * plane_out;
+        for (int64_t p = r.p0; p < r.p1; ++p) {
+          opmath_t* row = acc + (p * s.stride_h + r.dh) * s.in_w + r.dw;
+          const scalar_t* grad_row = plane + p * s.out_w;
+          for (int64_t q = r.q0; q < r.q1; ++q) row[q * s.stride_w] += static_cast<opmath_t>(grad_row[q]);
         }
-        scalar_t* out = dst + nm * plane_in;
-        for (int64_t k = 0; k < plane_in; ++k) out[k] = static_cast<scalar_t>(acc[k]);
-      }
+      });
     });
   });
   return dz.contiguous(memory_format);

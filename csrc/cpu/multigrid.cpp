@@ -79,33 +79,141 @@ at::Tensor grouped_conv2d_kernel(const at::Tensor& input, const at::Tensor& weig
     const acc_t* w_ptr = weight_acc.const_data_ptr<acc_t>();
     const int64_t w_group = weight_acc.stride(0);
     const auto epilogue =
-        common::Epilogue<scalar_t, acc_t>::bias(has_bias ? bias_acc.const_data_ptr<acc_t>() : nullptr);
+        common::Epilogue<acc_t>::bias(has_bias ? bias_acc.const_data_ptr<acc_t>() : nullptr);
     scalar_t* y_ptr = output.mutable_data_ptr<scalar_t>();
     const int64_t tasks = g.batch * g.groups * plan.bands;
+    const BandTiles tiles(g, plan.rows, g.group_out());
     at::parallel_for(0, tasks, 1, [&](int64_t begin, int64_t end) {
-      const auto full = tile_of(g, plan.rows, g.group_out());
-      const auto last = tile_of(g, g.out_h - (plan.bands - 1) * plan.rows, g.group_out());
-      std::vector<acc_t> phased(g.group_in() * full.phased_size()), z(g.group_out() * full.pixels());
+      std::vector<acc_t> phased(g.group_in() * tiles.full.phased_size()), z(g.group_out() * tiles.full.pixels());
       for (int64_t index = begin; index < end; ++index) {
         const int64_t band = index % plan.bands, group = (index / plan.bands) % g.groups;
-        const int64_t n = index / (plan.bands * g.groups), row0 = band * plan.rows;
-        const auto& t = band + 1 < plan.bands ? full : last;
+        const int64_t n = index / (plan.bands * g.groups), row0 = tiles.first_row(band);
+        const auto& t = tiles.of(band);
         const scalar_t* x_n = x_ptr + n * xs.n + group * g.group_in() * xs.c;
-        for (int64_t c = 0; c < g.group_in(); ++c) fill_phased(x_n, xs, c, g, t, row0, phased.data() + c * t.phased_size());
+        fill_phased_channels(x_n, xs, g.group_in(), g, t, row0, phased.data());
         window_forward(t, phased.data(), g.group_in(), w_ptr + group * w_group, z.data(), t.pixels());
-        for (int64_t f = 0; f < g.group_out(); ++f) {
-          const int64_t o = group * g.group_out() + f;
-          for (int64_t p = 0; p < t.rows; ++p) {
-            const acc_t* src = z.data() + f * t.pixels() + p * t.row_length;
-            scalar_t* dst = y_ptr + n * ys.n + o * ys.c + (row0 + p) * ys.h;
-            for (int64_t q = 0; q < g.out_w; ++q)
-              dst[q * ys.w] = static_cast<scalar_t>(epilogue.apply(src[q], n, o, row0 + p, q));
-          }
-        }
+        store_rows(z.data(), t.pixels(), t.row_length, g.group_out(), t.rows, g.out_w, epilogue,
+                   group * g.group_out(), row0, y_ptr + n * ys.n, ys);
       }
     });
   });
   return output;
+}
+
+// ---- backward ------------------------------------------------------------------------------------------------
+
+// What every chunk of one backward call reads and writes.
+template <typename scalar_t, typename acc_t>
+struct GroupedBackwardOperands {
+  const GroupedConv& g;
+  const BandTiles& tiles;
+  bool need_input, need_weight;
+  const scalar_t* x;
+  Strides4 xs;
+  const scalar_t* grad_y;
+  Strides4 gys;
+  scalar_t* grad_x;  // null when the input gradient is not asked for (or comes from the forward kernel)
+  Strides4 gxs;
+  const acc_t* weight;  // padded_weight: a group's filters weight_group apart
+  int64_t weight_group;
+  acc_t* grad_weight_parts;  // null when the weight gradient is not asked for
+  int64_t grad_weight_part;  // elements per part
+};
+
+// A task's working buffers, sized for a full band: the group's phased input channels and their gradients, the
+// band's output gradient, and the group's input gradient over the whole image.
+template <typename acc_t>
+struct GroupedBackwardBuffers {
+  std::vector<acc_t> phased, grad_phased, gz, gx;
+
+  template <typename scalar_t>
+  explicit GroupedBackwardBuffers(const GroupedBackwardOperands<scalar_t, acc_t>& op) {
+    const auto& g = op.g;
+    phased.resize(op.need_weight ? g.group_in() * op.tiles.full.phased_size() : 0);
+    grad_phased.resize(op.need_input ? g.group_in() * op.tiles.full.phased_size() : 0);
+    gz.resize(g.group_out() * op.tiles.full.pixels());
+    gx.resize(op.need_input ? g.group_in() * g.in_h * g.in_w : 0);
+  }
+};
+
+// One band of image n's group: the band's output gradient (zero in the padding columns), then the weight gradient
+// against the phased input and the input gradient by the micro-kernels' adjoint.
+template <typename scalar_t, typename acc_t>
+void backward_band(const GroupedBackwardOperands<scalar_t, acc_t>& op, int64_t n, int64_t group, int64_t band,
+                   GroupedBackwardBuffers<acc_t>& b, acc_t* grad_weight) {
+  const auto& g = op.g;
+  const auto& t = op.tiles.of(band);
+  const int64_t row0 = op.tiles.first_row(band);
+  load_rows(op.grad_y + n * op.gys.n + group * g.group_out() * op.gys.c, op.gys, g.group_out(), row0, t.rows,
+            g.out_w, b.gz.data(), t.pixels(), t.row_length);
+  if (op.need_weight) {
+    fill_phased_channels(op.x + n * op.xs.n + group * g.group_in() * op.xs.c, op.xs, g.group_in(), g, t, row0,
+                         b.phased.data());
+    window_weight_grad(t, b.phased.data(), g.group_in(), b.gz.data(), t.pixels(), grad_weight + group * op.weight_group);
+  }
+  if (op.need_input) {
+    std::fill(b.grad_phased.begin(), b.grad_phased.end(), acc_t(0));
+    window_input_grad(t, b.gz.data(), t.pixels(), g.group_in(), op.weight + group * op.weight_group,
+                      b.grad_phased.data());
+    add_phased_channels(b.grad_phased.data(), g.group_in(), g, t, row0, b.gx.data());
+  }
+}
+
+// One (image, group) pair, band by band; its input gradient collects in b.gx and is stored once complete.
+template <typename scalar_t, typename acc_t>
+void backward_item(const GroupedBackwardOperands<scalar_t, acc_t>& op, int64_t item, GroupedBackwardBuffers<acc_t>& b,
+                   acc_t* grad_weight) {
+  const auto& g = op.g;
+  const int64_t n = item / g.groups, group = item % g.groups;
+  std::fill(b.gx.begin(), b.gx.end(), acc_t(0));
+  for (int64_t band = 0; band < op.tiles.bands; ++band) backward_band(op, n, group, band, b, grad_weight);
+  if (!op.need_input) return;
+  store_channels(b.gx.data(), g.group_in(), g, op.grad_x + n * op.gxs.n + group * g.group_in() * op.gxs.c, op.gxs);
+}
+
+// The (image, group) pairs go to `parts` chunks, each with its own partial sum of the weight gradient; a task
+// runs its chunks in turn, with one set of buffers.
+template <typename scalar_t, typename acc_t>
+void backward_parts(const GroupedBackwardOperands<scalar_t, acc_t>& op, int64_t parts) {
+  const int64_t items = op.g.batch * op.g.groups;
+  at::parallel_for(0, parallel_tasks(parts), 1, [&](int64_t part_begin, int64_t part_end) {
+    GroupedBackwardBuffers<acc_t> buffers(op);
+    for (int64_t part = part_begin; part < std::min(part_end, parts); ++part) {
+      acc_t* grad_weight = op.need_weight ? op.grad_weight_parts + part * op.grad_weight_part : nullptr;
+      for (int64_t item = part * items / parts; item < (part + 1) * items / parts; ++item) {
+        backward_item(op, item, buffers, grad_weight);
+      }
+    }
+  });
+}
+
+// With stride 1 (and padding no wider than the kernel) the input gradient is itself a grouped conv, of the output
+// gradient with the flipped, transposed filters: the forward kernel computes it, at the forward's speed. Other
+// strides take the micro-kernels' adjoint.
+bool input_grad_is_a_forward(const GroupedConv& g) {
+  return g.stride_h == 1 && g.stride_w == 1 && g.pad_h <= (g.kernel_h - 1) * g.dil_h &&
+         g.pad_w <= (g.kernel_w - 1) * g.dil_w;
+}
+
+at::Tensor input_grad_by_forward(const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& weight,
+                                 const GroupedConv& g) {
+  // w_t[group*G_in + c, f, i, j] = w[group*G_out + f, c, kh-1-i, kw-1-j].
+  const auto w_t = weight.detach()
+                       .view({g.groups, g.group_out(), g.group_in(), g.kernel_h, g.kernel_w})
+                       .transpose(1, 2)
+                       .flip({3, 4})
+                       .reshape({g.in_channels, g.group_out(), g.kernel_h, g.kernel_w});
+  const std::vector<int64_t> ones{1, 1}, dilation{g.dil_h, g.dil_w};
+  const std::vector<int64_t> padding{(g.kernel_h - 1) * g.dil_h - g.pad_h, (g.kernel_w - 1) * g.dil_w - g.pad_w};
+  const auto grad_input = grouped_conv2d_kernel(grad_output, w_t, std::nullopt, ones, padding, dilation, g.groups);
+  // The input's memory format, as the other path (and the fake kernel) gives.
+  return grad_input.contiguous(input.suggest_memory_format());
+}
+
+// The partial sums added in chunk order, without the padding filters, in the weight's dtype.
+at::Tensor summed_weight_grad(const at::Tensor& parts, const GroupedConv& g, const at::Tensor& weight) {
+  const auto grad_weight = in_order_sum(parts).narrow(1, 0, g.group_out()).reshape(weight.sizes());
+  return grad_weight.to(weight.scalar_type()).contiguous();
 }
 
 std::tuple<at::Tensor, at::Tensor> grouped_conv2d_backward_kernel(const at::Tensor& grad_output,
@@ -118,13 +226,9 @@ std::tuple<at::Tensor, at::Tensor> grouped_conv2d_backward_kernel(const at::Tens
     return ops::grouped_conv2d_backward_composite(grad_output, input, weight, stride, padding, dilation, groups,
                                                   output_mask);
   }
-  // With stride 1 the input gradient is itself a grouped conv, of the output gradient with the flipped, transposed
-  // filters: the forward kernel computes it, at the forward's speed. Other strides take the micro-kernels' adjoint.
-  const bool input_by_forward = output_mask[0] && g.stride_h == 1 && g.stride_w == 1 &&
-                                g.pad_h <= (g.kernel_h - 1) * g.dil_h && g.pad_w <= (g.kernel_w - 1) * g.dil_w;
+  const bool input_by_forward = output_mask[0] && input_grad_is_a_forward(g);
   const bool need_input = output_mask[0] && !input_by_forward, need_weight = output_mask[1];
   const auto acc_type = at::toOpMathType(input.scalar_type());
-  const BandPlan plan(g);
   const int64_t items = g.batch * g.groups;  // (image, group) pairs
   const int64_t parts = reduction_parts(items);
   auto grad_weight_parts = need_weight ? at::zeros({parts, g.groups, padded_filters(g.group_out()), g.filter_size()},
@@ -134,85 +238,23 @@ std::tuple<at::Tensor, at::Tensor> grouped_conv2d_backward_kernel(const at::Tens
       need_input ? at::empty(input.sizes(), input.options().memory_format(input.suggest_memory_format())) : at::Tensor();
   if (items > 0 && (need_input || need_weight)) {
     const auto weight_acc = padded_weight(weight, g, acc_type);
+    const BandTiles tiles(g, BandPlan(g).rows, g.group_out());
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), "grouped_conv2d_backward_cpu", [&] {
       using acc_t = at::opmath_type<scalar_t>;
-      const Strides4 xs = strides_of(input), gys = strides_of(grad_output);
-      const Strides4 gxs = need_input ? strides_of(grad_input) : xs;
-      const scalar_t* x_ptr = input.const_data_ptr<scalar_t>();
-      const scalar_t* gy_ptr = grad_output.const_data_ptr<scalar_t>();
-      const acc_t* w_ptr = weight_acc.const_data_ptr<acc_t>();
-      const int64_t w_group = weight_acc.stride(0);
-      scalar_t* gx_ptr = need_input ? grad_input.mutable_data_ptr<scalar_t>() : nullptr;
-      acc_t* grad_w_ptr = need_weight ? grad_weight_parts.mutable_data_ptr<acc_t>() : nullptr;
-      const int64_t grad_w_part = need_weight ? grad_weight_parts.stride(0) : 0;
-      at::parallel_for(0, parallel_tasks(parts), 1, [&](int64_t part_begin, int64_t part_end) {
-        const auto full = tile_of(g, plan.rows, g.group_out());
-        const auto last = tile_of(g, g.out_h - (plan.bands - 1) * plan.rows, g.group_out());
-        std::vector<acc_t> phased(need_weight ? g.group_in() * full.phased_size() : 0);
-        std::vector<acc_t> grad_phased(need_input ? g.group_in() * full.phased_size() : 0);
-        std::vector<acc_t> gz(g.group_out() * full.pixels());
-        std::vector<acc_t> gx(need_input ? g.group_in() * g.in_h * g.in_w : 0);
-        for (int64_t part = part_begin; part < std::min(part_end, parts); ++part) {
-          acc_t* grad_w = need_weight ? grad_w_ptr + part * grad_w_part : nullptr;
-          for (int64_t item = part * items / parts; item < (part + 1) * items / parts; ++item) {
-            const int64_t n = item / g.groups, group = item % g.groups;
-            const scalar_t* x_n = x_ptr + n * xs.n + group * g.group_in() * xs.c;
-            std::fill(gx.begin(), gx.end(), acc_t(0));
-            for (int64_t band = 0; band < plan.bands; ++band) {
-              const int64_t row0 = band * plan.rows;
-              const auto& t = band + 1 < plan.bands ? full : last;
-              // The band's output gradient, zero in the padding columns.
-              for (int64_t f = 0; f < g.group_out(); ++f)
-                for (int64_t p = 0; p < t.rows; ++p) {
-                  const scalar_t* src = gy_ptr + n * gys.n + (group * g.group_out() + f) * gys.c + (row0 + p) * gys.h;
-                  acc_t* dst = gz.data() + f * t.pixels() + p * t.row_length;
-                  for (int64_t q = 0; q < g.out_w; ++q) dst[q] = static_cast<acc_t>(src[q * gys.w]);
-                  std::fill(dst + g.out_w, dst + t.row_length, acc_t(0));
-                }
-              if (need_weight) {
-                for (int64_t c = 0; c < g.group_in(); ++c)
-                  fill_phased(x_n, xs, c, g, t, row0, phased.data() + c * t.phased_size());
-                window_weight_grad(t, phased.data(), g.group_in(), gz.data(), t.pixels(), grad_w + group * w_group);
-              }
-              if (need_input) {
-                std::fill(grad_phased.begin(), grad_phased.end(), acc_t(0));
-                window_input_grad(t, gz.data(), t.pixels(), g.group_in(), w_ptr + group * w_group, grad_phased.data());
-                for (int64_t c = 0; c < g.group_in(); ++c)
-                  add_phased(grad_phased.data() + c * t.phased_size(), c, g, t, row0, gx.data());
-              }
-            }
-            if (!need_input) continue;
-            for (int64_t c = 0; c < g.group_in(); ++c)
-              for (int64_t h = 0; h < g.in_h; ++h) {
-                const acc_t* src = gx.data() + (c * g.in_h + h) * g.in_w;
-                scalar_t* dst = gx_ptr + n * gxs.n + (group * g.group_in() + c) * gxs.c + h * gxs.h;
-                for (int64_t w = 0; w < g.in_w; ++w) dst[w * gxs.w] = static_cast<scalar_t>(src[w]);
-              }
-          }
-        }
-      });
+      backward_parts(GroupedBackwardOperands<scalar_t, acc_t>{
+          .g = g, .tiles = tiles, .need_input = need_input, .need_weight = need_weight,
+          .x = input.const_data_ptr<scalar_t>(), .xs = strides_of(input),
+          .grad_y = grad_output.const_data_ptr<scalar_t>(), .gys = strides_of(grad_output),
+          .grad_x = need_input ? grad_input.mutable_data_ptr<scalar_t>() : nullptr,
+          .gxs = need_input ? strides_of(grad_input) : Strides4{},
+          .weight = weight_acc.const_data_ptr<acc_t>(), .weight_group = weight_acc.stride(0),
+          .grad_weight_parts = need_weight ? grad_weight_parts.mutable_data_ptr<acc_t>() : nullptr,
+          .grad_weight_part = need_weight ? grad_weight_parts.stride(0) : 0}, parts);
     });
   }
-  at::Tensor grad_weight;
-  if (need_weight) {
-    grad_weight = in_order_sum(grad_weight_parts).narrow(1, 0, g.group_out()).reshape(weight.sizes());
-    grad_weight = grad_weight.to(weight.scalar_type()).contiguous();
-  }
   if (need_input && items == 0) grad_input.zero_();
-  if (input_by_forward) {
-    // w_t[group*G_in + c, f, i, j] = w[group*G_out + f, c, kh-1-i, kw-1-j].
-    const auto w_t = weight.detach()
-                         .view({g.groups, g.group_out(), g.group_in(), g.kernel_h, g.kernel_w})
-                         .transpose(1, 2)
-                         .flip({3, 4})
-                         .reshape({g.in_channels, g.group_out(), g.kernel_h, g.kernel_w});
-    const std::vector<int64_t> ones{1, 1}, dilation{g.dil_h, g.dil_w};
-    const std::vector<int64_t> padding{(g.kernel_h - 1) * g.dil_h - g.pad_h, (g.kernel_w - 1) * g.dil_w - g.pad_w};
-    grad_input = grouped_conv2d_kernel(grad_output, w_t, std::nullopt, ones, padding, dilation, g.groups);
-    // The input's memory format, as the other path (and the fake kernel) gives.
-    grad_input = grad_input.contiguous(input.suggest_memory_format());
-  }
-  return {grad_input, grad_weight};
+  if (input_by_forward) grad_input = input_grad_by_forward(grad_output, input, weight, g);
+  return {grad_input, need_weight ? summed_weight_grad(grad_weight_parts, g, weight) : at::Tensor()};
 }
 
 }  // namespace

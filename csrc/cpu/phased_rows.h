@@ -1,11 +1,14 @@
-// The phased input buffers of the window micro-kernels (cpu/window_tiles.h): the tile of a conv window, and the
-// copies of an input channel's rows into its phased buffer and of a phased gradient back out.
+// The buffers around the window micro-kernels (cpu/window_tiles.h): the tiles of a conv window cut into bands of
+// output rows, the copies of an input channel's rows into its phased buffer and of a phased gradient back out, and
+// the copies of output-gradient rows into a tile, of a tile's output rows out through the epilogue, and of a
+// finished input gradient out to its tensor.
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
 
 #include "common/conv_window.h"
+#include "common/epilogue.h"
 #include "cpu/window_tiles.h"
 
 namespace leanconv::cpu {
@@ -30,6 +33,21 @@ inline WindowTile tile_of(const common::ConvWindow& g, int64_t rows, int64_t fil
   t.set_tap_offsets();
   return t;
 }
+
+// A window's output rows cut into bands of `rows` rows: every band is `full` but the last, which has the rows left.
+struct BandTiles {
+  int64_t rows, bands;
+  WindowTile full, last;
+
+  BandTiles(const common::ConvWindow& g, int64_t rows, int64_t filters)
+      : rows(rows),
+        bands((g.out_h + rows - 1) / rows),
+        full(tile_of(g, rows, filters)),
+        last(tile_of(g, g.out_h - (bands - 1) * rows, filters)) {}
+
+  const WindowTile& of(int64_t band) const { return band + 1 < bands ? full : last; }
+  int64_t first_row(int64_t band) const { return band * rows; }
+};
 
 // Elements of one channel's phased buffer for a tile of `rows` rows, estimated in double: a dilated kernel
 // spanning far more than the image (valid when the padding is as large) would need more than exists, and the
@@ -78,6 +96,67 @@ void add_phased(const acc_t* grad_phased, int64_t c, const common::ConvWindow& g
         const int64_t w = u * g.stride_w + f - g.pad_w;
         if (w >= 0 && w < g.in_w) dst[w] += src[u];
       }
+    }
+  }
+}
+
+// fill_phased for channels [0, channels) of x, their buffers t.phased_size() apart (a group's input channels).
+template <typename scalar_t, typename acc_t>
+void fill_phased_channels(const scalar_t* x, const common::Strides4& xs, int64_t channels,
+                          const common::ConvWindow& g, const WindowTile& t, int64_t row0, acc_t* phased) {
+  for (int64_t c = 0; c < channels; ++c) fill_phased(x, xs, c, g, t, row0, phased + c * t.phased_size());
+}
+
+// add_phased for channels [0, channels), their phased gradients t.phased_size() apart.
+template <typename acc_t>
+void add_phased_channels(const acc_t* grad_phased, int64_t channels, const common::ConvWindow& g,
+                         const WindowTile& t, int64_t row0, acc_t* grad_x) {
+  for (int64_t c = 0; c < channels; ++c) add_phased(grad_phased + c * t.phased_size(), c, g, t, row0, grad_x);
+}
+
+// Rows [row0, row0 + rows) of `channels` channels of one image (src at its first channel, s its strides), each
+// `width` values, into a tile buffer in op-math type: channel c's row p at dst + c*channel_stride + p*row_length,
+// zero from `width` to row_length (the padding columns the window kernels and GEMMs read).
+template <typename scalar_t, typename acc_t>
+void load_rows(const scalar_t* src, const common::Strides4& s, int64_t channels, int64_t row0, int64_t rows,
+               int64_t width, acc_t* dst, int64_t channel_stride, int64_t row_length) {
+  for (int64_t c = 0; c < channels; ++c) {
+    for (int64_t p = 0; p < rows; ++p) {
+      const scalar_t* in = src + c * s.c + (row0 + p) * s.h;
+      acc_t* out = dst + c * channel_stride + p * row_length;
+      for (int64_t q = 0; q < width; ++q) out[q] = static_cast<acc_t>(in[q * s.w]);
+      std::fill(out + width, out + row_length, acc_t(0));
+    }
+  }
+}
+
+// The way back of load_rows, through the conv's epilogue (its bias): channel c's row p of a tile buffer
+// (src + c*channel_stride + p*row_length, `width` values) to output channel first_channel + c, row row0 + p of one
+// image (dst at the image, s its strides).
+template <typename acc_t, typename scalar_t>
+void store_rows(const acc_t* src, int64_t channel_stride, int64_t row_length, int64_t channels, int64_t rows,
+                int64_t width, const common::Epilogue<acc_t>& epilogue, int64_t first_channel, int64_t row0,
+                scalar_t* dst, const common::Strides4& s) {
+  for (int64_t c = 0; c < channels; ++c) {
+    const int64_t o = first_channel + c;
+    for (int64_t p = 0; p < rows; ++p) {
+      const acc_t* in = src + c * channel_stride + p * row_length;
+      scalar_t* out = dst + o * s.c + (row0 + p) * s.h;
+      for (int64_t q = 0; q < width; ++q) out[q * s.w] = static_cast<scalar_t>(epilogue.apply(in[q], o));
+    }
+  }
+}
+
+// An input gradient accumulated as (channels, in_h, in_w) in op-math type (add_phased's layout), written to one
+// image's channels of the gradient tensor (dst at its first channel, s its strides).
+template <typename acc_t, typename scalar_t>
+void store_channels(const acc_t* src, int64_t channels, const common::ConvWindow& g, scalar_t* dst,
+                    const common::Strides4& s) {
+  for (int64_t c = 0; c < channels; ++c) {
+    for (int64_t h = 0; h < g.in_h; ++h) {
+      const acc_t* in = src + (c * g.in_h + h) * g.in_w;
+      scalar_t* out = dst + c * s.c + h * s.h;
+      for (int64_t w = 0; w < g.in_w; ++w) out[w * s.w] = static_cast<scalar_t>(in[w]);
     }
   }
 }

@@ -112,20 +112,20 @@ TORCH_LIBRARY_FRAGMENT(leanconv, m) {
   m.def("grouped_conv2d_backward(Tensor grad_output, Tensor input, Tensor weight, int[2] stride, int[2] padding, "
         "int[2] dilation, int groups, bool[2] output_mask) -> (Tensor, Tensor)");
   // The kernel choice as ops too, so Python and C++ modules share one table and one rule.
-  constexpr const char* kShapeArgs =
-      "str device_type, ScalarType dtype, bool channels_last, int in_channels, int out_channels, int groups, "
-      "int kernel, int stride, int in_h, int in_w";
-  m.def((std::string("grouped_conv2d_uses_kernel(") + kShapeArgs + ") -> bool").c_str(),
+  m.def("grouped_conv2d_uses_kernel(str device_type, ScalarType dtype, bool channels_last, int in_channels, "
+        "int out_channels, int groups, int kernel, int stride, int in_h, int in_w) -> bool",
         [](std::string_view device, c10::ScalarType dtype, bool cl, int64_t ci, int64_t co, int64_t gr, int64_t k,
            int64_t s, int64_t h, int64_t w) {
           return leanconv::ops::grouped_conv2d_uses_kernel(shape_of(device, dtype, cl, ci, co, gr, k, s, h, w));
         });
-  m.def((std::string("grouped_conv2d_rule(") + kShapeArgs + ") -> bool").c_str(),
+  m.def("grouped_conv2d_rule(str device_type, ScalarType dtype, bool channels_last, int in_channels, "
+        "int out_channels, int groups, int kernel, int stride, int in_h, int in_w) -> bool",
         [](std::string_view device, c10::ScalarType dtype, bool cl, int64_t ci, int64_t co, int64_t gr, int64_t k,
            int64_t s, int64_t h, int64_t w) {
           return leanconv::ops::grouped_conv2d_rule(shape_of(device, dtype, cl, ci, co, gr, k, s, h, w));
         });
-  m.def((std::string("record_grouped_conv2d_choice(") + kShapeArgs + ", bool use_kernel) -> ()").c_str(),
+  m.def("record_grouped_conv2d_choice(str device_type, ScalarType dtype, bool channels_last, int in_channels, "
+        "int out_channels, int groups, int kernel, int stride, int in_h, int in_w, bool use_kernel) -> ()",
         [](std::string_view device, c10::ScalarType dtype, bool cl, int64_t ci, int64_t co, int64_t gr, int64_t k,
            int64_t s, int64_t h, int64_t w, bool use_kernel) {
           leanconv::ops::record_grouped_conv2d_choice(shape_of(device, dtype, cl, ci, co, gr, k, s, h, w), use_kernel);

@@ -1,5 +1,8 @@
 // leanconv._C: importing it loads libleanconv (and so registers the ops); it also exposes the C++ modules
-// so Python can check that they compute what the Python modules compute.
+// so Python can check that they compute what the Python modules compute. bind_module gives each module the
+// torch.nn.Module methods, its forward (and __call__) and its parameters and buffers under their state_dict
+// names (a generated layer's `offset`, a ring's `seed` and `total`, as in Python); what is bound here besides is
+// what the tests call.
 #include <pybind11/stl.h>
 #include <torch/python.h>
 
@@ -16,9 +19,7 @@ PYBIND11_MODULE(_C, m) {
       .def(py::init([](int64_t size, int64_t seed, double fan_ref) {
              return std::make_shared<ParameterRingImpl>(ParameterRingOptions(size).seed(seed).fan_ref(fan_ref));
            }),
-           py::arg("size"), py::arg("seed") = 0, py::arg("fan_ref") = kDefaultFanRef)
-      .def("allocate", &ParameterRingImpl::allocate)
-      .def("virtual_total", &ParameterRingImpl::total);
+           py::arg("size"), py::arg("seed") = 0, py::arg("fan_ref") = kDefaultFanRef);
 
   torch::python::bind_module<GeneratedConv2dImpl>(cpp, "GeneratedConv2d")
       .def(py::init([](const std::shared_ptr<ParameterRingImpl>& ring, int64_t in_channels, int64_t out_channels,
@@ -34,11 +35,7 @@ PYBIND11_MODULE(_C, m) {
            }),
            py::arg("ring"), py::arg("in_channels"), py::arg("out_channels"), py::arg("kernel_size"),
            py::arg("stride") = 1, py::arg("padding") = 0, py::arg("dilation") = 1, py::arg("groups") = 1,
-           py::arg("bias") = true)
-      .def("forward", &GeneratedConv2dImpl::forward)
-      .def("weight", &GeneratedConv2dImpl::weight)
-      .def("virtual_offset", &GeneratedConv2dImpl::offset)
-      .def("scale", &GeneratedConv2dImpl::scale);
+           py::arg("bias") = true);
 
   torch::python::bind_module<GeneratedLinearImpl>(cpp, "GeneratedLinear")
       .def(py::init([](const std::shared_ptr<ParameterRingImpl>& ring, int64_t in_features, int64_t out_features,
@@ -46,11 +43,7 @@ PYBIND11_MODULE(_C, m) {
              return std::make_shared<GeneratedLinearImpl>(
                  ParameterRing(ring), GeneratedLinearOptions(in_features, out_features).bias(bias));
            }),
-           py::arg("ring"), py::arg("in_features"), py::arg("out_features"), py::arg("bias") = true)
-      .def("forward", &GeneratedLinearImpl::forward)
-      .def("weight", &GeneratedLinearImpl::weight)
-      .def("virtual_offset", &GeneratedLinearImpl::offset)
-      .def("scale", &GeneratedLinearImpl::scale);
+           py::arg("ring"), py::arg("in_features"), py::arg("out_features"), py::arg("bias") = true);
 
   torch::python::bind_module<FilterSummaryConv2dImpl>(cpp, "FilterSummaryConv2d")
       .def(py::init([](int64_t in_channels, int64_t out_channels, int64_t kernel_size, int64_t stride, int64_t padding,
@@ -69,8 +62,6 @@ PYBIND11_MODULE(_C, m) {
            py::arg("in_channels"), py::arg("out_channels"), py::arg("kernel_size"), py::arg("stride") = 1,
            py::arg("padding") = 0, py::arg("dilation") = 1, py::arg("bias") = true, py::arg("compression") = 9.0,
            py::arg("quant_bits") = py::none(), py::arg("path") = "auto")
-      .def("forward", &FilterSummaryConv2dImpl::forward)
-      .def("weight", &FilterSummaryConv2dImpl::weight)
       .def("uses_direct_path", &FilterSummaryConv2dImpl::uses_direct_path);
 
   torch::python::bind_module<EigenConv2dImpl>(cpp, "EigenConv2d")
@@ -86,8 +77,6 @@ PYBIND11_MODULE(_C, m) {
            py::arg("in_channels"), py::arg("out_channels"), py::arg("kernel_size"), py::arg("rank"),
            py::arg("stride") = 1, py::arg("padding") = 0, py::arg("dilation") = 1, py::arg("bias") = true,
            py::arg("path") = "auto")
-      .def("forward", &EigenConv2dImpl::forward)
-      .def("weight", &EigenConv2dImpl::weight)
       .def("chosen_path", [](const EigenConv2dImpl& self, const std::string& device_type) {
         return self.chosen_path(c10::Device(device_type).type());
       });
@@ -106,13 +95,10 @@ PYBIND11_MODULE(_C, m) {
              return std::make_shared<AnchoredConv2dImpl>(ConvAnchor(anchor), options);
            }),
            py::arg("anchor"), py::arg("stride") = 1, py::arg("padding") = py::none(), py::arg("dilation") = 1,
-           py::arg("rotate") = 0)
-      .def("forward", &AnchoredConv2dImpl::forward)
-      .def("weight", &AnchoredConv2dImpl::weight);
+           py::arg("rotate") = 0);
 
   torch::python::bind_module<RegulatorImpl>(cpp, "Regulator")
-      .def(py::init([](int64_t channels) { return std::make_shared<RegulatorImpl>(channels); }), py::arg("channels"))
-      .def("forward", &RegulatorImpl::forward);
+      .def(py::init([](int64_t channels) { return std::make_shared<RegulatorImpl>(channels); }), py::arg("channels"));
 
   torch::python::bind_module<GroupedConv2dImpl>(cpp, "GroupedConv2d")
       .def(py::init([](int64_t in_channels, int64_t out_channels, int64_t kernel_size, int64_t stride, int64_t padding,
@@ -125,8 +111,7 @@ PYBIND11_MODULE(_C, m) {
                                                             .path(std::move(path)));
            }),
            py::arg("in_channels"), py::arg("out_channels"), py::arg("kernel_size"), py::arg("stride") = 1,
-           py::arg("padding") = 0, py::arg("groups") = 1, py::arg("bias") = true, py::arg("path") = "auto")
-      .def("forward", &GroupedConv2dImpl::forward);
+           py::arg("padding") = 0, py::arg("groups") = 1, py::arg("bias") = true, py::arg("path") = "auto");
 
   torch::python::bind_module<MultigridConv2dImpl>(cpp, "MultigridConv2d")
       .def(py::init([](int64_t in_channels, int64_t out_channels, int64_t kernel_size, int64_t stride,
@@ -138,10 +123,7 @@ PYBIND11_MODULE(_C, m) {
                                                               .coarsest(coarsest));
            }),
            py::arg("in_channels"), py::arg("out_channels"), py::arg("kernel_size") = 3, py::arg("stride") = 1,
-           py::arg("group_size") = 32, py::arg("coarsest") = 32)
-      .def("forward", &MultigridConv2dImpl::forward)
-      .def("num_learned_params", &MultigridConv2dImpl::num_learned_params)
-      .def("num_dense_params", &MultigridConv2dImpl::num_dense_params);
+           py::arg("group_size") = 32, py::arg("coarsest") = 32);
 
   torch::python::bind_module<MultigridBlockImpl>(cpp, "MultigridBlock")
       .def(py::init([](int64_t in_channels, int64_t channels, int64_t stride, int64_t group_size, int64_t coarsest) {
@@ -149,8 +131,5 @@ PYBIND11_MODULE(_C, m) {
                  MultigridBlockOptions(in_channels, channels).stride(stride).group_size(group_size).coarsest(coarsest));
            }),
            py::arg("in_channels"), py::arg("channels"), py::arg("stride") = 1, py::arg("group_size") = 32,
-           py::arg("coarsest") = 32)
-      .def("forward", &MultigridBlockImpl::forward)
-      .def("num_learned_params", &MultigridBlockImpl::num_learned_params)
-      .def("num_dense_params", &MultigridBlockImpl::num_dense_params);
+           py::arg("coarsest") = 32);
 }

@@ -6,13 +6,16 @@ import os
 import torch
 from torch.utils.data import Subset
 
-from .. import models
-from ..families import FAMILIES
-from .data import random_images
-from .datasets import DATASETS, DatasetMissing, dataset, device_dataset
-from . import checkpoint as checkpoints
-from .checkpoint import CheckpointError
-from .loop import check_log_path, table, train
+from .._extras import exit_on_missing_extra
+
+with exit_on_missing_extra():
+    from .. import models
+    from ..families import FAMILIES
+    from .data import random_images
+    from .datasets import DATASETS, DatasetMissing, dataset, device_dataset
+    from . import checkpoint as checkpoints
+    from .checkpoint import CheckpointError
+    from .loop import check_log_path, table, train
 
 def _dacnn(variant):
     """--conv shared: the DACNN; --conv dense: the same network with an unshared conv per use."""

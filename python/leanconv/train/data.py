@@ -8,9 +8,12 @@ import os
 from pathlib import Path
 from typing import Tuple
 
-import numpy as np
 import torch
 from torch.utils.data import TensorDataset
+
+from .._extras import training_dependency
+
+np = training_dependency("numpy")
 
 FASHION_MNIST_DIRS = ("/usr/share/datasets/fashion-mnist", "data/fashion-mnist")
 FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",

@@ -22,14 +22,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, List, Optional
 
-import numpy as np
 import torch
-import torchvision
 from torch.utils.data import Dataset
-from torchvision.transforms import v2
 
+from .._extras import training_dependency
 from .data import FASHION_MNIST_DIRS, _find, read_idx
 from .device_data import Augmentation, DeviceImages
+
+np = training_dependency("numpy")
+torchvision = training_dependency("torchvision")
+v2 = training_dependency("torchvision.transforms.v2")
 
 
 class DatasetMissing(FileNotFoundError):

@@ -20,11 +20,13 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Sampler
-from tqdm import tqdm
 
+from .._extras import training_dependency
 from ..nn import parameter_counts
 from . import checkpoint as checkpoints
 from .device_data import DeviceImages
+
+tqdm = training_dependency("tqdm").tqdm
 
 
 @dataclass

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Dict, List
 
+from .._extras import exit_on_missing_extra, training_dependency
 
 REQUIRED_COLUMNS = {"run", "family", "epoch", "test_accuracy", "images_per_s", "learned_params"}
 
@@ -49,12 +50,15 @@ def read_runs(paths: List[str]) -> List[Dict[str, str]]:
     return runs
 
 
+def pyplot():
+    """matplotlib's pyplot, drawing to files only (no display needed); imported when a figure is drawn, so the
+    package imports without it."""
+    training_dependency("matplotlib").use("Agg")
+    return training_dependency("matplotlib.pyplot")
+
+
 def draw(runs: List[Dict[str, str]], out: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only: no display needed
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     families = sorted({r["family"] for r in runs})
     colours = {f: plt.get_cmap("tab10")(i % 10) for i, f in enumerate(families)}
     fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -78,11 +82,7 @@ def draw(runs: List[Dict[str, str]], out: Path) -> None:
 
 def draw_curves(runs: List[Dict[str, str]], out: Path) -> None:
     """Test accuracy by epoch, a line per run."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for r in runs:
         ax.plot([int(e["epoch"]) for e in r["epochs"]], [100 * float(e["test_accuracy"]) for e in r["epochs"]],
@@ -107,7 +107,8 @@ def main(argv=None):
     if out.suffix.lower() not in (".png", ".pdf", ".svg", ".jpg", ".jpeg"):
         out = out.with_name(out.name + ".png")  # the file written is the file named
     runs = read_runs(args.runs)
-    (draw_curves if args.by_epoch else draw)(runs, out)
+    with exit_on_missing_extra():
+        (draw_curves if args.by_epoch else draw)(runs, out)
     print("| run | family | learned params | test accuracy | images/s |\n|---|---|---:|---:|---:|")
     for r in runs:
         print(f"| {r['label']} | {r['family']} | {int(r['learned_params']):,} | {100 * float(r['test_accuracy']):.2f}% "
