@@ -8,7 +8,7 @@
 #include <cstdint>
 
 #include "common/conv_window.h"
-#include "common/epilogue.h"
+#include "common/conv_epilogue.h"
 #include "cpu/window_tiles.h"
 
 namespace leanconv::cpu {
