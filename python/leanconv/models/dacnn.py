@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..nn._checked_options import load_option, save_option
+from ..nn._checked_options import CheckedOptions
 from ..nn.block_epilogue import FusedBatchNorm2d
 from ..nn.shared import AnchoredConv2d, ConvAnchor, Regulator
 from ..ops.block_epilogue import affine_epilogue
@@ -34,7 +34,7 @@ VARIANTS = ("plain", "mix", "vgg")
 MIX_WIDTHS = (64, 128, 256, 512)
 
 
-class AnchoredBlock(nn.Module):
+class AnchoredBlock(CheckedOptions, nn.Module):
     """``h = relu(BN1(conv1(x))); h = BN2(conv2(h)); [h = R(h)]; out = relu(h + shortcut(x))``.
 
     The BatchNorms are :class:`leanconv.nn.FusedBatchNorm2d`: BN1 applies its ReLU, and BN2 (or, with a regulator,
@@ -64,17 +64,12 @@ class AnchoredBlock(nn.Module):
             out = affine_epilogue(self.regulator(self.bn2(self.conv2(h))), residual=shortcut, relu=True)
         return torch.roll(out, -self.rotate_output, dims=1) if self.rotate_output else out
 
-    def _save_to_state_dict(self, destination, prefix, keep_vars):
-        super()._save_to_state_dict(destination, prefix, keep_vars)
-        save_option(destination, prefix, "rotate_output", self.rotate_output)
+    def checked_options(self):
+        return {"rotate_output": self.rotate_output}
 
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
-                              error_msgs):
-        load_option(state_dict, prefix, "rotate_output", self.rotate_output, strict, missing_keys, error_msgs,
-                    lambda stored: f"the checkpoint's block rotates its output by {stored} channels, this one by "
-                                   f"{self.rotate_output}: build the model with the same released_rotation")
-        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
-                                      error_msgs)
+    def option_mismatch(self, name, stored):
+        return (f"the checkpoint's block rotates its output by {stored} channels, this one by {self.rotate_output}: "
+                "build the model with the same released_rotation")
 
 
 class DACNN(nn.Module):

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .. import ops
-from ._checked_options import load_option, save_option
+from ._checked_options import CheckedOptions
 from ._convs import DenseConvs, Scope
 from ._conv_args import (apply_padding_mode, arguments_of, check_conv_input, conv_extra_repr, conv_geometry, copy_bias,
                          dense_conv_like)
@@ -59,7 +59,7 @@ def fake_quantize(summary: Tensor, bits: int, scale: Optional[Tensor] = None) ->
     return summary + (q * scale - summary).detach()
 
 
-class FilterSummaryConv2d(nn.Module):
+class FilterSummaryConv2d(CheckedOptions, nn.Module):
     """A conv whose filters are overlapping windows of one learned summary vector (FSNet).
 
     Same arguments as ``nn.Conv2d`` (``groups`` must be 1) plus ``compression`` (default 9), ``quant_bits``
@@ -109,18 +109,15 @@ class FilterSummaryConv2d(nn.Module):
         super()._save_to_state_dict(destination, prefix, keep_vars)
         if not self._scale_fixed:
             destination[prefix + "quant_scale"] = torch.zeros_like(self.quant_scale)
-        save_option(destination, prefix, "quant_bits", self.quant_bits or 0)
 
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
-                              error_msgs):
+    def checked_options(self):
+        return {"quant_bits": self.quant_bits or 0}
+
+    def option_mismatch(self, name, stored):
         def describe(bits):
             return f"{bits}-bit quantised" if bits else "unquantised"
-        load_option(state_dict, prefix, "quant_bits", self.quant_bits or 0, strict, missing_keys, error_msgs,
-                    lambda stored: f"the checkpoint's FilterSummaryConv2d is {describe(stored)}, this layer is "
-                                   f"{describe(self.quant_bits or 0)}: build the layer with quant_bits="
-                                   f"{stored or None} to load it")
-        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
-                                      error_msgs)
+        return (f"the checkpoint's FilterSummaryConv2d is {describe(stored)}, this layer is "
+                f"{describe(self.quant_bits or 0)}: build the layer with quant_bits={stored or None} to load it")
 
     def fix_quant_scale(self, scale) -> None:
         """Quantises with this scale from now on instead of max|summary| / qmax (used by int summaries)."""

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.modules.utils import _pair
 
-from ._checked_options import load_option, save_option
+from ._checked_options import CheckedOptions
 from ._conv_args import apply_padding_mode, check_conv_input, conv_geometry, dense_conv_like
 from ._convs import DenseConvs, Scope
 from ._holder import SharedHolder, check_input_against
@@ -62,7 +62,7 @@ class ConvAnchor(SharedHolder):
         return f"{self.channels}, kernel_size={self.kernel_size}, bias={self.bias is not None}"
 
 
-class AnchoredConv2d(nn.Module):
+class AnchoredConv2d(CheckedOptions, nn.Module):
     """A C -> C conv whose weight is the anchor's (rotated by ``rotate`` input channels).
 
     ``padding`` defaults to k//2 ('same' for odd kernels); ``'same'``, ``'valid'`` and numbers as in nn.Conv2d, and
@@ -92,17 +92,12 @@ class AnchoredConv2d(nn.Module):
 
     # The rotation changes the function, not the parameters: it is in the state_dict ("rotate") and a checkpoint of
     # another rotation is refused on load.
-    def _save_to_state_dict(self, destination, prefix, keep_vars):
-        super()._save_to_state_dict(destination, prefix, keep_vars)
-        save_option(destination, prefix, "rotate", self.rotate)
+    def checked_options(self):
+        return {"rotate": self.rotate}
 
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
-                              error_msgs):
-        load_option(state_dict, prefix, "rotate", self.rotate, strict, missing_keys, error_msgs,
-                    lambda stored: f"the checkpoint's AnchoredConv2d rotates by {stored} channels, this layer by "
-                                   f"{self.rotate}: build it with rotate={stored} to load it")
-        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
-                                      error_msgs)
+    def option_mismatch(self, name, stored):
+        return (f"the checkpoint's AnchoredConv2d rotates by {stored} channels, this layer by {self.rotate}: build it "
+                f"with rotate={stored} to load it")
 
     @property
     def anchor(self) -> ConvAnchor:
