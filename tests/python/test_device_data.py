@@ -4,6 +4,7 @@ augmentations."""
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -36,8 +37,9 @@ def test_test_images_equal_the_loader_path(tmp_path, name, device):
 def test_training_augmentation_is_torchvisions_crop_and_flip_at_the_drawn_offsets(tmp_path, name, device):
     WRITERS[name](tmp_path)
     train = device_dataset(name, tmp_path, True, device, flip=True)
-    rows, cols, flips = train.epoch_draws(seed=3, epoch=1)
-    x, _ = train.batch(torch.arange(len(train)), (rows, cols, flips))
+    draws = train.epoch_draws(seed=3, epoch=1)
+    rows, cols, flips = draws[:3]
+    x, _ = train.batch(torch.arange(len(train)), draws)
     margin = train.augmentation.crop_padding
     for i in range(len(train)):
         image = _padded_training_image(name, tmp_path, i)
@@ -82,7 +84,28 @@ def test_the_command_line_trains_with_the_data_on_the_device(tmp_path):
                          capture_output=True, text=True, timeout=300, env=env)
     assert run.returncode == 0, run.stderr
     assert "| resnet20-dense |" in run.stdout and (tmp_path / "log.csv").exists()
-    for flags, message in ((["--flip"], "--flip is an augmentation of --data-on-device"),
+    for flags, message in ((["--flip"], "--flip and --random-erasing are augmentations of --data-on-device"),
                            (["--data-on-device", "--dataset", "imagenet"], "--data-on-device holds")):
         refused = subprocess.run(base + flags, cwd=REPO, capture_output=True, text=True, timeout=120, env=env)
         assert refused.returncode != 0 and message in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_random_erasing_sets_a_drawn_rectangle_to_the_mean():
+    root = Path(__import__("tempfile").mkdtemp())
+    _write_fashion(root, count=200)
+    train = device_dataset("fashion-mnist", root, True, erasing=0.5)
+    plain = device_dataset("fashion-mnist", root, True)
+    draws = train.epoch_draws(seed=0, epoch=0)
+    rows, cols, flips, top, left, height, width = draws
+    x, _ = train.batch(torch.arange(200), draws)
+    unerased, _ = plain.batch(torch.arange(200), (rows, cols, flips) + (top, left, torch.zeros_like(height), width))
+    erased = height > 0
+    assert 0.35 < erased.float().mean() < 0.65  # the probability
+    area = (height * width)[erased].float() / train.size ** 2
+    assert area.min() >= 0.01 and area.max() <= 0.34  # 2-33% of the image, rounded
+    for i in torch.nonzero(erased).flatten().tolist():
+        t, l, h, w = int(top[i]), int(left[i]), int(height[i]), int(width[i])
+        assert torch.all(x[i, :, t:t + h, l:l + w] == 0)  # the mean, after normalisation
+        outside = torch.ones_like(x[i], dtype=torch.bool)
+        outside[:, t:t + h, l:l + w] = False
+        assert torch.equal(x[i][outside], unerased[i][outside])

@@ -107,6 +107,12 @@ def resnet20(num_classes: int = 10, in_channels: int = 3, conv: str = "dense", *
     return build(lambda c: CifarResNet(c, 20, num_classes, in_channels), conv, **conv_options)
 
 
+def wide_resnet(depth: int = 20, width: int = 4, num_classes: int = 10, in_channels: int = 3, conv: str = "dense",
+                **conv_options) -> nn.Module:
+    """The CIFAR ResNet of ``depth`` (6n + 2) at ``width`` times ResNet-20's widths (16/32/64)."""
+    return build(lambda c: CifarResNet(c, depth, num_classes, in_channels, width), conv, **conv_options)
+
+
 def resnet56(num_classes: int = 10, in_channels: int = 3, conv: str = "dense", **conv_options) -> nn.Module:
     return build(lambda c: CifarResNet(c, 56, num_classes, in_channels), conv, **conv_options)
 

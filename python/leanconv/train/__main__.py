@@ -51,6 +51,8 @@ MODELS = {"resnet20": models.resnet20, "resnet56": models.resnet56, "resnet18": 
           "resnet18_cifar": models.resnet18_cifar, "resnet34": models.resnet34,
           # The MGIC ResNet at the authors' widths, and at ResNet-20's (16-32-64, 3 blocks a stage).
           "mgic_resnet": _mgic_resnet(), "mgic_resnet20": _mgic_resnet((16, 32, 64), (3, 3, 3)),
+          # Wide CIFAR ResNets (Zagoruyko and Komodakis): ResNet-20's layout at 2, 4 or 8 times its widths.
+          **{f"wrn20_{k}": (lambda k: lambda *a, **o: models.wide_resnet(20, k, *a, **o))(k) for k in (2, 4, 8)},
           "mobilenet_v2": _mobilenet_v2, **{f"dacnn_{variant}": _dacnn(variant) for variant in models.dacnn_variants}}
 
 
@@ -81,6 +83,8 @@ def parse_args(argv=None):
                         "cifar100, svhn): no loader workers, the GPU is not kept waiting")
     p.add_argument("--flip", action="store_true", help="add a random horizontal flip (fashion-mnist; with "
                                                        "--data-on-device)")
+    p.add_argument("--random-erasing", type=float, default=0.0,
+                   help="random erasing with this probability (with --data-on-device)")
     p.add_argument("--train-subset", type=int, default=0, help="use the first N training images (0: all)")
     p.add_argument("--test-subset", type=int, default=0, help="evaluate on the first N test images (0: all)")
     p.add_argument("--epochs", type=int, default=2)
@@ -148,6 +152,7 @@ RANGES = {
     "weight_decay": (lambda v: math.isfinite(v) and v >= 0, "a number >= 0"),
     "label_smoothing": (lambda v: 0 <= v < 1, "in [0, 1)"), "train_subset": (lambda v: v >= 0, "at least 0"),
     "test_subset": (lambda v: v >= 0, "at least 0"), "checkpoint_every": (lambda v: v >= 0, "at least 0"),
+    "random_erasing": (lambda v: 0 <= v <= 1, "a probability in [0, 1]"),
 }
 
 
@@ -168,8 +173,8 @@ def check_arguments(args) -> None:
         raise SystemExit(f"--device {args.device}: this machine has {torch.cuda.device_count()} GPU(s)")
     if args.amp == "fp16" and device.type != "cuda":
         raise SystemExit("--amp fp16 needs a GPU (bf16 works on the CPU)")
-    if args.flip and not args.data_on_device:
-        raise SystemExit("--flip is an augmentation of --data-on-device")
+    if (args.flip or args.random_erasing) and not args.data_on_device:
+        raise SystemExit("--flip and --random-erasing are augmentations of --data-on-device")
     if args.data_on_device and args.dataset == "random":
         raise SystemExit("--data-on-device holds fashion-mnist, cifar10, cifar100 or svhn, not random images")
     try:
@@ -183,7 +188,8 @@ def check_arguments(args) -> None:
 
 def run_options(args, options) -> dict:
     """What defines this run, recorded in its checkpoints: a --resume must continue the same run."""
-    defining = ("model", "conv", "width", "blocks", "regulators", "dataset", "train_subset", "flip", "epochs",
+    defining = ("model", "conv", "width", "blocks", "regulators", "dataset", "train_subset", "flip", "random_erasing",
+                "epochs",
                 "batch_size", "lr", "weight_decay", "label_smoothing", "schedule", "seed", "amp")
     return {**{name: getattr(args, name) for name in defining}, **{f"{args.conv}.{k}": v for k, v in options.items()}}
 
@@ -220,8 +226,8 @@ def main(argv=None):
     if args.dataset != "random":
         try:
             if args.data_on_device:
-                train_set, test_set = (device_dataset(args.dataset, args.data_dir, train, args.device, args.flip)
-                                       for train in (True, False))
+                train_set, test_set = (device_dataset(args.dataset, args.data_dir, train, args.device, args.flip,
+                                                      args.random_erasing) for train in (True, False))
             else:
                 train_set, test_set = (dataset(args.dataset, args.data_dir, train) for train in (True, False))
         except (DatasetMissing, ValueError) as error:

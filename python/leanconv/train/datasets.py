@@ -205,9 +205,11 @@ _NORMALIZATION = {"fashion-mnist": (FASHION_MEAN, FASHION_STD), "cifar10": (CIFA
                   "cifar100": (CIFAR100_MEAN, CIFAR100_STD), "svhn": (SVHN_MEAN, SVHN_STD)}
 
 
-def device_dataset(name: str, root=None, train: bool = True, device="cpu", flip: bool = False) -> DeviceImages:
+def device_dataset(name: str, root=None, train: bool = True, device="cpu", flip: bool = False,
+                   erasing: float = 0.0) -> DeviceImages:
     """The ``train`` or test split of ``name`` as uint8 images on ``device``, augmented there as :func:`dataset`
-    augments them (``flip`` adds a horizontal flip where the dataset has none)."""
+    augments them (``flip`` adds a horizontal flip where the dataset has none; ``erasing`` random erasing with that
+    probability)."""
     if name not in _DEVICE_AUGMENTATION:
         raise ValueError(f"leanconv: --data-on-device holds fashion-mnist, cifar10, cifar100 or svhn; {name} is "
                          "read through its DataLoader")
@@ -219,8 +221,7 @@ def device_dataset(name: str, root=None, train: bool = True, device="cpu", flip:
     else:  # CIFAR: (N, H, W, C)
         images, labels = torch.from_numpy(source.data).permute(0, 3, 1, 2).contiguous(), torch.as_tensor(source.targets)
     augmentation = _DEVICE_AUGMENTATION[name]
-    if flip:
-        augmentation = Augmentation(augmentation.pad, augmentation.crop_padding, True)
+    augmentation = Augmentation(augmentation.pad, augmentation.crop_padding, augmentation.flip or flip, erasing)
     return DeviceImages(images, labels, *_NORMALIZATION[name], augmentation, train, device)
 
 

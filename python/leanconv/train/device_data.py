@@ -22,6 +22,9 @@ class Augmentation:
     pad: int = 0          # zero padding added around every image (train and test), e.g. 28 -> 32
     crop_padding: int = 0  # training: a random crop of the padded size from this much more padding
     flip: bool = False     # training: a horizontal flip with probability 1/2
+    # training: with this probability a rectangle of 2-33% of the image, aspect ratio 0.3-3.3, is set to the mean
+    # (0 after normalisation), as torchvision's RandomErasing (Zhong et al.) after Normalize
+    erasing: float = 0.0
 
 
 class DeviceImages:
@@ -51,18 +54,34 @@ class DeviceImages:
         subset.images, subset.labels = self.images[:count], self.labels[:count]
         return subset
 
-    def epoch_draws(self, seed: int, epoch: int) -> Optional[Tuple[Tensor, Tensor, Tensor]]:
-        """Every image's crop offsets (rows, columns) and flip for one epoch, or None without augmentation."""
+    def epoch_draws(self, seed: int, epoch: int) -> Optional[Tuple[Tensor, ...]]:
+        """Every image's crop offsets (rows, columns), flip and erased rectangle (top, left, height, width; height 0:
+        none) for one epoch, or None without augmentation."""
         a = self.augmentation
-        if not self.train or (a.crop_padding == 0 and not a.flip):
+        if not self.train or (a.crop_padding == 0 and not a.flip and a.erasing == 0):
             return None
         generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch + 7_919)
         count = len(self)
         rows = torch.randint(0, 2 * a.crop_padding + 1, (count,), generator=generator)
         cols = torch.randint(0, 2 * a.crop_padding + 1, (count,), generator=generator)
         flips = torch.rand(count, generator=generator) < 0.5 if a.flip else torch.zeros(count, dtype=torch.bool)
+        erased = self._erased_rectangles(count, generator)
         device = self.images.device
-        return rows.to(device), cols.to(device), flips.to(device)
+        return tuple(t.to(device) for t in (rows, cols, flips, *erased))
+
+    def _erased_rectangles(self, count: int, generator) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+        """RandomErasing's draws for every image: an area of 2-33% of the image, a log-uniform aspect ratio in
+        [0.3, 3.3], a position inside the image; height 0 where the image is not erased (or nothing fits)."""
+        size = self.size
+        erase = torch.rand(count, generator=generator) < self.augmentation.erasing
+        area = size * size * (0.02 + 0.31 * torch.rand(count, generator=generator))
+        ratio = torch.exp(torch.empty(count).uniform_(-1.2040, 1.1939, generator=generator))  # log 0.3, log 3.3
+        height = torch.sqrt(area * ratio).round().long().clamp(max=size)
+        width = torch.sqrt(area / ratio).round().long().clamp(max=size)
+        top = (torch.rand(count, generator=generator) * (size - height + 1)).long()
+        left = (torch.rand(count, generator=generator) * (size - width + 1)).long()
+        height = torch.where(erase, height, torch.zeros_like(height))
+        return top, left, height, width
 
     def batch(self, indices: Tensor, draws=None) -> Tuple[Tensor, Tensor]:
         """The images at ``indices`` (a CPU or device int64 tensor), augmented with their draws, and their labels."""
@@ -72,13 +91,18 @@ class DeviceImages:
         if margin:
             x = torch.nn.functional.pad(x, (margin,) * 4)
         if draws is not None:  # each image's crop (rows, then columns, flipped where drawn) as two gathers
-            rows, cols, flips = (d[indices] for d in draws)
-            n, channels, _, width = x.shape
+            rows, cols, flips, top, left, height, width = (d[indices] for d in draws)
+            n, channels, _, padded_width = x.shape
             steps = torch.arange(self.size, device=x.device)
-            row_index = (rows[:, None] + steps)[:, None, :, None].expand(n, channels, self.size, width)
+            row_index = (rows[:, None] + steps)[:, None, :, None].expand(n, channels, self.size, padded_width)
             col_index = cols[:, None] + steps
             col_index = torch.where(flips[:, None], col_index.flip(1), col_index)
             x = x.gather(2, row_index).gather(3, col_index[:, None, None, :].expand(n, channels, self.size, self.size))
+            x = (x - self.mean) / self.std
+            inside_rows = (steps >= top[:, None]) & (steps < (top + height)[:, None])
+            inside_cols = (steps >= left[:, None]) & (steps < (left + width)[:, None])
+            erased = inside_rows[:, None, :, None] & inside_cols[:, None, None, :]
+            return x.masked_fill(erased, 0.0), self.labels[indices]
         return (x - self.mean) / self.std, self.labels[indices]
 
     def batches(self, order: Sequence[int], batch_size: int, seed: int = 0,
