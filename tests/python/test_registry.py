@@ -48,3 +48,17 @@ def test_the_fuzz_suite_draws_every_op():
     fuzzed = set(re.findall(r"^def test_(\w+)\(", text, re.M))
     missing = [spec.name for spec in OPS if spec.name not in fuzzed]
     assert not missing, f"ops without a fuzz test of their own in test_fuzz.py: {missing}"
+
+
+def test_the_moonshot_recipe_stays_under_its_parameter_budget():
+    # Every compact row of benchmarks/moonshot_fashion_mnist.rows learns at most 100,000 parameters, every tensor
+    # counted (rings, BatchNorms, stem, classifier), and each row is a valid command line.
+    from leanconv.train.__main__ import build_model
+
+    rows = [line.split("|", 1) for line in (REPO / "benchmarks" / "moonshot_fashion_mnist.rows").read_text()
+            .splitlines() if line.strip() and not line.startswith("#")]
+    assert len(rows) >= 2
+    for name, flags in rows:
+        model, _ = build_model(parse_args(flags.split()), num_classes=10, in_channels=1)
+        learned = sum(p.numel() for p in model.parameters())
+        assert ("dense" in name) == (learned > 100_000), (name, learned)
