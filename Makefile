@@ -102,6 +102,7 @@ demo: build $(DATASET_DIR)/train-images-idx3-ubyte.gz
 bench: build
 	@for script in $$($(PYTHON) -c 'from leanconv.families import benchmarks; print(" ".join(benchmarks()))'); do \
 	  echo "== benchmarks/$$script"; $(PYTHON) benchmarks/$$script || exit 1; done
+	@echo "== benchmarks/bench_models.py"; $(PYTHON) benchmarks/bench_models.py
 
 clean:
 	rm -rf build .deps-stamp $(GPU_PACK) python/leanconv/lib python/leanconv/include python/leanconv/share python/leanconv/_C*.so

@@ -8,7 +8,11 @@ model of the same run. Each row's notes give the model's learned parameters and 
 the dense conv's work, an eigen conv its depthwise and pointwise stages, a V-cycle its grouped, restriction and
 prolongation convs), so a time can be read against the work it does.
 
-    python benchmarks/bench_models.py [--batches 64,128] [--threads 2] [--quick] [--out PREFIX]
+On CUDA the models run at the --batches (float32, and bfloat16 under autocast); on the CPU at --batch-cpu when
+given (the GPU check's dry run), else at the --batches. --quick: the ResNet-20 rows at the first batch only.
+
+    python benchmarks/bench_models.py [--batches 64,128] [--threads 2] [--devices cpu,cuda] [--dtypes float32]
+                                      [--quick] [--out PREFIX]
 """
 import os
 import sys
@@ -24,7 +28,7 @@ import leanconv  # noqa: E402
 from leanconv.families import table_rows  # noqa: E402
 from leanconv.nn import EigenConv2d, FilterSummaryConv2d  # noqa: E402
 from leanconv.train.__main__ import MODELS, build_model, parse_args  # noqa: E402
-from harness import Row, common_arguments, measure_row, parse_arguments, report  # noqa: E402
+from harness import Row, common_arguments, dtype_label, dtypes_of, measure_row, parse_arguments, report  # noqa: E402
 
 MGIC_G8 = ("mgic-resnet20-g8", "--model mgic_resnet20 --conv multigrid --group-size 8 --coarsest 8")
 RESNET18 = [("resnet18_cifar-dense", "--model resnet18_cifar --conv dense"),
@@ -70,22 +74,27 @@ def forward_macs(model: nn.Module, x: torch.Tensor) -> int:
     return total[0]
 
 
-def step_runner(model: nn.Module, x: torch.Tensor, y: torch.Tensor):
+def step_runner(model: nn.Module, x: torch.Tensor, y: torch.Tensor, dtype: torch.dtype):
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    lower_precision = dtype != torch.float32  # float32 weights throughout; else the recipe's autocast (--amp)
 
     def step():
         opt.zero_grad(set_to_none=True)
-        F.cross_entropy(model(x), y).backward()
+        with torch.autocast(x.device.type, dtype=dtype if lower_precision else torch.bfloat16, enabled=lower_precision):
+            loss = F.cross_entropy(model(x), y)
+        loss.backward()
         opt.step()
     return step
 
 
-def rows_for(group: str, models, batch: int, threads: int, args):
+def rows_for(group: str, models, batch: int, device: str, dtype: torch.dtype, args):
     torch.manual_seed(0)
-    x, y = torch.randn(batch, 3, 32, 32), torch.randint(0, 10, (batch,))
-    built = {name: model_of(flags).train() for name, flags in models}
-    row = Row("model training step", f"{group} batch {batch} 3x32x32 float32", "cpu", f"train step, {threads} threads")
-    measure_row(row, {name: step_runner(m, x, y) for name, m in built.items()}, args.warmup, args.repeats)
+    x = torch.randn(batch, 3, 32, 32, device=device)
+    y = torch.randint(0, 10, (batch,), device=device)
+    built = {name: model_of(flags).to(device).train() for name, flags in models}
+    mode = f"train step, {args.threads} threads" if device == "cpu" else "train step"
+    row = Row("model training step", f"{group} batch {batch} 3x32x32 {dtype_label(dtype)}", device, mode)
+    measure_row(row, {name: step_runner(m, x, y, dtype) for name, m in built.items()}, args.warmup, args.repeats)
     row.notes = {name: f"{sum(p.numel() for p in m.parameters()):,} learned params, "
                        f"{forward_macs(m, x[:1]) / 1e6:.1f} M forward multiply-adds per image"
                  for name, m in built.items()}
@@ -96,15 +105,20 @@ def main():
     parser = common_arguments(__doc__)
     parser.add_argument("--batches", default="64,128")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--batch-cpu", type=int, default=None, help="the CPU's batch, in place of --batches")
     args = parse_arguments(parser)
     torch.set_num_threads(args.threads)
-    batches = [int(b) for b in args.batches.split(",")][: 1 if args.quick else None]
     resnet20 = list(table_rows()) + [MGIC_G8]
     rows = []
-    for batch in batches:
-        rows.append(rows_for("ResNet-20 of each family", resnet20, batch, args.threads, args))
-        if not args.quick:
-            rows.append(rows_for("ResNet-18 (CIFAR) of each family", RESNET18, batch, args.threads, args))
+    for device in args.devices.split(","):
+        batches = [int(b) for b in args.batches.split(",")]
+        if device == "cpu" and args.batch_cpu is not None:
+            batches = [args.batch_cpu]
+        for batch in batches[: 1 if args.quick else None]:
+            for dtype in dtypes_of(args):
+                rows.append(rows_for("ResNet-20 of each family", resnet20, batch, device, dtype, args))
+                if not args.quick:
+                    rows.append(rows_for("ResNet-18 (CIFAR) of each family", RESNET18, batch, device, dtype, args))
     report(rows, args.out)
 
 

@@ -181,10 +181,11 @@ sanitizer() {
   return $status
 }
 
-# ---- 4. benchmarks, quick mode (120 s; estimate 80 s) --------------------------------------------------------------
+# ---- 4. benchmarks, quick mode (120 s; estimate 90 s) --------------------------------------------------------------
 # One after another (timings must not share the GPU), fp32 and bf16, no torch.compile variants (a cold compile is
 # ~10 s a graph: those are for a later window), every row written as soon as it is measured. Per family ~10-15 s:
-# imports and CUDA start ~6 s, then rows of 3-4 variants x 2 modes x 25 runs of 0.1-30 ms.
+# imports and CUDA start ~6 s, then rows of 3-4 variants x 2 modes x 25 runs of 0.1-30 ms; the models' ResNet-20 steps
+# ~10 s (8 models x 2 dtypes x 25 steps).
 benchmarks() {
   local status=0 device=cuda extra=(--repeats 20 --warmup 5 --dtypes float32,bfloat16 --no-compile)
   if [ "$GPU" = 0 ]; then
@@ -204,6 +205,9 @@ benchmarks() {
     step "$name.log" 25 "$PYTHON" "benchmarks/$script" --devices "$device" --quick "${extra[@]}" "${own[@]}" \
       --out "$LOGS/$name" || status=$?
   done
+  # Then whole models: every family's ResNet-20 training step against dense, parameters and multiply-adds beside.
+  step bench_models.log 30 "$PYTHON" benchmarks/bench_models.py --devices "$device" --quick "${extra[@]}" \
+    --out "$LOGS/bench_models" || status=$?
   "$PYTHON" benchmarks/gpu/summarize.py benchmarks "$LOGS" > "$LOGS/benchmarks.md"
   return $status
 }

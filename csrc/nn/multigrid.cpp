@@ -167,9 +167,7 @@ void VCycle::reset_parameters() {
   // The authors' initialisation, as in Python: every conv Kaiming-normal (fan_out, ReLU gain), BatchNorms fresh.
   torch::NoGradGuard no_grad;
   for (auto& module : modules(/*include_self=*/false)) {
-    if (auto* conv = module->as<GroupedConv2dImpl>()) {
-      torch::nn::init::kaiming_normal_(conv->weight, 0.0, torch::kFanOut, torch::kReLU);
-    } else if (auto* conv = module->as<torch::nn::Conv2dImpl>()) {
+    if (auto* conv = module->as<GroupedConv2dImpl>()) {  // every conv of a V-cycle is one
       torch::nn::init::kaiming_normal_(conv->weight, 0.0, torch::kFanOut, torch::kReLU);
     } else if (auto* bn = module->as<torch::nn::BatchNorm2dImpl>()) {
       bn->reset_parameters();
@@ -218,8 +216,7 @@ MultigridConv2dImpl::MultigridConv2dImpl(MultigridConv2dOptions options_) : VCyc
   const int64_t k = options.kernel_size(), width = levels.back();
   TORCH_CHECK(k % 2 == 1, "leanconv: MultigridConv2d needs an odd kernel_size (its levels keep the image size with "
               "padding kernel_size // 2), got ", k);
-  coarse_conv = register_module(
-      "coarse_conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(width, width, k).padding(k / 2).bias(false)));
+  coarse_conv = register_module("coarse_conv", grouped(width, width, k, /*groups=*/1));
   coarse_bn = register_module("coarse_bn", make_bn(width));
   level_conv = register_module("level_conv", torch::nn::ModuleList());
   level_bn = register_module("level_bn", torch::nn::ModuleList());
@@ -260,10 +257,9 @@ void MultigridConv2dImpl::pretty_print(std::ostream& stream) const {
 
 MultigridBlockImpl::MultigridBlockImpl(MultigridBlockOptions options_) : VCycle(std::move(options_.kernel_size(3))) {
   const int64_t width = levels.back();
-  const auto full = [&] { return torch::nn::Conv2d(torch::nn::Conv2dOptions(width, width, 3).padding(1).bias(false)); };
-  coarse_conv1 = register_module("coarse_conv1", full());
+  coarse_conv1 = register_module("coarse_conv1", grouped(width, width, 3, /*groups=*/1));
   coarse_bn1 = register_module("coarse_bn1", make_bn(width));
-  coarse_conv2 = register_module("coarse_conv2", full());
+  coarse_conv2 = register_module("coarse_conv2", grouped(width, width, 3, /*groups=*/1));
   coarse_bn2 = register_module("coarse_bn2", make_bn(width));
   level_conv1 = register_module("level_conv1", torch::nn::ModuleList());
   level_bn1 = register_module("level_bn1", torch::nn::ModuleList());

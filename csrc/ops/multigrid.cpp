@@ -58,9 +58,16 @@ bool grouped_conv2d_rule(const GroupedConvShape& s) {
   // aten's CPU convolution has no fast path for half and bfloat16 grouped convs on a CPU without native
   // bfloat16 units (it runs them 10-50x slower than float32); the kernels compute them in float32.
   if (s.dtype == c10::ScalarType::Half || s.dtype == c10::ScalarType::BFloat16) return true;
-  // float32 and float64: oneDNN's grouped convs beat the direct kernels at every measured shape (0.25-0.8x
-  // forward and backward; benchmarks/NOTES.md, "Grouped conv").
-  return false;
+  // float32 and float64 (benchmarks/NOTES.md, "Grouped conv"): oneDNN's k x k convs are slow for narrow groups,
+  // which the kernel's micro-tiles fill. Forward+backward at the MGIC ResNet-20 levels (batch 64 and 128): at 1-4
+  // input channels a group the kernel takes 0.2-0.76x of oneDNN's time (NCHW and channels_last; float64
+  // 0.24-0.96), and 0.11-0.5x for the coarsest level's full convs of 2-8 channels (groups 1); at 8 a group 0.3-0.94x
+  // on 32x32 images but 1.0-1.26x on 16x16 and smaller; at 16 and wider 1.05-1.5x. The 1x1 restrictions and
+  // prolongations (0.6-1.8, no rule that holds) stay on oneDNN; leanconv.multigrid.tune measures a model's shapes.
+  if (s.kernel == 1) return false;
+  const int64_t per_group = s.in_channels / s.groups;
+  const int64_t out_pixels = (s.in_h / s.stride) * (s.in_w / s.stride);
+  return per_group <= 4 || (per_group <= 8 && out_pixels >= 28 * 28);
 }
 
 bool grouped_conv2d_uses_kernel(const GroupedConvShape& shape) {

@@ -26,10 +26,30 @@ def _relative_error(actual, expected):
 def test_grouped_conv_matches_float64_conv2d(device, dtype, group_width, kernel, stride, channels_last):
     torch.manual_seed(group_width * 10 + kernel + stride)
     channels = 2 * group_width if group_width < 64 else 64
-    groups = channels // group_width
-    x = torch.randn(2, channels, 9, 7, dtype=torch.float64)
-    w = torch.randn(channels, group_width, kernel, kernel, dtype=torch.float64) / (group_width * kernel) ** 0.5
-    b = torch.randn(channels, dtype=torch.float64)
+    _check_against_float64(device, dtype, channels, channels, channels // group_width, kernel, stride, channels_last)
+
+
+# The narrow shapes the modules run on the kernel in every dtype (the rule's 1-4 input channels a group): an MGIC
+# level's conv at group size 2 and 4, the restriction (g -> g/2 a group) and prolongation (g/2 -> g), the entry conv
+# (one input channel a group, two outputs) and the coarsest level's full conv of 2-4 channels (groups = 1).
+NARROW = {"level g2": (16, 16, 8), "level g4": (16, 16, 4), "restriction g2": (16, 8, 8),
+          "prolongation g4": (8, 16, 4), "entry": (8, 16, 8), "coarsest full 2": (2, 2, 1), "coarsest full 4": (4, 4, 1)}
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float64])
+@pytest.mark.parametrize("shape", list(NARROW))
+@pytest.mark.parametrize("kernel,stride,channels_last", [(3, 1, False), (3, 2, True), (1, 1, True), (3, 1, True)])
+def test_narrow_group_shapes_match_float64_conv2d(device, dtype, shape, kernel, stride, channels_last):
+    torch.manual_seed(kernel + stride)
+    _check_against_float64(device, dtype, *NARROW[shape], kernel, stride, channels_last)
+
+
+def _check_against_float64(device, dtype, in_channels, out_channels, groups, kernel, stride, channels_last):
+    x = torch.randn(2, in_channels, 9, 7, dtype=torch.float64)
+    fan_in = in_channels // groups * kernel
+    w = torch.randn(out_channels, in_channels // groups, kernel, kernel, dtype=torch.float64) / fan_in ** 0.5
+    b = torch.randn(out_channels, dtype=torch.float64)
     padding = kernel // 2
     xr, wr, br = (t.clone().requires_grad_() for t in (x, w, b))
     expected = F.conv2d(xr, wr, br, stride, padding, 1, groups)
@@ -99,6 +119,17 @@ def test_kernel_choice_follows_the_rule_until_a_measurement_is_recorded():
         assert grouped_conv.grouped_conv2d_uses_kernel(*other) == grouped_conv.grouped_conv2d_rule(*other)
     finally:
         grouped_conv.clear_grouped_conv2d_choices()
-    # The rule where it is measured (benchmarks/bench_multigrid.py): the kernels for half and bfloat16 on the CPU.
-    assert grouped_conv.grouped_conv2d_rule("cpu", torch.bfloat16, False, 64, 64, 2, 3, 1, (32, 32))
-    assert not grouped_conv.grouped_conv2d_rule("cpu", torch.float32, False, 64, 64, 2, 3, 1, (32, 32))
+    # The rule where it is measured (benchmarks/bench_multigrid.py): the kernels for half and bfloat16 on the CPU,
+    # and for float32 and float64 k x k convs of narrow groups (1-4 input channels a group, 8 on images of 28x28 and
+    # more); oneDNN for wider groups and 1x1 convs.
+    rule = grouped_conv.grouped_conv2d_rule
+    assert rule("cpu", torch.bfloat16, False, 64, 64, 2, 3, 1, (32, 32))
+    assert not rule("cpu", torch.float32, False, 64, 64, 2, 3, 1, (32, 32))
+    assert all(rule("cpu", dtype, False, 16 * g, 16 * g, 16, 3, 1, (8, 8)) for g in (1, 2, 4)
+               for dtype in (torch.float32, torch.float64))
+    assert rule("cpu", torch.float32, False, 64, 64, 8, 3, 1, (32, 32))
+    assert rule("cpu", torch.float32, False, 8, 8, 1, 3, 1, (32, 32))
+    assert not rule("cpu", torch.float32, False, 64, 64, 8, 3, 1, (16, 16))
+    assert not rule("cpu", torch.float32, False, 64, 64, 8, 3, 2, (32, 32))
+    assert not rule("cpu", torch.float32, False, 16, 8, 8, 1, 1, (32, 32))
+    assert not rule("cuda", torch.float32, False, 16, 16, 8, 3, 1, (32, 32))

@@ -16,8 +16,8 @@ grouped conv last and alone: the host's BatchNorm and ReLU follow it). A block o
 whose stride or width changes starts with a 3x3 conv with groups = gcd(in, out) (= in_channels when out is a
 multiple of it, the paper's choice), BN and ReLU.
 
-Every grouped conv is a :class:`GroupedConv2d`: an ``nn.Conv2d`` that runs on leanconv's small-group kernel where
-that is measured faster than aten for its shape and device (``leanconv.ops.grouped_conv2d_uses_kernel``;
+Every grouped conv, and the coarsest level's full convs, is a :class:`GroupedConv2d`: an ``nn.Conv2d`` that runs on
+leanconv's small-group kernel where that is measured faster than aten for its shape and device (``leanconv.ops.grouped_conv2d_uses_kernel``;
 ``leanconv.multigrid.tune`` measures a model's shapes), else on aten. The corrections run as
 ``leanconv::coarse_grid_correction``: the prolongation, then BatchNorm + the residual add in one fused pass; the
 blocks' BatchNorm + add + ReLU tails are :class:`leanconv.nn.FusedBatchNorm2d` passes.
@@ -45,9 +45,10 @@ def _uses_kernel(device_type: str, dtype: torch.dtype, channels_last: bool, in_c
 
 
 class GroupedConv2d(nn.Conv2d):
-    """``nn.Conv2d`` with ``groups`` > 1, run on leanconv's small-group kernel where that is faster for the shape
-    (same parameters, state_dict and numbers as ``nn.Conv2d``). ``path``: ``"auto"`` (the per-shape choice),
-    ``"kernel"`` or ``"aten"``."""
+    """``nn.Conv2d`` run on leanconv's small-group kernel where that is faster for the shape (same parameters,
+    state_dict and numbers as ``nn.Conv2d``): the levels' grouped convs and the coarsest level's full convs, whose
+    few channels a group oneDNN runs slowly. ``path``: ``"auto"`` (the per-shape choice), ``"kernel"`` or
+    ``"aten"``."""
 
     def __init__(self, *args, path: str = "auto", **kwargs):
         super().__init__(*args, **kwargs)
@@ -207,7 +208,7 @@ class MultigridConv2d(_VCycle):
             raise ValueError(f"leanconv: MultigridConv2d keeps the image size: with stride 1 and equal widths the "
                              f"padding must be kernel_size // 2 = {k // 2}, got {padding}")
         self.out_channels, self.kernel_size, self.padding = out_channels, (k, k), _pair(padding)
-        self.coarse_conv = nn.Conv2d(self.levels[-1], self.levels[-1], k, 1, k // 2, bias=False, **factory)
+        self.coarse_conv = GroupedConv2d(self.levels[-1], self.levels[-1], k, 1, k // 2, bias=False, **factory)
         self.coarse_bn = _bn(self.levels[-1], relu=True, factory=factory)
         self.level_conv = nn.ModuleList(
             GroupedConv2d(c, c, k, 1, k // 2, groups=c // group_size, bias=False, **factory)
@@ -236,9 +237,9 @@ class MultigridBlock(_VCycle):
         factory = {"device": device, "dtype": dtype}
         super().__init__(in_channels, _positive_int(channels, "channels"), stride, group_size, coarsest, 3, 1, factory)
         width = self.levels[-1]
-        self.coarse_conv1 = nn.Conv2d(width, width, 3, 1, 1, bias=False, **factory)
+        self.coarse_conv1 = GroupedConv2d(width, width, 3, 1, 1, bias=False, **factory)
         self.coarse_bn1 = _bn(width, relu=True, factory=factory)
-        self.coarse_conv2 = nn.Conv2d(width, width, 3, 1, 1, bias=False, **factory)
+        self.coarse_conv2 = GroupedConv2d(width, width, 3, 1, 1, bias=False, **factory)
         self.coarse_bn2 = _bn(width, relu=True, factory=factory)  # relu(x + BN(conv(h)))
         self.level_conv1 = nn.ModuleList(GroupedConv2d(c, c, 3, 1, 1, groups=c // group_size, bias=False, **factory)
                                          for c in self.levels[:-1])

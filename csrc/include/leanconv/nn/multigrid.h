@@ -36,7 +36,8 @@ struct GroupedConv2dOptions {
 };
 
 // A grouped conv (weight (C_out, C_in/groups, k, k), as torch::nn::Conv2d) run on leanconv's small-group kernel
-// where that is faster for the shape, else on aten's convolution.
+// where that is faster for the shape, else on aten's convolution: the levels' grouped convs and the coarsest
+// level's full convs (groups 1).
 class GroupedConv2dImpl : public torch::nn::Module {
  public:
   explicit GroupedConv2dImpl(GroupedConv2dOptions options);
@@ -99,7 +100,7 @@ class MultigridConv2dImpl : public VCycle {
  private:
   torch::Tensor coarsest_level(const torch::Tensor& x) override;
   torch::Tensor smooth(size_t level, const torch::Tensor& z) override;
-  torch::nn::Conv2d coarse_conv{nullptr};
+  GroupedConv2d coarse_conv{nullptr};  // a full conv (groups 1), on the kernel where its few channels want it
   torch::nn::BatchNorm2d coarse_bn{nullptr};
   torch::nn::ModuleList level_conv{nullptr}, level_bn{nullptr};
 };
@@ -116,7 +117,7 @@ class MultigridBlockImpl : public VCycle {
  private:
   torch::Tensor coarsest_level(const torch::Tensor& x) override;
   torch::Tensor smooth(size_t level, const torch::Tensor& z) override;
-  torch::nn::Conv2d coarse_conv1{nullptr}, coarse_conv2{nullptr};
+  GroupedConv2d coarse_conv1{nullptr}, coarse_conv2{nullptr};  // full convs (groups 1), as coarse_conv above
   torch::nn::BatchNorm2d coarse_bn1{nullptr}, coarse_bn2{nullptr};
   torch::nn::ModuleList level_conv1{nullptr}, level_bn1{nullptr}, level_conv2{nullptr}, level_bn2{nullptr};
 };
