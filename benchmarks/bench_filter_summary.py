@@ -103,8 +103,18 @@ def main():
     parser = common_arguments(__doc__)
     parser.add_argument("--batch-cpu", type=int, default=8)
     parser.add_argument("--batch-cuda", type=int, default=64)
+    parser.add_argument("--layer", default=None, metavar="CxS",
+                        help="only this layer (C channels, SxS images), e.g. 128x32, at --layer-batches")
+    parser.add_argument("--layer-batches", default="16,64")
     args = parse_arguments(parser)
     rows = []
+    if args.layer:
+        channels, size = (int(v) for v in args.layer.split("x"))
+        for device in args.devices.split(","):
+            for batch in (int(b) for b in args.layer_batches.split(",")):
+                rows += layer_rows(device, batch, [(channels, size)], 9, args, "layer", dtypes_of(args)[0])
+        report(rows, args.out)
+        return
     for device in args.devices.split(","):
         imagenet_batch = args.batch_cuda if device == "cuda" else args.batch_cpu
         cifar_batch = 128 if device == "cuda" else 2 * args.batch_cpu

@@ -33,6 +33,39 @@ def test_direct_path_matches_gather_and_dense_conv(device, k, compression, strid
     torch.testing.assert_close(g1, g2)
 
 
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("layout", ["nchw", "channels_last", "sliced"])
+@pytest.mark.parametrize("mode", ["no_grad", "inference_mode", "input grad", "frozen"])
+def test_direct_path_in_every_grad_mode_and_layout_matches_the_dense_conv(device, dtype, layout, mode):
+    # The 1x1 stage runs as a GEMM where no gradient flows (inference) and as aten's conv otherwise; both must give
+    # the dense conv's numbers and keep the input's memory format.
+    torch.manual_seed(0)
+    layer = FilterSummaryConv2d(36, 24, 3, padding=1, compression=9, path="direct", dtype=dtype, device=device)
+    x = torch.randn(2, 36, 9, 8 if layout != "sliced" else 16, dtype=dtype, device=device)
+    if layout == "channels_last":
+        x = x.contiguous(memory_format=torch.channels_last)
+    elif layout == "sliced":
+        x = x[..., ::2]
+    expected = F.conv2d(x.double(), layer.weight.double(), layer.bias.double(), 1, 1)
+    if mode == "frozen":
+        layer.requires_grad_(False)
+    if mode == "input grad":
+        x.requires_grad_()
+    context = {"no_grad": torch.no_grad, "inference_mode": torch.inference_mode}.get(mode, torch.enable_grad)
+    with context():
+        out = layer(x)
+    tol = {torch.float64: 1e-10, torch.float32: 1e-4, torch.bfloat16: 5e-2}[dtype]
+    torch.testing.assert_close(out.double(), expected, atol=tol * expected.abs().max().item(), rtol=0)
+    assert out.dtype == dtype
+    if layout == "channels_last":
+        assert out.is_contiguous(memory_format=torch.channels_last)
+    if mode == "input grad":
+        (grad,) = torch.autograd.grad(out.square().sum(), x)
+        (reference,) = torch.autograd.grad(F.conv2d(x, layer.weight, layer.bias, 1, 1).square().sum(), x)
+        torch.testing.assert_close(grad, reference, atol=tol * reference.abs().max().item(), rtol=0)
+
+
 def test_autocast_cpu_bfloat16_direct_path():
     layer = FilterSummaryConv2d(16, 8, 3, padding=1, compression=9, path="direct")
     x = torch.randn(2, 16, 7, 7)
