@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "common/channel_passes.h"
+#include "cpu/vectorize.h"
 
 namespace leanconv::cpu {
 
@@ -32,8 +33,10 @@ constexpr int64_t kReduceLanes = 32;
 // accumulators, over __restrict__ pointers so the compiler vectorises the lane loop. The caller moves the lanes
 // into double every kFlushValues values (a cascade: short op-math sums, a long double one), not every run: with
 // small planes (8x8) the flush would cost as much as the run.
+// An AVX2 clone too: with SSE's 16 registers the two 32-lane sums do not fit, and GCC kept them on the stack (a
+// store and a reload per value; the pass ran at half the affine pass's speed).
 template <bool kStats, bool kMask, bool kWrite, typename scalar_t, typename acc_t = at::opmath_type<scalar_t>>
-inline void reduce_run(const scalar_t* __restrict__ u, const scalar_t* __restrict__ mask,
+LEANCONV_CPU_CLONES void reduce_run(const scalar_t* __restrict__ u, const scalar_t* __restrict__ mask,
                        const scalar_t* __restrict__ x, scalar_t* __restrict__ written, int64_t n, acc_t b,
                        acc_t* __restrict__ first, acc_t* __restrict__ second) {
   // Captured by value: a store through `written` must not make the compiler reload pointers it captured.
@@ -96,7 +99,7 @@ void reduce_nchw(const ReductionOperands<scalar_t>& op, const ChannelLayout& L, 
 
 // One row of C channels (NHWC): per-channel op-math partial sums of the chunk, vectorised along the channels.
 template <bool kStats, bool kMask, bool kWrite, typename scalar_t, typename acc_t>
-inline void reduce_row(const scalar_t* __restrict__ u, const scalar_t* __restrict__ mask,
+LEANCONV_CPU_CLONES void reduce_row(const scalar_t* __restrict__ u, const scalar_t* __restrict__ mask,
                        const scalar_t* __restrict__ x, scalar_t* __restrict__ written, const acc_t* __restrict__ base,
                        int64_t C, acc_t* __restrict__ first, acc_t* __restrict__ second) {
   for (int64_t c = 0; c < C; ++c) {
@@ -155,7 +158,7 @@ void reduce_nhwc(const ReductionOperands<scalar_t>& op, const ChannelLayout& L, 
 
 // y[i] = act(a*u'[i] + b*x[i] + c0 + residual[i]) over one run, with per-element or per-run coefficients.
 template <bool kMask, bool kX, bool kResidual, bool kRelu, bool kPerElement, typename scalar_t, typename acc_t>
-inline void affine_run(const scalar_t* __restrict__ u, const scalar_t* __restrict__ mask,
+LEANCONV_CPU_CLONES void affine_run(const scalar_t* __restrict__ u, const scalar_t* __restrict__ mask,
                        const scalar_t* __restrict__ x, const scalar_t* __restrict__ residual,
                        const acc_t* __restrict__ a, const acc_t* __restrict__ b, const acc_t* __restrict__ c0,
                        scalar_t* __restrict__ y, int64_t n) {
