@@ -3,6 +3,8 @@
 // (cpu/window_tiles.h) accumulate the group's output channels in registers, and the band is written out through
 // the output's strides (channels_last needs no copies). Arithmetic in the op-math type (float for half/bfloat16).
 //
+// 1x1 convs at stride 1 on NCHW take cpu/grouped_pointwise.h instead (no phased copies).
+//
 // Backward: a task is one (image, group) pair, its bands in turn. It recomputes nothing: the weight gradient reads
 // the phased input and the output gradient, the input gradient is the micro-kernels' adjoint. Weight-gradient sums
 // go to a fixed number of chunks under deterministic algorithms, added in chunk order.
@@ -20,6 +22,7 @@
 #include "common/conv_epilogue.h"
 #include "common/multigrid.h"
 #include "common/multigrid_checks.h"
+#include "cpu/grouped_pointwise.h"
 #include "cpu/phased_rows.h"
 #include "cpu/reduction_parts.h"
 #include "cpu/window_tiles.h"
@@ -66,6 +69,7 @@ at::Tensor grouped_conv2d_kernel(const at::Tensor& input, const at::Tensor& weig
   auto output = at::empty({g.batch, g.out_channels, g.out_h, g.out_w},
                           input.options().memory_format(input.suggest_memory_format()));
   if (output.numel() == 0) return output;
+  if (grouped_pointwise_applies(g, input)) return grouped_pointwise_forward(input, weight, bias, g);
   if (!band_buffers_fit(g)) return ops::grouped_conv2d_composite(input, weight, bias, stride, padding, dilation, groups);
   const auto acc_type = at::toOpMathType(input.scalar_type());
   const auto weight_acc = padded_weight(weight, g, acc_type);
@@ -227,6 +231,10 @@ std::tuple<at::Tensor, at::Tensor> grouped_conv2d_backward_kernel(const at::Tens
                                                   output_mask);
   }
   const bool input_by_forward = output_mask[0] && input_grad_is_a_forward(g);
+  if (g.batch > 0 && grouped_pointwise_applies(g, input) && grouped_pointwise_applies(g, grad_output)) {
+    return {input_by_forward ? input_grad_by_forward(grad_output, input, weight, g) : at::Tensor(),
+            output_mask[1] ? grouped_pointwise_weight_grad(grad_output, input, weight, g) : at::Tensor()};
+  }
   const bool need_input = output_mask[0] && !input_by_forward, need_weight = output_mask[1];
   const auto acc_type = at::toOpMathType(input.scalar_type());
   const int64_t items = g.batch * g.groups;  // (image, group) pairs

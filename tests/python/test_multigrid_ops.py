@@ -39,14 +39,27 @@ NARROW = {"level g2": (16, 16, 8), "level g4": (16, 16, 4), "restriction g2": (1
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float64])
 @pytest.mark.parametrize("shape", list(NARROW))
-@pytest.mark.parametrize("kernel,stride,channels_last", [(3, 1, False), (3, 2, True), (1, 1, True), (3, 1, True)])
+@pytest.mark.parametrize("kernel,stride,channels_last",
+                         [(3, 1, False), (3, 2, True), (1, 1, False), (1, 1, True), (3, 1, True), (1, 2, False)])
 def test_narrow_group_shapes_match_float64_conv2d(device, dtype, shape, kernel, stride, channels_last):
     torch.manual_seed(kernel + stride)
     _check_against_float64(device, dtype, *NARROW[shape], kernel, stride, channels_last)
 
 
-def _check_against_float64(device, dtype, in_channels, out_channels, groups, kernel, stride, channels_last):
-    x = torch.randn(2, in_channels, 9, 7, dtype=torch.float64)
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("in_channels,out_channels,groups", [(16, 8, 8), (8, 16, 2), (32, 32, 4)])
+def test_pointwise_convs_over_several_pixel_blocks_match_float64_conv2d(device, dtype, in_channels, out_channels,
+                                                                        groups):
+    # 1x1 convs on NCHW take the CPU kernel's plane path, in blocks of 256 pixels: 20x15 = 300 pixels end in a
+    # partial block.
+    torch.manual_seed(groups)
+    _check_against_float64(device, dtype, in_channels, out_channels, groups, 1, 1, False, size=(20, 15), batch=3)
+
+
+def _check_against_float64(device, dtype, in_channels, out_channels, groups, kernel, stride, channels_last,
+                           size=(9, 7), batch=2):
+    x = torch.randn(batch, in_channels, *size, dtype=torch.float64)
     fan_in = in_channels // groups * kernel
     w = torch.randn(out_channels, in_channels // groups, kernel, kernel, dtype=torch.float64) / fan_in ** 0.5
     b = torch.randn(out_channels, dtype=torch.float64)
@@ -73,21 +86,27 @@ def _check_against_float64(device, dtype, in_channels, out_channels, groups, ker
 
 
 @pytest.mark.parametrize("device", DEVICES)
-def test_grouped_conv_is_deterministic_under_deterministic_algorithms(device):
+@pytest.mark.parametrize("kernel", [3, 1])
+def test_grouped_conv_is_deterministic_under_deterministic_algorithms(device, kernel):
+    # Bitwise the same gradients run after run, and (CPU) whatever the thread count.
     torch.manual_seed(0)
-    x = torch.randn(5, 32, 12, 12, device=device, requires_grad=True)
-    w = torch.randn(32, 8, 3, 3, device=device, requires_grad=True)
+    x = torch.randn(5, 32, 20, 15, device=device, requires_grad=True)
+    w = torch.randn(32, 8, kernel, kernel, device=device, requires_grad=True)
     grads = []
+    threads = torch.get_num_threads()
     with torch.backends.cudnn.flags(deterministic=True):
         torch.use_deterministic_algorithms(True)
         try:
-            for _ in range(2):
+            for run in range(3):
+                torch.set_num_threads(1 if run == 2 and device == "cpu" else threads)
                 x.grad = w.grad = None
-                grouped_conv2d(x, w, None, (1, 1), (1, 1), (1, 1), 4).square().sum().backward()
+                grouped_conv2d(x, w, None, (1, 1), (kernel // 2,) * 2, (1, 1), 4).square().sum().backward()
                 grads.append((x.grad.clone(), w.grad.clone()))
         finally:
             torch.use_deterministic_algorithms(False)
-    assert torch.equal(grads[0][0], grads[1][0]) and torch.equal(grads[0][1], grads[1][1])
+            torch.set_num_threads(threads)
+    for other in grads[1:]:
+        assert torch.equal(grads[0][0], other[0]) and torch.equal(grads[0][1], other[1])
 
 
 def test_grouped_conv_errors_are_clear():
@@ -131,5 +150,8 @@ def test_kernel_choice_follows_the_rule_until_a_measurement_is_recorded():
     assert rule("cpu", torch.float32, False, 8, 8, 1, 3, 1, (32, 32))
     assert not rule("cpu", torch.float32, False, 64, 64, 8, 3, 1, (16, 16))
     assert not rule("cpu", torch.float32, False, 64, 64, 8, 3, 2, (32, 32))
-    assert not rule("cpu", torch.float32, False, 16, 8, 8, 1, 1, (32, 32))
+    assert rule("cpu", torch.float32, False, 16, 8, 8, 1, 1, (32, 32))  # a restriction at g = 2, NCHW
+    assert rule("cpu", torch.float32, False, 64, 32, 8, 1, 1, (8, 8))  # at g = 8
+    assert not rule("cpu", torch.float32, True, 16, 8, 8, 1, 1, (32, 32))  # channels_last: oneDNN
+    assert not rule("cpu", torch.float32, False, 64, 32, 2, 1, 1, (8, 8))  # g = 32: oneDNN
     assert not rule("cuda", torch.float32, False, 16, 16, 8, 3, 1, (32, 32))
