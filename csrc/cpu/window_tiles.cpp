@@ -288,13 +288,22 @@ LEANCONV_CPU_CLONES void window_weight_grad(const WindowTile& t, const double* p
                                             const double* gz, int64_t z_stride, double* grad_weight) {
   weight_grad_body(t, phased, channels, gz, z_stride, grad_weight);
 }
+// One or two filters (the low-rank conv's depthwise stage at rank 1 or 2) take a body of their width: the
+// four-filter body would spend three or two of its four multiply-adds a tap on zero rows.
+template <typename T>
+__attribute__((always_inline)) inline void input_grad_any(const WindowTile& t, const T* gz, int64_t z_stride,
+                                                          int64_t channels, const T* weight, T* grad_phased) {
+  if (t.filters == 1) return input_grad_body<1>(t, gz, z_stride, channels, weight, grad_phased);
+  if (t.filters == 2) return input_grad_body<2>(t, gz, z_stride, channels, weight, grad_phased);
+  input_grad_body<kFilterGroup>(t, gz, z_stride, channels, weight, grad_phased);
+}
 LEANCONV_CPU_CLONES void window_input_grad(const WindowTile& t, const float* gz, int64_t z_stride, int64_t channels,
                                            const float* weight, float* grad_phased) {
-  input_grad_body<kFilterGroup>(t, gz, z_stride, channels, weight, grad_phased);
+  input_grad_any(t, gz, z_stride, channels, weight, grad_phased);
 }
 LEANCONV_CPU_CLONES void window_input_grad(const WindowTile& t, const double* gz, int64_t z_stride, int64_t channels,
                                            const double* weight, double* grad_phased) {
-  input_grad_body<kFilterGroup>(t, gz, z_stride, channels, weight, grad_phased);
+  input_grad_any(t, gz, z_stride, channels, weight, grad_phased);
 }
 
 }  // namespace leanconv::cpu
