@@ -76,11 +76,10 @@ def forward_macs(model: nn.Module, x: torch.Tensor) -> int:
 
 def step_runner(model: nn.Module, x: torch.Tensor, y: torch.Tensor, dtype: torch.dtype):
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    lower_precision = dtype != torch.float32  # float32 weights throughout; else the recipe's autocast (--amp)
-
     def step():
         opt.zero_grad(set_to_none=True)
-        with torch.autocast(x.device.type, dtype=dtype if lower_precision else torch.bfloat16, enabled=lower_precision):
+        # float32 weights throughout; a lower precision is the training recipe's autocast (--amp).
+        with torch.autocast(x.device.type, dtype=dtype, enabled=dtype != torch.float32):
             loss = F.cross_entropy(model(x), y)
         loss.backward()
         opt.step()

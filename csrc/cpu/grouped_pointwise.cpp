@@ -5,6 +5,7 @@
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
 #include <ATen/ops/empty.h>
+#include <ATen/ops/zeros.h>
 
 #include <algorithm>
 #include <vector>
@@ -85,14 +86,14 @@ at::Tensor grouped_pointwise_forward(const at::Tensor& input, const at::Tensor& 
 
 at::Tensor grouped_pointwise_weight_grad(const at::Tensor& grad_output, const at::Tensor& input,
                                          const at::Tensor& weight, const common::GroupedConv& g) {
-  const auto gy_in = grad_output.contiguous();
   const int64_t pixels = g.out_pixels(), gi = g.group_in(), go = g.group_out();
   // Per image, a float sum over its pixels; the images' sums added in double, in image order.
-  std::vector<double> sums(g.out_channels * gi, 0.0);
+  auto sums = at::zeros({g.out_channels, gi}, weight.options().dtype(at::kDouble));
+  double* sums_ptr = sums.mutable_data_ptr<double>();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), "grouped_pointwise_wgrad_cpu", [&] {
     using acc_t = at::opmath_type<scalar_t>;
     const scalar_t* x = input.const_data_ptr<scalar_t>();
-    const scalar_t* gy = gy_in.const_data_ptr<scalar_t>();
+    const scalar_t* gy = grad_output.const_data_ptr<scalar_t>();  // contiguous, as grouped_pointwise_applies asks
     at::parallel_for(0, g.out_channels, 1, [&](int64_t begin, int64_t end) {
       std::vector<acc_t> image(gi);
       for (int64_t o = begin; o < end; ++o) {
@@ -105,14 +106,12 @@ at::Tensor grouped_pointwise_weight_grad(const at::Tensor& grad_output, const at
             const int64_t len = std::min(kBlock, pixels - p0);
             for (int64_t c = 0; c < gi; ++c) image[c] += dot_block<scalar_t, acc_t>(gy_o + p0, x_g + c * pixels + p0, len);
           }
-          for (int64_t c = 0; c < gi; ++c) sums[o * gi + c] += static_cast<double>(image[c]);
+          for (int64_t c = 0; c < gi; ++c) sums_ptr[o * gi + c] += static_cast<double>(image[c]);
         }
       }
     });
   });
-  auto grad_weight = at::empty({g.out_channels, gi}, weight.options().dtype(at::kDouble));
-  std::copy(sums.begin(), sums.end(), grad_weight.mutable_data_ptr<double>());
-  return grad_weight.to(weight.scalar_type()).view(weight.sizes()).contiguous();
+  return sums.to(weight.scalar_type()).view(weight.sizes());
 }
 
 }  // namespace leanconv::cpu
