@@ -1,6 +1,10 @@
 // Autograd of the overlapping-segment (FSNet) ops, registered at the Autograd key. The filter gather and the
 // overlap-add are each other's adjoints, as are the shifted sum and its backward: every op is linear, so its
-// derivative is its partner op and gradients of any order, and torch.func, follow (derivatives.h).
+// derivative is its partner op and gradients of any order, and torch.func, follow (derivatives.h). The direct
+// path's fused op, segment_conv2d, is bilinear: its backward is the shifted sum's adjoint and the 1x1 conv's.
+#include <ATen/ops/convolution_backward.h>
+#include <ATen/ops/zeros_like.h>
+#include <torch/csrc/autograd/saved_variable.h>
 #include <torch/library.h>
 
 #include "autograd/derivatives.h"
@@ -8,6 +12,8 @@
 
 namespace leanconv::autograd {
 namespace {
+
+using torch::autograd::SavedVariable;
 
 at::Tensor filter_summary_weight_autograd(const at::Tensor& summary, int64_t out_channels, int64_t in_channels,
                                           int64_t kernel_h, int64_t kernel_w, int64_t stride) {
@@ -65,6 +71,96 @@ at::Tensor shifted_sum_backward_autograd(const at::Tensor& grad_output, int64_t 
       });
 }
 
+// segment_conv2d is bilinear in (input, segments): y = shifted_sum(conv1x1(input, segments)). Its backward
+// is the shifted sum's adjoint followed by the 1x1 conv's backward (aten's, which oneDNN / cuDNN run); both are
+// differentiable, so double backward and torch.func follow through the same code.
+class SegmentConv2dBackward : public torch::autograd::Node {
+ public:
+  variable_list apply(variable_list&& grads) override {
+    NoAutocast no_autocast;
+    variable_list result(2);
+    const auto& grad_output = grads[0];
+    const bool want_input = task_should_compute_output(0), want_segments = task_should_compute_output(1);
+    if (!grad_output.defined() || !(want_input || want_segments)) return result;
+    const auto input = input_.unpack(), segments = segments_.unpack();
+    at::Tensor grad_input, grad_weight;
+    if (builds_graph({grad_output, input, segments})) {
+      // Differentiable: the shifted sum's adjoint (an op with its own autograd) and aten's 1x1 conv backward.
+      const auto grad_z = ops::shifted_sum_backward(grad_output, kernel_h_, kernel_w_, channel_step_, stride_,
+                                                    padding_, dilation_, {input.sym_size(2), input.sym_size(3)});
+      std::tie(grad_input, grad_weight, std::ignore) = at::convolution_backward(
+          grad_z, input, segments.unsqueeze(-1).unsqueeze(-1), std::nullopt, {1, 1}, {0, 0}, {1, 1}, false, {0, 0},
+          1, {want_input, want_segments, false});
+      if (grad_weight.defined()) grad_weight = grad_weight.flatten(1);
+    } else {
+      std::tie(grad_input, grad_weight) =
+          ops::segment_conv2d_backward(grad_output, input, segments, kernel_h_, kernel_w_, channel_step_, stride_,
+                                       padding_, dilation_, {want_input, want_segments});
+    }
+    result[0] = grad_input;
+    result[1] = grad_weight;
+    return result;
+  }
+
+  std::string name() const override { return "leanconv::SegmentConv2dBackward"; }
+
+  void release_variables() override {
+    input_.reset_data();
+    segments_.reset_data();
+  }
+
+  SavedVariable input_, segments_;
+  int64_t kernel_h_ = 0, kernel_w_ = 0, channel_step_ = 0;
+  std::vector<int64_t> stride_, padding_, dilation_;
+};
+
+at::Tensor segment_conv2d_autograd(const at::Tensor& input, const at::Tensor& segments, int64_t kernel_h,
+                                   int64_t kernel_w, int64_t channel_step, at::IntArrayRef stride,
+                                   at::IntArrayRef padding, at::IntArrayRef dilation) {
+  const bool requires_grad = torch::autograd::compute_requires_grad(input, segments);
+  at::Tensor output;
+  {
+    at::AutoDispatchBelowADInplaceOrView below_autograd;
+    output = ops::segment_conv2d(input, segments, kernel_h, kernel_w, channel_step, stride, padding, dilation);
+  }
+  if (requires_grad) {
+    auto node = new_node<SegmentConv2dBackward>(input, segments);
+    node->input_ = SavedVariable(input, false);
+    node->segments_ = SavedVariable(segments, false);
+    node->kernel_h_ = kernel_h;
+    node->kernel_w_ = kernel_w;
+    node->channel_step_ = channel_step;
+    node->stride_ = stride.vec();
+    node->padding_ = padding.vec();
+    node->dilation_ = dilation.vec();
+    torch::autograd::set_history(output, node);
+  }
+  // Forward mode: linear in each operand, so the tangent is the op of each tangent with the other's primal.
+  const auto dx = tangent_of(input), dsegments = tangent_of(segments);
+  if (dx.defined() || dsegments.defined()) {
+    const auto x = input._fw_primal(0), g = segments._fw_primal(0);
+    at::Tensor tangent = at::zeros_like(output);
+    const auto apply = [&](const at::Tensor& a, const at::Tensor& b) {
+      return ops::segment_conv2d(a, b, kernel_h, kernel_w, channel_step, stride, padding, dilation);
+    };
+    if (dx.defined()) tangent = tangent.add(apply(dx, g));
+    if (dsegments.defined()) tangent = tangent.add(apply(x, dsegments));
+    output._set_fw_grad(tangent, /*level=*/0, /*is_inplace_op=*/false);
+  }
+  return output;
+}
+
+std::tuple<at::Tensor, at::Tensor> segment_conv2d_backward_autograd(
+    const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& segments, int64_t kernel_h,
+    int64_t kernel_w, int64_t channel_step, at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation,
+    std::array<bool, 2> output_mask) {
+  refuse_graph("segment_conv2d_backward", "segment_conv2d itself, whose double backward goes through aten's 1x1 conv",
+               {grad_output, input, segments});
+  at::AutoDispatchBelowADInplaceOrView below_autograd;
+  return ops::segment_conv2d_backward(grad_output, input, segments, kernel_h, kernel_w, channel_step, stride, padding,
+                                      dilation, output_mask);
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(leanconv, Autograd, m) {
@@ -72,6 +168,8 @@ TORCH_LIBRARY_IMPL(leanconv, Autograd, m) {
   m.impl("filter_summary_weight_backward", &filter_summary_weight_backward_autograd);
   m.impl("shifted_sum", &shifted_sum_autograd);
   m.impl("shifted_sum_backward", &shifted_sum_backward_autograd);
+  m.impl("segment_conv2d", &segment_conv2d_autograd);
+  m.impl("segment_conv2d_backward", &segment_conv2d_backward_autograd);
 }
 
 }  // namespace leanconv::autograd

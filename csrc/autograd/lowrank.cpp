@@ -99,11 +99,73 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> eigen_conv2d_backward_autograd(
   return ops::eigen_conv2d_backward(grad_output, input, basis, coeff, stride, padding, dilation, output_mask);
 }
 
+// The materialised path's weight is bilinear in (basis, coeff): its backward is eigen_weight_backward, or the
+// differentiable batched products of the composite when a graph is built through it.
+class EigenWeightBackward : public torch::autograd::Node {
+ public:
+  variable_list apply(variable_list&& grads) override {
+    NoAutocast no_autocast;
+    variable_list result(2);
+    const auto& grad_weight = grads[0];
+    const std::array<bool, 2> mask{task_should_compute_output(0), task_should_compute_output(1)};
+    if (!grad_weight.defined() || !(mask[0] || mask[1])) return result;
+    const auto basis = basis_.unpack(), coeff = coeff_.unpack();
+    std::tie(result[0], result[1]) = builds_graph({grad_weight, basis, coeff})
+                                         ? ops::eigen_weight_backward_composite(grad_weight, basis, coeff, mask)
+                                         : ops::eigen_weight_backward(grad_weight, basis, coeff, mask);
+    return result;
+  }
+
+  std::string name() const override { return "leanconv::EigenWeightBackward"; }
+
+  void release_variables() override {
+    basis_.reset_data();
+    coeff_.reset_data();
+  }
+
+  SavedVariable basis_, coeff_;
+};
+
+at::Tensor eigen_weight_autograd(const at::Tensor& basis, const at::Tensor& coeff) {
+  const bool requires_grad = torch::autograd::compute_requires_grad(basis, coeff);
+  at::Tensor weight;
+  {
+    at::AutoDispatchBelowADInplaceOrView below_autograd;
+    weight = ops::eigen_weight(basis, coeff);
+  }
+  if (requires_grad) {
+    auto node = new_node<EigenWeightBackward>(basis, coeff);
+    node->basis_ = SavedVariable(basis, false);
+    node->coeff_ = SavedVariable(coeff, false);
+    torch::autograd::set_history(weight, node);
+  }
+  const auto dbasis = tangent_of(basis), dcoeff = tangent_of(coeff);
+  if (dbasis.defined() || dcoeff.defined()) {
+    const auto b = basis._fw_primal(0), a = coeff._fw_primal(0);
+    at::Tensor tangent = at::zeros_like(weight);
+    if (dbasis.defined()) tangent = tangent.add(ops::eigen_weight(dbasis, a));
+    if (dcoeff.defined()) tangent = tangent.add(ops::eigen_weight(b, dcoeff));
+    weight._set_fw_grad(tangent, /*level=*/0, /*is_inplace_op=*/false);
+  }
+  return weight;
+}
+
+std::tuple<at::Tensor, at::Tensor> eigen_weight_backward_autograd(const at::Tensor& grad_weight,
+                                                                  const at::Tensor& basis, const at::Tensor& coeff,
+                                                                  std::array<bool, 2> output_mask) {
+  refuse_graph("eigen_weight_backward", "eigen_weight itself, whose double backward goes through batched products",
+               {grad_weight, basis, coeff});
+  at::AutoDispatchBelowADInplaceOrView below_autograd;
+  return ops::eigen_weight_backward(grad_weight, basis, coeff, output_mask);
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(leanconv, Autograd, m) {
   m.impl("eigen_conv2d", &eigen_conv2d_autograd);
   m.impl("eigen_conv2d_backward", &eigen_conv2d_backward_autograd);
+  m.impl("eigen_weight", &eigen_weight_autograd);
+  m.impl("eigen_weight_backward", &eigen_weight_backward_autograd);
 }
 
 }  // namespace leanconv::autograd

@@ -45,22 +45,29 @@ inline common::SummaryLayout check_summary_gradient(const at::Tensor& grad_weigh
   return layout;
 }
 
+// A shifted sum over `channels` channels (M), before its spatial sizes are known.
+inline common::ShiftedSum shifted_sum_window(int64_t channels, int64_t kernel_h, int64_t kernel_w,
+                                             int64_t channel_step, at::IntArrayRef stride, at::IntArrayRef padding,
+                                             at::IntArrayRef dilation) {
+  TORCH_CHECK(kernel_h > 0 && kernel_w > 0, "leanconv: kernel size must be positive, got ", kernel_h, "x", kernel_w);
+  check_conv_arguments(stride, padding, dilation);
+  TORCH_CHECK(channel_step >= 0, "leanconv: channel_step must be non-negative, got ", channel_step);
+  checked_mul(checked_mul(kernel_h, kernel_w, "the number of taps"), channels, "taps * channels");
+  common::ShiftedSum s{};
+  s.channels = channels;
+  // Only the step modulo M matters; reduced, tap * step < taps * M cannot overflow.
+  s.step = channel_step % s.channels;
+  set_window_arguments(s, kernel_h, kernel_w, stride, padding, dilation);
+  return s;
+}
+
 inline common::ShiftedSum check_shifted_sum(const at::Tensor& t, std::string_view name, int64_t kernel_h,
                                             int64_t kernel_w, int64_t channel_step, at::IntArrayRef stride,
                                             at::IntArrayRef padding, at::IntArrayRef dilation) {
   check_dim(t, 4, name);
   check_floating(t, name);
-  TORCH_CHECK(kernel_h > 0 && kernel_w > 0, "leanconv: kernel size must be positive, got ", kernel_h, "x", kernel_w);
-  check_conv_arguments(stride, padding, dilation);
   TORCH_CHECK(t.size(1) > 0, "leanconv: ", name, " must have at least one channel");
-  TORCH_CHECK(channel_step >= 0, "leanconv: channel_step must be non-negative, got ", channel_step);
-  checked_mul(checked_mul(kernel_h, kernel_w, "the number of taps"), t.size(1), "taps * channels");
-  common::ShiftedSum s{};
-  s.channels = t.size(1);
-  // Only the step modulo M matters; reduced, tap * step < taps * M cannot overflow.
-  s.step = channel_step % s.channels;
-  set_window_arguments(s, kernel_h, kernel_w, stride, padding, dilation);
-  return s;
+  return shifted_sum_window(t.size(1), kernel_h, kernel_w, channel_step, stride, padding, dilation);
 }
 
 // The geometry of a shifted sum over an input of spatial size in_h x in_w, with its output size.
@@ -75,6 +82,27 @@ inline common::ShiftedSum shifted_sum_geometry(const at::Tensor& z, int64_t kern
                                                at::IntArrayRef dilation) {
   const auto s = check_shifted_sum(z, "z", kernel_h, kernel_w, channel_step, stride, padding, dilation);
   return with_sizes(s, z.size(2), z.size(3));
+}
+
+// The geometry of segment_conv2d (a 1x1 conv against the segments, then the shifted sum), from its operands:
+// input (N, C_in, H, W) and segments (M, C_in) of one dtype and device.
+inline common::ShiftedSum segment_conv2d_geometry(const at::Tensor& input, const at::Tensor& segments,
+                                                  int64_t kernel_h, int64_t kernel_w, int64_t channel_step,
+                                                  at::IntArrayRef stride, at::IntArrayRef padding,
+                                                  at::IntArrayRef dilation) {
+  check_dim(input, 4, "input");
+  check_dim(segments, 2, "segments");
+  check_floating(input, "input");
+  check_same_device(input, "input", segments, "segments");
+  check_same_dtype(input, "input", segments, "segments");
+  TORCH_CHECK(segments.size(1) == input.size(1), "leanconv: segments (M, C_in) must have one column per input "
+              "channel: got segments of shape ", segments.sizes(), " for an input of shape ", input.sizes());
+  TORCH_CHECK(segments.size(0) > 0, "leanconv: segments must have at least one row (output channel)");
+  const auto s = with_sizes(
+      shifted_sum_window(segments.size(0), kernel_h, kernel_w, channel_step, stride, padding, dilation),
+      input.size(2), input.size(3));
+  checked_numel({input.size(0), s.channels, s.out_h, s.out_w});
+  return s;
 }
 
 // The backward's geometry, from the output gradient and the forward input's size.

@@ -52,4 +52,40 @@ inline common::EigenConv eigen_conv_backward_geometry(const at::Tensor& grad_out
   return g;
 }
 
+// The dense weight's factors: basis (C_in, R, kh, kw) with 1 <= R <= kh*kw and coeff (C_out, C_in*R), on one
+// device with one dtype. Returns (C_out, C_in, R, kh*kw).
+struct EigenWeightSizes {
+  int64_t out_channels, in_channels, rank, taps;
+};
+
+inline EigenWeightSizes eigen_weight_sizes(const at::Tensor& basis, const at::Tensor& coeff) {
+  check_dim(basis, 4, "basis (C_in, R, kh, kw)");
+  check_dim(coeff, 2, "coeff (C_out, C_in*R)");
+  check_floating(basis, "basis");
+  check_same_device(basis, "basis", coeff, "coeff");
+  check_same_dtype(basis, "basis", coeff, "coeff");
+  const EigenWeightSizes w{coeff.size(0), basis.size(0), basis.size(1), basis.size(2) * basis.size(3)};
+  TORCH_CHECK(w.in_channels > 0 && w.taps > 0 && w.out_channels > 0,
+              "leanconv: basis and coeff must not be empty, got basis ", basis.sizes(), " and coeff ", coeff.sizes());
+  TORCH_CHECK(w.rank >= 1 && w.rank <= w.taps, "leanconv: rank R = basis.size(1) must be between 1 and kh*kw = ",
+              w.taps, ", got ", w.rank);
+  TORCH_CHECK(coeff.size(1) == w.in_channels * w.rank, "leanconv: coeff must be (C_out, C_in*R) = (", w.out_channels,
+              ", ", w.in_channels * w.rank, "), got ", coeff.sizes());
+  checked_mul(checked_mul(w.out_channels, w.in_channels, "C_out*C_in"), w.taps, "the weight's number of elements");
+  return w;
+}
+
+// The weight's backward: grad_weight (C_out, C_in, kh, kw) of the factors' weight, on their device, in their dtype.
+inline EigenWeightSizes eigen_weight_backward_sizes(const at::Tensor& grad_weight, const at::Tensor& basis,
+                                                    const at::Tensor& coeff) {
+  const auto w = eigen_weight_sizes(basis, coeff);
+  check_same_device(basis, "basis", grad_weight, "grad_weight");
+  check_same_dtype(basis, "basis", grad_weight, "grad_weight");
+  TORCH_CHECK(grad_weight.dim() == 4 && grad_weight.size(0) == w.out_channels && grad_weight.size(1) == w.in_channels &&
+                  grad_weight.size(2) == basis.size(2) && grad_weight.size(3) == basis.size(3),
+              "leanconv: grad_weight must have the weight's shape (", w.out_channels, ", ", w.in_channels, ", ",
+              basis.size(2), ", ", basis.size(3), "), got ", grad_weight.sizes());
+  return w;
+}
+
 }  // namespace leanconv::checks

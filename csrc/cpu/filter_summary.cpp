@@ -14,6 +14,7 @@
 #include "common/filter_summary_checks.h"
 #include "common/conv_window.h"
 #include "common/filter_summary.h"
+#include "cpu/filter_summary_taps.h"
 
 namespace leanconv::cpu {
 namespace {
@@ -58,29 +59,6 @@ at::Tensor filter_summary_weight_backward_kernel(const at::Tensor& grad_weight, 
   return grad_summary;
 }
 
-
-// The in-image part of tap `tap` = i*kw + j of the shifted sum: the output rows [p0, p1) and columns [q0, q1)
-// whose input position (p*stride_h + dh, q*stride_w + dw) lies inside z.
-struct TapRange {
-  int64_t tap, dh, dw, p0, p1, q0, q1;
-};
-
-// Calls visit(range) for every tap, i then j: the order in which the shifted sum and its adjoint add their taps
-// (the CUDA kernels add them in the same order, so the devices give the same bits).
-template <typename Visit>
-void for_each_tap(const common::ShiftedSum& s, Visit&& visit) {
-  for (int64_t i = 0; i < s.kernel_h; ++i) {
-    TapRange r{};
-    r.dh = i * s.dil_h - s.pad_h;
-    common::valid_output_range(r.dh, s.stride_h, s.in_h, s.out_h, r.p0, r.p1);
-    for (int64_t j = 0; j < s.kernel_w; ++j) {
-      r.tap = i * s.kernel_w + j;
-      r.dw = j * s.dil_w - s.pad_w;
-      common::valid_output_range(r.dw, s.stride_w, s.in_w, s.out_w, r.q0, r.q1);
-      visit(r);
-    }
-  }
-}
 
 // Both kernels own whole planes: `planes` output planes of plane_size values, one thread each, summed by
 // add_taps(plane, acc) into a zeroed op-math buffer, then stored. No atomics, the same order for any thread count.

@@ -93,10 +93,9 @@ torch::Tensor FilterSummaryConv2dImpl::forward(const torch::Tensor& input) {
   const bool unbatched = input.dim() == 3;
   const auto x = unbatched ? input.unsqueeze(0) : input;
   const auto segments = ops::filter_summary_weight(f, options.out_channels(), options.in_channels(), 1, 1, stride_);
-  const auto z = torch::conv2d(x, segments);
-  auto y = ops::shifted_sum(z, (*options.kernel_size())[0], (*options.kernel_size())[1],
-                            options.in_channels() / stride_, *options.stride(), *options.padding(),
-                            *options.dilation());
+  auto y = ops::segment_conv2d(x, segments.flatten(1), (*options.kernel_size())[0], (*options.kernel_size())[1],
+                               options.in_channels() / stride_, *options.stride(), *options.padding(),
+                               *options.dilation());
   if (bias.defined()) y = y + bias.view({1, -1, 1, 1}).to(y.scalar_type());
   return unbatched ? y.squeeze(0) : y;
 }

@@ -42,13 +42,7 @@ void EigenConv2dImpl::reset_parameters() {
   }
 }
 
-torch::Tensor EigenConv2dImpl::weight() const {
-  const int64_t c_in = options.in_channels(), c_out = options.out_channels(), rank = options.rank();
-  const auto& k = *options.kernel_size();
-  // W[o, i] = sum_r coeff[o, i*R + r] basis[i, r]: one batched matmul over the input channels.
-  const auto a = coeff.view({c_out, c_in, rank}).permute({1, 0, 2});  // (C_in, C_out, R)
-  return torch::bmm(a, basis.view({c_in, rank, k[0] * k[1]})).permute({1, 0, 2}).reshape({c_out, c_in, k[0], k[1]}).contiguous();
-}
+torch::Tensor EigenConv2dImpl::weight() const { return ops::eigen_weight(basis, coeff); }
 
 std::string EigenConv2dImpl::chosen_path(c10::DeviceType device) const {
   if (options.path() != "auto") return options.path();

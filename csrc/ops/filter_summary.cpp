@@ -37,6 +37,27 @@ at::Tensor shifted_sum_backward(const at::Tensor& grad_output, int64_t kernel_h,
   return op.call(grad_output, kernel_h, kernel_w, channel_step, stride, padding, dilation, input_size);
 }
 
+at::Tensor segment_conv2d(const at::Tensor& input, const at::Tensor& segments, int64_t kernel_h, int64_t kernel_w,
+                          int64_t channel_step, at::IntArrayRef stride, at::IntArrayRef padding,
+                          at::IntArrayRef dilation) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("leanconv::segment_conv2d", "")
+                       .typed<decltype(segment_conv2d)>();
+  return op.call(input, segments, kernel_h, kernel_w, channel_step, stride, padding, dilation);
+}
+
+std::tuple<at::Tensor, at::Tensor> segment_conv2d_backward(const at::Tensor& grad_output, const at::Tensor& input,
+                                                           const at::Tensor& segments, int64_t kernel_h,
+                                                           int64_t kernel_w, int64_t channel_step,
+                                                           at::IntArrayRef stride, at::IntArrayRef padding,
+                                                           at::IntArrayRef dilation, std::array<bool, 2> output_mask) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("leanconv::segment_conv2d_backward", "")
+                       .typed<decltype(segment_conv2d_backward)>();
+  return op.call(grad_output, input, segments, kernel_h, kernel_w, channel_step, stride, padding, dilation,
+                 output_mask);
+}
+
 }  // namespace leanconv::ops
 
 TORCH_LIBRARY_FRAGMENT(leanconv, m) {
@@ -47,10 +68,14 @@ TORCH_LIBRARY_FRAGMENT(leanconv, m) {
         "int[2] dilation) -> Tensor");
   m.def("shifted_sum_backward(Tensor grad_output, int kernel_h, int kernel_w, int channel_step, int[2] stride, "
         "int[2] padding, int[2] dilation, SymInt[2] input_size) -> Tensor");
+  m.def("segment_conv2d(Tensor input, Tensor segments, int kernel_h, int kernel_w, int channel_step, int[2] stride, "
+        "int[2] padding, int[2] dilation) -> Tensor");
+  m.def("segment_conv2d_backward(Tensor grad_output, Tensor input, Tensor segments, int kernel_h, int kernel_w, "
+        "int channel_step, int[2] stride, int[2] padding, int[2] dilation, bool[2] output_mask) -> (Tensor, Tensor)");
 }
 
 // The shifted sum is bandwidth-bound: under autocast it runs in the autocast dtype, like the 1x1 conv that
-// produces its input (ops/autocast.h).
+// produces its input, and so does segment_conv2d, which is that 1x1 conv and the shifted sum (ops/autocast.h).
 namespace leanconv::autocast {
 namespace {
 
@@ -61,9 +86,23 @@ at::Tensor shifted_sum_autocast(const at::Tensor& z, int64_t kernel_h, int64_t k
                                         dilation);
 }
 
+template <c10::DeviceType device_type>
+at::Tensor segment_conv2d_autocast(const at::Tensor& input, const at::Tensor& segments, int64_t kernel_h,
+                                   int64_t kernel_w, int64_t channel_step, at::IntArrayRef stride,
+                                   at::IntArrayRef padding, at::IntArrayRef dilation) {
+  return in_autocast_dtype<device_type>(ops::segment_conv2d, input, segments, kernel_h, kernel_w, channel_step, stride,
+                                        padding, dilation);
+}
+
 }  // namespace
 
-TORCH_LIBRARY_IMPL(leanconv, AutocastCPU, m) { m.impl("shifted_sum", &shifted_sum_autocast<c10::DeviceType::CPU>); }
-TORCH_LIBRARY_IMPL(leanconv, AutocastCUDA, m) { m.impl("shifted_sum", &shifted_sum_autocast<c10::DeviceType::CUDA>); }
+TORCH_LIBRARY_IMPL(leanconv, AutocastCPU, m) {
+  m.impl("shifted_sum", &shifted_sum_autocast<c10::DeviceType::CPU>);
+  m.impl("segment_conv2d", &segment_conv2d_autocast<c10::DeviceType::CPU>);
+}
+TORCH_LIBRARY_IMPL(leanconv, AutocastCUDA, m) {
+  m.impl("shifted_sum", &shifted_sum_autocast<c10::DeviceType::CUDA>);
+  m.impl("segment_conv2d", &segment_conv2d_autocast<c10::DeviceType::CUDA>);
+}
 
 }  // namespace leanconv::autocast

@@ -1,5 +1,5 @@
-// Schemas and public C++ entry points of the low-rank (DeCEF) ops, and the choice between the fused kernel
-// and the materialised dense conv.
+// Schemas and public C++ entry points of the low-rank (DeCEF) ops (the fused conv, the materialised path's
+// weight), and the choice between the fused kernel and the materialised dense conv.
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/library.h>
 
@@ -30,6 +30,20 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> eigen_conv2d_backward(const at::T
   return op.call(grad_output, input, basis, coeff, stride, padding, dilation, output_mask);
 }
 
+at::Tensor eigen_weight(const at::Tensor& basis, const at::Tensor& coeff) {
+  static auto op =
+      c10::Dispatcher::singleton().findSchemaOrThrow("leanconv::eigen_weight", "").typed<decltype(eigen_weight)>();
+  return op.call(basis, coeff);
+}
+
+std::tuple<at::Tensor, at::Tensor> eigen_weight_backward(const at::Tensor& grad_weight, const at::Tensor& basis,
+                                                         const at::Tensor& coeff, std::array<bool, 2> output_mask) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("leanconv::eigen_weight_backward", "")
+                       .typed<decltype(eigen_weight_backward)>();
+  return op.call(grad_weight, basis, coeff, output_mask);
+}
+
 bool eigen_conv2d_fused_is_cheaper(c10::DeviceType device, int64_t in_channels, int64_t out_channels,
                                    int64_t kernel_h, int64_t kernel_w, int64_t rank) {
   // Per output pixel: the fused kernel does C_out*C_in*R multiplies in a GEMM plus C_in*R*k^2 in the
@@ -55,6 +69,9 @@ TORCH_LIBRARY_FRAGMENT(leanconv, m) {
         "int[2] dilation) -> Tensor");
   m.def("eigen_conv2d_backward(Tensor grad_output, Tensor input, Tensor basis, Tensor coeff, int[2] stride, "
         "int[2] padding, int[2] dilation, bool[3] output_mask) -> (Tensor, Tensor, Tensor)");
+  m.def("eigen_weight(Tensor basis, Tensor coeff) -> Tensor");
+  m.def("eigen_weight_backward(Tensor grad_weight, Tensor basis, Tensor coeff, bool[2] output_mask) -> "
+        "(Tensor, Tensor)");
   // The path choice as an op too, so Python reaches the one cost model with or without the _C extension.
   m.def("eigen_conv2d_fused_is_cheaper(str device_type, int in_channels, int out_channels, int kernel_h, "
         "int kernel_w, int rank) -> bool",

@@ -2,8 +2,12 @@
 
 #include <ATen/ops/convolution.h>
 #include <ATen/ops/convolution_backward.h>
+#include <ATen/ops/einsum.h>
+#include <torch/library.h>
 
 #include <vector>
+
+#include "common/lowrank_checks.h"
 
 namespace leanconv::ops {
 namespace {
@@ -45,4 +49,40 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> eigen_conv2d_backward_composite(
           mask[2] ? grad_pointwise.reshape(coeff.sizes()).contiguous() : at::Tensor()};
 }
 
+at::Tensor eigen_weight_composite(const at::Tensor& basis, const at::Tensor& coeff) {
+  const auto w = checks::eigen_weight_sizes(basis, coeff);
+  const auto factors = coeff.reshape({w.out_channels, w.in_channels, w.rank});
+  return at::einsum("oir,irt->oit", {factors, basis.reshape({w.in_channels, w.rank, w.taps})})
+      .reshape({w.out_channels, w.in_channels, basis.size(2), basis.size(3)})
+      .contiguous();
+}
+
+std::tuple<at::Tensor, at::Tensor> eigen_weight_backward_composite(const at::Tensor& grad_weight,
+                                                                   const at::Tensor& basis, const at::Tensor& coeff,
+                                                                   std::array<bool, 2> output_mask) {
+  const auto w = checks::eigen_weight_backward_sizes(grad_weight, basis, coeff);
+  const auto grad = grad_weight.reshape({w.out_channels, w.in_channels, w.taps});
+  at::Tensor grad_basis, grad_coeff;
+  if (output_mask[0]) {
+    grad_basis = at::einsum("oir,oit->irt", {coeff.reshape({w.out_channels, w.in_channels, w.rank}), grad})
+                     .reshape(basis.sizes())
+                     .contiguous();
+  }
+  if (output_mask[1]) {
+    grad_coeff = at::einsum("oit,irt->oir", {grad, basis.reshape({w.in_channels, w.rank, w.taps})})
+                     .reshape(coeff.sizes())
+                     .contiguous();
+  }
+  return {grad_basis, grad_coeff};
+}
+
 }  // namespace leanconv::ops
+
+namespace leanconv::composite {
+
+TORCH_LIBRARY_IMPL(leanconv, CompositeExplicitAutograd, m) {
+  m.impl("eigen_weight", &ops::eigen_weight_composite);
+  m.impl("eigen_weight_backward", &ops::eigen_weight_backward_composite);
+}
+
+}  // namespace leanconv::composite

@@ -21,4 +21,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> eigen_conv2d_backward_composite(
     const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& basis, const at::Tensor& coeff,
     at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, std::array<bool, 3> output_mask);
 
+// The dense weight from its factors, and its gradients, as batched matrix products: device-generic and
+// differentiable (the double backward of eigen_weight, and its kernels on every device but the CPU).
+at::Tensor eigen_weight_composite(const at::Tensor& basis, const at::Tensor& coeff);
+std::tuple<at::Tensor, at::Tensor> eigen_weight_backward_composite(const at::Tensor& grad_weight,
+                                                                   const at::Tensor& basis, const at::Tensor& coeff,
+                                                                   std::array<bool, 2> output_mask);
+
 }  // namespace leanconv::ops

@@ -59,6 +59,20 @@ def shifted_sum_reference(z, kernel_h, kernel_w, channel_step, stride, padding, 
     return y
 
 
+def segment_conv2d_reference(input, segments, kernel_h, kernel_w, channel_step, stride, padding, dilation):
+    z = torch.einsum("mc,nchw->nmhw", segments, input)
+    return shifted_sum_reference(z, kernel_h, kernel_w, channel_step, stride, padding, dilation)
+
+
+def segment_conv2d_backward_reference(grad_output, input, segments, kernel_h, kernel_w, channel_step, stride, padding,
+                                      dilation, output_mask):
+    leaves = [t.detach().requires_grad_() for t in (input, segments)]
+    with torch.enable_grad():
+        y = segment_conv2d_reference(*leaves, kernel_h, kernel_w, channel_step, stride, padding, dilation)
+        grads = torch.autograd.grad(y, leaves, grad_output)
+    return tuple(g if need else None for g, need in zip(grads, output_mask))
+
+
 def shifted_sum_backward_reference(grad_output, kernel_h, kernel_w, channel_step, stride, padding, dilation,
                                    input_size):
     z = grad_output.new_zeros(grad_output.shape[0], grad_output.shape[1], *input_size, requires_grad=True)
@@ -74,6 +88,19 @@ def eigen_conv2d_reference(input, basis, coeff, bias, stride, padding, dilation)
     padded = F.pad(input, (padding[1], padding[1], padding[0], padding[0]))
     z = F.conv2d(padded, basis.reshape(c_in * rank, 1, kh, kw), None, stride, 0, dilation, groups=c_in)
     return F.conv2d(z, coeff.reshape(coeff.shape[0], c_in * rank, 1, 1), bias)
+
+
+def eigen_weight_reference(basis, coeff):
+    c_in, rank, kh, kw = basis.shape
+    factors = coeff.reshape(coeff.shape[0], c_in, rank)
+    return (factors[:, :, :, None, None] * basis[None]).sum(2)  # W[o, c] = sum_r coeff[o, c*R + r] basis[c, r]
+
+
+def eigen_weight_backward_reference(grad_weight, basis, coeff, output_mask):
+    leaves = [t.detach().requires_grad_() for t in (basis, coeff)]
+    with torch.enable_grad():
+        grads = torch.autograd.grad(eigen_weight_reference(*leaves), leaves, grad_weight)
+    return tuple(g if need else None for g, need in zip(grads, output_mask))
 
 
 def grouped_conv2d_reference(input, weight, bias, stride, padding, dilation, groups):
@@ -239,6 +266,27 @@ def _shifted_sum_samples(device, dtype):
             for n, m, h, w, kh, kw, step, st, pd, dl in SHIFTED_SUM_GEOMETRIES]
 
 
+def _segment_conv2d_samples(device, dtype):
+    # Batches and sizes that split the CPU kernel's work into several row bands per image, and several images.
+    return [(_randn(n, c, h, w, device=device, dtype=dtype), _randn(m, c, device=device, dtype=dtype), kh, kw, step,
+             list(st), list(pd), list(dl))
+            for n, c, m, h, w, kh, kw, step, st, pd, dl in [
+                (2, 4, 6, 9, 7, 3, 3, 1, (1, 1), (1, 1), (1, 1)),
+                (1, 5, 4, 12, 11, 3, 2, 3, (2, 1), (2, 0), (1, 2)),
+                (3, 3, 3, 5, 5, 1, 1, 0, (1, 1), (0, 0), (1, 1)),
+                (1, 2, 7, 20, 6, 5, 5, 9, (1, 1), (2, 2), (1, 1)),  # step larger than M
+                (9, 3, 2, 4, 4, 3, 3, 1, (1, 1), (1, 1), (1, 1))]]  # two weight-gradient partials
+
+
+def _segment_conv2d_backward_samples(device, dtype):
+    samples = []
+    for x, segments, kh, kw, step, st, pd, dl in _segment_conv2d_samples(device, dtype):
+        y = segment_conv2d_reference(x, segments, kh, kw, step, st, pd, dl)
+        for mask in ([True, True], [False, True], [True, False]):
+            samples.append((torch.randn_like(y), x, segments, kh, kw, step, st, pd, dl, mask))
+    return samples
+
+
 def _shifted_sum_backward_samples(device, dtype):
     samples = []
     for n, m, h, w, kh, kw, step, st, pd, dl in SHIFTED_SUM_GEOMETRIES:
@@ -266,6 +314,22 @@ def _eigen_samples(device, dtype):
                         _randn(c_in, rank, kh, kw, device=device, dtype=dtype),
                         _randn(c_out, c_in * rank, device=device, dtype=dtype),
                         _randn(c_out, device=device, dtype=dtype) if bias else None, list(st), list(pd), list(dl)))
+    return samples
+
+
+def _eigen_weight_samples(device, dtype):
+    # Ranks 1 to k*k, kernels from 1x1 to 5x3, a single channel and wider layers.
+    return [(_randn(c_in, rank, kh, kw, device=device, dtype=dtype), _randn(c_out, c_in * rank, device=device, dtype=dtype))
+            for c_in, c_out, kh, kw, rank in [(3, 4, 3, 3, 2), (1, 1, 1, 1, 1), (5, 2, 5, 3, 15), (16, 24, 3, 3, 9),
+                                              (8, 8, 3, 3, 1)]]
+
+
+def _eigen_weight_backward_samples(device, dtype):
+    samples = []
+    for basis, coeff in _eigen_weight_samples(device, dtype):
+        grad = _randn(coeff.shape[0], basis.shape[0], basis.shape[2], basis.shape[3], device=device, dtype=dtype)
+        for mask in ([True, True], [True, False], [False, True]):
+            samples.append((grad, basis, coeff, mask))
     return samples
 
 
@@ -397,9 +461,15 @@ OPS = [
     OpSpec("shifted_sum", _shifted_sum_samples, shifted_sum_reference, (0,), batched=(0,), autocast=True),
     OpSpec("shifted_sum_backward", _shifted_sum_backward_samples, shifted_sum_backward_reference, (0,),
            batched=(0,)),
+    OpSpec("segment_conv2d", _segment_conv2d_samples, segment_conv2d_reference, (0, 1), batched=(0,), autocast=True),
+    OpSpec("segment_conv2d_backward", _segment_conv2d_backward_samples, segment_conv2d_backward_reference, (),
+           refuses_graph=True, batched=(0, 1)),
     OpSpec("eigen_conv2d", _eigen_samples, eigen_conv2d_reference, (0, 1, 2, 3), batched=(0,), autocast=True),
     OpSpec("eigen_conv2d_backward", _eigen_backward_samples, eigen_conv2d_backward_reference, (),
            refuses_graph=True, batched=(0, 1)),
+    OpSpec("eigen_weight", _eigen_weight_samples, eigen_weight_reference, (0, 1)),
+    OpSpec("eigen_weight_backward", _eigen_weight_backward_samples, eigen_weight_backward_reference, (),
+           refuses_graph=True),
     OpSpec("batch_norm_epilogue", _batch_norm_epilogue_samples, batch_norm_epilogue_reference, (0, 1, 2, 3),
            batched=(0, 3), op_math_outputs=(1, 2, 3)),
     OpSpec("batch_norm_epilogue_backward", _batch_norm_epilogue_backward_samples,

@@ -17,9 +17,11 @@ import leanconv  # noqa: F401
 from op_catalogue import (OPS, affine_epilogue_backward_reference, affine_epilogue_reference,
                           batch_norm_epilogue_backward_reference, batch_norm_epilogue_reference,
                           coarse_grid_correction_reference, eigen_conv2d_backward_reference, eigen_conv2d_reference,
+                          eigen_weight_backward_reference, eigen_weight_reference,
                           filter_summary_weight_backward_reference, filter_summary_weight_reference,
                           fused_batch_norm_reference, generate_weights_backward_reference, generate_weights_reference,
                           grouped_conv2d_backward_reference, grouped_conv2d_reference, op_samples,
+                          segment_conv2d_backward_reference, segment_conv2d_reference,
                           shifted_sum_backward_reference, shifted_sum_reference)
 
 INT64_MAX = 2 ** 63 - 1
@@ -274,6 +276,68 @@ def test_shifted_sum_backward(data, batch, dtype):
           dtype)
 
 
+@FUZZ
+@given(data=st.data(), dtype=st.sampled_from(FLOATS), channels_last=st.booleans())
+def test_segment_conv2d(data, dtype, channels_last):
+    draw = Arguments(data)
+    kh, kw, stride, padding, dilation = draw.window()
+    step = draw("channel_step", st.integers(0, 9))
+    in_channels = draw("in_channels", st.integers(1, 5), st.integers(0, 2))
+    shape = [draw("batch", st.integers(0, 2), st.integers(0, 2)), in_channels,
+             draw.spatial_size("height", kh, padding[0], dilation[0]),
+             draw.spatial_size("width", kw, padding[1], dilation[1])]
+    shape = shape[:draw("dims", st.just(4), st.integers(3, 4))]
+    input = torch.randn(shape, dtype=torch.float64).to(dtype)
+    if channels_last and input.dim() == 4:
+        input = input.contiguous(memory_format=torch.channels_last)
+    out_channels = draw("out_channels", st.integers(1, 5), st.integers(0, 2))
+    segment_columns = draw("segment columns", st.just(in_channels), st.integers(0, 5))
+    segments = torch.randn(out_channels, segment_columns, dtype=torch.float64).to(
+        draw("segments dtype", st.just(dtype), st.sampled_from(FLOATS)))
+    valid = (input.dim() == 4 and out_channels >= 1 and segment_columns == in_channels and segments.dtype == dtype
+             and step >= 0 and kh >= 1 and kw >= 1 and fits(kh * kw * out_channels))
+    if valid:
+        out_h = conv_axis(shape[2], kh, stride[0], padding[0], dilation[0])
+        out_w = conv_axis(shape[3], kw, stride[1], padding[1], dilation[1])
+        valid = out_h is not None and out_w is not None and fits(numel([shape[0], out_channels, out_h, out_w]))
+        assume(not valid or numel([shape[0], out_channels, out_h, out_w]) <= SMALL_RESULT)
+    check(valid, lambda: torch.ops.leanconv.segment_conv2d(input, segments, kh, kw, step, stride, padding, dilation),
+          lambda: segment_conv2d_reference(input.double(), segments.double(), kh, kw, step, stride, padding,
+                                           dilation), dtype)
+
+
+@FUZZ
+@given(data=st.data(), dtype=st.sampled_from(FLOATS), channels_last=st.booleans())
+def test_segment_conv2d_backward(data, dtype, channels_last):
+    draw = Arguments(data)
+    kh, kw, stride, padding, dilation = draw.window()
+    step = draw("channel_step", st.integers(0, 9))
+    batch = data.draw(st.integers(0, 10), label="batch")  # past 8 images: several weight-gradient partials
+    in_channels = draw("in_channels", st.integers(1, 4), st.integers(0, 1))
+    out_channels = draw("out_channels", st.integers(1, 4), st.integers(0, 1))
+    hw = [draw.spatial_size("height", kh, padding[0], dilation[0]),
+          draw.spatial_size("width", kw, padding[1], dilation[1])]
+    out_h = conv_axis(hw[0], kh, stride[0], padding[0], dilation[0])
+    out_w = conv_axis(hw[1], kw, stride[1], padding[1], dilation[1])
+    geometry = (out_h is not None and out_w is not None and min(kh, kw, out_channels) >= 1 and step >= 0
+                and fits(kh * kw * out_channels))
+    skew = draw("gradient size skew", st.just(0), st.integers(-1, 1))
+    grad_h, grad_w = (out_h if geometry else 3) + skew, out_w if geometry else 3
+    assume(0 <= grad_h <= 32 and 0 <= grad_w <= 32)
+    mask = [data.draw(st.booleans(), label=f"mask[{i}]") for i in range(2)]
+    x = torch.randn(batch, in_channels, *hw, dtype=torch.float64).to(dtype)
+    grad = torch.randn(batch, out_channels, grad_h, grad_w, dtype=torch.float64).to(dtype)
+    if channels_last:
+        x, grad = (t.contiguous(memory_format=torch.channels_last) for t in (x, grad))
+    segments = torch.randn(out_channels, in_channels, dtype=torch.float64).to(dtype)
+    valid = geometry and skew == 0
+    assume(not valid or numel([batch, max(in_channels, out_channels), *hw]) <= SMALL_RESULT)
+    check(valid, lambda: torch.ops.leanconv.segment_conv2d_backward(grad, x, segments, kh, kw, step, stride, padding,
+                                                                    dilation, mask),
+          lambda: segment_conv2d_backward_reference(grad.double(), x.double(), segments.double(), kh, kw, step,
+                                                    stride, padding, dilation, mask), dtype)
+
+
 # ---- low-rank op ------------------------------------------------------------------------------------------
 
 @FUZZ
@@ -355,6 +419,43 @@ def test_eigen_conv2d_backward(data, dtype, channels_last):
                                                                   mask),
           lambda: eigen_conv2d_backward_reference(grad.double(), x.double(), basis.double(), coeff.double(), stride,
                                                   padding, dilation, mask), dtype)
+
+
+def eigen_factors(draw, dtype):
+    """(basis, coeff, valid): factors of drawn sizes, sometimes of mismatched or out-of-range ones."""
+    # (Tensor sizes are drawn from small ranges even when wild: the test allocates them.)
+    kh, kw = draw("kernel_h", st.integers(1, 3), st.integers(0, 3)), draw("kernel_w", st.integers(1, 3), st.integers(0, 3))
+    rank = draw("rank", st.integers(1, max(kh * kw, 1)), st.integers(0, 10))
+    in_channels = draw("in_channels", st.integers(1, 4), st.integers(0, 1))
+    out_channels = draw("out_channels", st.integers(1, 4), st.integers(0, 1))
+    columns = draw("coeff columns", st.just(in_channels * rank), st.integers(0, 12))
+    basis = torch.randn(in_channels, rank, kh, kw, dtype=torch.float64).to(dtype)
+    coeff = torch.randn(out_channels, columns, dtype=torch.float64).to(
+        draw("coeff dtype", st.just(dtype), st.sampled_from(FLOATS)))
+    valid = (min(kh, kw, in_channels, out_channels) >= 1 and 1 <= rank <= kh * kw and columns == in_channels * rank
+             and coeff.dtype == dtype)
+    return basis, coeff, valid
+
+
+@FUZZ
+@given(data=st.data(), dtype=st.sampled_from(FLOATS))
+def test_eigen_weight(data, dtype):
+    draw = Arguments(data)
+    basis, coeff, valid = eigen_factors(draw, dtype)
+    check(valid, lambda: torch.ops.leanconv.eigen_weight(basis, coeff),
+          lambda: eigen_weight_reference(basis.double(), coeff.double()), dtype)
+
+
+@FUZZ
+@given(data=st.data(), dtype=st.sampled_from(FLOATS))
+def test_eigen_weight_backward(data, dtype):
+    draw = Arguments(data)
+    basis, coeff, valid = eigen_factors(draw, dtype)
+    skew = draw("gradient size skew", st.just(0), st.integers(-1, 1))  # != 0: a gradient of the wrong size
+    grad = torch.randn(max(coeff.shape[0] + skew, 0), *basis.shape[:1], *basis.shape[2:], dtype=torch.float64).to(dtype)
+    mask = [data.draw(st.booleans(), label=f"mask[{i}]") for i in range(2)]
+    check(valid and skew == 0, lambda: torch.ops.leanconv.eigen_weight_backward(grad, basis, coeff, mask),
+          lambda: eigen_weight_backward_reference(grad.double(), basis.double(), coeff.double(), mask), dtype)
 
 
 # ---- grouped conv (multigrid) ------------------------------------------------------------------------------

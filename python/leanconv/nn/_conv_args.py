@@ -119,22 +119,3 @@ def dense_conv_like(module, weight: Tensor, bias) -> nn.Conv2d:
         if bias is not None:
             conv.bias.copy_(bias)
     return conv
-
-
-def pointwise_conv(input: Tensor, weight: Tensor) -> Tensor:
-    """``F.conv2d(input, weight)`` for a 1x1 weight (C_out, C_in, 1, 1) at stride 1 without padding. Where no
-    gradient flows through it on the CPU (inference), one GEMM over the pixels: oneDNN reorders an NCHW input and
-    output to its blocked layout and back around a 1x1 conv, which takes it 2-4x the GEMM's time. In training
-    oneDNN's forward and backward together are as fast as the GEMM's (its broadcast weight gradient is an extra
-    batch-sized pass), so they stay (benchmarks/NOTES.md, "Filter summary (FSNet), CPU"). The output keeps the
-    input's memory format."""
-    needs_grad = torch.is_grad_enabled() and (input.requires_grad or weight.requires_grad)
-    if needs_grad or input.device.type != "cpu" or input.dim() != 4 or weight.shape[2:] != (1, 1):
-        return F.conv2d(input, weight)
-    n, c, h, w = input.shape
-    matrix = weight.flatten(1)  # (C_out, C_in)
-    if input.is_contiguous():
-        return torch.matmul(matrix, input.reshape(n, c, h * w)).view(n, -1, h, w)
-    if input.is_contiguous(memory_format=torch.channels_last):
-        return torch.matmul(input.permute(0, 2, 3, 1), matrix.t()).permute(0, 3, 1, 2)
-    return F.conv2d(input, weight)

@@ -25,7 +25,7 @@ from .. import ops
 from ._checked_options import CheckedOptions
 from ._convs import DenseConvs, Scope
 from ._conv_args import (apply_padding_mode, arguments_of, check_conv_input, conv_extra_repr, conv_geometry, copy_bias,
-                         dense_conv_like, pointwise_conv)
+                         dense_conv_like)
 
 PATHS = ("auto", "direct", "gather")
 
@@ -179,9 +179,8 @@ class FilterSummaryConv2d(CheckedOptions, nn.Module):
         x = input.unsqueeze(0) if unbatched else input
         segments = ops.filter_summary_weight(summary, self.out_channels, self.in_channels, (1, 1),
                                              self.summary_stride)
-        z = pointwise_conv(x, segments)
-        y = ops.shifted_sum(z, self.kernel_size, self.in_channels // self.summary_stride, self.stride, padding,
-                            self.dilation)
+        y = ops.segment_conv2d(x, segments.flatten(1), self.kernel_size, self.in_channels // self.summary_stride,
+                               self.stride, padding, self.dilation)
         if self.bias is not None:
             y = y + self.bias.view(1, -1, 1, 1).to(y.dtype)
         return y.squeeze(0) if unbatched else y

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .. import ops
-from ..lowrank import effective_rank, factorize, reconstruct
+from ..lowrank import effective_rank, factorize
 from ._convs import DenseConvs, Scope
 from ._conv_args import (apply_padding_mode, arguments_of, check_conv_input, conv_extra_repr, conv_geometry, copy_bias,
                          dense_conv_like)
@@ -85,7 +85,7 @@ class EigenConv2d(nn.Module):
     @property
     def weight(self) -> Tensor:
         """The dense equivalent weight (C_out, C_in, kh, kw), differentiable with respect to basis and coeff."""
-        return reconstruct(self.basis, self.coeff).contiguous()  # the conv kernels want a dense layout
+        return ops.eigen_weight(self.basis, self.coeff)
 
     def chosen_path(self, device=None) -> str:
         """'fused' or 'materialized': the path a forward on ``device`` (default: the parameters') takes."""

@@ -33,6 +33,16 @@ def shifted_sum(z: Tensor, kernel_size: Sequence[int], channel_step: int, stride
                                           list(dilation))
 
 
+def segment_conv2d(input: Tensor, segments: Tensor, kernel_size: Sequence[int], channel_step: int, stride=(1, 1),
+                   padding=(0, 0), dilation=(1, 1)) -> Tensor:
+    """The direct path of a filter-summary conv: ``shifted_sum(z, ...)`` of the 1x1 conv
+    ``z[n, m] = sum_c segments[m, c] * input[n, c]`` with segments (M, C_in). The CPU kernel computes z a band of
+    rows at a time and never stores it whole."""
+    kh, kw = kernel_size
+    return torch.ops.leanconv.segment_conv2d(input, segments, int(kh), int(kw), int(channel_step), list(stride),
+                                             list(padding), list(dilation))
+
+
 # ---- fake kernels ----
 
 @register_fake("leanconv::filter_summary_weight")
@@ -61,3 +71,26 @@ def _shifted_sum_fake(z, kernel_h, kernel_w, channel_step, stride, padding, dila
 def _shifted_sum_backward_fake(grad_output, kernel_h, kernel_w, channel_step, stride, padding, dilation, input_size):
     out = grad_output.new_empty((grad_output.shape[0], grad_output.shape[1], input_size[0], input_size[1]))
     return out.contiguous(memory_format=memory_format(grad_output))
+
+
+@register_fake("leanconv::segment_conv2d")
+def _segment_conv2d_fake(input, segments, kernel_h, kernel_w, channel_step, stride, padding, dilation):
+    torch._check(input.dim() == 4, lambda: f"leanconv: input must be 4-D, got {input.dim()}-D")
+    torch._check(segments.dim() == 2, lambda: f"leanconv: segments must be 2-D, got {segments.dim()}-D")
+    torch._check(segments.shape[1] == input.shape[1],
+                 lambda: f"leanconv: segments (M, C_in) must have one column per input channel: got segments of "
+                         f"shape {tuple(segments.shape)} for an input of shape {tuple(input.shape)}")
+    torch._check(segments.dtype == input.dtype, lambda: f"leanconv: input and segments must have the same dtype, got "
+                                                         f"{input.dtype} and {segments.dtype}")
+    out_h = conv_out(input.shape[2], kernel_h, stride[0], padding[0], dilation[0])
+    out_w = conv_out(input.shape[3], kernel_w, stride[1], padding[1], dilation[1])
+    out = input.new_empty((input.shape[0], segments.shape[0], out_h, out_w))
+    return out.contiguous(memory_format=memory_format(input))
+
+
+@register_fake("leanconv::segment_conv2d_backward")
+def _segment_conv2d_backward_fake(grad_output, input, segments, kernel_h, kernel_w, channel_step, stride, padding,
+                                  dilation, output_mask):
+    grad_input = torch.empty_like(input, memory_format=memory_format(input)) if output_mask[0] else None
+    grad_segments = torch.empty_like(segments, memory_format=torch.contiguous_format) if output_mask[1] else None
+    return grad_input, grad_segments

@@ -18,6 +18,12 @@ def eigen_conv2d(input: Tensor, basis: Tensor, coeff: Tensor, bias: Optional[Ten
     return torch.ops.leanconv.eigen_conv2d(input, basis, coeff, bias, list(stride), list(padding), list(dilation))
 
 
+def eigen_weight(basis: Tensor, coeff: Tensor) -> Tensor:
+    """The dense weight (C_out, C_in, kh, kw) of the factors: ``weight[o, c] = sum_r coeff[o, c*R + r] * basis[c, r]``,
+    one op (and one op for its backward) where the same einsum in aten takes several per layer and step."""
+    return torch.ops.leanconv.eigen_weight(basis, coeff)
+
+
 def eigen_conv2d_fused_is_cheaper(device, in_channels: int, out_channels: int, kernel_size: Sequence[int],
                                   rank: int) -> bool:
     """Whether the fused kernel is expected to beat weight materialisation + the dense conv for this layer shape
@@ -49,3 +55,19 @@ def _eigen_conv2d_backward_fake(grad_output, input, basis, coeff, stride, paddin
     grad_basis = torch.empty_like(basis, memory_format=torch.contiguous_format) if output_mask[1] else None
     grad_coeff = torch.empty_like(coeff, memory_format=torch.contiguous_format) if output_mask[2] else None
     return grad_input, grad_basis, grad_coeff
+
+
+@register_fake("leanconv::eigen_weight")
+def _eigen_weight_fake(basis, coeff):
+    torch._check(basis.dim() == 4 and coeff.dim() == 2, lambda: "leanconv: basis must be 4-D and coeff 2-D")
+    torch._check(coeff.shape[1] == basis.shape[0] * basis.shape[1], lambda: "leanconv: coeff must be (C_out, C_in*R)")
+    torch._check(basis.dtype == coeff.dtype, lambda: f"leanconv: basis and coeff must have the same dtype, got "
+                                                     f"{basis.dtype} and {coeff.dtype}")
+    return basis.new_empty((coeff.shape[0], basis.shape[0], basis.shape[2], basis.shape[3]))
+
+
+@register_fake("leanconv::eigen_weight_backward")
+def _eigen_weight_backward_fake(grad_weight, basis, coeff, output_mask):
+    grad_basis = torch.empty_like(basis, memory_format=torch.contiguous_format) if output_mask[0] else None
+    grad_coeff = torch.empty_like(coeff, memory_format=torch.contiguous_format) if output_mask[1] else None
+    return grad_basis, grad_coeff

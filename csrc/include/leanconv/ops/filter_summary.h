@@ -7,7 +7,9 @@
 #include <c10/core/SymInt.h>
 #include <c10/util/ArrayRef.h>
 
+#include <array>
 #include <cstdint>
+#include <tuple>
 
 namespace leanconv::ops {
 
@@ -29,5 +31,22 @@ at::Tensor shifted_sum(const at::Tensor& z, int64_t kernel_h, int64_t kernel_w, 
 at::Tensor shifted_sum_backward(const at::Tensor& grad_output, int64_t kernel_h, int64_t kernel_w,
                                 int64_t channel_step, at::IntArrayRef stride, at::IntArrayRef padding,
                                 at::IntArrayRef dilation, c10::SymIntArrayRef input_size);
+
+// The direct path of a filter-summary conv: a 1x1 conv of input (N, C_in, H, W) against segments (M, C_in),
+// then the shifted sum of that intermediate:
+// y = shifted_sum(z), z[n, m, h, w] = sum_c segments[m, c] * input[n, c, h, w].
+// The CPU kernel computes z a band of rows at a time and never stores it whole.
+at::Tensor segment_conv2d(const at::Tensor& input, const at::Tensor& segments, int64_t kernel_h, int64_t kernel_w,
+                          int64_t channel_step, at::IntArrayRef stride, at::IntArrayRef padding,
+                          at::IntArrayRef dilation);
+
+// The gradients of segment_conv2d with respect to input and segments (those output_mask asks for; the others are
+// undefined): the shifted sum's adjoint, then the 1x1 conv's backward. The segments' gradient sums over the
+// batch in a fixed order whatever the thread count.
+std::tuple<at::Tensor, at::Tensor> segment_conv2d_backward(const at::Tensor& grad_output, const at::Tensor& input,
+                                                           const at::Tensor& segments, int64_t kernel_h,
+                                                           int64_t kernel_w, int64_t channel_step,
+                                                           at::IntArrayRef stride, at::IntArrayRef padding,
+                                                           at::IntArrayRef dilation, std::array<bool, 2> output_mask);
 
 }  // namespace leanconv::ops

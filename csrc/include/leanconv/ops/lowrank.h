@@ -30,6 +30,13 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> eigen_conv2d_backward(const at::T
                                                                      at::IntArrayRef padding, at::IntArrayRef dilation,
                                                                      std::array<bool, 3> output_mask);
 
+// The dense weight (C_out, C_in, kh, kw) of the factors: weight[o, c] = sum_r coeff[o, c*R + r] * basis[c, r].
+at::Tensor eigen_weight(const at::Tensor& basis, const at::Tensor& coeff);
+
+// Gradients of eigen_weight with respect to (basis, coeff), each computed only where output_mask says.
+std::tuple<at::Tensor, at::Tensor> eigen_weight_backward(const at::Tensor& grad_weight, const at::Tensor& basis,
+                                                         const at::Tensor& coeff, std::array<bool, 2> output_mask);
+
 // Whether the fused kernel is expected to beat the materialised path (weight = coeff x basis, then the dense
 // conv through oneDNN / cuDNN) for a layer of this shape on this device type. The cost model and its
 // calibration are in benchmarks/NOTES.md.
