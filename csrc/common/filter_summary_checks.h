@@ -101,6 +101,7 @@ inline common::ShiftedSum segment_conv2d_geometry(const at::Tensor& input, const
   const auto s = with_sizes(
       shifted_sum_window(segments.size(0), kernel_h, kernel_w, channel_step, stride, padding, dilation),
       input.size(2), input.size(3));
+  checked_numel({s.channels, s.out_h, s.out_w});  // the strides of an output, even of an empty batch
   checked_numel({input.size(0), s.channels, s.out_h, s.out_w});
   return s;
 }

@@ -6,12 +6,14 @@
 // the band's taps straight from it. Each output element is summed by one thread in the shifted sum's tap
 // order: deterministic whatever the thread count. The backward is the shifted sum's adjoint, then the 1x1 conv's
 // two gradients as GEMMs over fixed blocks of pixels and images, summed in a fixed order (oneDNN's 1x1 conv
-// backward gives other bits at another thread count).
+// backward gives other bits at another thread count). Half and bfloat16 run oneDNN's GEMMs over the whole batch
+// (the composite's), which are faster in these types than per-image GEMMs.
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
 #include <ATen/core/LegacyTypeDispatch.h>
 #include <ATen/ops/empty.h>
+#include <ATen/ops/conv2d.h>
 #include <ATen/ops/mm.h>
 #include <ATen/ops/zeros.h>
 #include <ATen/ops/zeros_like.h>
@@ -103,6 +105,11 @@ at::Tensor segment_conv2d_kernel(const at::Tensor& input, const at::Tensor& segm
     const auto z = at::mm(input.permute({0, 2, 3, 1}).reshape({-1, input.size(1)}), segments_in.t())
                        .view({input.size(0), s.in_h, s.in_w, s.channels})
                        .permute({0, 3, 1, 2});
+    return ops::shifted_sum(z, kernel_h, kernel_w, channel_step, stride, padding, dilation);
+  }
+  if (at::isReducedFloatingType(input.scalar_type())) {
+    // half / bfloat16: oneDNN's 1x1 conv of these types, over the whole batch (z is half the size).
+    const auto z = at::conv2d(input, segments_in.unsqueeze(-1).unsqueeze(-1));
     return ops::shifted_sum(z, kernel_h, kernel_w, channel_step, stride, padding, dilation);
   }
   const auto segments = segments_in.contiguous();
@@ -197,6 +204,10 @@ std::tuple<at::Tensor, at::Tensor> segment_conv2d_backward_kernel(
     const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& segments, int64_t kernel_h,
     int64_t kernel_w, int64_t channel_step, at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation,
     std::array<bool, 2> output_mask) {
+  if (at::isReducedFloatingType(input.scalar_type())) {  // oneDNN's half / bfloat16 1x1 conv backward
+    return ops::segment_conv2d_backward_composite(grad_output, input, segments, kernel_h, kernel_w, channel_step,
+                                                  stride, padding, dilation, output_mask);
+  }
   const auto grad_z = ops::segment_conv2d_grad_z(grad_output, input, segments, kernel_h, kernel_w, channel_step,
                                                  stride, padding, dilation);
   at::Tensor grad_input, grad_segments;

@@ -21,6 +21,24 @@ at::Tensor segment_conv2d_grad_z(const at::Tensor& grad_output, const at::Tensor
                               {input.sym_size(2), input.sym_size(3)});
 }
 
+std::tuple<at::Tensor, at::Tensor> segment_conv2d_backward_composite(
+    const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& segments, int64_t kernel_h,
+    int64_t kernel_w, int64_t channel_step, at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation,
+    std::array<bool, 2> output_mask) {
+  if (input.numel() == 0) {  // aten's conv refuses empty images
+    segment_conv2d_grad_z(grad_output, input, segments, kernel_h, kernel_w, channel_step, stride, padding,
+                               dilation);
+    return {output_mask[0] ? at::zeros_like(input) : at::Tensor(),
+            output_mask[1] ? at::zeros_like(segments) : at::Tensor()};
+  }
+  const auto grad_z = segment_conv2d_grad_z(grad_output, input, segments, kernel_h, kernel_w, channel_step, stride,
+                                            padding, dilation);
+  auto [grad_input, grad_weight, grad_bias] =
+      at::convolution_backward(grad_z, input, segments.unsqueeze(-1).unsqueeze(-1), std::nullopt, {1, 1}, {0, 0},
+                               {1, 1}, false, {0, 0}, 1, {output_mask[0], output_mask[1], false});
+  return {grad_input, grad_weight.defined() ? grad_weight.flatten(1) : grad_weight};
+}
+
 }  // namespace leanconv::ops
 
 namespace leanconv::composite {
@@ -34,29 +52,11 @@ at::Tensor segment_conv2d_composite(const at::Tensor& input, const at::Tensor& s
   return ops::shifted_sum(z, kernel_h, kernel_w, channel_step, stride, padding, dilation);
 }
 
-std::tuple<at::Tensor, at::Tensor> segment_conv2d_backward_composite(
-    const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& segments, int64_t kernel_h,
-    int64_t kernel_w, int64_t channel_step, at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation,
-    std::array<bool, 2> output_mask) {
-  if (input.numel() == 0) {  // aten's conv refuses empty images
-    ops::segment_conv2d_grad_z(grad_output, input, segments, kernel_h, kernel_w, channel_step, stride, padding,
-                               dilation);
-    return {output_mask[0] ? at::zeros_like(input) : at::Tensor(),
-            output_mask[1] ? at::zeros_like(segments) : at::Tensor()};
-  }
-  const auto grad_z = ops::segment_conv2d_grad_z(grad_output, input, segments, kernel_h, kernel_w, channel_step, stride,
-                                            padding, dilation);
-  auto [grad_input, grad_weight, grad_bias] =
-      at::convolution_backward(grad_z, input, segments.unsqueeze(-1).unsqueeze(-1), std::nullopt, {1, 1}, {0, 0},
-                               {1, 1}, false, {0, 0}, 1, {output_mask[0], output_mask[1], false});
-  return {grad_input, grad_weight.defined() ? grad_weight.flatten(1) : grad_weight};
-}
-
 }  // namespace
 
 TORCH_LIBRARY_IMPL(leanconv, CompositeExplicitAutograd, m) {
   m.impl("segment_conv2d", &segment_conv2d_composite);
-  m.impl("segment_conv2d_backward", &segment_conv2d_backward_composite);
+  m.impl("segment_conv2d_backward", &ops::segment_conv2d_backward_composite);
 }
 
 }  // namespace leanconv::composite
