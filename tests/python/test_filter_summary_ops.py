@@ -54,3 +54,36 @@ def test_op_and_forward_errors():
         layer(torch.randn(1, 3, 8, 8))
     with pytest.raises(RuntimeError):
         layer(torch.randn(1, 4, 8, 8, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("batch,channels,size,dtype", [
+    (1, 3, 70, torch.float32),   # 4,900 pixels: the input gradient's GEMMs over two pixel blocks of one image
+    (17, 2, 9, torch.float32),   # three weight-gradient partials of 8 images, the last one short
+    (3, 64, 40, torch.float32),  # z of 400 KiB an image: bands of several rows, one GEMM each
+    (2, 8, 33, torch.float64)])
+def test_segment_conv2d_work_splits_match_float64_at_every_thread_count(batch, channels, size, dtype):
+    # The CPU kernels split the work into bands of rows, blocks of pixels and groups of images, fixed by the shapes:
+    # the results match the float64 composition and do not change with the thread count.
+    from op_catalogue import segment_conv2d_backward_reference, segment_conv2d_reference
+    x = torch.randn(batch, channels, size, size, dtype=dtype)
+    segments = torch.randn(channels + 1, channels, dtype=dtype)
+    args = (3, 3, 2, [1, 1], [1, 1], [1, 1])
+    y_ref = segment_conv2d_reference(x.double(), segments.double(), *args)
+    grad = torch.randn_like(y_ref).to(dtype)
+    grads_ref = segment_conv2d_backward_reference(grad.double(), x.double(), segments.double(), *args, [True, True])
+    previous = torch.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2, 3):
+            torch.set_num_threads(threads)
+            y = torch.ops.leanconv.segment_conv2d(x, segments, *args)
+            grads = torch.ops.leanconv.segment_conv2d_backward(grad, x, segments, *args, [True, True])
+            results.append((y, *grads))
+    finally:
+        torch.set_num_threads(previous)
+    tol = 1e-4 if dtype == torch.float32 else 1e-10
+    for actual, expected in zip(results[0], (y_ref, *grads_ref)):
+        scale = expected.abs().max().item()
+        torch.testing.assert_close(actual.double(), expected, rtol=tol, atol=tol * scale)
+    for other in results[1:]:
+        assert all(torch.equal(a, b) for a, b in zip(results[0], other))
