@@ -2,13 +2,13 @@
 // overlap-add are each other's adjoints, as are the shifted sum and its backward: every op is linear, so its
 // derivative is its partner op and gradients of any order, and torch.func, follow (derivatives.h). The direct
 // path's fused op, segment_conv2d, is bilinear: its backward is the shifted sum's adjoint and the 1x1 conv's.
-#include <ATen/ops/convolution_backward.h>
 #include <ATen/ops/zeros_like.h>
 #include <torch/csrc/autograd/saved_variable.h>
 #include <torch/library.h>
 
 #include "autograd/derivatives.h"
 #include "leanconv/ops/filter_summary.h"
+#include "ops/filter_summary_composite.h"
 
 namespace leanconv::autograd {
 namespace {
@@ -83,22 +83,15 @@ class SegmentConv2dBackward : public torch::autograd::Node {
     const bool want_input = task_should_compute_output(0), want_segments = task_should_compute_output(1);
     if (!grad_output.defined() || !(want_input || want_segments)) return result;
     const auto input = input_.unpack(), segments = segments_.unpack();
-    at::Tensor grad_input, grad_weight;
-    if (builds_graph({grad_output, input, segments})) {
-      // Differentiable: the shifted sum's adjoint (an op with its own autograd) and aten's 1x1 conv backward.
-      const auto grad_z = ops::shifted_sum_backward(grad_output, kernel_h_, kernel_w_, channel_step_, stride_,
-                                                    padding_, dilation_, {input.sym_size(2), input.sym_size(3)});
-      std::tie(grad_input, grad_weight, std::ignore) = at::convolution_backward(
-          grad_z, input, segments.unsqueeze(-1).unsqueeze(-1), std::nullopt, {1, 1}, {0, 0}, {1, 1}, false, {0, 0},
-          1, {want_input, want_segments, false});
-      if (grad_weight.defined()) grad_weight = grad_weight.flatten(1);
-    } else {
-      std::tie(grad_input, grad_weight) =
-          ops::segment_conv2d_backward(grad_output, input, segments, kernel_h_, kernel_w_, channel_step_, stride_,
-                                       padding_, dilation_, {want_input, want_segments});
-    }
-    result[0] = grad_input;
-    result[1] = grad_weight;
+    // Differentiable when a graph is built: the shifted sum's adjoint (an op with its own autograd) and aten's 1x1
+    // conv backward.
+    const std::array<bool, 2> mask{want_input, want_segments};
+    std::tie(result[0], result[1]) =
+        builds_graph({grad_output, input, segments})
+            ? ops::segment_conv2d_backward_composite(grad_output, input, segments, kernel_h_, kernel_w_,
+                                                     channel_step_, stride_, padding_, dilation_, mask)
+            : ops::segment_conv2d_backward(grad_output, input, segments, kernel_h_, kernel_w_, channel_step_, stride_,
+                                           padding_, dilation_, mask);
     return result;
   }
 

@@ -6,21 +6,18 @@
 // the band's taps straight from it. Each output element is summed by one thread in the shifted sum's tap
 // order: deterministic whatever the thread count. The backward is the shifted sum's adjoint, then the 1x1 conv's
 // two gradients as GEMMs over fixed blocks of pixels and images, summed in a fixed order (oneDNN's 1x1 conv
-// backward gives other bits at another thread count). Half and bfloat16 run oneDNN's GEMMs over the whole batch
-// (the composite's), which are faster in these types than per-image GEMMs.
+// backward gives other bits at another thread count). Half and bfloat16 take the composite (oneDNN's 1x1 conv
+// over the whole batch), which is faster in these types than per-image GEMMs.
 #include <ATen/Dispatch.h>
-#include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
 #include <ATen/core/LegacyTypeDispatch.h>
 #include <ATen/ops/empty.h>
-#include <ATen/ops/conv2d.h>
 #include <ATen/ops/mm.h>
 #include <ATen/ops/zeros.h>
 #include <ATen/ops/zeros_like.h>
 #include <torch/library.h>
 
 #include <algorithm>
-#include <vector>
 
 #include "common/filter_summary.h"
 #include "common/filter_summary_checks.h"
@@ -75,17 +72,18 @@ void for_task_ranges(int64_t count, const F& f) {
   });
 }
 
-// Adds tap (r.dh, r.dw) of output rows [p0, p1) from z channel `plane`, whose row 0 is input row `first_row`.
-template <typename scalar_t, typename opmath_t>
+// Adds tap (r.dh, r.dw) of output rows [p0, p1) from z channel `plane`, whose row 0 is input row `first_row`,
+// to `out`, output row p0 of one output plane.
+template <typename scalar_t>
 void add_tap(const common::ShiftedSum& s, const TapRange& r, const scalar_t* plane, int64_t first_row, int64_t p0,
-             int64_t p1, opmath_t* acc) {
+             int64_t p1, scalar_t* out) {
   for (int64_t p = std::max(p0, r.p0); p < std::min(p1, r.p1); ++p) {
     const scalar_t* row = plane + (p * s.stride_h + r.dh - first_row) * s.in_w + r.dw;
-    opmath_t* out_row = acc + (p - p0) * s.out_w;
+    scalar_t* out_row = out + (p - p0) * s.out_w;
     if (s.stride_w == 1) {
-      for (int64_t q = r.q0; q < r.q1; ++q) out_row[q] += static_cast<opmath_t>(row[q]);
+      for (int64_t q = r.q0; q < r.q1; ++q) out_row[q] += row[q];
     } else {
-      for (int64_t q = r.q0; q < r.q1; ++q) out_row[q] += static_cast<opmath_t>(row[q * s.stride_w]);
+      for (int64_t q = r.q0; q < r.q1; ++q) out_row[q] += row[q * s.stride_w];
     }
   }
 }
@@ -107,10 +105,9 @@ at::Tensor segment_conv2d_kernel(const at::Tensor& input, const at::Tensor& segm
                        .permute({0, 3, 1, 2});
     return ops::shifted_sum(z, kernel_h, kernel_w, channel_step, stride, padding, dilation);
   }
-  if (at::isReducedFloatingType(input.scalar_type())) {
-    // half / bfloat16: oneDNN's 1x1 conv of these types, over the whole batch (z is half the size).
-    const auto z = at::conv2d(input, segments_in.unsqueeze(-1).unsqueeze(-1));
-    return ops::shifted_sum(z, kernel_h, kernel_w, channel_step, stride, padding, dilation);
+  if (at::isReducedFloatingType(input.scalar_type())) {  // oneDNN's half / bfloat16 1x1 conv over the whole batch
+    return ops::segment_conv2d_composite(input, segments_in, kernel_h, kernel_w, channel_step, stride, padding,
+                                         dilation);
   }
   const auto segments = segments_in.contiguous();
   const auto x = input.contiguous();
@@ -119,12 +116,11 @@ at::Tensor segment_conv2d_kernel(const at::Tensor& input, const at::Tensor& segm
   const int64_t band_rows = rows_per_band(s, batch, x.element_size());
   const int64_t bands = (s.out_h + band_rows - 1) / band_rows;
   const int64_t z_rows = std::min(s.in_h, band_rows * s.stride_h + (s.kernel_h - 1) * s.dil_h);
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "segment_conv2d_cpu", [&] {
-    using opmath_t = at::opmath_type<scalar_t>;
+  // float and double only (half and bfloat16 took the composite above): the sums run in the output itself.
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "segment_conv2d_cpu", [&] {
     scalar_t* out = y.mutable_data_ptr<scalar_t>();
     for_task_ranges(batch * bands, [&](int64_t begin, int64_t end) {
       auto z = at::empty({M, z_rows * s.in_w}, x.options());
-      std::vector<opmath_t> acc(band_rows * s.out_w);
       for (int64_t task = begin; task < end; ++task) {
         const int64_t n = task / bands, p0 = (task % bands) * band_rows, p1 = std::min(p0 + band_rows, s.out_h);
         const auto rows = input_rows(s, p0, p1);
@@ -139,12 +135,11 @@ at::Tensor segment_conv2d_kernel(const at::Tensor& input, const at::Tensor& segm
         const scalar_t* z_data = z_band.const_data_ptr<scalar_t>();
         const int64_t z_stride = z_band.stride(0);
         for (int64_t o = 0; o < M; ++o) {
-          std::fill(acc.begin(), acc.begin() + (p1 - p0) * s.out_w, opmath_t(0));
-          for_each_tap(s, [&](const TapRange& r) {
-            add_tap(s, r, z_data + s.source_channel(o, r.tap) * z_stride, rows.first, p0, p1, acc.data());
-          });
           scalar_t* dst = out + ((n * M + o) * s.out_h + p0) * s.out_w;
-          for (int64_t k = 0; k < (p1 - p0) * s.out_w; ++k) dst[k] = static_cast<scalar_t>(acc[k]);
+          std::fill(dst, dst + (p1 - p0) * s.out_w, scalar_t(0));
+          for_each_tap(s, [&](const TapRange& r) {
+            add_tap(s, r, z_data + s.source_channel(o, r.tap) * z_stride, rows.first, p0, p1, dst);
+          });
         }
       }
     });
@@ -156,11 +151,10 @@ at::Tensor segment_conv2d_kernel(const at::Tensor& input, const at::Tensor& segm
 // on the thread count, and the partials take a 1/kImagesPerPartial of a per-image buffer.
 constexpr int64_t kImagesPerPartial = 8;
 
-// grad_segments[m, c] = sum_n sum_pixels grad_z[n, m, pixel] * input[n, c, pixel], in op math: each group of
-// kImagesPerPartial images accumulates its GEMMs into its own partial, and the partials are added in group order.
+// grad_segments[m, c] = sum_n sum_pixels grad_z[n, m, pixel] * input[n, c, pixel] (float or double): each group
+// of kImagesPerPartial images accumulates its GEMMs into its own partial, and the partials are added in group order.
 at::Tensor segments_gradient(const at::Tensor& grad_z, const at::Tensor& input) {
-  const auto op_math = at::toOpMathType(input.scalar_type());
-  const auto gz = grad_z.to(op_math).contiguous(), x = input.to(op_math).contiguous();
+  const auto gz = grad_z.contiguous(), x = input.contiguous();
   const int64_t batch = x.size(0), C = x.size(1), M = gz.size(1), pixels = x.size(2) * x.size(3);
   const int64_t groups = (batch + kImagesPerPartial - 1) / kImagesPerPartial;
   auto partials = at::zeros({groups, M, C}, x.options());
@@ -174,7 +168,7 @@ at::Tensor segments_gradient(const at::Tensor& grad_z, const at::Tensor& input) 
   });
   auto total = partials[0].clone();
   for (int64_t g = 1; g < groups; ++g) total.add_(partials[g]);
-  return total.to(input.scalar_type());
+  return total;
 }
 
 // Pixels of one image an input-gradient GEMM covers: a fixed split, so the result does not depend on the thread

@@ -21,13 +21,20 @@ at::Tensor segment_conv2d_grad_z(const at::Tensor& grad_output, const at::Tensor
                               {input.sym_size(2), input.sym_size(3)});
 }
 
+at::Tensor segment_conv2d_composite(const at::Tensor& input, const at::Tensor& segments, int64_t kernel_h,
+                                    int64_t kernel_w, int64_t channel_step, at::IntArrayRef stride,
+                                    at::IntArrayRef padding, at::IntArrayRef dilation) {
+  checks::segment_conv2d_geometry(input, segments, kernel_h, kernel_w, channel_step, stride, padding, dilation);
+  const auto z = at::conv2d(input, segments.unsqueeze(-1).unsqueeze(-1));
+  return shifted_sum(z, kernel_h, kernel_w, channel_step, stride, padding, dilation);
+}
+
 std::tuple<at::Tensor, at::Tensor> segment_conv2d_backward_composite(
     const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& segments, int64_t kernel_h,
     int64_t kernel_w, int64_t channel_step, at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation,
     std::array<bool, 2> output_mask) {
   if (input.numel() == 0) {  // aten's conv refuses empty images
-    segment_conv2d_grad_z(grad_output, input, segments, kernel_h, kernel_w, channel_step, stride, padding,
-                               dilation);
+    segment_conv2d_grad_z(grad_output, input, segments, kernel_h, kernel_w, channel_step, stride, padding, dilation);
     return {output_mask[0] ? at::zeros_like(input) : at::Tensor(),
             output_mask[1] ? at::zeros_like(segments) : at::Tensor()};
   }
@@ -42,20 +49,9 @@ std::tuple<at::Tensor, at::Tensor> segment_conv2d_backward_composite(
 }  // namespace leanconv::ops
 
 namespace leanconv::composite {
-namespace {
-
-at::Tensor segment_conv2d_composite(const at::Tensor& input, const at::Tensor& segments, int64_t kernel_h,
-                                    int64_t kernel_w, int64_t channel_step, at::IntArrayRef stride,
-                                    at::IntArrayRef padding, at::IntArrayRef dilation) {
-  checks::segment_conv2d_geometry(input, segments, kernel_h, kernel_w, channel_step, stride, padding, dilation);
-  const auto z = at::conv2d(input, segments.unsqueeze(-1).unsqueeze(-1));
-  return ops::shifted_sum(z, kernel_h, kernel_w, channel_step, stride, padding, dilation);
-}
-
-}  // namespace
 
 TORCH_LIBRARY_IMPL(leanconv, CompositeExplicitAutograd, m) {
-  m.impl("segment_conv2d", &segment_conv2d_composite);
+  m.impl("segment_conv2d", &ops::segment_conv2d_composite);
   m.impl("segment_conv2d_backward", &ops::segment_conv2d_backward_composite);
 }
 

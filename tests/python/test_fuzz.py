@@ -276,6 +276,22 @@ def test_shifted_sum_backward(data, batch, dtype):
           dtype)
 
 
+def conv_backward_operands(draw, data, channels, hw, out_size, outputs, dtype, channels_last):
+    """A conv backward's (input, grad_output, output_mask, skew): the gradient has the output size (3x3 when the
+    geometry is invalid, out_size None), one row more or less when the drawn skew is not 0."""
+    batch, in_channels, out_channels = channels
+    skew = draw("gradient size skew", st.just(0), st.integers(-1, 1))
+    out_h, out_w = out_size if out_size is not None else (3, 3)
+    grad_h, grad_w = out_h + skew, out_w
+    assume(0 <= grad_h <= 32 and 0 <= grad_w <= 32)
+    mask = [data.draw(st.booleans(), label=f"mask[{i}]") for i in range(outputs)]
+    x = torch.randn(batch, in_channels, *hw, dtype=torch.float64).to(dtype)
+    grad = torch.randn(batch, out_channels, grad_h, grad_w, dtype=torch.float64).to(dtype)
+    if channels_last:
+        x, grad = (t.contiguous(memory_format=torch.channels_last) for t in (x, grad))
+    return x, grad, mask, skew
+
+
 @FUZZ
 @given(data=st.data(), dtype=st.sampled_from(FLOATS), channels_last=st.booleans())
 def test_segment_conv2d(data, dtype, channels_last):
@@ -326,14 +342,8 @@ def test_segment_conv2d_backward(data, dtype, channels_last):
     out_w = conv_axis(hw[1], kw, stride[1], padding[1], dilation[1])
     geometry = (out_h is not None and out_w is not None and min(kh, kw, out_channels) >= 1 and step >= 0
                 and fits(kh * kw * out_channels))
-    skew = draw("gradient size skew", st.just(0), st.integers(-1, 1))
-    grad_h, grad_w = (out_h if geometry else 3) + skew, out_w if geometry else 3
-    assume(0 <= grad_h <= 32 and 0 <= grad_w <= 32)
-    mask = [data.draw(st.booleans(), label=f"mask[{i}]") for i in range(2)]
-    x = torch.randn(batch, in_channels, *hw, dtype=torch.float64).to(dtype)
-    grad = torch.randn(batch, out_channels, grad_h, grad_w, dtype=torch.float64).to(dtype)
-    if channels_last:
-        x, grad = (t.contiguous(memory_format=torch.channels_last) for t in (x, grad))
+    x, grad, mask, skew = conv_backward_operands(draw, data, (batch, in_channels, out_channels), hw,
+                                                 (out_h, out_w) if geometry else None, 2, dtype, channels_last)
     segments = torch.randn(out_channels, in_channels, dtype=torch.float64).to(dtype)
     valid = geometry and skew == 0
     assume(not valid or numel([batch, max(in_channels, out_channels), *hw]) <= SMALL_RESULT)
@@ -408,14 +418,8 @@ def test_eigen_conv2d_backward(data, dtype, channels_last):
     out_h = conv_axis(hw[0], kh, stride[0], padding[0], dilation[0])
     out_w = conv_axis(hw[1], kw, stride[1], padding[1], dilation[1])
     geometry = out_h is not None and out_w is not None and min(kh, kw, in_channels, out_channels) >= 1
-    skew = draw("gradient size skew", st.just(0), st.integers(-1, 1))
-    grad_h, grad_w = (out_h if geometry else 3) + skew, out_w if geometry else 3
-    assume(0 <= grad_h <= 32 and 0 <= grad_w <= 32)
-    mask = [data.draw(st.booleans(), label=f"mask[{i}]") for i in range(3)]
-    x = torch.randn(batch, in_channels, *hw, dtype=torch.float64).to(dtype)
-    grad = torch.randn(batch, out_channels, grad_h, grad_w, dtype=torch.float64).to(dtype)
-    if channels_last:
-        x, grad = (t.contiguous(memory_format=torch.channels_last) for t in (x, grad))
+    x, grad, mask, skew = conv_backward_operands(draw, data, (batch, in_channels, out_channels), hw,
+                                                 (out_h, out_w) if geometry else None, 3, dtype, channels_last)
     basis = torch.randn(in_channels, max(rank, 0), max(kh, 0), max(kw, 0), dtype=torch.float64).to(dtype)
     coeff = torch.randn(out_channels, in_channels * max(rank, 0), dtype=torch.float64).to(dtype)
     valid = geometry and skew == 0 and 1 <= rank <= kh * kw
