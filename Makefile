@@ -7,12 +7,18 @@ export PYTHONPATH := $(CURDIR)/python$(if $(PYTHONPATH),:$(PYTHONPATH))
 export LEANCONV_BUILD_DIR := $(CURDIR)/$(BUILD_DIR)
 # ccache keys on paths relative to the checkout, so every clone of the repository shares the cache.
 export CCACHE_BASEDIR := $(CURDIR)
+# Developer builds (and the GPU pack, for the H100/H200 machines) compile the CUDA kernels for one architecture; a
+# pip install builds every architecture the installed torch covers (setup.py's cuda_arch_list).
+export LEANCONV_CUDA_ARCH_LIST ?= 9.0
 DATASET_DIR = /usr/share/datasets/fashion-mnist
 
 GPU_PACK ?= .gpu
 GPU_PACK_LIMIT_MIB = 48
 
-.PHONY: all deps build test test-cpp test-python test-consumer consumer test-wheel gpu-pack test-gpu-check demo bench clean
+.PHONY: all deps build test test-cpp test-python test-cuda-emulation build-cuda-emulation \
+  test-cuda-emulation-asan test-cuda-emulation-tsan test-cuda-emulation-sanitizers build-cuda-emulation-asan \
+  build-cuda-emulation-tsan test-consumer consumer test-wheel gpu-pack test-gpu-check \
+  demo bench clean
 
 all: build
 
@@ -41,6 +47,32 @@ test-cpp:
 
 test-python:
 	$(PYTHON) -m pytest -q tests/python
+
+# Every CUDA kernel of cuda/ on the CPU, under the emulated CUDA execution model (cuda/emulation/): the emulated
+# suite alone (make test runs it within test-python), then the kernels it launched.
+build-cuda-emulation: build
+test-cuda-emulation: build-cuda-emulation
+	$(PYTHON) -m pytest -q tests/python/test_cuda_emulation.py
+	@echo "CUDA kernels run under emulation (launches in the suite's coverage case):" && cat $(BUILD_DIR)/cuda_emulation_coverage.txt
+
+# The emulated suite with the kernels built under sanitizers (the runtimes preloaded into Python, which is not built
+# with them): AddressSanitizer + UndefinedBehaviorSanitizer over the fibers, and ThreadSanitizer over the OS-thread
+# execution (one OS thread per CUDA thread: an unsynchronised access between barriers is a reported race).
+SANITIZED_SUITE = $(PYTHON) -m pytest -q -p no:cacheprovider tests/python/test_cuda_emulation.py
+build-cuda-emulation-asan: build
+	$(CMAKE) --build $(BUILD_DIR) --target leanconv_cuda_emulated_asan
+test-cuda-emulation-asan: build-cuda-emulation-asan
+	LEANCONV_EMULATED_LIBRARY=libleanconv_cuda_emulated_asan.so LD_PRELOAD=$$($(CXX) -print-file-name=libasan.so) \
+	  ASAN_OPTIONS=detect_leaks=0:halt_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 $(SANITIZED_SUITE)
+build-cuda-emulation-tsan: build
+	$(CMAKE) --build $(BUILD_DIR) --target leanconv_cuda_emulated_tsan
+test-cuda-emulation-tsan: build-cuda-emulation-tsan
+	LEANCONV_EMULATED_LIBRARY=libleanconv_cuda_emulated_tsan.so LEANCONV_EMULATION_EXECUTION=threads \
+	  OMP_NUM_THREADS=1 LD_PRELOAD=$$($(CXX) -print-file-name=libtsan.so) \
+	  TSAN_OPTIONS=halt_on_error=1:exitcode=66:report_signal_unsafe=0 $(SANITIZED_SUITE) -k "$(TSAN_TESTS)"
+# The OS-thread execution starts a thread per CUDA thread: ThreadSanitizer runs the kernels' own tests, in float32.
+TSAN_TESTS = float32 and not catalogue
+test-cuda-emulation-sanitizers: test-cuda-emulation-asan test-cuda-emulation-tsan
 
 # A separate CMake project that finds the installed package the way a C++ user of a pip install would.
 consumer: build

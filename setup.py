@@ -4,7 +4,9 @@ The package then holds _C (the Python extension), lib/libleanconv.so, include/ a
 so a C++ program can use a pip-installed leanconv through leanconv.cmake_prefix_path.
 
 Environment: LEANCONV_BUILD_DIR (default build/cmake), LEANCONV_BUILD_TESTS=1 to build the GoogleTest
-binaries, LEANCONV_CUDA=ON|OFF|AUTO, CMAKE_BUILD_TYPE (default Release), MAX_JOBS.
+binaries, LEANCONV_CUDA=ON|OFF|AUTO, LEANCONV_CUDA_ARCH_LIST (default: every architecture of the installed torch's
+CUDA build, plus PTX of the newest; `make` keeps one for developer builds), CMAKE_BUILD_TYPE (default Release),
+MAX_JOBS.
 """
 import os
 import shutil
@@ -16,6 +18,8 @@ from setuptools import Extension, find_packages, setup
 from setuptools.command.build_ext import build_ext
 
 ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT / "cmake"))
+from cuda_arch_list import cuda_arch_list  # noqa: E402
 
 
 def cmake_executable():
@@ -61,9 +65,10 @@ class CMakeBuild(build_ext):
             f"-DLEANCONV_CUDA={os.environ.get('LEANCONV_CUDA', 'AUTO')}",
             f"-DLEANCONV_TORCH_CUDA_VERSION={torch.version.cuda or ''}",
         ]
-        for var in ("LEANCONV_GTEST_SOURCE_DIR", "LEANCONV_CUDA_ARCH_LIST"):
-            if os.environ.get(var):
-                args.append(f"-D{var}={os.environ[var]}")
+        if os.environ.get("LEANCONV_GTEST_SOURCE_DIR"):
+            args.append(f"-DLEANCONV_GTEST_SOURCE_DIR={os.environ['LEANCONV_GTEST_SOURCE_DIR']}")
+        if cuda_arch_list(torch):
+            args.append(f"-DLEANCONV_CUDA_ARCH_LIST={cuda_arch_list(torch)}")
         if shutil.which("ninja"):
             args.append("-GNinja")
         subprocess.check_call([cmake, "-S", str(ROOT), "-B", str(build_dir), *args])

@@ -160,7 +160,9 @@ cuda_tests() {
 
 # ---- 3. compute-sanitizer (45 s; estimate 30 s) --------------------------------------------------------------------
 # Four tools at once, each on its own driver process: memcheck and initcheck of leanconv's kernels, racecheck and
-# synccheck of those with shared memory. The driver's shapes run every loop of every kernel at least twice. Each
+# synccheck (many times slower) of the small float32 cases of every kernel with shared memory, a barrier or a warp
+# shuffle (the driver's group "sync": the warp-per-entry overlap-add and the per-channel finish among them). The
+# driver's shapes run every loop of every kernel at least twice. Each
 # run is ~3-10x the native ~10 s (torch's CUDA start dominates; the kernels are small). The eigen conv's backward
 # runs through cuDNN and is left to the native run: a sanitizer there would check aten, not leanconv.
 sanitizer() {
@@ -169,12 +171,12 @@ sanitizer() {
   if [ "$GPU" = 1 ] && command -v compute-sanitizer >/dev/null; then
     together "sanitizer-memcheck.log 40 compute-sanitizer --tool memcheck --error-exitcode 1 $driver --group leanconv" \
       "sanitizer-initcheck.log 40 compute-sanitizer --tool initcheck --error-exitcode 1 $driver --group leanconv" \
-      "sanitizer-racecheck.log 40 compute-sanitizer --tool racecheck --error-exitcode 1 $driver --group shared-memory" \
-      "sanitizer-synccheck.log 40 compute-sanitizer --tool synccheck --error-exitcode 1 $driver --group shared-memory" \
+      "sanitizer-racecheck.log 40 compute-sanitizer --tool racecheck --error-exitcode 1 $driver --group sync --float32" \
+      "sanitizer-synccheck.log 40 compute-sanitizer --tool synccheck --error-exitcode 1 $driver --group sync --float32" \
       || status=$?
   else
     step sanitizer-memcheck.log 10 "$driver" --list --group leanconv || status=$?
-    step sanitizer-racecheck.log 10 "$driver" --list --group shared-memory || status=$?
+    step sanitizer-racecheck.log 10 "$driver" --list --group sync --float32 || status=$?
   fi
   unset PYTORCH_NO_CUDA_MEMORY_CACHING
   "$PYTHON" benchmarks/gpu/summarize.py driver "$LOGS" > "$LOGS/driver.md"

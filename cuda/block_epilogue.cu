@@ -1,16 +1,14 @@
 // CUDA kernels of the block-epilogue ops: ops/block_epilogue_kernels.h over the CUDA passes (cuda/channel_passes.cuh),
 // whose per-channel finish runs on the device. Deterministic: every sum has a fixed order.
-#include <c10/cuda/CUDAGuard.h>
-#include <torch/library.h>
-
 #include "channel_passes.cuh"
+#include "runtime.cuh"
 #include "ops/block_epilogue_kernels.h"
 
 namespace leanconv::cuda {
 namespace {
 
 struct CudaPasses {
-  using DeviceGuard = c10::cuda::CUDAGuard;
+  using DeviceGuard = runtime::DeviceGuard;
 
   template <typename scalar_t, typename Finish>
   static void reduce_statistics(const scalar_t* x, const ChannelLayout& L, const at::Tensor& like,
@@ -32,7 +30,7 @@ struct CudaPasses {
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(leanconv, CUDA, m) {
+LEANCONV_CUDA_KERNELS(m) {
   namespace kernels = ops::block_epilogue_kernels;
   m.impl("batch_norm_epilogue", &kernels::batch_norm_epilogue<CudaPasses>);
   m.impl("batch_norm_epilogue_backward", &kernels::batch_norm_epilogue_backward<CudaPasses>);

@@ -13,15 +13,14 @@
 // (a multiply-high per group of kVec values instead of two 64-bit divisions per value).
 #pragma once
 
-#include <ATen/cuda/CUDAContext.h>
 #include <ATen/ops/empty.h>
-#include <c10/cuda/CUDAException.h>
 
 #include <algorithm>
 
 #include "common/channel_passes.h"
 #include "index_math.cuh"
 #include "launch.cuh"
+#include "runtime.cuh"
 
 namespace leanconv::cuda {
 
@@ -38,7 +37,7 @@ constexpr int64_t kBlocksPerSM = 4;
 constexpr int64_t kMinGroupsPerThread = 4;
 
 inline int64_t target_blocks() {
-  return kBlocksPerSM * at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
+  return kBlocksPerSM * runtime::sm_count();
 }
 
 // How many chunks `items` work items make when `wanted` are asked for: at least one, and none smaller than
@@ -115,7 +114,7 @@ __global__ void __launch_bounds__(kReduceThreads)
     reduce_nchw_kernel(ReductionOperands<scalar_t> op, ChannelLayout L, FastDivider plane_size,
                        int64_t groups_per_chunk, bool vectorized, double* partial) {
   constexpr int V = kVec<scalar_t>;
-  __shared__ double shared[2 * kReduceThreads];
+  LEANCONV_SHARED(double, shared, [2 * kReduceThreads]);
   const int64_t c = blockIdx.x, chunk = blockIdx.y, chunks = gridDim.y, count = L.count(), S = L.spatial;
   const double base = common::reduction_base<kStats>(op, L, c);
   const int64_t group_end = std::min(ceil_div(count, int64_t(V)), (chunk + 1) * groups_per_chunk);
@@ -152,7 +151,7 @@ __global__ void __launch_bounds__(kReduceThreads)
     reduce_nhwc_kernel(ReductionOperands<scalar_t> op, ChannelLayout L, int64_t rows_per_chunk, bool vectorized,
                        double* partial) {
   constexpr int V = kVec<scalar_t>;
-  __shared__ double shared[2 * kReduceThreads];
+  LEANCONV_SHARED(double, shared, [2 * kReduceThreads]);
   const int64_t C = L.channels, chunk = blockIdx.y, chunks = gridDim.y;
   const int64_t c0 = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) * V;
   const int64_t row_end = std::min(L.count(), (chunk + 1) * rows_per_chunk);
@@ -222,10 +221,10 @@ __global__ void finish_channels_kernel(const double* __restrict__ partial, int64
 // ---- launch ---------------------------------------------------------------------------------------------------
 
 // The NHWC block shape: enough channel threads for C (a power of two up to a warp), the rest of 256 along rows.
-inline dim3 nhwc_block(int64_t channels, int vec) {
-  int channel_threads = 1;
+inline Dims nhwc_block(int64_t channels, int vec) {
+  int64_t channel_threads = 1;
   while (channel_threads < 32 && channel_threads * vec < channels) channel_threads *= 2;
-  return dim3(channel_threads, kReduceThreads / channel_threads);
+  return Dims(channel_threads, kReduceThreads / channel_threads);
 }
 
 // Runs the reduction pass, then finish(c, sums) for every channel, on the current stream.
@@ -234,21 +233,21 @@ void reduce_and_finish(const ReductionOperands<scalar_t>& op, const ChannelLayou
                        const Finish& finish) {
   constexpr int V = kVec<scalar_t>;
   if (L.channels == 0) return;
-  const auto stream = at::cuda::getCurrentCUDAStream();
+  const auto stream = runtime::current_stream();
   const bool aligned = reduction_aligned<kStats, kMask, kWrite>(op);
   const int64_t count = L.count();
   if (L.channels_last) {
-    const dim3 block = nhwc_block(L.channels, V);
-    const int64_t tiles = ceil_div(L.channels, int64_t(block.x) * V);
+    const Dims block = nhwc_block(L.channels, V);
+    const int64_t tiles = ceil_div(L.channels, block.x * V);
     const int64_t rows_per_chunk = std::max<int64_t>(
         1, ceil_div(count, chunk_count(count, ceil_div(target_blocks(), tiles), block.y * kMinGroupsPerThread)));
     const int64_t chunks = std::max<int64_t>(1, ceil_div(count, rows_per_chunk));
     auto partial = at::empty({L.channels, chunks, 2}, like.options().dtype(at::kDouble));
-    reduce_nhwc_kernel<kStats, kMask, kWrite><<<dim3(tiles, chunks), block, 0, stream>>>(
-        op, L, rows_per_chunk, aligned && L.channels % V == 0, partial.mutable_data_ptr<double>());
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
-    finish_channels_kernel<<<blocks_for(L.channels * 32), kThreads, 0, stream>>>(partial.const_data_ptr<double>(),
-                                                                                 chunks, L.channels, finish);
+    launch(LEANCONV_KERNEL(reduce_nhwc_kernel<kStats, kMask, kWrite, scalar_t>),
+           {{tiles, chunks}, block, kReduceThreads}, stream, op, L, rows_per_chunk, aligned && L.channels % V == 0,
+           partial.mutable_data_ptr<double>());
+    launch(LEANCONV_KERNEL(finish_channels_kernel<Finish>), {blocks_for(L.channels * 32), kThreads}, stream,
+           partial.const_data_ptr<double>(), chunks, L.channels, finish);
   } else {
     const int64_t groups = ceil_div(count, V);
     const int64_t groups_per_chunk = std::max<int64_t>(
@@ -256,14 +255,13 @@ void reduce_and_finish(const ReductionOperands<scalar_t>& op, const ChannelLayou
                                         kReduceThreads * kMinGroupsPerThread)));
     const int64_t chunks = std::max<int64_t>(1, ceil_div(groups, groups_per_chunk));
     auto partial = at::empty({L.channels, chunks, 2}, like.options().dtype(at::kDouble));
-    reduce_nchw_kernel<kStats, kMask, kWrite><<<dim3(L.channels, chunks), kReduceThreads, 0, stream>>>(
-        op, L, FastDivider(std::max<int64_t>(1, L.spatial)), groups_per_chunk, aligned && L.spatial % V == 0,
-        partial.mutable_data_ptr<double>());
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
-    finish_channels_kernel<<<blocks_for(L.channels * 32), kThreads, 0, stream>>>(partial.const_data_ptr<double>(),
-                                                                                 chunks, L.channels, finish);
+    launch(LEANCONV_KERNEL(reduce_nchw_kernel<kStats, kMask, kWrite, scalar_t>),
+           {{L.channels, chunks}, kReduceThreads, kReduceThreads}, stream, op, L,
+           FastDivider(std::max<int64_t>(1, L.spatial)), groups_per_chunk, aligned && L.spatial % V == 0,
+           partial.mutable_data_ptr<double>());
+    launch(LEANCONV_KERNEL(finish_channels_kernel<Finish>), {blocks_for(L.channels * 32), kThreads}, stream,
+           partial.const_data_ptr<double>(), chunks, L.channels, finish);
   }
-  C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
 template <typename scalar_t, typename Finish>
@@ -331,13 +329,12 @@ void affine_pass(const AffineOperands<scalar_t, acc_t>& op, const ChannelLayout&
   const ChannelOf channel_of{FastDivider(L.channels_last ? 1 : L.spatial), FastDivider(L.channels)};
   common::with_affine_flags(op.mask != nullptr, op.x != nullptr, op.residual != nullptr, op.relu,
                             [&](auto mask, auto x, auto residual, auto relu) {
-                              affine_kernel<decltype(mask)::value, decltype(x)::value, decltype(residual)::value,
-                                            decltype(relu)::value>
-                                  <<<blocks_for(ceil_div(L.numel(), V)), kThreads, 0,
-                                     at::cuda::getCurrentCUDAStream()>>>(op, L.numel(), channel_of, L.channels_last,
-                                                                         vectorized);
+                              launch(LEANCONV_KERNEL(affine_kernel<decltype(mask)::value, decltype(x)::value,
+                                                                   decltype(residual)::value, decltype(relu)::value,
+                                                                   scalar_t, acc_t>),
+                                     {blocks_for(ceil_div(L.numel(), V)), kThreads}, runtime::current_stream(), op,
+                                     L.numel(), channel_of, L.channels_last, vectorized);
                             });
-  C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
 }  // namespace leanconv::cuda

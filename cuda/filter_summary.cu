@@ -2,15 +2,14 @@
 // warp) per output element, each summing its contributors in a fixed order: no atomics, deterministic.
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
-#include <ATen/cuda/CUDAContext.h>
 #include <ATen/ops/empty.h>
-#include <c10/cuda/CUDAGuard.h>
-#include <torch/library.h>
 
+#include "common/checks.h"
+#include "common/filter_summary.h"
 #include "common/filter_summary_checks.h"
 #include "index_math.cuh"
 #include "launch.cuh"
-#include "common/filter_summary.h"
+#include "runtime.cuh"
 
 namespace leanconv::cuda {
 namespace {
@@ -37,6 +36,7 @@ __global__ void overlap_add_kernel(const scalar_t* __restrict__ grad_weight, sca
 // The overlap-add with one warp per summary entry, for entries of many terms (small s: only C_out*s entries, each
 // of about K/s terms): lane p adds part p of 32 (common/filter_summary.h), then a fixed shuffle tree adds the lanes.
 constexpr int kWarp = 32;
+static_assert(kThreads % kWarp == 0, "a warp per entry needs blocks of whole warps");
 
 template <typename scalar_t>
 __global__ void overlap_add_warp_kernel(const scalar_t* __restrict__ grad_weight,
@@ -139,9 +139,7 @@ __global__ void shifted_sum_backward_cuda_kernel(const scalar_t* __restrict__ dy
   }
 }
 
-common::Strides4 strides_of(const at::Tensor& t) {
-  return {t.stride(0), t.stride(1), t.stride(2), t.stride(3)};
-}
+using checks::strides_of;
 
 // An output of `sizes` with the strides the fake kernel promises: at::empty(sizes).contiguous(memory_format)
 // without the copy (a tensor already contiguous in both formats keeps its NCHW strides).
@@ -153,36 +151,34 @@ at::Tensor empty_in_format(at::IntArrayRef sizes, const at::TensorOptions& optio
 at::Tensor filter_summary_weight_kernel(const at::Tensor& summary, int64_t out_channels, int64_t in_channels,
                                         int64_t kernel_h, int64_t kernel_w, int64_t stride) {
   const auto layout = checks::check_summary_layout(summary, out_channels, in_channels, kernel_h, kernel_w, stride);
-  const c10::cuda::CUDAGuard guard(summary.device());
+  const runtime::DeviceGuard guard(summary.device());
   const auto f = summary.contiguous();
   auto weight = at::empty({out_channels, in_channels, kernel_h, kernel_w}, summary.options());
   const int64_t count = weight.numel();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, summary.scalar_type(), "filter_summary_weight_cuda", [&] {
-    gather_filters_kernel<scalar_t><<<blocks_for(count), kThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
-        f.const_data_ptr<scalar_t>(), weight.mutable_data_ptr<scalar_t>(), layout, count);
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    launch(LEANCONV_KERNEL(gather_filters_kernel<scalar_t>), {blocks_for(count), kThreads}, runtime::current_stream(),
+           f.const_data_ptr<scalar_t>(), weight.mutable_data_ptr<scalar_t>(), layout, count);
   });
   return weight;
 }
 
 at::Tensor filter_summary_weight_backward_kernel(const at::Tensor& grad_weight, int64_t length, int64_t stride) {
   const auto layout = checks::check_summary_gradient(grad_weight, length, stride);
-  const c10::cuda::CUDAGuard guard(grad_weight.device());
+  const runtime::DeviceGuard guard(grad_weight.device());
   const auto g = grad_weight.contiguous();
   auto grad_summary = at::empty({length}, grad_weight.options());
   // A warp per entry once entries have a warp's worth of terms (about K/s each); the choice depends on the shape
   // only, so the result's bits do too.
   const bool warp_per_entry = layout.filter_length() >= kWarp * layout.stride;
-  const auto stream = at::cuda::getCurrentCUDAStream();
+  const auto stream = runtime::current_stream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, g.scalar_type(), "filter_summary_weight_backward_cuda", [&] {
     if (warp_per_entry) {
-      overlap_add_warp_kernel<scalar_t><<<blocks_for(length * kWarp), kThreads, 0, stream>>>(
-          g.const_data_ptr<scalar_t>(), grad_summary.mutable_data_ptr<scalar_t>(), layout);
+      launch(LEANCONV_KERNEL(overlap_add_warp_kernel<scalar_t>), {blocks_for(length * kWarp), kThreads}, stream,
+             g.const_data_ptr<scalar_t>(), grad_summary.mutable_data_ptr<scalar_t>(), layout);
     } else {
-      overlap_add_kernel<scalar_t><<<blocks_for(length), kThreads, 0, stream>>>(
-          g.const_data_ptr<scalar_t>(), grad_summary.mutable_data_ptr<scalar_t>(), layout);
+      launch(LEANCONV_KERNEL(overlap_add_kernel<scalar_t>), {blocks_for(length), kThreads}, stream,
+             g.const_data_ptr<scalar_t>(), grad_summary.mutable_data_ptr<scalar_t>(), layout);
     }
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
   return grad_summary;
 }
@@ -190,7 +186,7 @@ at::Tensor filter_summary_weight_backward_kernel(const at::Tensor& grad_weight, 
 at::Tensor shifted_sum_kernel(const at::Tensor& z_in, int64_t kernel_h, int64_t kernel_w, int64_t channel_step,
                               at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation) {
   const auto s = checks::shifted_sum_geometry(z_in, kernel_h, kernel_w, channel_step, stride, padding, dilation);
-  const c10::cuda::CUDAGuard guard(z_in.device());
+  const runtime::DeviceGuard guard(z_in.device());
   const auto memory_format = z_in.suggest_memory_format();
   const auto z = z_in.contiguous(memory_format);  // a no-op for NCHW and channels_last inputs
   auto y = empty_in_format({z.size(0), s.channels, s.out_h, s.out_w}, z.options(), memory_format);
@@ -199,9 +195,8 @@ at::Tensor shifted_sum_kernel(const at::Tensor& z_in, int64_t kernel_h, int64_t 
   const ShiftedSumOperands a{s, strides_of(z), strides_of(y),
                              Unflatten4(s.channels, s.out_h, s.out_w, memory_format == at::MemoryFormat::ChannelsLast)};
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, z.scalar_type(), "shifted_sum_cuda", [&] {
-    shifted_sum_cuda_kernel<scalar_t><<<blocks_for(count), kThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
-        z.const_data_ptr<scalar_t>(), y.mutable_data_ptr<scalar_t>(), a, count);
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    launch(LEANCONV_KERNEL(shifted_sum_cuda_kernel<scalar_t>), {blocks_for(count), kThreads},
+           runtime::current_stream(), z.const_data_ptr<scalar_t>(), y.mutable_data_ptr<scalar_t>(), a, count);
   });
   return y;
 }
@@ -211,7 +206,7 @@ at::Tensor shifted_sum_backward_kernel(const at::Tensor& grad_in, int64_t kernel
                                        at::IntArrayRef dilation, at::IntArrayRef input_size) {
   const auto s = checks::shifted_sum_backward_geometry(grad_in, kernel_h, kernel_w, channel_step, stride, padding,
                                                        dilation, input_size);
-  const c10::cuda::CUDAGuard guard(grad_in.device());
+  const runtime::DeviceGuard guard(grad_in.device());
   const auto memory_format = grad_in.suggest_memory_format();
   const auto dy = grad_in.contiguous(memory_format);
   auto dz = empty_in_format({dy.size(0), s.channels, s.in_h, s.in_w}, dy.options(), memory_format);
@@ -222,17 +217,16 @@ at::Tensor shifted_sum_backward_kernel(const at::Tensor& grad_in, int64_t kernel
   const TapSteps step_h{s.dil_h / s.stride_h, s.dil_h % s.stride_h};
   const TapSteps step_w{s.dil_w / s.stride_w, s.dil_w % s.stride_w};
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dy.scalar_type(), "shifted_sum_backward_cuda", [&] {
-    shifted_sum_backward_cuda_kernel<scalar_t><<<blocks_for(count), kThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
-        dy.const_data_ptr<scalar_t>(), dz.mutable_data_ptr<scalar_t>(), a, FastDivider(s.stride_h),
-        FastDivider(s.stride_w), step_h, step_w, count);
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    launch(LEANCONV_KERNEL(shifted_sum_backward_cuda_kernel<scalar_t>), {blocks_for(count), kThreads},
+           runtime::current_stream(), dy.const_data_ptr<scalar_t>(), dz.mutable_data_ptr<scalar_t>(), a,
+           FastDivider(s.stride_h), FastDivider(s.stride_w), step_h, step_w, count);
   });
   return dz;
 }
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(leanconv, CUDA, m) {
+LEANCONV_CUDA_KERNELS(m) {
   m.impl("filter_summary_weight", &filter_summary_weight_kernel);
   m.impl("filter_summary_weight_backward", &filter_summary_weight_backward_kernel);
   m.impl("shifted_sum", &shifted_sum_kernel);

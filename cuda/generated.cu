@@ -4,19 +4,19 @@
 #include <ATen/Context.h>
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
-#include <ATen/cuda/CUDAContext.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/zeros.h>
-#include <c10/cuda/CUDAException.h>
-#include <c10/cuda/CUDAGuard.h>
+#if defined(__CUDACC__)
 #include <cub/device/device_radix_sort.cuh>
-#include <torch/library.h>
+#endif
 
 #include <algorithm>
+#include <cstdlib>
 
+#include "common/generated.h"
 #include "common/generated_checks.h"
 #include "launch.cuh"
-#include "common/generated.h"
+#include "runtime.cuh"
 
 namespace leanconv::cuda {
 namespace {
@@ -110,31 +110,43 @@ inline int entry_bits(uint64_t ring_size) {
   return bits;
 }
 
+// A test hook: LEANCONV_TEST_WIDE_SORT_KEYS=1 sorts by 64-bit keys on any ring; otherwise only rings of over 2^32
+// entries (an accumulator of at least 16 GiB) take that instantiation.
+bool wide_sort_keys(uint64_t ring_size) {
+  const char* forced = std::getenv("LEANCONV_TEST_WIDE_SORT_KEYS");
+  return ring_size > (uint64_t(1) << 32) || (forced != nullptr && forced[0] == '1');
+}
+
+// A test hook: LEANCONV_TEST_SORT_CHUNK=n sorts chunks of n positions, so that tests of a few thousand positions run
+// the chunk loop several times.
+int64_t sort_chunk() {
+  const char* forced = std::getenv("LEANCONV_TEST_SORT_CHUNK");
+  return forced != nullptr && std::atoll(forced) > 0 ? std::min<int64_t>(std::atoll(forced), kSortChunk) : kSortChunk;
+}
+
 template <typename key_t, typename scalar_t, typename opmath_t>
 void sorted_backward(const at::Tensor& grad, const common::RingPermutation& perm, int64_t offset, opmath_t scale,
                      at::Tensor& acc) {
-  const int64_t numel = grad.numel(), capacity = std::min(numel, kSortChunk);
-  const auto stream = at::cuda::getCurrentCUDAStream();
+  const int64_t numel = grad.numel(), chunk = sort_chunk(), capacity = std::min(numel, chunk);
+  const auto stream = runtime::current_stream();
   auto keys_a = scratch<key_t>(capacity, grad), keys_b = scratch<key_t>(capacity, grad);
   auto terms_a = scratch<opmath_t>(capacity, grad), terms_b = scratch<opmath_t>(capacity, grad);
   const int bits = entry_bits(perm.ring_size);
   const scalar_t* g = grad.const_data_ptr<scalar_t>();
-  for (int64_t begin = 0; begin < numel; begin += kSortChunk) {
-    const int count = static_cast<int>(std::min(kSortChunk, numel - begin));
-    signed_terms_kernel<scalar_t, key_t, opmath_t><<<blocks_for(count), kThreads, 0, stream>>>(
-        g + begin, perm, static_cast<uint64_t>(offset + begin), count, scale, pointer<key_t>(keys_a),
-        pointer<opmath_t>(terms_a));
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  for (int64_t begin = 0; begin < numel; begin += chunk) {
+    const int count = static_cast<int>(std::min(chunk, numel - begin));
+    launch(LEANCONV_KERNEL(signed_terms_kernel<scalar_t, key_t, opmath_t>), {blocks_for(count), kThreads}, stream,
+           g + begin, perm, static_cast<uint64_t>(offset + begin), int64_t(count), scale, pointer<key_t>(keys_a),
+           pointer<opmath_t>(terms_a));
     cub::DoubleBuffer<key_t> keys(pointer<key_t>(keys_a), pointer<key_t>(keys_b));
     cub::DoubleBuffer<opmath_t> terms(pointer<opmath_t>(terms_a), pointer<opmath_t>(terms_b));
     size_t temp_bytes = 0;
-    C10_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(nullptr, temp_bytes, keys, terms, count, 0, bits, stream));
+    LEANCONV_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(nullptr, temp_bytes, keys, terms, count, 0, bits, stream));
     auto temp = scratch<char>(static_cast<int64_t>(std::max<size_t>(temp_bytes, 1)), grad);
-    C10_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(temp.mutable_data_ptr(), temp_bytes, keys, terms, count, 0, bits,
+    LEANCONV_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(temp.mutable_data_ptr(), temp_bytes, keys, terms, count, 0, bits,
                                                    stream));
-    add_runs_kernel<key_t, opmath_t><<<blocks_for(count), kThreads, 0, stream>>>(
-        keys.Current(), terms.Current(), count, acc.mutable_data_ptr<opmath_t>());
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    launch(LEANCONV_KERNEL(add_runs_kernel<key_t, opmath_t>), {blocks_for(count), kThreads}, stream,
+           keys.Current(), terms.Current(), int64_t(count), acc.mutable_data_ptr<opmath_t>());
   }
 }
 
@@ -143,16 +155,15 @@ at::Tensor generate_weights_kernel(const at::Tensor& ring, int64_t seed, int64_t
   checks::check_ring(ring);
   const int64_t numel = checks::checked_numel(shape);
   checks::check_ring_range(total, offset, numel);
-  const c10::cuda::CUDAGuard guard(ring.device());
+  const runtime::DeviceGuard guard(ring.device());
   const auto perm = common::make_ring_permutation(seed, total, ring.numel());
   const auto ring_c = ring.contiguous();
   auto out = at::empty(shape, ring.options());
   if (numel == 0) return out;
-  const auto stream = at::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, ring.scalar_type(), "generate_weights_cuda", [&] {
-    generate_kernel<scalar_t><<<blocks_for(numel), kThreads, 0, stream>>>(
-        ring_c.const_data_ptr<scalar_t>(), out.mutable_data_ptr<scalar_t>(), perm, offset, numel, static_cast<at::opmath_type<scalar_t>>(scale));
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    launch(LEANCONV_KERNEL(generate_kernel<scalar_t>), {blocks_for(numel), kThreads}, runtime::current_stream(),
+           ring_c.const_data_ptr<scalar_t>(), out.mutable_data_ptr<scalar_t>(), perm, offset, numel,
+           static_cast<at::opmath_type<scalar_t>>(scale));
   });
   return out;
 }
@@ -161,28 +172,27 @@ at::Tensor generate_weights_backward_kernel(const at::Tensor& grad, int64_t ring
                                             int64_t total, int64_t offset, double scale) {
   checks::check_ring_backward(grad, ring_size, total, offset);
   const int64_t numel = grad.numel();
-  const c10::cuda::CUDAGuard guard(grad.device());
+  const runtime::DeviceGuard guard(grad.device());
   const auto perm = common::make_ring_permutation(seed, total, ring_size);
   const auto grad_c = grad.contiguous();
   const auto opmath_dtype = at::toOpMathType(grad.scalar_type());
   auto acc = at::zeros({ring_size}, grad.options().dtype(opmath_dtype));
   if (numel == 0) return acc.to(grad.scalar_type());
   const bool deterministic = at::globalContext().deterministicAlgorithms();
-  const auto stream = at::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad.scalar_type(), "generate_weights_backward_cuda", [&] {
     using opmath_t = at::opmath_type<scalar_t>;
     if (deterministic) {
       // Each term carries its scale, as on the CPU, so the two give the same bits.
       const auto scale_opmath = static_cast<opmath_t>(scale);
-      if (perm.ring_size <= (uint64_t(1) << 32)) {
-        sorted_backward<uint32_t, scalar_t>(grad_c, perm, offset, scale_opmath, acc);
-      } else {
+      if (wide_sort_keys(perm.ring_size)) {
         sorted_backward<uint64_t, scalar_t>(grad_c, perm, offset, scale_opmath, acc);
+      } else {
+        sorted_backward<uint32_t, scalar_t>(grad_c, perm, offset, scale_opmath, acc);
       }
     } else {
-      scatter_backward_kernel<scalar_t, opmath_t><<<blocks_for(numel), kThreads, 0, stream>>>(
-          grad_c.const_data_ptr<scalar_t>(), acc.mutable_data_ptr<opmath_t>(), perm, offset, numel);
-      C10_CUDA_KERNEL_LAUNCH_CHECK();
+      launch(LEANCONV_KERNEL(scatter_backward_kernel<scalar_t, opmath_t>), {blocks_for(numel), kThreads},
+             runtime::current_stream(), grad_c.const_data_ptr<scalar_t>(), acc.mutable_data_ptr<opmath_t>(), perm,
+             offset, numel);
       acc.mul_(scale);
     }
   });
@@ -191,7 +201,7 @@ at::Tensor generate_weights_backward_kernel(const at::Tensor& grad, int64_t ring
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(leanconv, CUDA, m) {
+LEANCONV_CUDA_KERNELS(m) {
   m.impl("generate_weights", &generate_weights_kernel);
   m.impl("generate_weights_backward", &generate_weights_backward_kernel);
 }

@@ -2,10 +2,14 @@
 // loads and stores.
 #pragma once
 
+#include <c10/macros/Macros.h>
 #include <ATen/cuda/detail/IntegerDivider.cuh>
 
 #include <climits>
 #include <cstdint>
+#include <cstring>
+
+#include "runtime.cuh"
 
 namespace leanconv::cuda {
 
@@ -24,6 +28,9 @@ struct FastDivider {
   }
 
   __device__ __forceinline__ int64_t div(int64_t n) const {
+#if defined(LEANCONV_CUDA_EMULATION)
+    if (n < 0) emu::fail("FastDivider::div of a negative value (" + std::to_string(n) + ")");
+#endif
     return fits && n <= INT32_MAX ? static_cast<int64_t>(small.div(static_cast<uint32_t>(n))) : n / divisor;
   }
   __device__ __forceinline__ int64_t mod(int64_t n) const { return n - div(n) * divisor; }
@@ -59,19 +66,32 @@ constexpr int kVec = 16 / static_cast<int>(sizeof(T));
 
 template <typename T>
 struct alignas(16) Vec {
-  T v[kVec<T>];
+  T v[kVec<T>] = {};  // lanes a pass does not load are still defined values
 };
 
 inline bool aligned_16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
+// A GPU faults on a 16-byte access whose address is not a multiple of 16; the emulation reports it.
 template <typename T>
 __device__ __forceinline__ Vec<T> load_vec(const T* p) {
+#if defined(LEANCONV_CUDA_EMULATION)
+  emu::check_vector_alignment(p, "load");
+  Vec<T> value;
+  std::memcpy(static_cast<void*>(&value), p, sizeof(value));
+  return value;
+#else
   return *reinterpret_cast<const Vec<T>*>(p);
+#endif
 }
 
 template <typename T>
 __device__ __forceinline__ void store_vec(T* p, const Vec<T>& value) {
+#if defined(LEANCONV_CUDA_EMULATION)
+  emu::check_vector_alignment(p, "store");
+  std::memcpy(static_cast<void*>(p), &value, sizeof(value));
+#else
   *reinterpret_cast<Vec<T>*>(p) = value;
+#endif
 }
 
 }  // namespace leanconv::cuda

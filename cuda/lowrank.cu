@@ -12,22 +12,21 @@
 // backward gives grad_input and grad_basis. Memory is bounded by the chunk, not the batch.
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
-#include <ATen/cuda/CUDAContext.h>
 #include <ATen/ops/convolution.h>
 #include <ATen/ops/convolution_backward.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/empty_like.h>
 #include <ATen/ops/zeros.h>
 #include <c10/core/impl/LocalDispatchKeySet.h>
-#include <c10/cuda/CUDAGuard.h>
-#include <torch/library.h>
 
 #include <algorithm>
 
 #include "common/lowrank_checks.h"
 #include "common/conv_epilogue.h"
 #include "common/lowrank.h"
+#include "launch.cuh"
 #include "ops/lowrank_composite.h"
+#include "runtime.cuh"
 
 namespace leanconv::cuda {
 namespace {
@@ -47,13 +46,13 @@ __global__ void __launch_bounds__(kBlockThreads)
                                 common::Epilogue<at::opmath_type<scalar_t>> epilogue,
                                 scalar_t* __restrict__ y, Strides4 ys, EigenConv g) {
   using acc_t = at::opmath_type<scalar_t>;
-  __shared__ acc_t z_tile[kChunk][kTilePixels];
-  __shared__ acc_t coeff_tile[kChunk][kTileO];
+  LEANCONV_SHARED(acc_t, z_tile, [kChunk][kTilePixels]);
+  LEANCONV_SHARED(acc_t, coeff_tile, [kChunk][kTileO]);
 
   const int tid = threadIdx.x;
   const int64_t out_pixels = g.out_pixels(), total_pixels = g.batch * out_pixels, mid = g.mid_channels();
   const int64_t pixel0 = int64_t(blockIdx.x) * kTilePixels, o0 = int64_t(blockIdx.y) * kTileO;
-  const int taps = int(g.taps());
+  const int64_t taps = g.taps();
 
   // Each thread's register tile: channels o0 + ty*kMicro + a, pixels pixel0 + tx + b*(kTilePixels/kMicro)
   // (strided pixels keep the output writes of neighbouring threads adjacent).
@@ -124,7 +123,7 @@ at::Tensor eigen_conv2d_cuda(const at::Tensor& input, const at::Tensor& basis, c
                              const std::optional<at::Tensor>& bias, at::IntArrayRef stride, at::IntArrayRef padding,
                              at::IntArrayRef dilation) {
   const auto g = checks::eigen_conv_geometry(input, basis, coeff, bias, stride, padding, dilation);
-  c10::cuda::CUDAGuard guard(input.device());
+  runtime::DeviceGuard guard(input.device());
   auto output = at::empty({g.batch, g.out_channels, g.out_h, g.out_w},
                           input.options().memory_format(input.suggest_memory_format()));
   if (output.numel() == 0) return output;
@@ -134,16 +133,14 @@ at::Tensor eigen_conv2d_cuda(const at::Tensor& input, const at::Tensor& basis, c
   const auto bias_acc = has_bias ? bias->to(at::toOpMathType(input.scalar_type())).contiguous() : at::Tensor();
   const int64_t pixel_tiles = (g.batch * g.out_pixels() + kTilePixels - 1) / kTilePixels;
   const int64_t channel_tiles = (g.out_channels + kTileO - 1) / kTileO;
-  TORCH_CHECK(pixel_tiles < (int64_t(1) << 31) && channel_tiles < 65536, "leanconv: eigen_conv2d output too large");
-  const dim3 grid(static_cast<unsigned>(pixel_tiles), static_cast<unsigned>(channel_tiles));
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), "eigen_conv2d_cuda", [&] {
-    eigen_conv2d_forward_kernel<scalar_t><<<grid, kBlockThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
-        input.const_data_ptr<scalar_t>(), strides_of(input), basis_c.const_data_ptr<scalar_t>(),
-        coeff_c.const_data_ptr<scalar_t>(),
-        common::Epilogue<at::opmath_type<scalar_t>>::bias(
-            has_bias ? bias_acc.const_data_ptr<at::opmath_type<scalar_t>>() : nullptr),
-        output.mutable_data_ptr<scalar_t>(), strides_of(output), g);
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    launch(LEANCONV_KERNEL(eigen_conv2d_forward_kernel<scalar_t>),
+           {{pixel_tiles, channel_tiles}, kBlockThreads, kBlockThreads}, runtime::current_stream(),
+           input.const_data_ptr<scalar_t>(), strides_of(input), basis_c.const_data_ptr<scalar_t>(),
+           coeff_c.const_data_ptr<scalar_t>(),
+           common::Epilogue<at::opmath_type<scalar_t>>::bias(
+               has_bias ? bias_acc.const_data_ptr<at::opmath_type<scalar_t>>() : nullptr),
+           output.mutable_data_ptr<scalar_t>(), strides_of(output), g);
   });
   return output;
 }
@@ -155,7 +152,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> eigen_conv2d_backward_cuda(
     const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& basis, const at::Tensor& coeff,
     at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, std::array<bool, 3> output_mask) {
   const auto g = checks::eigen_conv_backward_geometry(grad_output, input, basis, coeff, stride, padding, dilation);
-  c10::cuda::CUDAGuard guard(input.device());
+  runtime::DeviceGuard guard(input.device());
   // The cuDNN calls below must run in the operands' dtype even when called inside an autocast region.
   c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
   const bool need_input = output_mask[0], need_basis = output_mask[1], need_coeff = output_mask[2];
@@ -182,7 +179,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> eigen_conv2d_backward_cuda(
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(leanconv, CUDA, m) {
+LEANCONV_CUDA_KERNELS(m) {
   m.impl("eigen_conv2d", &eigen_conv2d_cuda);
   m.impl("eigen_conv2d_backward", &eigen_conv2d_backward_cuda);
 }

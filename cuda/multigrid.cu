@@ -8,17 +8,15 @@
 // copies; arithmetic in the op-math type (float for half/bfloat16).
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
-#include <ATen/cuda/CUDAContext.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/zeros.h>
-#include <c10/cuda/CUDAGuard.h>
-#include <torch/library.h>
 
 #include "common/conv_epilogue.h"
 #include "common/multigrid.h"
 #include "common/multigrid_checks.h"
 #include "launch.cuh"
 #include "ops/multigrid_composite.h"
+#include "runtime.cuh"
 
 namespace leanconv::cuda {
 namespace {
@@ -106,7 +104,7 @@ __global__ void __launch_bounds__(kReduceThreads)
     grouped_conv2d_weight_grad_kernel(const scalar_t* __restrict__ gy, Strides4 gys, const scalar_t* __restrict__ x,
                                       Strides4 xs, scalar_t* __restrict__ grad_weight, GroupedConv g) {
   using acc_t = at::opmath_type<scalar_t>;
-  __shared__ acc_t partial[kReduceThreads];
+  LEANCONV_SHARED(acc_t, partial, [kReduceThreads]);
   const int64_t element = blockIdx.x;
   const int64_t tap = element % g.taps(), c = (element / g.taps()) % g.group_in(), o = element / g.filter_size();
   const int64_t i = tap / g.kernel_w, j = tap % g.kernel_w, group = o / g.group_out();
@@ -122,7 +120,7 @@ __global__ void __launch_bounds__(kReduceThreads)
   partial[threadIdx.x] = sum;
   __syncthreads();
   for (int half = kReduceThreads / 2; half > 0; half /= 2) {
-    if (threadIdx.x < half) partial[threadIdx.x] += partial[threadIdx.x + half];
+    if (int(threadIdx.x) < half) partial[threadIdx.x] += partial[threadIdx.x + half];
     __syncthreads();
   }
   if (threadIdx.x == 0) grad_weight[element] = static_cast<scalar_t>(partial[0]);
@@ -132,7 +130,7 @@ at::Tensor grouped_conv2d_cuda(const at::Tensor& input, const at::Tensor& weight
                                const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
                                at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups) {
   const auto g = checks::grouped_conv_geometry(input, weight, bias, stride, padding, dilation, groups);
-  c10::cuda::CUDAGuard guard(input.device());
+  runtime::DeviceGuard guard(input.device());
   auto output = at::empty({g.batch, g.out_channels, g.out_h, g.out_w},
                           input.options().memory_format(input.suggest_memory_format()));
   if (output.numel() == 0) return output;
@@ -142,11 +140,11 @@ at::Tensor grouped_conv2d_cuda(const at::Tensor& input, const at::Tensor& weight
   const int64_t total = g.batch * g.groups * ((g.group_out() + kMicro - 1) / kMicro) * g.out_pixels();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), "grouped_conv2d_cuda", [&] {
     using acc_t = at::opmath_type<scalar_t>;
-    grouped_conv2d_forward_kernel<scalar_t><<<blocks_for(total), kThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
-        input.const_data_ptr<scalar_t>(), strides_of(input), weight_c.const_data_ptr<scalar_t>(),
-        common::Epilogue<acc_t>::bias(has_bias ? bias_acc.const_data_ptr<acc_t>() : nullptr),
-        output.mutable_data_ptr<scalar_t>(), strides_of(output), g);
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    launch(LEANCONV_KERNEL(grouped_conv2d_forward_kernel<scalar_t>), {blocks_for(total), kThreads},
+           runtime::current_stream(), input.const_data_ptr<scalar_t>(), strides_of(input),
+           weight_c.const_data_ptr<scalar_t>(),
+           common::Epilogue<acc_t>::bias(has_bias ? bias_acc.const_data_ptr<acc_t>() : nullptr),
+           output.mutable_data_ptr<scalar_t>(), strides_of(output), g);
   });
   return output;
 }
@@ -157,29 +155,29 @@ std::tuple<at::Tensor, at::Tensor> grouped_conv2d_backward_cuda(const at::Tensor
                                                                 at::IntArrayRef dilation, int64_t groups,
                                                                 std::array<bool, 2> output_mask) {
   const auto g = checks::grouped_conv_backward_geometry(grad_output, input, weight, stride, padding, dilation, groups);
-  c10::cuda::CUDAGuard guard(input.device());
+  runtime::DeviceGuard guard(input.device());
   at::Tensor grad_input, grad_weight;
   const auto weight_c = weight.contiguous();
-  const auto stream = at::cuda::getCurrentCUDAStream();
+  const auto stream = runtime::current_stream();
   if (output_mask[0]) {
     grad_input = at::empty(input.sizes(), input.options().memory_format(input.suggest_memory_format()));
     if (grad_input.numel() > 0) {
       AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), "grouped_conv2d_input_grad", [&] {
-        grouped_conv2d_input_grad_kernel<scalar_t><<<blocks_for(grad_input.numel()), kThreads, 0, stream>>>(
-            grad_output.const_data_ptr<scalar_t>(), strides_of(grad_output), weight_c.const_data_ptr<scalar_t>(),
-            grad_input.mutable_data_ptr<scalar_t>(), strides_of(grad_input), g);
-        C10_CUDA_KERNEL_LAUNCH_CHECK();
+        launch(LEANCONV_KERNEL(grouped_conv2d_input_grad_kernel<scalar_t>), {blocks_for(grad_input.numel()), kThreads},
+               stream, grad_output.const_data_ptr<scalar_t>(), strides_of(grad_output),
+               weight_c.const_data_ptr<scalar_t>(), grad_input.mutable_data_ptr<scalar_t>(), strides_of(grad_input), g);
       });
     }
   }
   if (output_mask[1]) {
     grad_weight = at::empty(weight.sizes(), weight.options());
-    TORCH_CHECK(weight.numel() < (int64_t(1) << 31), "leanconv: grouped_conv2d weight too large");
+  }
+  if (output_mask[1] && grad_weight.numel() > 0) {
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), "grouped_conv2d_weight_grad", [&] {
-      grouped_conv2d_weight_grad_kernel<scalar_t><<<static_cast<unsigned>(weight.numel()), kReduceThreads, 0, stream>>>(
-          grad_output.const_data_ptr<scalar_t>(), strides_of(grad_output), input.const_data_ptr<scalar_t>(),
-          strides_of(input), grad_weight.mutable_data_ptr<scalar_t>(), g);
-      C10_CUDA_KERNEL_LAUNCH_CHECK();
+      launch(LEANCONV_KERNEL(grouped_conv2d_weight_grad_kernel<scalar_t>),
+             {weight.numel(), kReduceThreads, kReduceThreads}, stream, grad_output.const_data_ptr<scalar_t>(),
+             strides_of(grad_output), input.const_data_ptr<scalar_t>(), strides_of(input),
+             grad_weight.mutable_data_ptr<scalar_t>(), g);
     });
   }
   return {grad_input, grad_weight};
@@ -187,7 +185,7 @@ std::tuple<at::Tensor, at::Tensor> grouped_conv2d_backward_cuda(const at::Tensor
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(leanconv, CUDA, m) {
+LEANCONV_CUDA_KERNELS(m) {
   m.impl("grouped_conv2d", &grouped_conv2d_cuda);
   m.impl("grouped_conv2d_backward", &grouped_conv2d_backward_cuda);
 }

@@ -2,11 +2,13 @@
 // the channels_last paths, and compares each result with the CPU kernel's. The GPU check runs it natively (stage 1)
 // and under compute-sanitizer (stage 3): short, no Python, no test framework.
 //
-//   leanconv_cuda_driver [--list] [--group NAME]
+//   leanconv_cuda_driver [--list] [--group NAME[,NAME...]] [--float32]
 //
-// Groups: "leanconv" (leanconv's own kernels: memcheck and initcheck), "shared-memory" (the kernels that use shared
-// memory: racecheck and synccheck), "cudnn" (the eigen conv backward, which runs through cuDNN: native run only,
-// a sanitizer there would check aten, not leanconv). Exit status 1 on a mismatch.
+// Groups: "leanconv" (leanconv's own kernels: memcheck and initcheck), "sync" (small shapes of every kernel with
+// shared memory, a barrier or a warp shuffle: racecheck and synccheck, in float32 with --float32, so that those slow
+// tools fit their budget), "shared-memory" (the kernels with shared memory at every shape), "cudnn" (the eigen conv
+// backward, which runs through cuDNN: native run only, a sanitizer there would check aten, not leanconv). Exit
+// status 1 on a mismatch.
 //
 // The shapes are small but make every loop of a kernel run at least twice, so racecheck sees the hazards carried from
 // one iteration to the next: the eigen conv's k-chunks (kChunk = 16 intermediate channels), output-channel tiles (64)
@@ -104,7 +106,7 @@ std::vector<Case> cases() {
                                               ops::filter_summary_weight_backward(on(grad_weight, d, t), 32, 4)};
                  }});
   // K = 576 >= 32 s: one warp per summary entry; and K = 360 with s = 2: 60 unwrapped positions per entry.
-  all.push_back({"filter_summary_weight backward, warp per entry", {"leanconv"},
+  all.push_back({"filter_summary_weight backward, warp per entry", {"leanconv", "sync"},
                  [=](torch::Device d, torch::ScalarType t) {
                    return std::vector<Tensor>{
                        ops::filter_summary_weight_backward(on(wide_grad_weight, d, t), 8, 1),
@@ -129,7 +131,7 @@ std::vector<Case> cases() {
                      return std::vector<Tensor>{y, ops::shifted_sum_backward(y, 3, 3, 5, two, one, two, size)};
                    }});
     all.push_back({std::string("eigen_conv2d forward (fused)") + (channels_last ? ", channels_last" : ""),
-                   {"leanconv", "shared-memory"}, [=](torch::Device d, torch::ScalarType t) {
+                   {"leanconv", "shared-memory", "sync"}, [=](torch::Device d, torch::ScalarType t) {
                      return std::vector<Tensor>{ops::eigen_conv2d(on(x, d, t).contiguous(format), on(basis, d, t),
                                                                   on(coeff, d, t), on(bias, d, t), one, one, one)};
                    }});
@@ -158,7 +160,7 @@ std::vector<Case> cases() {
                      return std::vector<Tensor>{out, gx, ga, gc, gr};
                    }});
     all.push_back({std::string("grouped_conv2d forward and backward, stride 2") + (channels_last ? ", channels_last" : ""),
-                   {"leanconv", "shared-memory"}, [=](torch::Device d, torch::ScalarType t) {
+                   {"leanconv", "shared-memory", "sync"}, [=](torch::Device d, torch::ScalarType t) {
                      const std::vector<int64_t> two{2, 2};
                      const auto xe = on(gx, d, t).contiguous(format), we = on(gw, d, t);
                      const auto y = ops::grouped_conv2d(xe, we, on(scale.repeat({2}).narrow(0, 0, 24), d, t), two, one,
@@ -212,6 +214,46 @@ std::vector<Case> cases() {
                      return std::vector<Tensor>{out, mean, invstd, var, gx, gw, gb, gr, affine, ax, as, ac, ar};
                    }});
   }
+  // Every flag set of the block-epilogue passes on small maps with two reduction chunks a channel (on an H200):
+  // the affine pass with and without its scale, residual and relu, the backward's masked gradient written or not,
+  // with and without the statistics' gradients. Small enough for racecheck and synccheck.
+  for (const bool channels_last : {false, true}) {
+    const auto format = channels_last ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::Contiguous;
+    const std::vector<int64_t> sizes = channels_last ? std::vector<int64_t>{2, 40, 24, 24} : std::vector<int64_t>{2, 4, 64, 72};
+    const auto values = torch::randn(sizes), others = torch::randn(sizes), parameters = torch::randn({2, sizes[1]});
+    all.push_back({std::string("block-epilogue flag sets") + (channels_last ? ", channels_last" : ""),
+                   {"leanconv", "shared-memory", "sync"}, [=](torch::Device d, torch::ScalarType t) {
+                     std::vector<Tensor> results;
+                     const auto xe = on(values, d, t).contiguous(format), re = on(others, d, t).contiguous(format);
+                     const auto w = on(parameters[0], d, math(t)), b = on(parameters[1], d, math(t));
+                     for (const bool relu : {false, true}) {
+                       for (const bool affine : {false, true}) {
+                         for (const bool with_residual : {false, true}) {
+                           const auto weight = affine ? std::optional<Tensor>(w) : std::nullopt;
+                           const auto bias = affine ? std::optional<Tensor>(b) : std::nullopt;
+                           const auto res = with_residual ? std::optional<Tensor>(re) : std::nullopt;
+                           auto [out, mean, invstd, var] = ops::batch_norm_epilogue(xe, weight, bias, res, relu, 1e-5);
+                           const auto kept = relu ? std::optional<Tensor>(out) : std::nullopt;
+                           const auto folded = ops::affine_epilogue(xe, weight, b, res, relu);
+                           const auto folded_kept = relu ? std::optional<Tensor>(folded) : std::nullopt;
+                           results.insert(results.end(), {out, mean, invstd, var, folded});
+                           for (const std::array<bool, 4> mask : {std::array<bool, 4>{true, affine, true, true},
+                                                                  std::array<bool, 4>{true, false, false, false},
+                                                                  std::array<bool, 4>{false, affine, true, false}}) {
+                             const auto stats = mask[1] ? std::optional<Tensor>(mean) : std::nullopt;
+                             auto [gx, gw, gb, gr] = ops::batch_norm_epilogue_backward(
+                                 re, stats, mask[1] ? std::optional<Tensor>(invstd) : std::nullopt, kept, xe, weight,
+                                 mean, invstd, relu, mask);
+                             auto [ax, as, ac, ar] = ops::affine_epilogue_backward(re, folded_kept, xe, weight, relu, mask);
+                             for (const auto& g : {gx, gw, gb, gr, ax, as, ac, ar})
+                               if (g.defined()) results.push_back(g);
+                           }
+                         }
+                       }
+                     }
+                     return results;
+                   }});
+  }
   return all;
 }
 
@@ -228,17 +270,24 @@ double tolerance(torch::ScalarType dtype) {
   return dtype == torch::kDouble ? 1e-10 : dtype == torch::kFloat ? 1e-5 : dtype == torch::kHalf ? 1e-2 : 3e-2;
 }
 
-bool in_group(const Case& c, const std::string& group) {
-  if (group.empty()) return true;
-  for (const auto& g : c.groups)
-    if (g == group) return true;
+// Whether the case belongs to one of the comma-separated `groups` (all cases when none is given).
+bool in_group(const Case& c, const std::string& groups) {
+  if (groups.empty()) return true;
+  size_t begin = 0;
+  while (begin <= groups.size()) {
+    const size_t end = std::min(groups.find(',', begin), groups.size());
+    const std::string wanted = groups.substr(begin, end - begin);
+    for (const auto& g : c.groups)
+      if (g == wanted) return true;
+    begin = end + 1;
+  }
   return false;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool list = false;
+  bool list = false, float32_only = false;
   std::string group;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
@@ -246,8 +295,11 @@ int main(int argc, char** argv) {
       list = true;
     } else if (arg == "--group" && i + 1 < argc) {
       group = argv[++i];
+    } else if (arg == "--float32") {
+      float32_only = true;
     } else {
-      std::fprintf(stderr, "usage: %s [--list] [--group leanconv|shared-memory|cudnn]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--list] [--group leanconv|sync|shared-memory|cudnn[,...]] [--float32]\n",
+                   argv[0]);
       return 2;
     }
   }
@@ -257,6 +309,7 @@ int main(int argc, char** argv) {
   for (const auto& c : all) {
     if (!in_group(c, group)) continue;
     for (const auto dtype : c.dtypes) {
+      if (float32_only && dtype != torch::kFloat) continue;
       const std::string name = c.name + " [" + std::string(c10::toString(dtype)) + "]";
       ++count;
       if (list) {

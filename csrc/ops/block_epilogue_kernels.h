@@ -77,8 +77,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> batch_norm_epilogue(c
                                                                   const std::optional<at::Tensor>& bias,
                                                                   const std::optional<at::Tensor>& residual, bool relu,
                                                                   double eps) {
-  const typename Passes::DeviceGuard guard(input.device());
   auto o = prepare_batch_norm_epilogue(input, weight, bias, residual, eps);
+  const typename Passes::DeviceGuard guard(input.device());  // after prepare_*'s same-device checks
   const auto& L = o.info.layout;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, o.x.scalar_type(), "batch_norm_epilogue", [&] {
     using acc_t = at::opmath_type<scalar_t>;
@@ -110,9 +110,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> batch_norm_epilogue_b
     const std::optional<at::Tensor>& grad_invstd, const std::optional<at::Tensor>& output, const at::Tensor& input,
     const std::optional<at::Tensor>& weight, const at::Tensor& mean, const at::Tensor& invstd, bool relu,
     std::array<bool, 4> mask) {
-  const typename Passes::DeviceGuard guard(input.device());
   auto o = prepare_batch_norm_epilogue_backward(grad_output, grad_mean, grad_invstd, output, input, weight, mean,
                                                 invstd, relu, mask);
+  const typename Passes::DeviceGuard guard(input.device());
   const auto& L = o.info.layout;
   if (!(mask[0] || mask[1] || mask[2] || mask[3])) return {o.grad_input, o.grad_weight, o.grad_bias, o.grad_residual};
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, o.x.scalar_type(), "batch_norm_epilogue_backward", [&] {
@@ -143,8 +143,8 @@ template <typename Passes>
 at::Tensor affine_epilogue(const at::Tensor& input, const std::optional<at::Tensor>& scale,
                            const std::optional<at::Tensor>& shift, const std::optional<at::Tensor>& residual,
                            bool relu) {
-  const typename Passes::DeviceGuard guard(input.device());
   auto o = prepare_affine_epilogue(input, scale, shift, residual);
+  const typename Passes::DeviceGuard guard(input.device());
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, o.x.scalar_type(), "affine_epilogue", [&] {
     using acc_t = at::opmath_type<scalar_t>;
     common::AffineOperands<scalar_t, acc_t> op;
@@ -163,8 +163,8 @@ template <typename Passes>
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> affine_epilogue_backward(
     const at::Tensor& grad_output, const std::optional<at::Tensor>& output, const at::Tensor& input,
     const std::optional<at::Tensor>& scale, bool relu, std::array<bool, 4> mask) {
-  const typename Passes::DeviceGuard guard(input.device());
   auto o = prepare_affine_epilogue_backward(grad_output, output, input, scale, relu, mask);
+  const typename Passes::DeviceGuard guard(input.device());
   const auto& L = o.info.layout;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, o.x.scalar_type(), "affine_epilogue_backward", [&] {
     using acc_t = at::opmath_type<scalar_t>;
