@@ -55,23 +55,21 @@ test-cuda-emulation: build-cuda-emulation
 	$(PYTHON) -m pytest -q tests/python/test_cuda_emulation.py
 	@echo "CUDA kernels run under emulation (launches in the suite's coverage case):" && cat $(BUILD_DIR)/cuda_emulation_coverage.txt
 
-# The emulated suite with the kernels built under sanitizers (the runtimes preloaded into Python, which is not built
-# with them): AddressSanitizer + UndefinedBehaviorSanitizer over the fibers, and ThreadSanitizer over the OS-thread
-# execution (one OS thread per CUDA thread: an unsynchronised access between barriers is a reported race).
-SANITIZED_SUITE = $(PYTHON) -m pytest -q -p no:cacheprovider tests/python/test_cuda_emulation.py
+# The emulated kernels built under sanitizers. AddressSanitizer + UndefinedBehaviorSanitizer: the whole emulated
+# suite, its runtime preloaded into Python (which is not built with it). ThreadSanitizer: a GoogleTest binary built
+# with it (its runtime must start with the process), every kernel on OS threads, one per CUDA thread, so that an
+# unsynchronised access between barriers, or a plain add where an atomic belongs, is a reported race.
 build-cuda-emulation-asan: build
 	$(CMAKE) --build $(BUILD_DIR) --target leanconv_cuda_emulated_asan
 test-cuda-emulation-asan: build-cuda-emulation-asan
-	LEANCONV_EMULATED_LIBRARY=libleanconv_cuda_emulated_asan.so LD_PRELOAD=$$($(CXX) -print-file-name=libasan.so) \
-	  ASAN_OPTIONS=detect_leaks=0:halt_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 $(SANITIZED_SUITE)
+	LEANCONV_EMULATED_LIBRARY=libleanconv_cuda_emulated_asan.so PYTHONMALLOC=malloc \
+	  LD_PRELOAD="$$($(CXX) -print-file-name=libasan.so) $$($(CXX) -print-file-name=libstdc++.so.6)" \
+	  ASAN_OPTIONS=detect_leaks=0:halt_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	  $(PYTHON) -m pytest -q -p no:cacheprovider tests/python/test_cuda_emulation.py
 build-cuda-emulation-tsan: build
-	$(CMAKE) --build $(BUILD_DIR) --target leanconv_cuda_emulated_tsan
+	$(CMAKE) --build $(BUILD_DIR) --target leanconv_cuda_emulation_tsan_tests
 test-cuda-emulation-tsan: build-cuda-emulation-tsan
-	LEANCONV_EMULATED_LIBRARY=libleanconv_cuda_emulated_tsan.so LEANCONV_EMULATION_EXECUTION=threads \
-	  OMP_NUM_THREADS=1 LD_PRELOAD=$$($(CXX) -print-file-name=libtsan.so) \
-	  TSAN_OPTIONS=halt_on_error=1:exitcode=66:report_signal_unsafe=0 $(SANITIZED_SUITE) -k "$(TSAN_TESTS)"
-# The OS-thread execution starts a thread per CUDA thread: ThreadSanitizer runs the kernels' own tests, in float32.
-TSAN_TESTS = float32 and not catalogue
+	TSAN_OPTIONS=halt_on_error=1:exitcode=66:report_signal_unsafe=0 $(BUILD_DIR)/tests/cpp/leanconv_cuda_emulation_tsan_tests
 test-cuda-emulation-sanitizers: test-cuda-emulation-asan test-cuda-emulation-tsan
 
 # A separate CMake project that finds the installed package the way a C++ user of a pip install would.
