@@ -65,8 +65,8 @@ def main():
         learned = next((int(log[0]["learned_params"]) for _, log in logs if log), None)
         lines.append(dict(group=group, seeds=len(members), logs=logs, accuracies=accuracies, learned=learned,
                           macs=macs_of(members[0][1]), throughput=throughput))
-    dense = next((l for l in lines if "dense" in l["group"] and l["accuracies"]), None)
-    dense_mean = statistics.mean(dense["accuracies"]) if dense else None
+    dense = next((l for l in lines if "dense" in l["group"]), None)
+    dense_mean = statistics.mean(dense["accuracies"]) if dense and dense["accuracies"] else None
     dense_params = dense["learned"] if dense else None
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     print(f"Fashion-MNIST (28x28 padded to 32x32), all 60,000 training images, test set 10,000, {epochs} epochs, "

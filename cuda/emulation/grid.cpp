@@ -55,7 +55,9 @@ std::string site(const std::source_location& where) {
 }
 
 std::string coordinates(const uint3& i) {
-  return "(" + std::to_string(i.x) + ", " + std::to_string(i.y) + ", " + std::to_string(i.z) + ")";
+  std::ostringstream s;
+  s << "(" << i.x << ", " << i.y << ", " << i.z << ")";
+  return s.str();
 }
 
 class Block;

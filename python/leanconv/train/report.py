@@ -64,8 +64,10 @@ def draw(runs: List[Dict[str, str]], out: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for family in families:
         points = [r for r in runs if r["family"] == family]
+        dense = family == "dense"  # the baseline every compact family is read against: a larger star
         ax.scatter([int(r["learned_params"]) for r in points], [100 * float(r["test_accuracy"]) for r in points],
-                   color=colours[family], label=family, s=40)
+                   color=colours[family], label=family + (" (baseline)" if dense else ""), s=140 if dense else 40,
+                   marker="*" if dense else "o", zorder=3)
         for r in points:
             ax.annotate(r["label"], (int(r["learned_params"]), 100 * float(r["test_accuracy"])), fontsize=7,
                         xytext=(4, 3), textcoords="offset points")
