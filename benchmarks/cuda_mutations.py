@@ -115,9 +115,9 @@ def run(command, cwd, timeout, env=None):
 
 def caught_by(output):
     """The first failing test's name, or the emulator's or compiler's first report line."""
-    failed = re.findall(r"^FAILED (\S+)", output, re.MULTILINE)
+    failed = re.findall(r"^FAILED (.+?)(?: - |$)", output, re.MULTILINE)
     if failed:
-        return failed[0].split("::", 1)[-1]
+        return failed[0].split("::", 1)[-1].strip()
     report = re.search(r"(ThreadSanitizer: [^\n]+|leanconv CUDA emulation: [^\n]{0,120}|error: [^\n]{0,120})", output)
     return report.group(1) if report else "(see the log)"
 

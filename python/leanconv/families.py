@@ -71,6 +71,8 @@ class Family:
 
 def _ring_size(text: str):
     value = float(text)
+    if value >= 1 and value != int(value):
+        raise ValueError(f"a count of ring parameters is a whole number, got {text}")
     return int(value) if value >= 1 else value
 
 
@@ -84,7 +86,10 @@ def _optional_int(text: str):
 
 
 def _flag(text: str) -> bool:
-    return str(text).lower() in ("1", "true", "yes")
+    word = str(text).lower()
+    if word not in ("1", "true", "yes", "0", "false", "no"):
+        raise ValueError(f"expected true or false (1/0, yes/no), got {text!r}")
+    return word in ("1", "true", "yes")
 
 
 FAMILIES: Dict[str, Family] = {f.name: f for f in [

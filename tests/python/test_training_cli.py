@@ -48,6 +48,15 @@ BAD_FLAGS = [
     (["--conv", "shared", "--rotate", "-1"], "rotate"), (["--conv", "shared", "--rotate", "100"], "rotate"),
     (["--amp", "fp16"], "--amp fp16"), (["--device", "tpu:9"], "--device"), (["--batch-size", "64"], "--batch-size"),
     (["--resume"], "--resume"), (["--flip"], "--flip"),
+    # The epoch order's seed (seed * 1,000,003 + epoch) would overflow 64 bits; meta tensors cannot train.
+    (["--seed", "20000000000000"], "--seed"), (["--seed", "-1"], "--seed"), (["--device", "meta"], "--device meta"),
+    # A ring count that is not whole, or larger than the weights it serves (an allocation failure).
+    (["--conv", "generated", "--ring-size", "1.5"], "--ring-size"), (["--conv", "generated", "--ring-size", "1e12"],
+                                                                    "more than the"),
+    # A family's option with another family changes nothing: refused, not ignored.
+    (["--rank", "2"], "--rank is an option of --conv lowrank"),
+    (["--conv", "generated", "--group-size", "4"], "--group-size is an option of --conv multigrid"),
+    (["--conv", "filter_summary", "--pointwise", "maybe"], "--pointwise"),
 ]
 
 
@@ -138,7 +147,9 @@ def test_resume_refuses_another_run(data, tmp_path, change, named):
     path = tmp_path / "run.pt"
     base = ["--conv", "generated", "--ring-size", "0.1", "--checkpoint", str(path)]
     assert train(data, *base).returncode == 0
-    run = train(data, *base, "--resume", *change)
+    # Another family drops the generated family's flags (a family's flag with another family is refused).
+    resume = ["--checkpoint", str(path)] if change[0] == "--conv" else base
+    run = train(data, *resume, "--resume", *change)
     refused(run, named, "--resume continues the run")
     if named == "--epochs":
         assert "start a new run" in run.stderr
@@ -162,3 +173,91 @@ def test_report_refuses_what_is_not_a_training_log(tmp_path):
     run = report(str(log), "--out", str(tmp_path / "plot"))
     assert run.returncode == 0 and (tmp_path / "plot.png").exists()
     assert f"wrote {tmp_path / 'plot.png'}" in run.stderr
+
+
+# ---- the command line's files: nothing a refused command names is created or changed -----------------------------
+
+def snapshot(folder: Path):
+    """Every file under ``folder`` with its bytes and permissions."""
+    return {p: (p.read_bytes(), p.stat().st_mode) for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_log_path_that_names_another_file_is_refused_and_the_file_kept(data, tmp_path):
+    # A mistyped --log-csv that names the previous run's checkpoint, or any file that is not a log, is refused
+    # before training and left as it was.
+    checkpoint = tmp_path / "run.pt"
+    assert train(data, "--checkpoint", str(checkpoint)).returncode == 0
+    (tmp_path / "notes.txt").write_text("a user's notes")
+    before = snapshot(tmp_path)
+    for target in (checkpoint, tmp_path / "notes.txt"):
+        assert "is not a CSV log" in main_refuses(data, "--log-csv", str(target))
+    refused(train(data, "--log-csv", str(checkpoint)), "is not a CSV log")
+    assert snapshot(tmp_path) == before
+    # Its own log (and an empty file) it appends to.
+    log = tmp_path / "run.csv"
+    assert train(data, "--log-csv", str(log)).returncode == 0
+    assert train(data, "--log-csv", str(log)).returncode == 0
+    assert log.read_text().count("\n") == 3  # the header and one row per run
+
+
+@pytest.mark.parametrize("flag", ["--log-csv", "--checkpoint"])
+def test_a_path_ending_in_a_slash_is_a_folder_not_a_file(data, tmp_path, flag):
+    message = main_refuses(data, flag, str(tmp_path / "exp1") + "/")
+    assert "names a folder" in message
+    assert not (tmp_path / "exp1").exists()
+
+
+def test_the_same_path_for_log_and_checkpoint_is_refused_leaving_nothing(data, tmp_path):
+    assert "name the same file" in main_refuses(data, "--log-csv", str(tmp_path / "run"), "--checkpoint",
+                                                str(tmp_path / "run"))
+    assert "name the same file" in main_refuses(data, "--log-csv", str(tmp_path / "run.prev"), "--checkpoint",
+                                                str(tmp_path / "run"))
+    assert not list(tmp_path.iterdir())  # no stray file blocks the corrected command
+    assert train(data, "--log-csv", str(tmp_path / "run.csv"), "--checkpoint", str(tmp_path / "run")).returncode == 0
+
+
+def test_checkpoints_keep_their_permissions_and_new_ones_follow_the_umask(data, tmp_path):
+    path = tmp_path / "run.pt"
+    previous = os.umask(0o022)
+    try:
+        assert train(data, "--checkpoint", str(path)).returncode == 0
+        assert path.stat().st_mode & 0o777 == 0o644
+        path.chmod(0o640)  # shared with a group on purpose
+        assert train(data, "--checkpoint", str(path), "--epochs", "1").returncode == 0
+        assert path.stat().st_mode & 0o777 == 0o640
+    finally:
+        os.umask(previous)
+
+
+@pytest.mark.parametrize("blank", [b"", bytes(4096)], ids=["empty", "zeroed"])
+def test_resume_falls_back_to_the_previous_checkpoint_when_the_newest_is_blank(data, tmp_path, blank):
+    # A crash while writing can leave PATH empty or zero-filled beside a good PATH.prev: resume from that, say so,
+    # and keep it while the next checkpoint replaces the blank file.
+    path = tmp_path / "run.pt"
+    assert train(data, "--checkpoint", str(path), "--checkpoint-every", "1", "--epochs", "2").returncode == 0
+    good_previous = path.with_name("run.pt.prev").read_bytes()
+    path.write_bytes(blank)
+    resumed = train(data, "--checkpoint", str(path), "--resume", "--epochs", "2")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "blank" in resumed.stderr and "resuming from the previous checkpoint" in resumed.stderr
+    assert checkpoints.is_checkpoint(path)
+    assert path.with_name("run.pt.prev").read_bytes() == good_previous
+
+
+def test_a_full_disk_while_checkpointing_is_one_line_and_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    import errno
+
+    path = tmp_path / "run.pt"
+    checkpoints.save(path, {"step": 1})
+    kept = path.read_bytes()
+    real_fsync = os.fsync
+
+    def full(descriptor):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(checkpoints.os, "fsync", full)
+    with pytest.raises(checkpoints.CheckpointError) as error:
+        checkpoints.save(path, {"step": 2})
+    monkeypatch.setattr(checkpoints.os, "fsync", real_fsync)
+    assert "No space left on device" in str(error.value) and "\n" not in str(error.value)
+    assert path.read_bytes() == kept and not list(tmp_path.glob(".*.tmp"))

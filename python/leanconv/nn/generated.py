@@ -285,6 +285,12 @@ class GeneratedConvs(DenseConvs):
                 size = max(1, round(ring_size * count))
             else:
                 size = int(ring_size)
+                if size != ring_size or size < 1:
+                    raise ValueError(f"leanconv: ring_size must be a whole count >= 1 or a fraction in (0, 1], "
+                                     f"got {ring_size}")
+                if size > count:
+                    raise ValueError(f"leanconv: a ring of {size:,} parameters is more than the {count:,} weights it "
+                                     "serves (a fraction in (0, 1] sizes it by them)")
             self.rings[key] = ParameterRing(size, seed=seed + i)
 
     def conv(self, in_channels, out_channels, kernel_size, stride=1, padding=0, scope: Scope = (0, 0)):

@@ -112,8 +112,15 @@ def parse_args(argv=None):
 
 
 def conv_options(args):
-    """The chosen family's options: those given on the command line, parsed as the registry says."""
+    """The chosen family's options: those given on the command line, parsed as the registry says. An option of
+    another family is refused: it would change nothing."""
     family = FAMILIES[args.conv]
+    own = {o.name for o in family.options}
+    for other in FAMILIES.values():
+        for option in other.options:
+            if option.on_command_line and option.name not in own and getattr(args, option.name, None) is not None:
+                raise SystemExit(f"--{option.name.replace('_', '-')} is an option of --conv {other.name}, not of "
+                                 f"--conv {args.conv}")
     options = {}
     for option in family.options:
         if option.on_command_line and getattr(args, option.name) is not None:
@@ -153,7 +160,11 @@ RANGES = {
     "label_smoothing": (lambda v: 0 <= v < 1, "in [0, 1)"), "train_subset": (lambda v: v >= 0, "at least 0"),
     "test_subset": (lambda v: v >= 0, "at least 0"), "checkpoint_every": (lambda v: v >= 0, "at least 0"),
     "random_erasing": (lambda v: 0 <= v <= 1, "a probability in [0, 1]"),
+    # Each epoch's sample order is seeded with seed * 1,000,003 + epoch, which must stay within 64 bits.
+    "seed": (lambda v: 0 <= v < 2 ** 40, "in [0, 2^40)"),
 }
+# The devices leanconv's kernels run on.
+TRAINING_DEVICES = ("cpu", "cuda")
 
 
 def check_arguments(args) -> None:
@@ -167,6 +178,8 @@ def check_arguments(args) -> None:
         device = torch.device(args.device)
     except RuntimeError:
         raise SystemExit(f"--device: {args.device!r} is not a device (e.g. cpu, cuda, cuda:1)") from None
+    if device.type not in TRAINING_DEVICES:
+        raise SystemExit(f"--device {args.device}: training runs on {' or '.join(TRAINING_DEVICES)}")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit(f"--device {args.device}: no CUDA GPU is available here (use --device cpu)")
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
@@ -184,6 +197,11 @@ def check_arguments(args) -> None:
             checkpoints.check_destination(args.checkpoint)
     except (ValueError, CheckpointError) as error:
         raise SystemExit(str(error)) from None
+    if args.log and args.checkpoint:
+        log = os.path.realpath(args.log)
+        if log in (os.path.realpath(args.checkpoint), os.path.realpath(checkpoints.previous_path(args.checkpoint))):
+            raise SystemExit(f"--log-csv {args.log} and --checkpoint {args.checkpoint} name the same file: give each "
+                             "its own path")
 
 
 def run_options(args, options) -> dict:

@@ -8,10 +8,14 @@ same run). The file is a header line (``MAGIC``), a line with the payload's leng
 
 ``save`` writes a temporary file of its own (a unique name beside ``PATH``), flushes it to disk and renames it over
 ``PATH`` (a rename is atomic on POSIX file systems), after moving the old ``PATH`` to ``PATH.prev``: a crash at any
-moment leaves a complete ``PATH`` or ``PATH.prev``. Only files that start with ``MAGIC`` are ever moved or replaced:
-a directory or any other file at ``PATH`` or ``PATH.prev`` is an error (``check_destination`` says so before a run
-trains). ``load`` reads ``PATH``, and if that is truncated or damaged says so and falls back to ``PATH.prev``.
+moment leaves a complete ``PATH`` or ``PATH.prev``. Only files that start with ``MAGIC`` are ever moved or replaced,
+and a blank ``PATH`` (empty or all zero bytes, what a crash can leave) beside a checkpoint at ``PATH.prev``: a
+directory or any other file at ``PATH`` or ``PATH.prev`` is an error (``check_destination`` says so before a run
+trains, creating no file). ``load`` reads ``PATH``, and if that is blank, truncated or damaged says so and
+falls back to ``PATH.prev``. A rewritten checkpoint keeps its file's permissions; a new one gets the umask's. A disk
+that fills during the write is one line, and the previous checkpoint stays.
 """
+import errno
 import hashlib
 import io
 import os
@@ -43,22 +47,45 @@ def is_checkpoint(path) -> bool:
         return f.read(len(MAGIC)) == MAGIC
 
 
-def _refuse_foreign(path: Path) -> None:
+def is_blank(path) -> bool:
+    """Whether ``path`` is a regular file that is empty or all zero bytes: no one's data, what a crash during a
+    write can leave."""
+    path = Path(path)
+    if path.is_symlink() or not path.is_file():
+        return False
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            if chunk.count(0) != len(chunk):
+                return False
+    return True
+
+
+def _replaceable(path: Path) -> bool:
+    """A checkpoint, or a blank file where a checkpoint was being written (a checkpoint at PATH.prev)."""
+    return is_checkpoint(path) or (is_blank(path) and is_checkpoint(previous_path(path)))
+
+
+def _refuse_foreign(path: Path, replaceable) -> None:
     if path.is_dir():
         raise CheckpointError(f"leanconv: checkpoint path {path} is a directory; give a file path, e.g. {path}/run.pt")
-    if (path.exists() or path.is_symlink()) and not is_checkpoint(path):
+    if (path.exists() or path.is_symlink()) and not replaceable(path):
         raise CheckpointError(f"leanconv: {path} exists and is not a leanconv training checkpoint: refusing to move "
                               "or replace it (give another --checkpoint path)")
 
 
 def check_destination(path) -> None:
-    """Raises CheckpointError unless checkpoints can be saved at ``path`` without touching anything else: neither
-    ``path`` nor ``path.prev`` is a directory or a file other than a checkpoint, and the folder is writable."""
+    """Raises CheckpointError unless checkpoints can be saved at ``path`` without touching anything else: ``path``
+    names a file, neither it nor ``path.prev`` is a directory or a file other than a checkpoint, and its folder is
+    writable (made if missing: a folder, never a file)."""
+    text = str(path)
+    if text.endswith(("/", os.sep)):
+        raise CheckpointError(f"leanconv: the checkpoint path {text} names a folder; give a file path, e.g. "
+                              f"{text}run.pt")
     path = Path(path)
-    for candidate in (path, previous_path(path)):
-        _refuse_foreign(candidate)
+    _refuse_foreign(path, _replaceable)
+    _refuse_foreign(previous_path(path), is_checkpoint)
     folder = path.parent
-    try:
+    try:  # making the folder is the one sure test that it can be made (root's os.access says yes to /proc)
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise CheckpointError(f"leanconv: cannot create the checkpoint folder {folder}: {error.strerror}") from None
@@ -66,13 +93,28 @@ def check_destination(path) -> None:
         raise CheckpointError(f"leanconv: the checkpoint folder {folder} is not writable")
 
 
+def _mode_for(path: Path) -> int:
+    """The permissions of a checkpoint written at ``path``: those of the file it replaces, else the umask's."""
+    if path.exists():
+        return path.stat().st_mode & 0o777
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+# A full disk or file-size limit during the write: one line, the previous checkpoint kept.
+_NO_ROOM = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+
+
 def save(path, state: Dict[str, Any]) -> None:
     path = Path(path)
     check_destination(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     torch.save({"format": FORMAT, **state}, buffer)
     payload = buffer.getvalue()
     header = MAGIC + f"bytes={len(payload)} sha256={hashlib.sha256(payload).hexdigest()}\n".encode()
+    mode = _mode_for(path)
     descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(descriptor, "wb") as f:
@@ -80,9 +122,17 @@ def save(path, state: Dict[str, Any]) -> None:
             f.write(payload)
             f.flush()
             os.fsync(f.fileno())
-        if path.exists():
+        os.chmod(temporary, mode)
+        if is_checkpoint(path):  # a blank PATH is dropped, never moved over a good PATH.prev
             os.replace(path, previous_path(path))
         os.replace(temporary, path)
+    except OSError as error:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        if error.errno in _NO_ROOM:
+            kept = " (the previous checkpoint is kept)" if path.exists() else ""
+            raise CheckpointError(f"leanconv: cannot write the checkpoint {path}: {error.strerror}{kept}") from None
+        raise
     except BaseException:
         if os.path.exists(temporary):
             os.unlink(temporary)
@@ -122,6 +172,8 @@ def load(path) -> Optional[Dict[str, Any]]:
         try:
             if candidate.is_dir():
                 raise ValueError("a directory, not a checkpoint")
+            if is_blank(candidate):
+                raise ValueError("blank (empty or all zero bytes): a write that did not finish")
             state = _read(candidate)
         except Exception as error:  # truncated, damaged, foreign or another format: say which, try the previous one
             problems.append(f"{candidate}: {error}")

@@ -7,6 +7,7 @@ With ``workers=0`` (augmentations drawn in the main process) and deterministic a
 bit-identical to an uninterrupted run's (tested); with workers the augmentations of the resumed epoch differ.
 """
 import csv
+import os
 import resource
 import sys
 import time
@@ -54,18 +55,41 @@ def peak_memory_mib(device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
+def is_log(path) -> bool:
+    """Whether ``path`` starts with this command's CSV header (a log it wrote, which a resumed run appends to)."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            return f.readline().strip() == ",".join(LOG_COLUMNS)
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
 def check_log_path(path) -> None:
-    """Raises ValueError unless a CSV log can be appended to at ``path`` (creating it and its folder if needed): a
-    log that cannot be written fails before training, not after the first epoch."""
+    """Raises ValueError unless a CSV log can be appended to at ``path``: an existing log of this command, an empty
+    file, or a new file in a writable folder (made if missing). No file is created or changed here, so a refused
+    command leaves none behind; a file that is anything else (a checkpoint given by mistake, a user's data) is never
+    written."""
+    text = str(path)
+    if text.endswith(("/", os.sep)):
+        raise ValueError(f"leanconv: the CSV log {text} names a folder; give a file path, e.g. {text}run.csv")
     path = Path(path)
     if path.is_dir():
         raise ValueError(f"leanconv: the CSV log {path} is a directory; give a file path, e.g. {path}/run.csv")
-    try:
+    if path.exists() or path.is_symlink():
+        if not path.is_file():
+            raise ValueError(f"leanconv: cannot write the CSV log {path}: not a regular file")
+        if path.stat().st_size > 0 and not is_log(path):
+            raise ValueError(f"leanconv: {path} exists and is not a CSV log of python -m leanconv.train: refusing to "
+                             "append to it (give another --log-csv path)")
+        if not os.access(path, os.W_OK):
+            raise ValueError(f"leanconv: cannot write the CSV log {path}: permission denied")
+        return
+    try:  # making the folder is the one sure test that it can be made (root's os.access says yes to /proc)
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a", newline=""):
-            pass
     except OSError as error:
         raise ValueError(f"leanconv: cannot write the CSV log {path}: {error.strerror}") from None
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise ValueError(f"leanconv: cannot write the CSV log {path}: {path.parent} is not writable")
 
 
 class CsvLog:
@@ -74,7 +98,8 @@ class CsvLog:
     def __init__(self, path, run: str, family: str, counts):
         self.path, self.run, self.family, self.counts = Path(path), run, family, counts
         check_log_path(self.path)
-        if self.path.stat().st_size == 0:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.path.exists() or self.path.stat().st_size == 0:
             with open(self.path, "a", newline="") as f:
                 csv.writer(f).writerow(LOG_COLUMNS)
 
