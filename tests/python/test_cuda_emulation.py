@@ -268,6 +268,25 @@ def test_affine_epilogue_passes_every_flag_set(case, dtype):
             assert_matches(actual_grads, expected_grads, reference_grads, dtype)
 
 
+@pytest.mark.parametrize("shape,channels_last", [((8, 2, 128, 132), False), ((2, 4, 132, 130), True)],
+                         ids=["nchw 33 chunks a channel", "nhwc 33 row chunks"])
+def test_reductions_of_more_chunks_than_a_warp_has_lanes(shape, channels_last):
+    # The per-channel finish gives lane l the chunks l, l + 32, ...: with 33 chunks its loop runs twice.
+    x = feature_map(torch.randn(shape) + 0.5, channels_last, 0)
+    weight, bias, grad = torch.randn(shape[1]), torch.randn(shape[1]), feature_map(torch.randn(shape), channels_last, 0)
+    expected = torch.ops.leanconv.batch_norm_epilogue(x, weight, bias, None, False, 1e-5)
+    actual = emulated.batch_norm_epilogue(x, weight, bias, None, False, 1e-5)
+    assert_matches(actual, expected, batch_norm_epilogue_reference(x.double(), weight.double(), bias.double(), None,
+                                                                   False, 1e-5), torch.float32)
+    out, mean, invstd, _ = expected
+    mask = [True, True, True, False]
+    args = (grad, None, None, None, x, weight, mean, invstd, False, mask)
+    reference = batch_norm_epilogue_backward_reference(grad.double(), None, None, None, x.double(), weight.double(),
+                                                       mean.double(), invstd.double(), False, mask)
+    assert_matches(emulated.batch_norm_epilogue_backward(*args), torch.ops.leanconv.batch_norm_epilogue_backward(*args),
+                   reference, torch.float32)
+
+
 @pytest.mark.parametrize("schedule", SCHEDULES)
 @pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels_last"])
 def test_epilogue_reductions_give_the_same_bits_in_every_schedule(channels_last, schedule):
