@@ -7,8 +7,9 @@
 #define LEANCONV_HOST_DEVICE inline
 #endif
 
-// Loop unrolling hint understood by both nvcc and GCC/Clang.
-#if defined(__CUDACC__)
+// Loop unrolling hint understood by both nvcc and GCC/Clang (nvcc's device pass, then each host compiler: nvcc's
+// host pass hands the code to GCC, which would ignore nvcc's spelling with a warning).
+#if defined(__CUDA_ARCH__)
 #define LEANCONV_UNROLL _Pragma("unroll")
 #elif defined(__clang__)
 #define LEANCONV_UNROLL _Pragma("unroll")
