@@ -60,6 +60,25 @@ int64_t rows_per_band(const common::ShiftedSum& s, int64_t batch, int64_t elemen
   return std::clamp<int64_t>(rows, 1, std::max<int64_t>(s.out_h, 1));
 }
 
+// MKL's own thread setting for the calling thread (exported by torch's MKL build; weak, so other BLAS builds link).
+extern "C" int MKL_Set_Num_Threads_Local(int threads) __attribute__((weak));
+
+// A task's GEMMs on its own thread alone: inside a parallel region MKL runs them sequentially, but it picks its
+// sequential kernels by its global thread setting (set_num_threads), so on Intel CPUs the bits of one product
+// differed between 1 and 2 threads. A per-thread setting of 1 gives every thread count the same kernels.
+class SequentialBlas {
+ public:
+  SequentialBlas() : previous_(MKL_Set_Num_Threads_Local ? MKL_Set_Num_Threads_Local(1) : 0) {}
+  ~SequentialBlas() {
+    if (MKL_Set_Num_Threads_Local) MKL_Set_Num_Threads_Local(previous_);
+  }
+  SequentialBlas(const SequentialBlas&) = delete;
+  SequentialBlas& operator=(const SequentialBlas&) = delete;
+
+ private:
+  int previous_;
+};
+
 // Calls f(begin, end) on ranges of [0, count) on the intra-op threads, below autograd (worker threads do not
 // inherit the caller's dispatch state, and the GEMMs in f are kernel internals). With more than one thread it
 // always runs inside a parallel region, also for a single task: a BLAS call made outside one would split its
@@ -68,6 +87,7 @@ template <typename F>
 void for_task_ranges(int64_t count, const F& f) {
   at::parallel_for(0, std::max<int64_t>(count, 2), 1, [&](int64_t begin, int64_t end) {
     at::AutoDispatchBelowADInplaceOrView below_autograd;
+    const SequentialBlas one_thread;
     if (begin < count) f(begin, std::min(end, count));
   });
 }
