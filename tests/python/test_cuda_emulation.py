@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 import cuda_emulation
 from cuda_emulation import emulated
+from test_cuda_kernels_speedpaths import deterministic_algorithms, relative_difference
 from op_catalogue import (OPS_BY_NAME, affine_epilogue_backward_reference, affine_epilogue_reference,
                           batch_norm_epilogue_backward_reference, batch_norm_epilogue_reference,
                           filter_summary_weight_backward_reference, generate_weights_backward_reference,
@@ -47,23 +48,6 @@ def global_kernels():
         text = re.sub(r"//[^\n]*", "", path.read_text())
         kernels.update(re.findall(r"__global__\s+void\s+(?:__launch_bounds__\([^)]*\)\s+)?(\w+)\s*\(", text))
     return kernels
-
-
-def relative_difference(actual, expected):
-    actual, expected = actual.detach().double(), expected.detach().double()
-    if expected.numel() == 0:
-        return 0.0
-    return ((actual - expected).abs().max() / expected.abs().max().clamp_min(1)).item()
-
-
-@contextlib.contextmanager
-def deterministic_algorithms(enabled=True):
-    previous = torch.are_deterministic_algorithms_enabled()
-    torch.use_deterministic_algorithms(enabled)
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(previous)
 
 
 @contextlib.contextmanager
