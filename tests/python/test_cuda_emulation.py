@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 import cuda_emulation
 from cuda_emulation import emulated
+import test_cuda_kernels_speedpaths as speedpaths
 from test_cuda_kernels_speedpaths import deterministic_algorithms, relative_difference
 from op_catalogue import (OPS_BY_NAME, affine_epilogue_backward_reference, affine_epilogue_reference,
                           batch_norm_epilogue_backward_reference, batch_norm_epilogue_reference,
@@ -164,15 +165,8 @@ EPILOGUE_CASES = {
 
 
 def feature_map(values, channels_last, offset):
-    """`values` in the layout, its data `offset` elements into its storage (a misaligned pointer)."""
-    format = torch.channels_last if channels_last else torch.contiguous_format
-    dense = values.contiguous(memory_format=format)
-    if offset == 0 or dense.numel() == 0:
-        return dense
-    storage = torch.empty(dense.numel() + offset, dtype=dense.dtype)
-    placed = storage[offset:].as_strided(dense.shape, dense.stride())
-    placed.copy_(dense)
-    return placed
+    """`values` on the CPU in the layout, its data `offset` elements into its storage (a misaligned pointer)."""
+    return speedpaths.feature_map(values, "cpu", channels_last, offset)
 
 
 def op_math(dtype):
