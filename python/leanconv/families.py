@@ -52,8 +52,10 @@ class Family:
         return getattr(self.convs, "from_conv", None)
 
     @property
-    def tie(self) -> Optional[Callable[..., None]]:
-        """tie(model, {group key: [(name, conv), ...]}, **options), for a family whose layers share a holder."""
+    def tie(self) -> Optional[Callable[..., tuple]]:
+        """tie([(stage, conv), ...], **options) -> (holders by key, {id(conv): layer}), for a family whose layers
+        share a holder: the family groups the convs, ``leanconv.convert`` registers the holders and places the
+        layers."""
         return getattr(self.convs, "tie", None)
 
     @property

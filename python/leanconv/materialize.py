@@ -14,6 +14,7 @@ their module: they are BatchNorm2d subclasses whose call signature the surroundi
 """
 import copy
 
+import torch
 from torch import nn
 
 from .nn._holder import SharedHolder
@@ -24,14 +25,26 @@ def _plain(module: nn.Module) -> nn.Module:
     if isinstance(module, (MultigridBlock, MultigridConv2d)):
         from .reference.multigrid import ReferenceMultigrid  # (the reference imports the nn modules)
 
-        plain = ReferenceMultigrid(module)
+        plain = ReferenceMultigrid(module)  # (its layers keep their sources' requires_grad)
     elif hasattr(module, "materialize") and callable(module.materialize):
         plain = module.materialize()
+        _keep_frozen(plain, module)
     else:
         return module
     # The plain layers keep the mode of what they replace (an eval-mode model stays in eval mode, and so does an
     # eval-mode part of a training model): BatchNorm computes another function in each.
     return plain.train(module.training)
+
+
+def _keep_frozen(plain: nn.Module, module: nn.Module) -> None:
+    """The plain layer's weight (bias) is frozen where everything the layer's weight (bias) is computed from is
+    frozen: a frozen part of a model stays frozen."""
+    for attribute in ("weight", "bias"):
+        target = getattr(plain, attribute, None)
+        if isinstance(target, nn.Parameter):
+            with torch.enable_grad():  # (materialize may run under no_grad: the question is about the parameters)
+                source = getattr(module, attribute, None)
+                target.requires_grad_(source is not None and source.requires_grad)
 
 
 def materialize(model: nn.Module, inplace: bool = False) -> nn.Module:

@@ -113,6 +113,11 @@ class EigenConv2d(nn.Module):
         computes the dense conv's function exactly (up to rounding)."""
         if not isinstance(conv, nn.Conv2d) or conv.groups != 1:
             raise ValueError("leanconv: EigenConv2d.from_conv takes an nn.Conv2d with groups=1")
+        if conv.weight.is_meta:  # a layer of the right shapes, without values (as nn.Conv2d on the meta device)
+            if rank is None:
+                raise ValueError("leanconv: EigenConv2d.from_conv of a meta-device conv needs a rank: its weight has "
+                                 "no values to choose one by energy")
+            return cls(**arguments_of(conv), rank=rank, **options)
         if rank is None:
             rank = effective_rank(conv, energy)
         layer = cls(**arguments_of(conv), rank=rank, **options)

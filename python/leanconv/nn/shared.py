@@ -190,22 +190,53 @@ class SharedConvs(DenseConvs):
         return model
 
     @staticmethod
-    def tie(model: nn.Module, groups, rotate: int = 0) -> None:
-        """``leanconv.convert``'s step for this family: ties each group of a trained model's convs (same shape
-        C -> C, k x k, in one stage: ``{key: [(name, conv), ...]}``) to one anchor initialised from their mean, and
-        registers the anchors on the model (``model.anchors``)."""
-        model.anchors = getattr(model, "anchors", None) or AnchorDict()
-        for key, members in groups.items():
-            first = members[0][1]
-            anchor = ConvAnchor(first.in_channels, first.kernel_size, bias=first.bias is not None,
-                                device=first.weight.device, dtype=first.weight.dtype)
-            with torch.no_grad():
-                anchor.weight.copy_(torch.stack([c.weight for _, c in members]).mean(0))
-                if anchor.bias is not None:
-                    anchor.bias.copy_(torch.stack([c.bias for _, c in members]).mean(0))
-            model.anchors[key] = anchor
-            for name, conv in members:
-                parent_name, _, attribute = name.rpartition(".")
-                parent = model.get_submodule(parent_name) if parent_name else model
-                setattr(parent, attribute, AnchoredConv2d(anchor, conv.stride, conv.padding, conv.dilation,
-                                                          rotate=rotate, padding_mode=conv.padding_mode))
+    def tie(convs, rotate: int = 0):
+        """``leanconv.convert``'s step for this family, on a trained model's convs ``[(stage, conv), ...]`` (the
+        stage: the first part of the conv's name under any wrapper). The k x k convs C -> C of one stage that agree
+        in everything an anchor holds once (bias or none, dtype, device, frozen or trainable) are tied to one anchor
+        initialised from their mean. Returns the anchors (an AnchorDict ``{key: ConvAnchor}``) and each tied conv's layer
+        ``{id(conv): AnchoredConv2d}``; the model is not touched (the caller places both)."""
+        groups = {}
+        for stage, conv in convs:
+            if conv.in_channels == conv.out_channels and conv.kernel_size != (1, 1):
+                groups.setdefault((stage, conv.in_channels, conv.kernel_size), {}).setdefault(
+                    _anchor_traits(conv), []).append(conv)
+        anchors, layers = AnchorDict(), {}
+        for (stage, channels, (kh, kw)), variants in groups.items():
+            for traits, members in variants.items():
+                key = f"{stage}_{channels}x{kh}x{kw}".replace(".", "_")
+                if len(variants) > 1:  # the stage's convs differ in a trait: one anchor per variant, named by it
+                    key += "_" + "_".join(_describe_traits(traits))
+                anchors[key] = anchor = _anchor_from_mean(members)
+                for conv in members:
+                    layers[id(conv)] = AnchoredConv2d(anchor, conv.stride, conv.padding, conv.dilation, rotate=rotate,
+                                                      padding_mode=conv.padding_mode)
+        return anchors, layers
+
+
+def _anchor_traits(conv: nn.Conv2d):
+    """What one anchor holds once for all its uses: a bias or none, the dtype, the device, and whether each of the
+    weight and the bias is trained."""
+    bias = conv.bias
+    return (bias is not None, conv.weight.dtype, conv.weight.device, conv.weight.requires_grad,
+            bias is not None and bias.requires_grad)
+
+
+def _describe_traits(traits):
+    has_bias, dtype, device, weight_trained, bias_trained = traits
+    return ["bias" if has_bias else "nobias", str(dtype).replace("torch.", ""), str(device).replace(":", ""),
+            "trained" if weight_trained else "frozen"] + (["frozenbias"] if has_bias and not bias_trained else [])
+
+
+def _anchor_from_mean(members) -> ConvAnchor:
+    first = members[0]
+    anchor = ConvAnchor(first.in_channels, first.kernel_size, bias=first.bias is not None,
+                        device=first.weight.device, dtype=first.weight.dtype)
+    with torch.no_grad():
+        anchor.weight.copy_(torch.stack([c.weight for c in members]).mean(0))
+        if anchor.bias is not None:
+            anchor.bias.copy_(torch.stack([c.bias for c in members]).mean(0))
+    anchor.weight.requires_grad_(first.weight.requires_grad)
+    if anchor.bias is not None:
+        anchor.bias.requires_grad_(first.bias.requires_grad)
+    return anchor

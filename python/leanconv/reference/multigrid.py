@@ -14,6 +14,13 @@ def _plain_conv(conv: nn.Conv2d) -> nn.Conv2d:
                       conv.dilation, conv.groups, conv.bias is not None, device=conv.weight.device,
                       dtype=conv.weight.dtype)
     plain.load_state_dict(conv.state_dict())
+    return _trained_as(plain, conv)
+
+
+def _trained_as(plain: nn.Module, source: nn.Module) -> nn.Module:
+    """The copy's parameters are frozen where the source's are (same module type, so the same order)."""
+    for copied, original in zip(plain.parameters(), source.parameters()):
+        copied.requires_grad_(original.requires_grad)
     return plain
 
 
@@ -23,7 +30,7 @@ def _plain_bn(bn: nn.Module) -> nn.Module:
     plain = nn.BatchNorm2d(bn.num_features, bn.eps, bn.momentum, bn.affine, bn.track_running_stats,
                            device=bn.weight.device, dtype=bn.weight.dtype)
     plain.load_state_dict(bn.state_dict())
-    return plain
+    return _trained_as(plain, bn)
 
 
 def _plain_list(modules, make):
