@@ -4,6 +4,7 @@
 #include <torch/nn/functional/conv.h>
 #include <torch/nn/init.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "common/checks.h"
@@ -41,12 +42,30 @@ FilterSummaryConv2dImpl::FilterSummaryConv2dImpl(FilterSummaryConv2dOptions opti
   if (o.bias()) bias = register_parameter("bias", torch::empty({o.out_channels()}));
   quant_scale = register_buffer("quant_scale", torch::zeros({}));
   quant_bits = register_buffer("quant_bits", torch::tensor(o.quant_bits().value_or(0), torch::kLong));
+  summary_layout = register_buffer("summary_layout", torch::tensor(expected_summary_layout(), torch::kLong));
   reset_parameters();
+}
+
+std::vector<int64_t> FilterSummaryConv2dImpl::expected_summary_layout() const {
+  const auto& k = *options.kernel_size();
+  return {options.out_channels(), options.in_channels(), k[0], k[1], stride_};
 }
 
 void FilterSummaryConv2dImpl::load(torch::serialize::InputArchive& archive) {
   Module::load(archive);
   check_quant_bits();
+  check_summary_layout();
+}
+
+void FilterSummaryConv2dImpl::check_summary_layout() const {
+  const auto expected = expected_summary_layout();
+  const auto stored = summary_layout.to(torch::kCPU, torch::kLong).contiguous();
+  const bool same = stored.numel() == static_cast<int64_t>(expected.size()) &&
+                    std::equal(expected.begin(), expected.end(), stored.data_ptr<int64_t>());
+  TORCH_CHECK(same, "leanconv: the checkpoint's FilterSummaryConv2d summary has the layout (C_out, C_in, kh, kw, s) = ",
+              stored, ", this layer ", c10::IntArrayRef(expected),
+              ": a summary read with another layout computes other filters; build the layer with the checkpoint's "
+              "geometry and compression");
 }
 
 void FilterSummaryConv2dImpl::check_quant_bits() const {

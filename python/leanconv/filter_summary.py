@@ -8,7 +8,8 @@ and of the ``alpha`` on held-out batches (first-order); :func:`discretize` then 
 candidate as a plain FilterSummaryConv2d. An optional ``size_penalty`` adds the softmax-expected parameter count
 to the loss so the search trades accuracy against size.
 """
-from typing import Dict, List, Sequence
+import math
+from typing import Dict, List, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -33,19 +34,39 @@ def export_quantized(model: nn.Module) -> Dict[str, Dict[str, object]]:
 
 
 def load_quantized(model: nn.Module, exported: Dict[str, Dict[str, object]]) -> nn.Module:
-    """Sets each named layer's summary to q * scale and fixes its quantisation scale."""
+    """Sets each named layer's summary to q * scale and fixes its quantisation scale. Every entry is checked first
+    (a FilterSummaryConv2d of that name, the same bit width, integers of exactly the summary's shape within the
+    width, a positive finite scale): a mismatched export changes nothing."""
     modules = dict(model.named_modules())
-    for name, entry in exported.items():
-        module = modules.get(name)
-        if not isinstance(module, FilterSummaryConv2d):
-            raise KeyError(f"leanconv: {name!r} is not a FilterSummaryConv2d of this model")
-        if module.quant_bits != entry["bits"]:
-            raise ValueError(f"leanconv: {name}: the model quantises to {module.quant_bits} bits, the export to "
-                             f"{entry['bits']}")
-        module.fix_quant_scale(entry["scale"])
+    checked = [(modules.get(name), _checked_entry(modules.get(name), name, entry)) for name, entry in exported.items()]
+    for module, (q, scale) in checked:
+        module.fix_quant_scale(scale)
         with torch.no_grad():
-            module.summary.copy_(entry["q"].to(module.summary.device, module.summary.dtype) * module.quant_scale)
+            module.summary.copy_(q.to(module.summary.device, module.summary.dtype) * module.quant_scale)
     return model
+
+
+def _checked_entry(module, name: str, entry) -> Tuple[Tensor, float]:
+    if not isinstance(module, FilterSummaryConv2d):
+        raise KeyError(f"leanconv: {name!r} is not a FilterSummaryConv2d of this model")
+    if not isinstance(entry, dict) or not {"q", "scale", "bits"} <= set(entry):
+        raise ValueError(f"leanconv: {name}: an export entry holds 'q', 'scale' and 'bits' "
+                         "(leanconv.filter_summary.export_quantized)")
+    if module.quant_bits != entry["bits"]:
+        raise ValueError(f"leanconv: {name}: the model quantises to {module.quant_bits} bits, the export to "
+                         f"{entry['bits']}")
+    q = torch.as_tensor(entry["q"])
+    if tuple(q.shape) != tuple(module.summary.shape):
+        raise ValueError(f"leanconv: {name}: the export's summary has shape {tuple(q.shape)}, the layer's "
+                         f"{tuple(module.summary.shape)}")
+    qmax = 2 ** (module.quant_bits - 1) - 1
+    if q.is_floating_point() or q.is_complex() or (q.numel() and int(q.to(torch.int64).abs().max()) > qmax):
+        raise ValueError(f"leanconv: {name}: the export's summary must be integers within +-{qmax} "
+                         f"({module.quant_bits} bits)")
+    scale = torch.as_tensor(entry["scale"])
+    if scale.numel() != 1 or not math.isfinite(float(scale)) or not float(scale) > 0:
+        raise ValueError(f"leanconv: {name}: the export's scale must be one positive finite number, got {scale}")
+    return q, float(scale)
 
 
 def model_size_bytes(model: nn.Module, float_bytes: int = 4) -> int:

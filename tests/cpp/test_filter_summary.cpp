@@ -63,7 +63,7 @@ TEST(FilterSummary, StateDictNamesAndCounts) {
   std::set<std::string> names;
   for (const auto& item : layer->named_parameters()) names.insert(item.key());
   for (const auto& item : layer->named_buffers()) names.insert(item.key());
-  EXPECT_EQ(names, (std::set<std::string>{"summary", "bias", "quant_scale", "quant_bits"}));
+  EXPECT_EQ(names, (std::set<std::string>{"summary", "bias", "quant_scale", "quant_bits", "summary_layout"}));
   EXPECT_EQ(layer->num_learned_params(), 32 * 64 + 32);
   EXPECT_EQ(layer->num_dense_params(), 32 * 64 * 9 + 32);
   EXPECT_TRUE(layer->uses_direct_path());
@@ -79,6 +79,21 @@ TEST(FilterSummary, CheckpointOfAnotherBitWidthIsRefused) {
   four_bits.seekg(0);
   EXPECT_THROW(torch::load(plain, four_bits), c10::Error);
   torch::load(plain, unquantised);  // the same width loads
+}
+
+TEST(FilterSummary, CheckpointOfAnotherSummaryLayoutIsRefused) {
+  // Three layers whose summaries have 256 elements (C_out * s), each read into other filters.
+  const auto three_by_three = FilterSummaryConv2dOptions(16, 16, 3).bias(false);
+  std::stringstream saved;
+  torch::save(FilterSummaryConv2d(three_by_three), saved);
+  FilterSummaryConv2d pointwise(FilterSummaryConv2dOptions(144, 16, 1).bias(false));
+  EXPECT_THROW(torch::load(pointwise, saved), c10::Error);
+  saved.seekg(0);
+  FilterSummaryConv2d wider(FilterSummaryConv2dOptions(32, 16, 3).bias(false).compression(18));
+  EXPECT_THROW(torch::load(wider, saved), c10::Error);
+  saved.seekg(0);
+  FilterSummaryConv2d same(three_by_three);
+  torch::load(same, saved);  // the same layout loads
 }
 
 TEST(FilterSummary, ClearErrors) {

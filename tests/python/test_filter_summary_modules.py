@@ -102,7 +102,7 @@ def test_from_conv_and_materialize():
 
 def test_state_dict_round_trip():
     layer = FilterSummaryConv2d(8, 8, 3, compression=9, quant_bits=4)
-    assert set(layer.state_dict()) == {"summary", "bias", "quant_scale", "quant_bits"}
+    assert set(layer.state_dict()) == {"summary", "bias", "quant_scale", "quant_bits", "summary_layout"}
     other = FilterSummaryConv2d(8, 8, 3, compression=9, quant_bits=4)
     buffer = io.BytesIO()
     torch.save(layer.state_dict(), buffer)
@@ -203,3 +203,41 @@ def test_cpp_and_python_modules_choose_the_same_path(path):
     cpp_layer = leanconv._C.cpp.FilterSummaryConv2d(18, 12, 3, stride=2, padding=1, compression=9, path=path)
     py_layer = FilterSummaryConv2d(18, 12, 3, stride=2, padding=1, compression=9, path=path)
     assert cpp_layer.uses_direct_path() == py_layer.uses_direct_path()
+
+
+def _mismatched(exported, case):
+    """The export with its last entry spoiled in one way (the earlier entries stay good)."""
+    name = list(exported)[-1]
+    entry = dict(exported[name])
+    if case == "length one":
+        entry["q"] = entry["q"][:1]
+    elif case == "longer":
+        entry["q"] = torch.cat([entry["q"], entry["q"][:1]])
+    elif case == "bits":
+        entry["bits"] = 8
+    elif case == "out of range":
+        entry["q"] = entry["q"].clone()
+        entry["q"][0] = 100
+    elif case == "float":
+        entry["q"] = entry["q"].float()
+    elif case == "scale":
+        entry["scale"] = torch.tensor(float("nan"))
+    elif case == "fields":
+        del entry["scale"]
+    elif case == "no such layer":
+        return {**exported, "blocks.99.conv1": entry}
+    return {**exported, name: entry}
+
+
+@pytest.mark.parametrize("case", ["length one", "longer", "bits", "out of range", "float", "scale", "fields",
+                                  "no such layer"])
+def test_a_mismatched_quantised_export_is_refused_and_changes_nothing(case):
+    model = leanconv.models.resnet20(conv="filter_summary", compression=9, quant_bits=4)
+    exported = tools.export_quantized(model)
+    target = leanconv.models.resnet20(conv="filter_summary", compression=9, quant_bits=4)
+    before = {k: v.clone() for k, v in target.state_dict().items()}
+    with pytest.raises((ValueError, KeyError), match="leanconv: "):
+        tools.load_quantized(target, _mismatched(exported, case))
+    for key, value in target.state_dict().items():
+        assert torch.equal(value, before[key]), key
+    assert not any(m._scale_fixed for m in target.modules() if isinstance(m, FilterSummaryConv2d))

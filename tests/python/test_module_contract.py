@@ -226,6 +226,12 @@ FUNCTION_OPTIONS = {
     "rotate": lambda r: AnchorModel(lambda a: [AnchoredConv2d(a, rotate=r)]),
     "dacnn rotate": lambda r: leanconv.models.dacnn("mix", blocks=(1, 1), rotate=r, num_classes=10),
     "shared resnet rotate": lambda r: leanconv.models.resnet20(conv="shared", rotate=r),
+    # Equal summary lengths (C_out * s = 256), read into other filters: 3x3 over 16 channels, 1x1 over 144, 3x3 over
+    # 32 at compression 18.
+    "summary_layout": lambda layout: {
+        "3x3": lambda: FilterSummaryConv2d(16, 16, 3, padding=1, bias=False),
+        "1x1": lambda: FilterSummaryConv2d(144, 16, 1, bias=False),
+        "wide": lambda: FilterSummaryConv2d(32, 16, 3, padding=1, bias=False, compression=18)}[layout](),
     "rotate_output": lambda released: leanconv.models.dacnn("mix", blocks=(1, 1), rotate=1, num_classes=10,
                                                             released_rotation=bool(released)),
 }
@@ -234,7 +240,8 @@ FUNCTION_OPTIONS = {
 @pytest.mark.parametrize("option,saved,loading", [("quant_bits", 4, 8), ("quant_bits", 4, None),
                                                   ("quant_bits", None, 4), ("rotate", 1, 0), ("rotate", 0, 2),
                                                   ("dacnn rotate", 1, 0), ("shared resnet rotate", 0, 3),
-                                                  ("rotate_output", 1, 0)])
+                                                  ("rotate_output", 1, 0), ("summary_layout", "3x3", "1x1"),
+                                                  ("summary_layout", "3x3", "wide"), ("summary_layout", "1x1", "3x3")])
 def test_a_checkpoint_of_another_function_is_refused(option, saved, loading):
     # The option is in the state_dict (written from what the forward uses) and checked on load: "All keys matched"
     # must never load a function the model does not compute.
@@ -245,6 +252,27 @@ def test_a_checkpoint_of_another_function_is_refused(option, saved, loading):
     with pytest.raises(RuntimeError, match=f"leanconv: .*{key}"):
         model.load_state_dict(state)
     FUNCTION_OPTIONS[option](saved).load_state_dict(state)  # the same setting loads
+
+
+def test_a_filter_summary_checkpoint_from_before_its_layout_was_stored_loads_unchecked():
+    layer = FilterSummaryConv2d(16, 16, 3, padding=1)
+    state = layer.state_dict()
+    del state["summary_layout"]
+    other = FilterSummaryConv2d(16, 16, 3, padding=1)
+    other.load_state_dict(state)
+    torch.testing.assert_close(other.summary, layer.summary, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("spec", MODULES, ids=MODULE_IDS)
+def test_a_meta_module_takes_a_state_dict_as_torch_layers_do(spec):
+    """Loading into meta parameters is a no-op with torch's warning, never an error from a load hook."""
+    state = built(spec).state_dict()
+    with torch.device("meta"):
+        model = spec.build()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (torch: "copying from a non-meta parameter ... is a no-op")
+        model.load_state_dict(state)
+    assert all(t.is_meta for t in model.state_dict().values() if t.is_floating_point())
 
 
 def test_a_fixed_quantisation_scale_survives_the_state_dict_and_reset_clears_it():

@@ -173,6 +173,31 @@ def test_report_refuses_what_is_not_a_training_log(tmp_path):
     run = report(str(log), "--out", str(tmp_path / "plot"))
     assert run.returncode == 0 and (tmp_path / "plot.png").exists()
     assert f"wrote {tmp_path / 'plot.png'}" in run.stderr
+    # A spreadsheet's save (a UTF-8 byte-order mark) is still a log.
+    marked = tmp_path / "marked.csv"
+    marked.write_bytes(b"\xef\xbb\xbf" + log.read_bytes())
+    assert report(str(marked), "--out", str(tmp_path / "marked.png")).returncode == 0
+
+
+def test_report_refuses_an_out_it_cannot_write_in_one_line(tmp_path):
+    log = tmp_path / "log.csv"
+    log.write_text("run,family,epoch,train_loss,test_accuracy,lr,images_per_s,peak_memory_mib,learned_params,"
+                   "dense_params\nr,dense,1,0.5,0.9,0.1,100,10,1000,1000\n")
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "folder.png").mkdir()
+    (tmp_path / "readonly").mkdir()
+    (tmp_path / "readonly").chmod(0o500)
+    (tmp_path / "afile").write_text("a user's file")
+    before = snapshot(tmp_path)
+    cases = [("", "needs a file name"), ("  ", "needs a file name"), (str(tmp_path / "folder"), "is a folder"),
+             (str(tmp_path / "new") + "/", "is a folder"), (str(tmp_path / "folder.png"), "is a folder")]
+    if os.geteuid() != 0:  # (root writes anywhere)
+        cases.append((str(tmp_path / "readonly" / "plot.png"), "cannot write"))
+    cases.append((str(tmp_path / "afile" / "plot.png"), "cannot write"))  # a file where a folder must be
+    for out, words in cases:
+        refused(subprocess.run([sys.executable, "-m", "leanconv.train.report", str(log), "--out", out], cwd=REPO,
+                               env=ENV, capture_output=True, text=True, timeout=120), words)
+    assert snapshot(tmp_path) == before
 
 
 # ---- the command line's files: nothing a refused command names is created or changed -----------------------------
@@ -261,3 +286,73 @@ def test_a_full_disk_while_checkpointing_is_one_line_and_keeps_the_previous_chec
     monkeypatch.setattr(checkpoints.os, "fsync", real_fsync)
     assert "No space left on device" in str(error.value) and "\n" not in str(error.value)
     assert path.read_bytes() == kept and not list(tmp_path.glob(".*.tmp"))
+
+
+# ---- every command line without the training extra, and with too few images ---------------------------------------
+
+COMMANDS = {"leanconv.train": [], "leanconv.train.demo": ["--epochs", "1", "--train-subset", "128"],
+            "leanconv.train.lowrank": ["--epochs", "1", "--train-subset", "128"],
+            "leanconv.train.filter_summary_search": ["--search-steps", "1", "--finetune-steps", "0",
+                                                     "--train-subset", "16", "--batch-size", "16"]}
+WITHOUT = "import runpy, sys; sys.modules[{module!r}] = None; sys.argv[0] = {command!r}; " \
+          "runpy.run_module({command!r}, run_name='__main__')"
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+@pytest.mark.parametrize("module", ["numpy", "tqdm"])
+def test_every_command_line_names_a_missing_extra_in_one_line(command, module, data):
+    for args in (["--help"], COMMANDS[command]):
+        run = subprocess.run([sys.executable, "-c", WITHOUT.format(module=module, command=command), *args],
+                             cwd=REPO, env={**ENV, "LEANCONV_FASHION_MNIST": str(data)}, capture_output=True,
+                             text=True, timeout=120)
+        if run.returncode == 0:  # (a command that does not need the module for this much: it ran)
+            assert args == ["--help"] or module == "tqdm", run.stderr
+            continue
+        refused(run, f"needs {module}: pip install 'leanconv[train]'")
+        assert run.stderr.strip().splitlines()[-1].startswith("leanconv:")
+
+
+@pytest.mark.parametrize("command,args,words", [
+    ("leanconv.train.demo", ["--train-subset", "100"], "fewer images than one batch of 128"),
+    ("leanconv.train.demo", ["--train-subset", "200"], "the training set has 32 images"),
+    ("leanconv.train.demo", ["--epochs", "0"], "--epochs"), ("leanconv.train.demo", ["--device", "meta"], "--device"),
+    ("leanconv.train.lowrank", ["--train-subset", "5"], "fewer images than one batch"),
+    ("leanconv.train.lowrank", ["--energy", "1.5"], "--energy"),
+    ("leanconv.train.filter_summary_search", ["--train-subset", "20", "--batch-size", "16"],
+     "32 images, and 20 of them go elsewhere"),
+    ("leanconv.train.filter_summary_search", ["--batch-size", "0"], "--batch-size"),
+    ("leanconv.train.filter_summary_search", ["--compressions", "4,x"], "--compressions"),
+    ("leanconv.train.filter_summary_search", ["--compressions", "0.5"], "at least 1"),
+])
+def test_the_other_command_lines_refuse_bad_counts_in_one_line(command, args, words, data):
+    run = subprocess.run([sys.executable, "-m", command, *args], cwd=REPO,
+                         env={**ENV, "LEANCONV_FASHION_MNIST": str(data)}, capture_output=True, text=True, timeout=120)
+    refused(run, words)
+
+
+@pytest.mark.parametrize("command", ["leanconv.train.demo", "leanconv.train.lowrank",
+                                     "leanconv.train.filter_summary_search"])
+def test_the_other_command_lines_say_where_the_dataset_is_missing(command, tmp_path):
+    run = subprocess.run([sys.executable, "-m", command, *COMMANDS[command]], cwd=REPO,
+                         env={**ENV, "LEANCONV_FASHION_MNIST": str(tmp_path / "nowhere")}, capture_output=True,
+                         text=True, timeout=120)
+    refused(run, "Fashion-MNIST not found", "nowhere is not a folder")
+
+
+def test_a_resume_mends_a_log_left_a_row_short_or_long_by_a_stop(data, tmp_path):
+    """A stop between an epoch's checkpoint and its log row leaves the log a row short; the resume puts back the rows
+    the checkpoint holds, and keeps the rows of other runs before them."""
+    checkpoint, log = tmp_path / "run.pt", tmp_path / "run.csv"
+    assert train(data, "--seed", "3", "--log-csv", str(log)).returncode == 0  # another run, earlier in the log
+    flags = ["--epochs", "2", "--checkpoint", str(checkpoint), "--log-csv", str(log)]
+    assert train(data, *flags).returncode == 0
+    complete = log.read_text()
+    assert complete.count("\n") == 4
+    lines = complete.splitlines(keepends=True)
+    for damaged in ("".join(lines[:-1]),  # the last epoch's row never written
+                    complete + lines[-1].replace(",2,", ",3,", 1),  # a row the checkpoint does not know
+                    "".join(lines[:2])):  # both rows of this run lost
+        log.write_text(damaged)
+        run = train(data, *flags, "--resume")
+        assert run.returncode == 0, run.stderr
+        assert log.read_text() == complete

@@ -100,6 +100,8 @@ class FilterSummaryConv2d(CheckedOptions, nn.Module):
 
     @staticmethod
     def _adopt_scale(module, incompatible_keys) -> None:
+        if module.quant_scale.is_meta:  # a meta layer loads nothing (torch warns that the copy is a no-op)
+            return
         module._scale_fixed = bool(module.quant_scale > 0)
 
     # The state_dict holds what the forward depends on, written from what the forward reads: the bit width
@@ -110,10 +112,20 @@ class FilterSummaryConv2d(CheckedOptions, nn.Module):
         if not self._scale_fixed:
             destination[prefix + "quant_scale"] = torch.zeros_like(self.quant_scale)
 
+    # How the summary is read into filters, (C_out, C_in, kh, kw, s): a summary of equal length from a layer of
+    # another geometry or compression would load into this one and compute other filters.
+    unchecked_when_absent = frozenset({"summary_layout"})
+
     def checked_options(self):
-        return {"quant_bits": self.quant_bits or 0}
+        return {"quant_bits": self.quant_bits or 0,
+                "summary_layout": (self.out_channels, self.in_channels, *self.kernel_size, self.summary_stride)}
 
     def option_mismatch(self, name, stored):
+        if name == "summary_layout":
+            return (f"the checkpoint's summary has the layout (C_out, C_in, kh, kw, s) = {stored}, this layer "
+                    f"{self.checked_options()[name]}: a summary read with another layout computes other filters; "
+                    "build the layer with the checkpoint's geometry and compression")
+
         def describe(bits):
             return f"{bits}-bit quantised" if bits else "unquantised"
         return (f"the checkpoint's FilterSummaryConv2d is {describe(stored)}, this layer is "

@@ -97,6 +97,8 @@ class ParameterRing(SharedHolder, _LayoutBuffers):
 
     @staticmethod
     def _adopt_layout(module, incompatible_keys) -> None:
+        if module.total.is_meta:  # a meta module loads nothing (torch warns that the copy is a no-op)
+            return
         total = int(module.total.item())
         if not 0 <= total <= _MAX_TOTAL:
             raise RuntimeError(f"leanconv: the loaded ParameterRing total must be in [0, 2^62], got {total}")
@@ -155,6 +157,8 @@ class _GeneratedLayer(_LayoutBuffers):
 
     @staticmethod
     def _adopt_layout(module, incompatible_keys) -> None:
+        if module.offset.is_meta:  # a meta module loads nothing (torch warns that the copy is a no-op)
+            return
         offset = int(module.offset.item())
         if not 0 <= offset <= _MAX_TOTAL - math.prod(module.weight_shape):
             raise RuntimeError(f"leanconv: the loaded offset {offset} of a generated layer lies outside any virtual "

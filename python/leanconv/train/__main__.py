@@ -9,6 +9,7 @@ from torch.utils.data import Subset
 from .._extras import exit_on_missing_extra
 
 with exit_on_missing_extra():
+    from ._cli import checked_device
     from .. import models
     from ..families import FAMILIES
     from .data import random_images
@@ -163,10 +164,6 @@ RANGES = {
     # Each epoch's sample order is seeded with seed * 1,000,003 + epoch, which must stay within 64 bits.
     "seed": (lambda v: 0 <= v < 2 ** 40, "in [0, 2^40)"),
 }
-# The devices leanconv's kernels run on.
-TRAINING_DEVICES = ("cpu", "cuda")
-
-
 def check_arguments(args) -> None:
     """Everything about the command line that can be checked before the first step: one line each, no traceback."""
     for name, (valid, expected) in RANGES.items():
@@ -174,16 +171,7 @@ def check_arguments(args) -> None:
             raise SystemExit(f"--{name.replace('_', '-')} must be {expected}, got {getattr(args, name)}")
     if args.resume and not args.checkpoint:
         raise SystemExit("--resume needs --checkpoint PATH")
-    try:
-        device = torch.device(args.device)
-    except RuntimeError:
-        raise SystemExit(f"--device: {args.device!r} is not a device (e.g. cpu, cuda, cuda:1)") from None
-    if device.type not in TRAINING_DEVICES:
-        raise SystemExit(f"--device {args.device}: training runs on {' or '.join(TRAINING_DEVICES)}")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit(f"--device {args.device}: no CUDA GPU is available here (use --device cpu)")
-    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise SystemExit(f"--device {args.device}: this machine has {torch.cuda.device_count()} GPU(s)")
+    device = checked_device(args.device)
     if args.amp == "fp16" and device.type != "cuda":
         raise SystemExit("--amp fp16 needs a GPU (bf16 works on the CPU)")
     if (args.flip or args.random_erasing) and not args.data_on_device:

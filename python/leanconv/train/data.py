@@ -45,13 +45,23 @@ def _find(root: Path, stem: str) -> Path:
     raise FileNotFoundError(f"{root / stem}[.gz] not found")
 
 
+def fashion_mnist_candidates():
+    """Where Fashion-MNIST is looked for: $LEANCONV_FASHION_MNIST alone when it is set (a mistyped path is an
+    error, not a reason to read another copy), else Debian's install, then ./data/fashion-mnist."""
+    chosen = os.environ.get("LEANCONV_FASHION_MNIST")
+    return [chosen] if chosen else list(FASHION_MNIST_DIRS)
+
+
 def fashion_mnist_root(root=None) -> Path:
-    candidates = [root] if root else [os.environ.get("LEANCONV_FASHION_MNIST"), *FASHION_MNIST_DIRS]
+    candidates = [root] if root else fashion_mnist_candidates()
     for candidate in candidates:
         if candidate and Path(candidate).is_dir():
             return Path(candidate)
+    if root or os.environ.get("LEANCONV_FASHION_MNIST"):
+        raise FileNotFoundError(f"Fashion-MNIST not found: {candidates[0]} is not a folder")
     raise FileNotFoundError("Fashion-MNIST not found: install Debian's dataset-fashion-mnist "
-                            "(apt-get install dataset-fashion-mnist) or pass --data-dir")
+                            "(apt-get install dataset-fashion-mnist) or set LEANCONV_FASHION_MNIST to a folder of "
+                            "its files")
 
 
 def fashion_mnist(train: bool, root=None, pad_to: int = 32) -> TensorDataset:

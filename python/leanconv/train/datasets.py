@@ -26,7 +26,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .._extras import training_dependency
-from .data import FASHION_MNIST_DIRS, _find, read_idx
+from .data import _find, fashion_mnist_candidates, read_idx
 from .device_data import Augmentation, DeviceImages
 
 np = training_dependency("numpy")
@@ -146,9 +146,10 @@ def _fashion_expected(root: Path) -> List[Path]:
 
 
 def _fashion_default_root() -> str:
-    """$LEANCONV_FASHION_MNIST, Debian's install, or ./data/fashion-mnist: the first that exists (else Debian's)."""
-    candidates = [os.environ.get("LEANCONV_FASHION_MNIST"), *FASHION_MNIST_DIRS]
-    return next((c for c in candidates if c and Path(c).is_dir()), FASHION_MNIST_DIRS[0])
+    """$LEANCONV_FASHION_MNIST where set, else Debian's install or ./data/fashion-mnist: the first that exists (else
+    the first named)."""
+    candidates = fashion_mnist_candidates()
+    return next((c for c in candidates if Path(c).is_dir()), candidates[0])
 
 
 def _present(path: Path) -> bool:

@@ -12,12 +12,15 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Subset
 
-from .. import filter_summary as tools
-from ..nn._convs import DenseConvs
-from ..models.resnet import CifarResNet
-from ..nn import FilterSummaryConv2d, parameter_counts
-from .data import fashion_mnist
-from .loop import evaluate
+from .._extras import exit_on_missing_extra
+
+with exit_on_missing_extra():  # (the training extra: a missing one is a line, even for --help)
+    from .. import filter_summary as tools
+    from ..nn._convs import DenseConvs
+    from ..models.resnet import CifarResNet
+    from ..nn import FilterSummaryConv2d, parameter_counts
+    from ._cli import check_subset, count_at_least, fashion_mnist_or_exit, first_images
+    from .loop import evaluate
 
 
 class DifferentiableConvs(DenseConvs):
@@ -34,18 +37,26 @@ class DifferentiableConvs(DenseConvs):
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m leanconv.train.filter_summary_search", description=__doc__)
     p.add_argument("--compressions", default="4,9,18", help="candidate compression ratios")
-    p.add_argument("--train-subset", type=int, default=4000)
-    p.add_argument("--search-steps", type=int, default=150)
-    p.add_argument("--finetune-steps", type=int, default=100)
+    p.add_argument("--train-subset", type=count_at_least(1), default=4000,
+                   help="training images; as many more are the held-out images of the architecture steps")
+    p.add_argument("--search-steps", type=count_at_least(0), default=150)
+    p.add_argument("--finetune-steps", type=count_at_least(0), default=100)
     p.add_argument("--size-penalty", type=float, default=2e-6)
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=count_at_least(1), default=64)
     args = p.parse_args(argv)
+    check_subset("--train-subset", args.train_subset, args.batch_size)
+    try:
+        compressions = tuple(float(c) for c in args.compressions.split(","))
+    except ValueError:
+        raise SystemExit(f"--compressions takes numbers separated by commas, got {args.compressions!r}") from None
+    if not all(c >= 1 for c in compressions):
+        raise SystemExit(f"--compressions must each be at least 1, got {args.compressions}")
     torch.manual_seed(0)
-    compressions = tuple(float(c) for c in args.compressions.split(","))
-    data = fashion_mnist(True)
-    train_set = Subset(data, range(args.train_subset))
-    val_set = Subset(data, range(args.train_subset, 2 * args.train_subset))
-    test_set = Subset(fashion_mnist(False), range(2000))
+    data = fashion_mnist_or_exit(True)
+    train_set = first_images("--train-subset", data, args.train_subset)
+    val_set = first_images("--train-subset", data, args.train_subset, start=args.train_subset)  # (held out)
+    test_set = fashion_mnist_or_exit(False)
+    test_set = Subset(test_set, range(min(2000, len(test_set))))
     model = CifarResNet(DifferentiableConvs(compressions), 20, num_classes=10, in_channels=1)
     weight_opt = torch.optim.SGD(tools.weight_parameters(model), lr=0.05, momentum=0.9)
     arch_opt = torch.optim.Adam(tools.arch_parameters(model), lr=0.05)

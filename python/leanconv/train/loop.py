@@ -9,6 +9,7 @@ bit-identical to an uninterrupted run's (tested); with workers the augmentations
 import csv
 import os
 import resource
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -93,7 +94,11 @@ def check_log_path(path) -> None:
 
 
 class CsvLog:
-    """One row per epoch (LOG_COLUMNS); appended to, so a resumed run continues its log."""
+    """One row per epoch (LOG_COLUMNS); appended to, so a resumed run continues its log.
+
+    A run's rows also travel in its checkpoints, so that a stop between the two writes of an epoch's end (the
+    checkpoint, then the row) cannot leave the log one row short or one row long: a resume first makes the run's
+    rows at the end of the log those of the checkpoint (:meth:`reconcile`)."""
 
     def __init__(self, path, run: str, family: str, counts):
         self.path, self.run, self.family, self.counts = Path(path), run, family, counts
@@ -103,10 +108,44 @@ class CsvLog:
             with open(self.path, "a", newline="") as f:
                 csv.writer(f).writerow(LOG_COLUMNS)
 
-    def write(self, epoch: int, loss: float, accuracy: float, lr: float, images_per_s: float, peak: float) -> None:
+    def row(self, epoch: int, loss: float, accuracy: float, lr: float, images_per_s: float, peak: float) -> list:
+        return [self.run, self.family, str(epoch), f"{loss:.5f}", f"{accuracy:.5f}", f"{lr:.6g}",
+                f"{images_per_s:.1f}", f"{peak:.1f}", *map(str, self.counts)]
+
+    def append(self, row: list) -> None:
         with open(self.path, "a", newline="") as f:
-            csv.writer(f).writerow([self.run, self.family, epoch, f"{loss:.5f}", f"{accuracy:.5f}", f"{lr:.6g}",
-                                    f"{images_per_s:.1f}", f"{peak:.1f}", *self.counts])
+            csv.writer(f).writerow(row)
+
+    def _run_tail(self, body: list, checkpoint_rows: list) -> int:
+        """Where this run's rows begin at the end of the log: the earliest point from which the log's rows are the
+        checkpoint's (all of them or their first ones), followed only by later epochs of this run where all are
+        there. Rows before it (other runs, even of the same name) stay."""
+        for start in range(len(body) + 1):
+            tail = body[start:]
+            if tail[:len(checkpoint_rows)] != checkpoint_rows[:len(tail)]:
+                continue
+            extra = tail[len(checkpoint_rows):]
+            if not extra or (checkpoint_rows and all(
+                    r[:1] == [self.run] and r[2:3] and r[2].isdigit() and int(r[2]) > len(checkpoint_rows)
+                    for r in extra)):
+                return start
+        return len(body)
+
+    def reconcile(self, checkpoint_rows: list) -> None:
+        """Makes this run's rows at the end of the log those the checkpoint holds (rewritten in place, the file
+        replaced at once), where they differ."""
+        with open(self.path, newline="", encoding="utf-8-sig") as f:
+            rows = list(csv.reader(f))
+        checkpoint_rows = [list(r) for r in checkpoint_rows]
+        header, body = rows[:1], rows[1:]
+        wanted = header + body[:self._run_tail(body, checkpoint_rows)] + checkpoint_rows
+        if wanted == rows:
+            return
+        partial = self.path.with_name(self.path.name + ".partial")
+        with open(partial, "w", newline="") as f:
+            csv.writer(f).writerows(wanted)
+        shutil.copymode(self.path, partial)
+        os.replace(partial, self.path)
 
 
 def evaluate(model: nn.Module, batches, device, memory_format=torch.contiguous_format) -> float:
@@ -228,6 +267,7 @@ def train(name: str, model: nn.Module, train_set, test_set, epochs: int, batch_s
     if compile:
         trained = torch.compile(trained)  # the training steps; checkpoints and evaluation use the module itself
     start_epoch = start_step = 0
+    resumed_rows = None  # the log rows a resumed checkpoint holds (None: it kept none)
     if resume:
         if checkpoint is None:
             raise ValueError("leanconv: resume needs a checkpoint path")
@@ -244,6 +284,7 @@ def train(name: str, model: nn.Module, train_set, test_set, epochs: int, batch_s
             schedule.load_state_dict(state["scheduler"])
             torch.set_rng_state(state["rng"])
             start_epoch, start_step = state["epoch"], state["step"]
+            resumed_rows = state.get("log_rows")
     # Workers keep the device fed; pinned memory speeds the copies to a GPU.
     loading = {"num_workers": workers, "pin_memory": torch.device(device).type == "cuda",
                "persistent_workers": False}
@@ -259,10 +300,15 @@ def train(name: str, model: nn.Module, train_set, test_set, epochs: int, batch_s
         checkpoints.save(checkpoint, {"model": model.state_dict(), "optimizer": opt.state_dict(),
                                       "scheduler": schedule.state_dict(), "scaler": scaler.state_dict(),
                                       "rng": torch.get_rng_state(),
-                                      "epoch": epoch, "step": step, "seed": seed, "options": options})
+                                      "epoch": epoch, "step": step, "seed": seed, "options": options,
+                                      "log_rows": log_rows if csv_log else None})
 
     learned, dense = parameter_counts(model)
     csv_log = CsvLog(log, name, family, (learned, dense)) if log and rank == 0 else None
+    log_rows = []  # this run's rows so far, kept in each checkpoint with the state they describe
+    if csv_log and resumed_rows is not None and len(resumed_rows) == start_epoch:
+        log_rows = [list(r) for r in resumed_rows]
+        csv_log.reconcile(log_rows)
     checkpoint = checkpoint if rank == 0 else None  # (after the resume: every rank loaded it)
     started = time.time()
     trained_images, training_seconds = 0, 0.0
@@ -303,12 +349,14 @@ def train(name: str, model: nn.Module, train_set, test_set, epochs: int, batch_s
         if rank == 0:
             print(f"{name} epoch {epoch + 1}/{epochs}: loss {epoch_loss:.3f}, {images / max(seconds, 1e-9):.0f} "
                   f"images/s, {time.time() - started:.0f}s", file=sys.stderr, flush=True)
-        if checkpoint:
-            save(epoch + 1, 0)
         if csv_log:
             accuracy = evaluate(model, test_batches(), device, memory_format)
-            csv_log.write(epoch + 1, epoch_loss, accuracy, opt.param_groups[0]["lr"], images / max(seconds, 1e-9),
-                          peak_memory_mib(device))
+            log_rows.append(csv_log.row(epoch + 1, epoch_loss, accuracy, opt.param_groups[0]["lr"],
+                                        images / max(seconds, 1e-9), peak_memory_mib(device)))
+        if checkpoint:
+            save(epoch + 1, 0)  # with the epoch's row: a stop before the row below is mended by the resume
+        if csv_log:
+            csv_log.append(log_rows[-1])
         if world > 1:
             dist.barrier()  # the next epoch (or a resume) sees rank 0's checkpoint
     if accuracy is None:

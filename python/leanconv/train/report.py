@@ -26,7 +26,7 @@ def read_runs(paths: List[str]) -> List[Dict[str, str]]:
     runs = []
     for file in files:
         try:
-            with open(file, newline="", encoding="utf-8") as f:
+            with open(file, newline="", encoding="utf-8-sig") as f:  # (a spreadsheet's save adds a byte-order mark)
                 reader = csv.DictReader(f)
                 missing = sorted(REQUIRED_COLUMNS - set(reader.fieldnames or ()))
                 rows = list(reader)
@@ -77,9 +77,33 @@ def draw(runs: List[Dict[str, str]], out: Path) -> None:
     ax.grid(True, alpha=0.3)
     ax.legend(title="family")
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
+    save(fig, out)
+
+
+def save(fig, out: Path) -> None:
+    plt = pyplot()
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(out, dpi=120)
+    except OSError as error:
+        raise SystemExit(f"leanconv: cannot write {out}: {error.strerror or error}") from None
+    finally:
+        plt.close(fig)
+
+
+def checked_out(text: str) -> Path:
+    """The picture's path: an image suffix added where it has none (the file written is the file named); an empty
+    path or a folder is refused before any work."""
+    if not text.strip():
+        raise SystemExit("leanconv: --out needs a file name, e.g. --out accuracy.png")
+    out = Path(text)
+    if text.endswith(("/", "\\")) or out.is_dir():
+        raise SystemExit(f"leanconv: --out {text} is a folder: name the picture's file, e.g. {out / 'accuracy.png'}")
+    if out.suffix.lower() not in (".png", ".pdf", ".svg", ".jpg", ".jpeg"):
+        out = out.with_name(out.name + ".png")
+    if out.is_dir():
+        raise SystemExit(f"leanconv: --out {out} is a folder: name the picture's file")
+    return out
 
 
 def draw_curves(runs: List[Dict[str, str]], out: Path) -> None:
@@ -94,9 +118,7 @@ def draw_curves(runs: List[Dict[str, str]], out: Path) -> None:
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7, title="run (learned parameters)", title_fontsize=7)
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
+    save(fig, out)
 
 
 def main(argv=None):
@@ -105,9 +127,7 @@ def main(argv=None):
     p.add_argument("--out", default="accuracy_vs_parameters.png")
     p.add_argument("--by-epoch", action="store_true", help="draw test accuracy by epoch, a line per run")
     args = p.parse_args(argv)
-    out = Path(args.out)
-    if out.suffix.lower() not in (".png", ".pdf", ".svg", ".jpg", ".jpeg"):
-        out = out.with_name(out.name + ".png")  # the file written is the file named
+    out = checked_out(args.out)
     runs = read_runs(args.runs)
     with exit_on_missing_extra():
         (draw_curves if args.by_epoch else draw)(runs, out)

@@ -12,6 +12,7 @@
 #include <optional>
 #include <ostream>
 #include <string>
+#include <vector>
 
 namespace leanconv::nn {
 
@@ -52,14 +53,18 @@ class FilterSummaryConv2dImpl : public torch::nn::Module {
   void load(torch::serialize::InputArchive& archive) override;
   // Checks the quant_bits buffer against the options (after it was overwritten, e.g. from a state_dict).
   void check_quant_bits() const;
+  // Checks the summary_layout buffer: a summary of equal length from another geometry or compression is refused.
+  void check_summary_layout() const;
 
   FilterSummaryConv2dOptions options;
   torch::Tensor summary;      // (C_out * s,)
   torch::Tensor bias;         // (C_out,) or undefined
   torch::Tensor quant_scale;  // scalar buffer; 0 = from the summary
   torch::Tensor quant_bits;   // int64 scalar buffer: options.quant_bits(), 0 when not quantised
+  torch::Tensor summary_layout;  // int64 buffer (C_out, C_in, kh, kw, s): how the summary is read into filters
 
  private:
+  std::vector<int64_t> expected_summary_layout() const;
   int64_t stride_;
 };
 TORCH_MODULE(FilterSummaryConv2d);
