@@ -2,8 +2,8 @@
 
 1. It holds what a C++ user of a pip install needs: _C, the library, headers, the CMake package.
 2. It installs into a fresh virtual environment that has torch and nothing else, asking for no other package;
-   there every module outside the training command imports, and `python -m leanconv.train --help` ends with the
-   one-line message that names the `train` extra.
+   there every module outside the training command imports, and `python -m leanconv.train --help` (and every other
+   training command line's) ends with the one-line message that names the `train` extra.
 3. With the packages of the `train` extra added, pip finds the extra satisfied, every module imports and
    `python -m leanconv.train --help` runs.
 
@@ -115,14 +115,20 @@ def extra_requirements(python: Path, extra: str) -> list:
     return run([python, "-c", code]).stdout.split()
 
 
+# The command lines that need the train extra (the report needs it only to draw, after reading its logs).
+TRAINING_COMMANDS = ["leanconv.train", "leanconv.train.demo", "leanconv.train.lowrank",
+                     "leanconv.train.filter_summary_search"]
+
+
 def check_command_without_extra(python: Path) -> None:
     """Status 1, leanconv's one line naming the extra last, no traceback (torch may warn first that it found no
-    NumPy: that is torch's own message, whatever imports it)."""
-    done = run([python, "-m", "leanconv.train", "--help"], expect_status=1)
-    ours = [line for line in done.stderr.splitlines() if line.startswith("leanconv:")]
-    last = done.stderr.strip().splitlines()[-1:]
-    if "Traceback" in done.stderr or len(ours) != 1 or ours != last or not MISSING_EXTRA.fullmatch(ours[0]):
-        raise SystemExit(f"check_wheel: without the train extra, python -m leanconv.train said:\n{done.stderr}")
+    NumPy: that is torch's own message, whatever imports it), from every training command line."""
+    for command in TRAINING_COMMANDS:
+        done = run([python, "-m", command, "--help"], expect_status=1)
+        ours = [line for line in done.stderr.splitlines() if line.startswith("leanconv:")]
+        last = done.stderr.strip().splitlines()[-1:]
+        if "Traceback" in done.stderr or len(ours) != 1 or ours != last or not MISSING_EXTRA.fullmatch(ours[0]):
+            raise SystemExit(f"check_wheel: without the train extra, python -m {command} said:\n{done.stderr}")
 
 
 def check_environment(wheel: Path, where: Path) -> None:
@@ -140,7 +146,8 @@ def check_environment(wheel: Path, where: Path) -> None:
     add_packages(python, where / "train-packages", train)
     run([python, "-m", "pip", "install", "--quiet", "--no-index", f"{wheel}[train]"])
     print(run([python, "-c", IMPORT_MODULES, "all"]).stdout.strip(), f"with the train extra ({', '.join(train)})")
-    run([python, "-m", "leanconv.train", "--help"])
+    for command in TRAINING_COMMANDS:
+        run([python, "-m", command, "--help"])
 
 
 def main(path: str) -> int:

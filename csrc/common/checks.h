@@ -8,6 +8,7 @@
 #include <c10/util/Exception.h>
 
 #include <optional>
+#include <limits>
 #include <string_view>
 
 #include "conv_window.h"
@@ -48,6 +49,18 @@ inline int64_t checked_add(int64_t a, int64_t b, std::string_view what) {
   int64_t result = 0;
   TORCH_CHECK(!__builtin_add_overflow(a, b, &result), "leanconv: ", what, " overflows int64 (", a, " + ", b, ")");
   return result;
+}
+
+// a * b and a + b of non-negative sizes, held at INT64_MAX where they would wrap: for bounds that a min() then
+// clips (a band's rows, a stride's reach), where "more than any size" is the right answer and no error is due.
+inline int64_t saturating_mul(int64_t a, int64_t b) {
+  int64_t result = 0;
+  return __builtin_mul_overflow(a, b, &result) ? std::numeric_limits<int64_t>::max() : result;
+}
+
+inline int64_t saturating_add(int64_t a, int64_t b) {
+  int64_t result = 0;
+  return __builtin_add_overflow(a, b, &result) ? std::numeric_limits<int64_t>::max() : result;
 }
 
 // A conv module's input: (C, H, W) or (N, C, H, W) with the module's channel count. Same words as the

@@ -30,7 +30,8 @@ struct Strides4 {
 LEANCONV_HOST_DEVICE void valid_output_range(int64_t offset, int64_t stride, int64_t in, int64_t out,
                                                     int64_t& first, int64_t& last) {
   // first: smallest q with q*stride + offset >= 0; last: one past the largest with q*stride + offset < in.
-  first = offset >= 0 ? 0 : (-offset + stride - 1) / stride;
+  // (ceil(-offset / stride) without adding stride - 1 first: with a stride near 2^63 that sum wraps.)
+  first = offset >= 0 ? 0 : -offset / stride + (-offset % stride != 0);
   last = in - offset <= 0 ? 0 : (in - offset - 1) / stride + 1;
   if (last > out) last = out;
   if (last < first) last = first;

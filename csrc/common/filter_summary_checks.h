@@ -1,6 +1,8 @@
 // Argument checks and geometry of the overlapping-segment ops: the summary layout and the shifted sum.
 #pragma once
 
+#include <utility>
+
 #include "checks.h"
 #include "filter_summary.h"
 
@@ -70,9 +72,14 @@ inline common::ShiftedSum check_shifted_sum(const at::Tensor& t, std::string_vie
   return shifted_sum_window(t.size(1), kernel_h, kernel_w, channel_step, stride, padding, dilation);
 }
 
-// The geometry of a shifted sum over an input of spatial size in_h x in_w, with its output size.
-inline common::ShiftedSum with_sizes(common::ShiftedSum s, int64_t in_h, int64_t in_w) {
+// The geometry of a shifted sum over `batch` inputs of spatial size in_h x in_w, with its output size. The output
+// and the M-channel input (the backward's result) must have int64 strides, even for an empty batch, and sizes.
+inline common::ShiftedSum with_sizes(common::ShiftedSum s, int64_t batch, int64_t in_h, int64_t in_w) {
   set_window_sizes(s, in_h, in_w);
+  for (const auto& [h, w] : {std::pair{s.out_h, s.out_w}, std::pair{in_h, in_w}}) {
+    checked_numel({s.channels, h, w});
+    checked_numel({batch, s.channels, h, w});
+  }
   return s;
 }
 
@@ -81,7 +88,7 @@ inline common::ShiftedSum shifted_sum_geometry(const at::Tensor& z, int64_t kern
                                                int64_t channel_step, at::IntArrayRef stride, at::IntArrayRef padding,
                                                at::IntArrayRef dilation) {
   const auto s = check_shifted_sum(z, "z", kernel_h, kernel_w, channel_step, stride, padding, dilation);
-  return with_sizes(s, z.size(2), z.size(3));
+  return with_sizes(s, z.size(0), z.size(2), z.size(3));
 }
 
 // The geometry of segment_conv2d (a 1x1 conv against the segments, then the shifted sum), from its operands:
@@ -98,12 +105,8 @@ inline common::ShiftedSum segment_conv2d_geometry(const at::Tensor& input, const
   TORCH_CHECK(segments.size(1) == input.size(1), "leanconv: segments (M, C_in) must have one column per input "
               "channel: got segments of shape ", segments.sizes(), " for an input of shape ", input.sizes());
   TORCH_CHECK(segments.size(0) > 0, "leanconv: segments must have at least one row (output channel)");
-  const auto s = with_sizes(
-      shifted_sum_window(segments.size(0), kernel_h, kernel_w, channel_step, stride, padding, dilation),
-      input.size(2), input.size(3));
-  checked_numel({s.channels, s.out_h, s.out_w});  // the strides of an output, even of an empty batch
-  checked_numel({input.size(0), s.channels, s.out_h, s.out_w});
-  return s;
+  return with_sizes(shifted_sum_window(segments.size(0), kernel_h, kernel_w, channel_step, stride, padding, dilation),
+                    input.size(0), input.size(2), input.size(3));
 }
 
 // The backward's geometry, from the output gradient and the forward input's size.
@@ -113,7 +116,7 @@ inline common::ShiftedSum shifted_sum_backward_geometry(const at::Tensor& grad_o
                                                         at::IntArrayRef input_size) {
   auto s = check_shifted_sum(grad_output, "grad_output", kernel_h, kernel_w, channel_step, stride, padding, dilation);
   TORCH_CHECK(input_size.size() == 2, "leanconv: input_size must have two elements");
-  s = with_sizes(s, input_size[0], input_size[1]);
+  s = with_sizes(s, grad_output.size(0), input_size[0], input_size[1]);
   TORCH_CHECK(grad_output.size(2) == s.out_h && grad_output.size(3) == s.out_w, "leanconv: grad_output's spatial size ",
               grad_output.sizes().slice(2), " does not match the output size (", s.out_h, ", ", s.out_w, ")");
   return s;

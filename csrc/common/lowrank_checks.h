@@ -1,6 +1,7 @@
 // Argument checks and geometry of the low-rank (eigen-filter) conv.
 #pragma once
 
+#include <algorithm>
 #include <optional>
 
 #include "checks.h"
@@ -39,6 +40,10 @@ inline common::EigenConv eigen_conv_geometry(const at::Tensor& input, const at::
               ", ", g.in_channels * g.rank, "), got ", coeff.sizes());
   check_conv_bias(bias, input, g.out_channels);
   set_window_sizes(g, input.size(2), input.size(3));
+  // The strides of the output and of the C_in*R intermediate, even of an empty batch, and their sizes.
+  const int64_t widest = std::max(g.out_channels, checked_mul(g.in_channels, g.rank, "C_in*R"));
+  checked_numel({widest, g.out_h, g.out_w});
+  checked_numel({g.batch, widest, g.out_h, g.out_w});
   return g;
 }
 

@@ -36,6 +36,8 @@ inline common::GroupedConv grouped_conv_geometry(const at::Tensor& input, const 
               ", kh, kw) with C_in/groups = ", g.in_channels / groups, ", got shape ", weight.sizes());
   check_conv_bias(bias, input, g.out_channels);
   set_window_sizes(g, input.size(2), input.size(3));
+  checked_numel({g.out_channels, g.out_h, g.out_w});  // the strides of an output, even of an empty batch
+  checked_numel({g.batch, g.out_channels, g.out_h, g.out_w});
   return g;
 }
 

@@ -50,12 +50,13 @@ RowSpan input_rows(const common::ShiftedSum& s, int64_t p0, int64_t p1) {
 constexpr int64_t kMinTasks = 8;
 
 int64_t rows_per_band(const common::ShiftedSum& s, int64_t batch, int64_t element_size) {
-  const int64_t z_row_bytes = std::max<int64_t>(s.channels * s.in_w * element_size, 1);
-  int64_t rows = std::max<int64_t>(kBandBytes / (z_row_bytes * s.stride_h), 1);
+  // (Divisions, and saturating products: a stride or dilation near 2^63 must not wrap a product to zero.)
+  const int64_t z_row_bytes = std::max<int64_t>(checks::saturating_mul(s.channels * s.in_w, element_size), 1);
+  int64_t rows = std::max<int64_t>(kBandBytes / z_row_bytes / s.stride_h, 1);
   const int64_t wanted_bands = (kMinTasks + batch - 1) / batch;
   if (wanted_bands > 1) {
     const int64_t halo = (s.kernel_h - 1) * s.dil_h;
-    rows = std::min(rows, std::max<int64_t>(4 * halo, (s.out_h + wanted_bands - 1) / wanted_bands));
+    rows = std::min(rows, std::max<int64_t>(checks::saturating_mul(4, halo), (s.out_h + wanted_bands - 1) / wanted_bands));
   }
   return std::clamp<int64_t>(rows, 1, std::max<int64_t>(s.out_h, 1));
 }
@@ -135,7 +136,8 @@ at::Tensor segment_conv2d_kernel(const at::Tensor& input, const at::Tensor& segm
   auto y = at::empty({batch, M, s.out_h, s.out_w}, x.options());
   const int64_t band_rows = rows_per_band(s, batch, x.element_size());
   const int64_t bands = (s.out_h + band_rows - 1) / band_rows;
-  const int64_t z_rows = std::min(s.in_h, band_rows * s.stride_h + (s.kernel_h - 1) * s.dil_h);
+  const int64_t z_rows = std::min(
+      s.in_h, checks::saturating_add(checks::saturating_mul(band_rows, s.stride_h), (s.kernel_h - 1) * s.dil_h));
   // float and double only (half and bfloat16 took the composite above): the sums run in the output itself.
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "segment_conv2d_cpu", [&] {
     scalar_t* out = y.mutable_data_ptr<scalar_t>();

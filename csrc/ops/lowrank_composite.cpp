@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/lowrank_checks.h"
+#include "ops/conv_by_taps.h"
 
 namespace leanconv::ops {
 namespace {
@@ -25,8 +26,8 @@ at::Tensor pointwise_weight(const at::Tensor& coeff) { return coeff.reshape({coe
 at::Tensor eigen_conv2d_composite(const at::Tensor& input, const at::Tensor& basis, const at::Tensor& coeff,
                                   const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
                                   at::IntArrayRef padding, at::IntArrayRef dilation) {
-  const auto z = at::convolution(input, depthwise_weight(basis), std::nullopt, stride, padding, dilation, false,
-                                 kZeros, basis.size(0));
+  const auto z = ops::convolution(input, depthwise_weight(basis), std::nullopt, stride, padding, dilation,
+                                  basis.size(0));
   return at::convolution(z, pointwise_weight(coeff), bias, kOnes, kZeros, kOnes, false, kZeros, 1);
 }
 
@@ -34,16 +35,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> eigen_conv2d_backward_composite(
     const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& basis, const at::Tensor& coeff,
     at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, std::array<bool, 3> mask) {
   const auto depthwise = depthwise_weight(basis), pointwise = pointwise_weight(coeff);
-  const auto z =
-      at::convolution(input, depthwise, std::nullopt, stride, padding, dilation, false, kZeros, basis.size(0));
+  const auto z = ops::convolution(input, depthwise, std::nullopt, stride, padding, dilation, basis.size(0));
   const bool need_z_grad = mask[0] || mask[1];
   auto [grad_z, grad_pointwise, unused_bias] = at::convolution_backward(
       grad_output, z, pointwise, std::nullopt, kOnes, kZeros, kOnes, false, kZeros, 1, {need_z_grad, mask[2], false});
   at::Tensor grad_input, grad_depthwise;
   if (need_z_grad) {
-    std::tie(grad_input, grad_depthwise, std::ignore) =
-        at::convolution_backward(grad_z, input, depthwise, std::nullopt, stride, padding, dilation, false, kZeros,
-                                 basis.size(0), {mask[0], mask[1], false});
+    std::tie(grad_input, grad_depthwise) = ops::convolution_backward(grad_z, input, depthwise, stride, padding,
+                                                                     dilation, basis.size(0), {mask[0], mask[1]});
   }
   return {grad_input, mask[1] ? grad_depthwise.reshape(basis.sizes()).contiguous() : at::Tensor(),
           mask[2] ? grad_pointwise.reshape(coeff.sizes()).contiguous() : at::Tensor()};

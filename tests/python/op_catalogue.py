@@ -14,6 +14,7 @@ from typing import Callable, List, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 
+import window_reference
 from leanconv.reference.filter_summary import summary_index
 from leanconv.reference.generated import ring_indices_and_signs
 
@@ -46,16 +47,13 @@ def filter_summary_weight_backward_reference(grad_weight, length, stride):
 
 
 def shifted_sum_reference(z, kernel_h, kernel_w, channel_step, stride, padding, dilation):
-    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
-    n, m, h, w = z.shape
-    out_h = (h + 2 * ph - dh * (kernel_h - 1) - 1) // sh + 1
-    out_w = (w + 2 * pw - dw * (kernel_w - 1) - 1) // sw + 1
-    padded = F.pad(z, (pw, pw, ph, ph))
-    y = z.new_zeros(n, m, out_h, out_w)
-    for i, j in itertools.product(range(kernel_h), range(kernel_w)):
-        source = (torch.arange(m, device=z.device) + (i * kernel_w + j) * channel_step) % m
-        window = padded[:, source, i * dh: i * dh + (out_h - 1) * sh + 1: sh, j * dw: j * dw + (out_w - 1) * sw + 1: sw]
-        y = y + window
+    """Output channel o sums, over the taps t = i*kw + j, channel (o + t*step) mod M of z read by the tap (taps
+    gathered without padding: any int64 window, see window_reference)."""
+    m = z.shape[1]
+    y = 0
+    for i, j, window in window_reference.taps(z, kernel_h, kernel_w, stride, padding, dilation):
+        source = (torch.arange(m, device=z.device) + (i * kernel_w + j) * channel_step % m) % m  # (Python ints)
+        y = y + window[:, source]
     return y
 
 
@@ -84,10 +82,12 @@ def shifted_sum_backward_reference(grad_output, kernel_h, kernel_w, channel_step
 
 def eigen_conv2d_reference(input, basis, coeff, bias, stride, padding, dilation):
     c_in, rank, kh, kw = basis.shape
-    # Padded explicitly: the geometry stays valid for an empty image with enough padding, which F.conv2d refuses.
-    padded = F.pad(input, (padding[1], padding[1], padding[0], padding[0]))
-    z = F.conv2d(padded, basis.reshape(c_in * rank, 1, kh, kw), None, stride, 0, dilation, groups=c_in)
-    return F.conv2d(z, coeff.reshape(coeff.shape[0], c_in * rank, 1, 1), bias)
+    # By taps (window_reference): an empty image with enough padding, or a window near the int64 limits, is a valid
+    # geometry that F.conv2d refuses or could not allocate padded.
+    z = window_reference.conv2d(input, basis.reshape(c_in * rank, 1, kh, kw), None, stride, padding, dilation,
+                                groups=c_in)
+    y = torch.einsum("om,nmhw->nohw", coeff, z)
+    return y if bias is None else y + bias.view(1, -1, 1, 1)
 
 
 def eigen_weight_reference(basis, coeff):
@@ -104,9 +104,8 @@ def eigen_weight_backward_reference(grad_weight, basis, coeff, output_mask):
 
 
 def grouped_conv2d_reference(input, weight, bias, stride, padding, dilation, groups):
-    # Padded explicitly, as eigen_conv2d_reference: an empty image with enough padding has an output aten refuses.
-    padded = F.pad(input, (padding[1], padding[1], padding[0], padding[0]))
-    return F.conv2d(padded, weight, bias, stride, 0, dilation, groups)
+    # By taps, as eigen_conv2d_reference.
+    return window_reference.conv2d(input, weight, bias, stride, padding, dilation, groups)
 
 
 def grouped_conv2d_backward_reference(grad_output, input, weight, stride, padding, dilation, groups, output_mask):

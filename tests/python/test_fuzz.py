@@ -100,10 +100,9 @@ def numel(shape):
     return n
 
 
-def reference_fits(batch, channels, hw, padding):
-    """Whether a reference that pads its input explicitly (the eigen conv's: F.pad, then F.conv2d) can allocate the
-    padded input: a valid call with a padding near 2^31 has an output of a few values but a padded input of 10^11."""
-    return numel([batch, channels, hw[0] + 2 * padding[0], hw[1] + 2 * padding[1]]) <= SMALL_RESULT
+def output_strides_fit(sizes):
+    """Whether a (C, H, W) output (or intermediate) has strides in int64, as even an empty batch's must."""
+    return fits(numel(sizes))
 
 
 def tolerance(dtype):
@@ -251,7 +250,7 @@ def test_shifted_sum(data, dtype, channels_last):
     if valid:
         out_h = conv_axis(shape[2], kh, stride[0], padding[0], dilation[0])
         out_w = conv_axis(shape[3], kw, stride[1], padding[1], dilation[1])
-        valid = out_h is not None and out_w is not None
+        valid = out_h is not None and out_w is not None and output_strides_fit([shape[1], out_h, out_w])
         assume(not valid or numel([shape[0], shape[1], out_h, out_w]) <= SMALL_RESULT)
     check(valid, lambda: torch.ops.leanconv.shifted_sum(z, kh, kw, step, stride, padding, dilation),
           lambda: shifted_sum_reference(z.double(), kh, kw, step, stride, padding, dilation), dtype)
@@ -324,10 +323,6 @@ def test_segment_conv2d(data, dtype, channels_last):
         valid = (out_h is not None and out_w is not None and fits(numel([out_channels, out_h, out_w]))
                  and fits(numel([shape[0], out_channels, out_h, out_w])))
         assume(not valid or numel([shape[0], out_channels, out_h, out_w]) <= SMALL_RESULT)
-        # (The reference pads and slices explicitly: keep the padded image and the window's reach small enough for
-        # it even when a batch is empty.)
-        assume(not valid or max(out_h, out_w, shape[2] + 2 * padding[0], shape[3] + 2 * padding[1], *stride,
-                                *dilation) <= 1024)
     check(valid, lambda: torch.ops.leanconv.segment_conv2d(input, segments, kh, kw, step, stride, padding, dilation),
           lambda: segment_conv2d_reference(input.double(), segments.double(), kh, kw, step, stride, padding,
                                            dilation), dtype)
@@ -388,9 +383,9 @@ def test_eigen_conv2d(data, dtype, channels_last):
     out_w = conv_axis(hw[1], kw, stride[1], padding[1], dilation[1])
     valid = (in_channels >= 1 and out_channels >= 1 and kh >= 1 and kw >= 1 and 1 <= rank <= kh * kw
              and coeff_skew == 0 and bias != "wrong" and (not mixed_dtype or dtype == torch.float64)
-             and out_h is not None and out_w is not None)
+             and out_h is not None and out_w is not None
+             and output_strides_fit([max(out_channels, in_channels * rank), out_h, out_w]))
     assume(not valid or numel([batch, out_channels, out_h, out_w]) <= SMALL_RESULT)
-    assume(not valid or reference_fits(batch, in_channels * rank, hw, padding))
     check(valid, lambda: torch.ops.leanconv.eigen_conv2d(x, basis, coeff, b, stride, padding, dilation),
           lambda: eigen_conv2d_reference(x.double(), basis.double(), coeff.double(), None if b is None else b.double(),
                                          stride, padding, dilation), dtype)
@@ -429,9 +424,9 @@ def test_eigen_conv2d_backward(data, dtype, channels_last):
                                                  (out_h, out_w) if geometry else None, 3, dtype, channels_last)
     basis = torch.randn(in_channels, max(rank, 0), max(kh, 0), max(kw, 0), dtype=torch.float64).to(dtype)
     coeff = torch.randn(out_channels, in_channels * max(rank, 0), dtype=torch.float64).to(dtype)
-    valid = geometry and skew == 0 and 1 <= rank <= kh * kw
+    valid = (geometry and skew == 0 and 1 <= rank <= kh * kw
+             and output_strides_fit([max(out_channels, in_channels * rank), out_h, out_w]))
     assume(not valid or numel([batch, in_channels * rank, *hw]) <= SMALL_RESULT)
-    assume(not valid or reference_fits(batch, in_channels * rank, hw, padding))
     check(valid, lambda: torch.ops.leanconv.eigen_conv2d_backward(grad, x, basis, coeff, stride, padding, dilation,
                                                                   mask),
           lambda: eigen_conv2d_backward_reference(grad.double(), x.double(), basis.double(), coeff.double(), stride,
@@ -495,7 +490,7 @@ def grouped_geometry(draw, data):
     out_h = conv_axis(hw[0], kh, stride[0], padding[0], dilation[0])
     out_w = conv_axis(hw[1], kw, stride[1], padding[1], dilation[1])
     valid = (groups >= 1 and in_skew == 0 and min(group_in, group_out, kh, kw) >= 1 and out_h is not None
-             and out_w is not None)
+             and out_w is not None and output_strides_fit([weight.shape[0], out_h, out_w]))
     return x, weight, groups, (stride, padding, dilation), (batch, weight.shape[0], out_h, out_w), valid
 
 
@@ -534,6 +529,123 @@ def test_grouped_conv2d_backward(data, dtype, channels_last):
     check(valid, lambda: torch.ops.leanconv.grouped_conv2d_backward(grad, x, weight, *window, groups, mask),
           lambda: grouped_conv2d_backward_reference(grad.double(), x.double(), weight.double(), *window, groups,
                                                     mask), dtype)
+
+
+# ---- every windowed op at windows near the int64 limits -----------------------------------------------------
+
+# Window values past int32 (where a library's 32-bit index arithmetic or a size product wraps) and up to int64's.
+HUGE = [2 ** 31 - 1, 2 ** 31, 2 ** 32 + 1, 2 ** 40, 2 ** 58, 2 ** 62 - 1, 2 ** 62, INT64_MAX // 2, INT64_MAX]
+
+
+def window_value(data, name, small):
+    return data.draw(st.one_of(small, st.sampled_from(HUGE)), label=name)
+
+
+def huge_window(data):
+    """Small tensors under a window whose strides, paddings and dilations are often near the int64 limits."""
+    pair = lambda name, small: [window_value(data, f"{name}[{a}]", small) for a in range(2)]  # noqa: E731
+    kh, kw = data.draw(st.integers(1, 3), label="kernel_h"), data.draw(st.integers(1, 3), label="kernel_w")
+    window = (pair("stride", st.integers(1, 3)), pair("padding", st.integers(0, 2)), pair("dilation", st.integers(1, 2)))
+    hw = [data.draw(st.integers(0, 5), label="height"), data.draw(st.integers(0, 5), label="width")]
+    out = [conv_axis(hw[a], (kh, kw)[a], window[0][a], window[1][a], window[2][a]) for a in range(2)]
+    return kh, kw, window, hw, out
+
+
+def _windowed_calls(op, data, dtype):
+    """(call, reference, output size, leading output sizes, whether a gradient of the output's size was made) of one
+    windowed op with small tensors; an output size is None where the window is invalid."""
+    kh, kw, window, hw, out = huge_window(data)
+    batch, c_in, c_out = (data.draw(st.integers(0, 2), label="batch"), data.draw(st.integers(1, 3), label="in"),
+                          data.draw(st.integers(1, 3), label="out"))
+    seed_values(data)
+    x = torch.randn(batch, c_in, *hw, dtype=torch.float64).to(dtype)
+    # A gradient of the output's shape where that is valid and small (where it is not, a backward call is invalid, and
+    # a larger example discarded below); at most 9 channels.
+    grad_out = out if (all(o is not None for o in out) and fits(numel([9, *out]))
+                       and (batch == 0 or numel([batch, 9, *out]) <= SMALL_RESULT)) else [1, 1]
+    grad_shape = lambda channels: [batch, channels, *grad_out]  # noqa: E731
+    step = data.draw(st.integers(0, 4), label="channel_step")
+    if op in ("shifted_sum", "shifted_sum_backward"):
+        if op == "shifted_sum":
+            return (lambda: torch.ops.leanconv.shifted_sum(x, kh, kw, step, *window),
+                    lambda: shifted_sum_reference(x.double(), kh, kw, step, *window), out, [batch, c_in], True)
+        grad = torch.randn(grad_shape(c_in), dtype=torch.float64).to(dtype)
+        return (lambda: torch.ops.leanconv.shifted_sum_backward(grad, kh, kw, step, *window, hw),
+                lambda: shifted_sum_backward_reference(grad.double(), kh, kw, step, *window, hw), out, [batch, c_in],
+                grad_out == out)
+    if op in ("segment_conv2d", "segment_conv2d_backward"):
+        segments = torch.randn(c_out, c_in, dtype=torch.float64).to(dtype)
+        if op == "segment_conv2d":
+            return (lambda: torch.ops.leanconv.segment_conv2d(x, segments, kh, kw, step, *window),
+                    lambda: segment_conv2d_reference(x.double(), segments.double(), kh, kw, step, *window), out,
+                    [batch, c_out], True)
+        grad = torch.randn(grad_shape(c_out), dtype=torch.float64).to(dtype)
+        return (lambda: torch.ops.leanconv.segment_conv2d_backward(grad, x, segments, kh, kw, step, *window,
+                                                                   [True, True]),
+                lambda: segment_conv2d_backward_reference(grad.double(), x.double(), segments.double(), kh, kw, step,
+                                                          *window, [True, True]), out, [batch, c_out],
+                grad_out == out)
+    if op in ("eigen_conv2d", "eigen_conv2d_backward"):
+        rank = data.draw(st.integers(1, kh * kw), label="rank")
+        basis = torch.randn(c_in, rank, kh, kw, dtype=torch.float64).to(dtype)
+        coeff = torch.randn(c_out, c_in * rank, dtype=torch.float64).to(dtype)
+        if op == "eigen_conv2d":
+            return (lambda: torch.ops.leanconv.eigen_conv2d(x, basis, coeff, None, *window),
+                    lambda: eigen_conv2d_reference(x.double(), basis.double(), coeff.double(), None, *window), out,
+                    [batch, max(c_out, c_in * rank)], True)
+        grad = torch.randn(grad_shape(c_out), dtype=torch.float64).to(dtype)
+        return (lambda: torch.ops.leanconv.eigen_conv2d_backward(grad, x, basis, coeff, *window, [True, True, True]),
+                lambda: eigen_conv2d_backward_reference(grad.double(), x.double(), basis.double(), coeff.double(),
+                                                        *window, [True, True, True]), out,
+                [batch, max(c_out, c_in * rank)], grad_out == out)
+    groups = data.draw(st.sampled_from([g for g in (1, 2, 3) if c_in % g == 0]), label="groups")
+    weight = torch.randn(c_out * groups, c_in // groups, kh, kw, dtype=torch.float64).to(dtype)
+    if op == "grouped_conv2d":
+        return (lambda: torch.ops.leanconv.grouped_conv2d(x, weight, None, *window, groups),
+                lambda: grouped_conv2d_reference(x.double(), weight.double(), None, *window, groups), out,
+                [batch, c_out * groups], True)
+    grad = torch.randn(grad_shape(c_out * groups), dtype=torch.float64).to(dtype)
+    return (lambda: torch.ops.leanconv.grouped_conv2d_backward(grad, x, weight, *window, groups, [True, True]),
+            lambda: grouped_conv2d_backward_reference(grad.double(), x.double(), weight.double(), *window, groups,
+                                                      [True, True]), out, [batch, c_out * groups], grad_out == out)
+
+
+WINDOWED_OPS = ["shifted_sum", "shifted_sum_backward", "segment_conv2d", "segment_conv2d_backward", "eigen_conv2d",
+                "eigen_conv2d_backward", "grouped_conv2d", "grouped_conv2d_backward"]
+
+
+@pytest.mark.parametrize("op", WINDOWED_OPS)
+@settings(max_examples=150, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
+@given(data=st.data(), dtype=st.sampled_from(FLOATS))
+def test_every_windowed_op_at_windows_near_the_int64_limits(op, data, dtype):
+    """Strides, paddings and dilations past int32 and up to int64's limit, in the op's valid domain: the result
+    equals the reference (which gathers taps and never pads), an invalid window is a clear error, and nothing
+    crashes or hangs."""
+    call, reference, out, leading, gradient_fits = _windowed_calls(op, data, dtype)
+    # (The output's strides must fit even for an empty batch, and so must those of the widest intermediate.)
+    valid = (all(o is not None for o in out) and fits(numel(leading + out), numel([1, *leading[1:], *out]))
+             and gradient_fits)
+    assume(not valid or numel(leading + out) <= SMALL_RESULT)
+    check(valid, call, reference, dtype)
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_a_padding_near_2_31_that_ended_the_process_in_half_precision(dtype):
+    # oneDNN's float16 convolution died on this window (found by the fuzzing above); the composites now go by taps.
+    x, basis, coeff = (torch.randn(1, 1, 6, 2, dtype=dtype), torch.randn(1, 1, 1, 1, dtype=dtype),
+                       torch.randn(1, 1, dtype=dtype))
+    window = ([2 ** 31 - 1, 2], [2 ** 31 - 1, 1], [2, 1])
+    with time_limit():
+        y = torch.ops.leanconv.eigen_conv2d(x, basis, coeff, None, *window)
+        grads = torch.ops.leanconv.eigen_conv2d_backward(torch.ones_like(y), x, basis, coeff, *window,
+                                                         [True, True, True])
+    expected = eigen_conv2d_reference(x.double(), basis.double(), coeff.double(), None, *window)
+    expected_grads = eigen_conv2d_backward_reference(torch.ones_like(expected), x.double(), basis.double(),
+                                                     coeff.double(), *window, [True, True, True])
+    tol = tolerance(dtype)
+    for actual, reference in zip((y, *grads), (expected, *expected_grads)):
+        torch.testing.assert_close(actual.double(), reference, rtol=tol, atol=tol)
 
 
 # ---- block epilogue (shared, multigrid) ---------------------------------------------------------------------
