@@ -5,8 +5,8 @@ computing the same outputs, for deployment (export, another runtime) or inspecti
   AnchoredConv2d, GroupedConv2d) becomes the ``nn.Conv2d`` / ``nn.Linear`` it computes; the shared holders those
   layers drew on (rings, anchors) are then unused and removed.
 - A MultigridBlock or MultigridConv2d, which no single conv computes (its levels hold BatchNorms and ReLUs),
-  becomes its plain-PyTorch composition (``leanconv.reference.multigrid.ReferenceMultigrid``: ``nn.Conv2d``,
-  ``nn.BatchNorm2d`` and ReLU, with copies of its parameters and buffers).
+  becomes its plain-PyTorch composition (its ``materialize()``: ``leanconv.nn.multigrid_plain.PlainMultigrid``,
+  ``nn.Conv2d``, ``nn.BatchNorm2d`` and ReLU, with copies of its parameters and buffers).
 
 BatchNorm tails fused with a residual (``leanconv.nn.FusedBatchNorm2d``, taking ``residual=`` in the forward) keep
 their module: they are BatchNorm2d subclasses whose call signature the surrounding block relies on
@@ -18,19 +18,13 @@ import torch
 from torch import nn
 
 from .nn._holder import SharedHolder
-from .nn.multigrid import MultigridBlock, MultigridConv2d
 
 
 def _plain(module: nn.Module) -> nn.Module:
-    if isinstance(module, (MultigridBlock, MultigridConv2d)):
-        from .reference.multigrid import ReferenceMultigrid  # (the reference imports the nn modules)
-
-        plain = ReferenceMultigrid(module)  # (its layers keep their sources' requires_grad)
-    elif hasattr(module, "materialize") and callable(module.materialize):
-        plain = module.materialize()
-        _keep_frozen(plain, module)
-    else:
+    if not (hasattr(module, "materialize") and callable(module.materialize)):
         return module
+    plain = module.materialize()
+    _keep_frozen(plain, module)
     # The plain layers keep the mode of what they replace (an eval-mode model stays in eval mode, and so does an
     # eval-mode part of a training model): BatchNorm computes another function in each.
     return plain.train(module.training)

@@ -5,6 +5,7 @@ import pytest
 import torch
 import torchvision
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
 import leanconv
 from leanconv import models
@@ -49,6 +50,28 @@ def test_convert_torchvision_models(architecture, family, capsys):
         assert _params(converted) < _params(model) or family == "lowrank"
 
 
+def _leanconv_ops_run(model, x):
+    class Ops(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.seen = set()
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func.namespace == "leanconv":
+                self.seen.add(func.name())
+            return func(*args, **(kwargs or {}))
+
+    with torch.no_grad(), Ops() as ops:
+        model(x)
+    return ops.seen
+
+
+def test_the_op_watch_sees_leanconv_ops_where_they_run():
+    layer = leanconv.nn.EigenConv2d(4, 6, 3, padding=1, rank=2)
+    assert _leanconv_ops_run(layer, torch.randn(1, 4, 5, 5))
+    assert _leanconv_ops_run(leanconv.materialize(layer), torch.randn(1, 4, 5, 5)) == set()
+
+
 @pytest.mark.parametrize("conv", sorted(FAMILIES))
 def test_materialize_gives_plain_layers_with_equal_outputs(conv):
     options = FAMILIES[conv].sample_options
@@ -59,8 +82,12 @@ def test_materialize_gives_plain_layers_with_equal_outputs(conv):
     model.eval()
     plain = leanconv.materialize(model).eval()
     torch.testing.assert_close(plain(x), model(x), rtol=1e-5, atol=1e-5)
-    leanconv_layers = [type(m).__name__ for m in plain.modules() if type(m).__module__.startswith("leanconv.nn")]
+    # Every layer holding tensors is a torch.nn one (a leanconv container of them, a multigrid V-cycle's plain
+    # composition, may remain), and no leanconv op runs.
+    leanconv_layers = [type(m).__name__ for m in plain.modules() if type(m).__module__.startswith("leanconv")
+                       and (list(m.parameters(recurse=False)) or list(m.buffers(recurse=False)))]
     assert leanconv_layers == []
+    assert _leanconv_ops_run(plain, x) == set()
     assert all(type(m) is nn.Conv2d for m in plain.modules() if isinstance(m, nn.Conv2d))
     assert _params(model) > 0 and model is not plain
 

@@ -180,6 +180,13 @@ class _VCycle(nn.Module):
     def num_learned_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
+    def materialize(self) -> nn.Module:
+        """The module as plain PyTorch (``nn.Conv2d``, ``nn.BatchNorm2d``, ReLU; no leanconv op) computing its function:
+        no single conv does (its levels hold BatchNorms and ReLUs). See :mod:`leanconv.nn.multigrid_plain`."""
+        from .multigrid_plain import PlainMultigrid  # (it reads this module's layers)
+
+        return PlainMultigrid(self)
+
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.channels}, stride={self.stride}, group_size={self.group_size}, "
                 f"coarsest={self.coarsest}, levels={self.levels}, compression={self.num_dense_params() / self.num_learned_params():.2f}")
