@@ -1,5 +1,6 @@
 """The family registry (leanconv.families) is the one list: everything that enumerates families or ops agrees with
 it, so a new family or op cannot be left out of the docs, tests, benchmarks or tables unnoticed."""
+import ast
 import os
 import re
 from pathlib import Path
@@ -38,9 +39,31 @@ def test_every_op_registered_with_the_dispatcher_is_in_the_op_catalogue():
     registered = {name.split("::", 1)[1] for name in torch._C._dispatch_get_all_op_names()
                   if name.startswith("leanconv::")}
     assert registered == {spec.name for spec in OPS} | set(HELPER_OPS)
-    tests = {path.name: path.read_text() for path in (REPO / "tests" / "python").glob("test_*.py")}
     for op, test_file in HELPER_OPS.items():
-        assert op in tests[test_file], (op, test_file)
+        assert op in _called_in_tests(REPO / "tests" / "python" / test_file), (
+            f"{test_file} names {op} but no test function there calls it")
+
+
+def _called_in_tests(path):
+    """The names called (f(...) or x.f(...)) inside the file's test functions: a mention in a comment, a string or
+    a helper no test calls does not count."""
+    called = set()
+    for function in ast.parse(path.read_text()).body:
+        if isinstance(function, ast.FunctionDef) and function.name.startswith("test_"):
+            for node in ast.walk(function):
+                if isinstance(node, ast.Call):
+                    target = node.func
+                    called.add(target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", None))
+    return called
+
+
+def test_the_helper_op_check_ignores_mentions_that_are_not_calls(tmp_path):
+    probe = tmp_path / "test_probe.py"
+    probe.write_text("# grouped_conv2d_rule\ndef helper():\n    ops.grouped_conv2d_choices()\n\n\n"
+                     "def test_x():\n    assert 'eigen_conv2d_fused_is_cheaper'\n    ops.clear_grouped_conv2d_choices()\n")
+    called = _called_in_tests(probe)
+    assert "clear_grouped_conv2d_choices" in called
+    assert not called & {"grouped_conv2d_rule", "grouped_conv2d_choices", "eigen_conv2d_fused_is_cheaper"}
 
 
 def test_the_fuzz_suite_draws_every_op():
