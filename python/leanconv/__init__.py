@@ -7,7 +7,10 @@ from ._library import has_cuda_kernels as _has_cuda_kernels, load_extension as _
 
 _C = _load_extension()  # loads libleanconv (torch.ops.leanconv.*); None when loaded without the extension
 from . import ops  # noqa: E402  (the op wrappers and their fake kernels, for torch.compile / torch.export)
-from . import nn, models, families, filter_summary, lowrank, multigrid, shared  # noqa: E402
+from . import nn, models, families  # noqa: E402
+from ._exports import family_tools as _family_tools  # noqa: E402
+
+_tools = _family_tools(__name__, families.FAMILIES, globals())  # leanconv.<family>: a family's tools, where it has them
 from .convert import convert
 from .materialize import materialize
 
@@ -22,4 +25,5 @@ def compiled_with_cuda() -> bool:
     return _has_cuda_kernels()
 
 
-__all__ = ["ops", "nn", "models", "families", "filter_summary", "lowrank", "multigrid", "shared", "convert", "materialize", "cmake_prefix_path", "compiled_with_cuda"]
+__all__ = ["ops", "nn", "models", "families", *_tools, "convert", "materialize", "cmake_prefix_path",
+           "compiled_with_cuda"]

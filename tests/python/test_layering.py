@@ -1,7 +1,10 @@
 """Every arrow points down: what users import (leanconv's product code) never imports the tests' and benchmarks'
 oracles in leanconv.reference, which are written apart from the product so that a test compares two things."""
 import ast
+import importlib
 import pathlib
+
+import pytest
 
 import leanconv
 
@@ -42,3 +45,30 @@ def test_the_import_reader_sees_a_reference_import():
     source = "from ..reference.multigrid import ReferenceMultigrid\nfrom .. import reference\n"
     names = [name for _, name in _imported_modules(PACKAGE / "nn" / "probe.py", source)]
     assert "leanconv.reference.multigrid" in names and "leanconv.reference" in names
+
+
+def test_a_package_exports_what_its_public_modules_list(tmp_path, monkeypatch):
+    from leanconv._exports import collect
+
+    package = tmp_path / "probe_package"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "alpha.py").write_text("__all__ = ['Alpha']\nclass Alpha: pass\nclass Hidden: pass\n")
+    (package / "beta.py").write_text("__all__ = ['beta']\ndef beta(): pass\n")
+    (package / "_private.py").write_text("__all__ = ['Private']\nPrivate = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    namespace = {}
+    assert collect("probe_package", [str(package)], namespace) == ["Alpha", "beta"]
+    assert namespace["Alpha"].__name__ == "Alpha" and "Hidden" not in namespace and "Private" not in namespace
+    (package / "gamma.py").write_text("__all__ = ['beta']\nbeta = 2\n")  # one name from two modules
+    with pytest.raises(ImportError, match="both export 'beta'"):
+        collect("probe_package", [str(package)], {})
+
+
+def test_every_family_module_and_op_module_is_exported_by_its_package():
+    for package in (leanconv.nn, leanconv.ops):
+        for path in pathlib.Path(package.__file__).parent.glob("[!_]*.py"):
+            module = importlib.import_module(f"{package.__name__}.{path.stem}")
+            assert module.__all__, f"{module.__name__} lists no public names"
+            assert set(module.__all__) <= set(package.__all__)
+            assert all(getattr(package, name) is getattr(module, name) for name in module.__all__)

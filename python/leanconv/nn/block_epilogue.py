@@ -90,3 +90,6 @@ class FoldedBatchNorm2d(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{self.scale.numel()}" + (", relu=True" if self.relu else "")
+
+
+__all__ = ["FusedBatchNorm2d", "FoldedBatchNorm2d"]

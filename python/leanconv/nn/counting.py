@@ -13,3 +13,6 @@ def parameter_counts(model: nn.Module) -> Tuple[int, int]:
         if hasattr(module, "num_dense_params") and hasattr(module, "num_learned_params"):
             dense += module.num_dense_params() - module.num_learned_params()
     return learned, dense
+
+
+__all__ = ["parameter_counts"]

@@ -251,3 +251,6 @@ class FilterSummaryConvs(DenseConvs):
         if conv.in_channels * conv.kernel_size[0] * conv.kernel_size[1] < compression:
             return conv
         return FilterSummaryConv2d.from_conv(conv, compression=compression, quant_bits=quant_bits, path=path)
+
+
+__all__ = ["FilterSummaryConv2d", "fake_quantize"]

@@ -315,3 +315,6 @@ class GeneratedConvs(DenseConvs):
         key_of = RING_SCOPES[ring_scope]
         convs = cls(count_conv_weights(make_model, key_of), key_of, ring_size, seed)
         return convs.finish(make_model(convs))
+
+
+__all__ = ["ParameterRing", "GeneratedConv2d", "GeneratedLinear"]

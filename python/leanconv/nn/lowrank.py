@@ -186,3 +186,6 @@ class LowrankConvs(DenseConvs):
             taps = conv.kernel_size[0] * conv.kernel_size[1]
             rank = min(checked_rank(rank, taps), taps)
         return EigenConv2d.from_conv(conv, rank=rank, energy=energy, path=path)
+
+
+__all__ = ["EigenConv2d"]

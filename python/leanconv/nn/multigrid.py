@@ -327,3 +327,6 @@ class MultigridConvs(DenseConvs):
         return MultigridConv2d(conv.in_channels, conv.out_channels, conv.kernel_size[0], conv.stride, padding,
                                group_size=group_size, coarsest=coarsest, device=conv.weight.device,
                                dtype=conv.weight.dtype)
+
+
+__all__ = ["GroupedConv2d", "MultigridBlock", "MultigridConv2d"]

@@ -88,3 +88,6 @@ class PlainMultigrid(nn.Module):
             z = x_k + self.correction_bn[level](self.prolong[level](out - self.restricted(level, fine)))
             out = smooth(self.up[level], z)
         return out
+
+
+__all__ = ["PlainMultigrid"]

@@ -240,3 +240,6 @@ def _anchor_from_mean(members) -> ConvAnchor:
     if anchor.bias is not None:
         anchor.bias.requires_grad_(first.bias.requires_grad)
     return anchor
+
+
+__all__ = ["ConvAnchor", "AnchoredConv2d", "Regulator"]

@@ -105,3 +105,6 @@ def _affine_epilogue_backward_fake(grad_output, output, input, scale, relu, outp
     vector = lambda: input.new_empty((input.shape[1],), dtype=dtype)  # noqa: E731
     return (_empty_feature_map(input) if output_mask[0] else None, vector() if output_mask[1] else None,
             vector() if output_mask[2] else None, _empty_feature_map(input) if output_mask[3] else None)
+
+
+__all__ = ["batch_norm_epilogue", "affine_epilogue", "fused_batch_norm"]

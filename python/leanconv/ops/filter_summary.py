@@ -94,3 +94,6 @@ def _segment_conv2d_backward_fake(grad_output, input, segments, kernel_h, kernel
     grad_input = torch.empty_like(input, memory_format=memory_format(input)) if output_mask[0] else None
     grad_segments = torch.empty_like(segments, memory_format=torch.contiguous_format) if output_mask[1] else None
     return grad_input, grad_segments
+
+
+__all__ = ["filter_summary_weight", "filter_summary_weight_backward", "shifted_sum", "segment_conv2d"]

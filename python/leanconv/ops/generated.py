@@ -39,3 +39,6 @@ def _generate_weights_fake(ring, seed, total, offset, shape, scale):
 @register_fake("leanconv::generate_weights_backward")
 def _generate_weights_backward_fake(grad, ring_size, seed, total, offset, scale):
     return grad.new_empty((ring_size,))
+
+
+__all__ = ["generate_weights", "generate_weights_backward"]

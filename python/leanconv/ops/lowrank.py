@@ -71,3 +71,6 @@ def _eigen_weight_backward_fake(grad_weight, basis, coeff, output_mask):
     grad_basis = torch.empty_like(basis, memory_format=torch.contiguous_format) if output_mask[0] else None
     grad_coeff = torch.empty_like(coeff, memory_format=torch.contiguous_format) if output_mask[1] else None
     return grad_basis, grad_coeff
+
+
+__all__ = ["eigen_conv2d", "eigen_conv2d_fused_is_cheaper", "eigen_weight"]

@@ -82,3 +82,6 @@ def _grouped_conv2d_backward_fake(grad_output, input, weight, stride, padding, d
     grad_input = torch.empty_like(input, memory_format=memory_format(input)) if output_mask[0] else None
     grad_weight = torch.empty_like(weight, memory_format=torch.contiguous_format) if output_mask[1] else None
     return grad_input, grad_weight
+
+
+__all__ = ["grouped_conv2d", "grouped_conv2d_uses_kernel", "grouped_conv2d_choices"]
