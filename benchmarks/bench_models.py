@@ -26,7 +26,6 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import leanconv  # noqa: E402
 from leanconv.families import table_rows  # noqa: E402
-from leanconv.nn import EigenConv2d, FilterSummaryConv2d  # noqa: E402
 from leanconv.train.__main__ import MODELS, build_model, parse_args  # noqa: E402
 from harness import Row, common_arguments, dtype_label, dtypes_of, measure_row, parse_arguments, report  # noqa: E402
 
@@ -45,33 +44,8 @@ def model_of(flags: str) -> nn.Module:
 
 
 def forward_macs(model: nn.Module, x: torch.Tensor) -> int:
-    """Multiply-adds of one forward of ``model(x)``, per layer from its input and output shapes."""
-    total = [0]
-
-    def count(module, inputs, output):
-        n, pixels = output.shape[0], output.shape[-1] * output.shape[-2] if output.dim() == 4 else 1
-        if isinstance(module, EigenConv2d):  # depthwise with the R bases, then the 1x1 with the coefficients
-            kh, kw = module.kernel_size
-            total[0] += n * pixels * module.in_channels * module.rank * (kh * kw + module.out_channels)
-        elif isinstance(module, FilterSummaryConv2d) and module.uses_direct_path():  # the 1x1 conv, at the input's size
-            in_pixels = inputs[0].shape[-1] * inputs[0].shape[-2]
-            total[0] += n * in_pixels * module.in_channels * module.out_channels
-        elif isinstance(module, nn.Linear):
-            total[0] += output.numel() * module.in_features
-        else:  # a conv with a (C_out, C_in / groups, kh, kw) weight, generated, anchored or gathered alike
-            kh, kw = module.kernel_size
-            total[0] += n * pixels * module.out_channels * module.in_channels // getattr(module, "groups", 1) * kh * kw
-
-    counted = (nn.Conv2d, nn.Linear, EigenConv2d, FilterSummaryConv2d, leanconv.nn.GeneratedConv2d,
-               leanconv.nn.AnchoredConv2d)
-    hooks = [m.register_forward_hook(count) for m in model.modules() if isinstance(m, counted)]
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        for hook in hooks:
-            hook.remove()
-    return total[0]
+    """Multiply-adds of one forward of ``model(x)``: leanconv.nn.multiply_adds (each layer reports its own)."""
+    return leanconv.nn.multiply_adds(model, x)
 
 
 def step_runner(model: nn.Module, x: torch.Tensor, y: torch.Tensor, dtype: torch.dtype):

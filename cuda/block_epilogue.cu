@@ -1,8 +1,8 @@
-// CUDA kernels of the block-epilogue ops: ops/block_epilogue_kernels.h over the CUDA passes (cuda/channel_passes.cuh),
+// CUDA kernels of the block-epilogue ops: common/block_epilogue_kernels.h over the CUDA passes (cuda/channel_passes.cuh),
 // whose per-channel finish runs on the device. Deterministic: every sum has a fixed order.
 #include "channel_passes.cuh"
 #include "runtime.cuh"
-#include "ops/block_epilogue_kernels.h"
+#include "common/block_epilogue_kernels.h"
 
 namespace leanconv::cuda {
 namespace {
@@ -31,7 +31,7 @@ struct CudaPasses {
 }  // namespace
 
 LEANCONV_CUDA_KERNELS(m) {
-  namespace kernels = ops::block_epilogue_kernels;
+  namespace kernels = common::block_epilogue_kernels;
   m.impl("batch_norm_epilogue", &kernels::batch_norm_epilogue<CudaPasses>);
   m.impl("batch_norm_epilogue_backward", &kernels::batch_norm_epilogue_backward<CudaPasses>);
   m.impl("affine_epilogue", &kernels::affine_epilogue<CudaPasses>);

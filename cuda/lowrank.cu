@@ -25,7 +25,7 @@
 #include "common/conv_epilogue.h"
 #include "common/lowrank.h"
 #include "launch.cuh"
-#include "ops/lowrank_composite.h"
+#include "composite/lowrank.h"
 #include "runtime.cuh"
 
 namespace leanconv::cuda {
@@ -165,7 +165,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> eigen_conv2d_backward_cuda(
   at::Tensor grad_coeff = need_coeff ? at::zeros(coeff.sizes(), acc_options) : at::Tensor();
   for (int64_t n0 = 0; n0 < g.batch; n0 += chunk) {
     const int64_t count = std::min(chunk, g.batch - n0);
-    auto [grad_x, grad_b, grad_c] = ops::eigen_conv2d_backward_composite(
+    auto [grad_x, grad_b, grad_c] = composite::eigen_conv2d_backward_composite(
         grad_output.narrow(0, n0, count), input.narrow(0, n0, count), basis, coeff, stride, padding, dilation,
         output_mask);
     if (need_input) grad_input.narrow(0, n0, count).copy_(grad_x);

@@ -15,7 +15,7 @@
 #include "common/multigrid.h"
 #include "common/multigrid_checks.h"
 #include "launch.cuh"
-#include "ops/multigrid_composite.h"
+#include "composite/multigrid.h"
 #include "runtime.cuh"
 
 namespace leanconv::cuda {

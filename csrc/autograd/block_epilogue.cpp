@@ -1,6 +1,6 @@
 // Autograd of the block-epilogue ops, registered at the Autograd key (see derivatives.h for why a Node rather than
 // a torch::autograd::Function). First-order backward runs the fused backward kernels; a backward that must itself
-// be differentiable (create_graph=True, torch.func) takes the aten composition of ops/block_epilogue_composite.h,
+// be differentiable (create_graph=True, torch.func) takes the aten composition of composite/block_epilogue.h,
 // which differentiates through the saved mean and invstd outputs back into this op, as aten's batch_norm does.
 #include <ATen/TensorOperators.h>
 #include <ATen/ops/pow.h>
@@ -10,7 +10,7 @@
 
 #include "autograd/derivatives.h"
 #include "leanconv/ops/block_epilogue.h"
-#include "ops/block_epilogue_composite.h"
+#include "composite/block_epilogue.h"
 
 namespace leanconv::autograd {
 namespace {
@@ -52,7 +52,7 @@ class BatchNormEpilogueBackward : public torch::autograd::Node {
     const auto op_mask = kernel_mask(mask, pass_residual);
     std::tie(result[0], result[1], result[2], result[3]) =
         differentiable
-            ? ops::batch_norm_epilogue_backward_composite(grad_output, grads[1], grads[2], output, input, weight, mean,
+            ? composite::batch_norm_epilogue_backward_composite(grad_output, grads[1], grads[2], output, input, weight, mean,
                                                           invstd, relu_, op_mask)
             : ops::batch_norm_epilogue_backward(grad_output, optional_of(grads[1]), optional_of(grads[2]),
                                                 optional_of(output), input, optional_of(weight), mean, invstd, relu_,
@@ -106,7 +106,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> batch_norm_epilogue_a
   }
   const auto dx = tangent_of(input), dw = tangent_of(w), db = tangent_of(b), dr = tangent_of(r);
   if (dx.defined() || dw.defined() || db.defined() || dr.defined()) {
-    const auto [dout, dmean, dinvstd] = ops::batch_norm_epilogue_tangent(
+    const auto [dout, dmean, dinvstd] = composite::batch_norm_epilogue_tangent(
         dx, dw, db, dr, out._fw_primal(0), input._fw_primal(0), w.defined() ? w._fw_primal(0) : w, mean._fw_primal(0),
         invstd._fw_primal(0), relu);
     out._set_fw_grad(dout, /*level=*/0, /*is_inplace_op=*/false);
@@ -132,7 +132,7 @@ class AffineEpilogueBackward : public torch::autograd::Node {
     const bool pass_residual = !relu_ && mask[3];
     const auto op_mask = kernel_mask(mask, pass_residual);
     std::tie(result[0], result[1], result[2], result[3]) =
-        differentiable ? ops::affine_epilogue_backward_composite(grads[0], output, input, scale, relu_, op_mask)
+        differentiable ? composite::affine_epilogue_backward_composite(grads[0], output, input, scale, relu_, op_mask)
                        : ops::affine_epilogue_backward(grads[0], optional_of(output), input, optional_of(scale), relu_,
                                                        op_mask);
     if (pass_residual) result[3] = grads[0];
@@ -179,7 +179,7 @@ at::Tensor affine_epilogue_autograd(const at::Tensor& input, const std::optional
   }
   const auto dx = tangent_of(input), da = tangent_of(a), dc = tangent_of(c), dr = tangent_of(r);
   if (dx.defined() || da.defined() || dc.defined() || dr.defined()) {
-    out._set_fw_grad(ops::affine_epilogue_tangent(dx, da, dc, dr, out._fw_primal(0), input._fw_primal(0),
+    out._set_fw_grad(composite::affine_epilogue_tangent(dx, da, dc, dr, out._fw_primal(0), input._fw_primal(0),
                                                   a.defined() ? a._fw_primal(0) : a, relu),
                      /*level=*/0, /*is_inplace_op=*/false);
   }

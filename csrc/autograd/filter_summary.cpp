@@ -8,7 +8,7 @@
 
 #include "autograd/derivatives.h"
 #include "leanconv/ops/filter_summary.h"
-#include "ops/filter_summary_composite.h"
+#include "composite/filter_summary.h"
 
 namespace leanconv::autograd {
 namespace {
@@ -88,7 +88,7 @@ class SegmentConv2dBackward : public torch::autograd::Node {
     const std::array<bool, 2> mask{want_input, want_segments};
     std::tie(result[0], result[1]) =
         builds_graph({grad_output, input, segments})
-            ? ops::segment_conv2d_backward_composite(grad_output, input, segments, kernel_h_, kernel_w_,
+            ? composite::segment_conv2d_backward_composite(grad_output, input, segments, kernel_h_, kernel_w_,
                                                      channel_step_, stride_, padding_, dilation_, mask)
             : ops::segment_conv2d_backward(grad_output, input, segments, kernel_h_, kernel_w_, channel_step_, stride_,
                                            padding_, dilation_, mask);

@@ -12,7 +12,7 @@
 
 #include "autograd/derivatives.h"
 #include "leanconv/ops/lowrank.h"
-#include "ops/lowrank_composite.h"
+#include "composite/lowrank.h"
 
 namespace leanconv::autograd {
 namespace {
@@ -32,7 +32,7 @@ class EigenConv2dBackward : public torch::autograd::Node {
     if (mask[0] || mask[1] || mask[2]) {
       const bool differentiable = builds_graph({grad_output, input, basis, coeff});
       std::tie(result[0], result[1], result[2]) =
-          differentiable ? ops::eigen_conv2d_backward_composite(grad_output, input, basis, coeff, stride_, padding_,
+          differentiable ? composite::eigen_conv2d_backward_composite(grad_output, input, basis, coeff, stride_, padding_,
                                                                  dilation_, mask)
                          : ops::eigen_conv2d_backward(grad_output, input, basis, coeff, stride_, padding_, dilation_,
                                                       mask);
@@ -111,7 +111,7 @@ class EigenWeightBackward : public torch::autograd::Node {
     if (!grad_weight.defined() || !(mask[0] || mask[1])) return result;
     const auto basis = basis_.unpack(), coeff = coeff_.unpack();
     std::tie(result[0], result[1]) = builds_graph({grad_weight, basis, coeff})
-                                         ? ops::eigen_weight_backward_composite(grad_weight, basis, coeff, mask)
+                                         ? composite::eigen_weight_backward_composite(grad_weight, basis, coeff, mask)
                                          : ops::eigen_weight_backward(grad_weight, basis, coeff, mask);
     return result;
   }

@@ -10,7 +10,7 @@
 
 #include "autograd/derivatives.h"
 #include "leanconv/ops/multigrid.h"
-#include "ops/multigrid_composite.h"
+#include "composite/multigrid.h"
 
 namespace leanconv::autograd {
 namespace {
@@ -29,7 +29,7 @@ class GroupedConv2dBackward : public torch::autograd::Node {
     if (mask[0] || mask[1]) {
       const bool differentiable = builds_graph({grad_output, input, weight});
       std::tie(result[0], result[1]) =
-          differentiable ? ops::grouped_conv2d_backward_composite(grad_output, input, weight, stride_, padding_,
+          differentiable ? composite::grouped_conv2d_backward_composite(grad_output, input, weight, stride_, padding_,
                                                                    dilation_, groups_, mask)
                          : ops::grouped_conv2d_backward(grad_output, input, weight, stride_, padding_, dilation_,
                                                         groups_, mask);

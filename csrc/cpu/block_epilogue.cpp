@@ -1,16 +1,16 @@
-// CPU kernels of the block-epilogue ops: ops/block_epilogue_kernels.h over the CPU passes (cpu/channel_passes.h).
+// CPU kernels of the block-epilogue ops: common/block_epilogue_kernels.h over the CPU passes (cpu/channel_passes.h).
 // Deterministic whatever the thread count.
 #include <torch/library.h>
 
 #include <vector>
 
 #include "cpu/channel_passes.h"
-#include "ops/block_epilogue_kernels.h"
+#include "common/block_epilogue_kernels.h"
 
 namespace leanconv::cpu {
 namespace {
 
-// The passes as ops/block_epilogue_kernels.h calls them: the reductions' per-channel finish runs on the host.
+// The passes as common/block_epilogue_kernels.h calls them: the reductions' per-channel finish runs on the host.
 struct CpuPasses {
   struct DeviceGuard {
     explicit DeviceGuard(c10::Device) {}
@@ -40,7 +40,7 @@ struct CpuPasses {
 }  // namespace
 
 TORCH_LIBRARY_IMPL(leanconv, CPU, m) {
-  namespace kernels = ops::block_epilogue_kernels;
+  namespace kernels = common::block_epilogue_kernels;
   m.impl("batch_norm_epilogue", &kernels::batch_norm_epilogue<CpuPasses>);
   m.impl("batch_norm_epilogue_backward", &kernels::batch_norm_epilogue_backward<CpuPasses>);
   m.impl("affine_epilogue", &kernels::affine_epilogue<CpuPasses>);

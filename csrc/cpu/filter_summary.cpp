@@ -15,6 +15,7 @@
 #include "common/conv_window.h"
 #include "common/filter_summary.h"
 #include "cpu/filter_summary_taps.h"
+#include "cpu/shifted_sum.h"
 
 namespace leanconv::cpu {
 namespace {
@@ -76,6 +77,9 @@ void sum_planes(int64_t planes, int64_t plane_size, scalar_t* dst, AddTaps&& add
   });
 }
 
+}  // namespace
+
+// Declared in cpu/shifted_sum.h: the CPU segment conv's channels_last path ends in it.
 at::Tensor shifted_sum_kernel(const at::Tensor& z_in, int64_t kernel_h, int64_t kernel_w, int64_t channel_step,
                               at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation) {
   const auto s = checks::shifted_sum_geometry(z_in, kernel_h, kernel_w, channel_step, stride, padding, dilation);
@@ -102,6 +106,8 @@ at::Tensor shifted_sum_kernel(const at::Tensor& z_in, int64_t kernel_h, int64_t 
   });
   return y.contiguous(memory_format);
 }
+
+namespace {
 
 at::Tensor shifted_sum_backward_kernel(const at::Tensor& grad_in, int64_t kernel_h, int64_t kernel_w,
                                        int64_t channel_step, at::IntArrayRef stride, at::IntArrayRef padding,

@@ -22,8 +22,8 @@
 #include "common/filter_summary.h"
 #include "common/filter_summary_checks.h"
 #include "cpu/filter_summary_taps.h"
-#include "leanconv/ops/filter_summary.h"
-#include "ops/filter_summary_composite.h"
+#include "composite/filter_summary.h"
+#include "cpu/shifted_sum.h"
 
 namespace leanconv::cpu {
 namespace {
@@ -124,10 +124,10 @@ at::Tensor segment_conv2d_kernel(const at::Tensor& input, const at::Tensor& segm
     const auto z = at::mm(input.permute({0, 2, 3, 1}).reshape({-1, input.size(1)}), segments_in.t())
                        .view({input.size(0), s.in_h, s.in_w, s.channels})
                        .permute({0, 3, 1, 2});
-    return ops::shifted_sum(z, kernel_h, kernel_w, channel_step, stride, padding, dilation);
+    return shifted_sum_kernel(z, kernel_h, kernel_w, channel_step, stride, padding, dilation);
   }
   if (at::isReducedFloatingType(input.scalar_type())) {  // oneDNN's half / bfloat16 1x1 conv over the whole batch
-    return ops::segment_conv2d_composite(input, segments_in, kernel_h, kernel_w, channel_step, stride, padding,
+    return composite::segment_conv2d_composite(input, segments_in, kernel_h, kernel_w, channel_step, stride, padding,
                                          dilation);
   }
   const auto segments = segments_in.contiguous();
@@ -221,10 +221,10 @@ std::tuple<at::Tensor, at::Tensor> segment_conv2d_backward_kernel(
     int64_t kernel_w, int64_t channel_step, at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation,
     std::array<bool, 2> output_mask) {
   if (at::isReducedFloatingType(input.scalar_type())) {  // oneDNN's half / bfloat16 1x1 conv backward
-    return ops::segment_conv2d_backward_composite(grad_output, input, segments, kernel_h, kernel_w, channel_step,
+    return composite::segment_conv2d_backward_composite(grad_output, input, segments, kernel_h, kernel_w, channel_step,
                                                   stride, padding, dilation, output_mask);
   }
-  const auto grad_z = ops::segment_conv2d_grad_z(grad_output, input, segments, kernel_h, kernel_w, channel_step,
+  const auto grad_z = composite::segment_conv2d_grad_z(grad_output, input, segments, kernel_h, kernel_w, channel_step,
                                                  stride, padding, dilation);
   at::Tensor grad_input, grad_segments;
   const bool empty = input.numel() == 0;

@@ -23,7 +23,7 @@
 #include "cpu/phased_rows.h"
 #include "cpu/reduction_parts.h"
 #include "cpu/window_tiles.h"
-#include "ops/lowrank_composite.h"
+#include "composite/lowrank.h"
 
 namespace leanconv::cpu {
 namespace {
@@ -113,7 +113,7 @@ at::Tensor eigen_conv2d_kernel(const at::Tensor& input, const at::Tensor& basis,
   auto output = at::empty({g.batch, g.out_channels, g.out_h, g.out_w},
                           input.options().memory_format(input.suggest_memory_format()));
   if (output.numel() == 0) return output;
-  if (!tile_buffers_fit(g)) return ops::eigen_conv2d_composite(input, basis, coeff, bias, stride, padding, dilation);
+  if (!tile_buffers_fit(g)) return composite::eigen_conv2d_composite(input, basis, coeff, bias, stride, padding, dilation);
   const auto acc_type = at::toOpMathType(input.scalar_type());
   const auto basis_acc = padded_basis(basis, g, acc_type);
   const auto coeff_acc = coeff.detach().to(acc_type).contiguous();
@@ -370,7 +370,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> eigen_conv2d_backward_kernel(
     at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, std::array<bool, 3> output_mask) {
   const auto g = checks::eigen_conv_backward_geometry(grad_output, input, basis, coeff, stride, padding, dilation);
   if (g.batch > 0 && !tile_buffers_fit(g)) {
-    return ops::eigen_conv2d_backward_composite(grad_output, input, basis, coeff, stride, padding, dilation,
+    return composite::eigen_conv2d_backward_composite(grad_output, input, basis, coeff, stride, padding, dilation,
                                                 output_mask);
   }
   const bool need_input = output_mask[0], need_basis = output_mask[1], need_coeff = output_mask[2];

@@ -26,7 +26,7 @@
 #include "cpu/phased_rows.h"
 #include "cpu/reduction_parts.h"
 #include "cpu/window_tiles.h"
-#include "ops/multigrid_composite.h"
+#include "composite/multigrid.h"
 
 namespace leanconv::cpu {
 namespace {
@@ -70,7 +70,7 @@ at::Tensor grouped_conv2d_kernel(const at::Tensor& input, const at::Tensor& weig
                           input.options().memory_format(input.suggest_memory_format()));
   if (output.numel() == 0) return output;
   if (grouped_pointwise_applies(g, input)) return grouped_pointwise_forward(input, weight, bias, g);
-  if (!band_buffers_fit(g)) return ops::grouped_conv2d_composite(input, weight, bias, stride, padding, dilation, groups);
+  if (!band_buffers_fit(g)) return composite::grouped_conv2d_composite(input, weight, bias, stride, padding, dilation, groups);
   const auto acc_type = at::toOpMathType(input.scalar_type());
   const auto weight_acc = padded_weight(weight, g, acc_type);
   const bool has_bias = bias.has_value() && bias->defined();
@@ -227,7 +227,7 @@ std::tuple<at::Tensor, at::Tensor> grouped_conv2d_backward_kernel(const at::Tens
                                                                   std::array<bool, 2> output_mask) {
   const auto g = checks::grouped_conv_backward_geometry(grad_output, input, weight, stride, padding, dilation, groups);
   if (g.batch > 0 && !band_buffers_fit(g)) {
-    return ops::grouped_conv2d_backward_composite(grad_output, input, weight, stride, padding, dilation, groups,
+    return composite::grouped_conv2d_backward_composite(grad_output, input, weight, stride, padding, dilation, groups,
                                                   output_mask);
   }
   const bool input_by_forward = output_mask[0] && input_grad_is_a_forward(g);

@@ -427,7 +427,7 @@ def _batch_norm_epilogue_backward_samples(device, dtype):
 def _fused_batch_norm_samples(device, dtype):
     # Batch statistics without running ones, and eval with running ones (kept positive: variances). The update of
     # running statistics in training mutates them, which vmap and the compiled comparisons cannot share: its own
-    # tests are in test_shared_ops.py.
+    # tests are in test_block_epilogue_ops.py.
     samples = []
     for x, w, b, r, relu in _epilogue_operands(device, dtype):
         c = x.shape[1]

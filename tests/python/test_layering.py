@@ -1,8 +1,10 @@
 """Every arrow points down: what users import (leanconv's product code) never imports the tests' and benchmarks'
-oracles in leanconv.reference, which are written apart from the product so that a test compares two things."""
+oracles in leanconv.reference, which are written apart from the product so that a test compares two things; a
+package exports what its modules list; and each C++ layer includes only the layers below it."""
 import ast
 import importlib
 import pathlib
+import re
 
 import pytest
 
@@ -72,3 +74,42 @@ def test_every_family_module_and_op_module_is_exported_by_its_package():
             assert module.__all__, f"{module.__name__} lists no public names"
             assert set(module.__all__) <= set(package.__all__)
             assert all(getattr(package, name) is getattr(module, name) for name in module.__all__)
+
+
+# ---- C++: each folder of csrc/ and cuda/ includes only the layers below it -------------------------------------
+
+REPO = PACKAGE.parents[1]
+# A folder's quoted includes (`#include "layer/file.h"`; a bare name is the folder's own) by their first component:
+# the layers it may build on. The kernels (cpu, cuda) and the aten composites are backends: they never reach up
+# into the op layer (ops: schemas, entry points, the choice of backend) or the public op API (leanconv/ops: the
+# dispatcher); the composites alone call other ops through the public API, as aten's composite kernels do.
+MAY_INCLUDE = {
+    "csrc/common": {"common"},
+    "csrc/composite": {"common", "composite", "leanconv"},
+    "csrc/cpu": {"common", "composite", "cpu"},
+    "cuda": {"common", "composite", "emulation"},
+    "csrc/ops": {"common", "composite", "ops", "leanconv"},
+    "csrc/autograd": {"common", "composite", "autograd", "leanconv"},
+    "csrc/nn": {"common", "leanconv"},
+    "csrc/python": {"leanconv"},
+}
+INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
+
+
+def _layers_included(folder):
+    for path in sorted((REPO / folder).iterdir()):
+        if path.suffix in (".h", ".cpp", ".cu", ".cuh"):
+            for name in INCLUDE.findall(path.read_text()):
+                if "/" in name:
+                    yield path.name, name, name.split("/", 1)[0]
+
+
+def test_every_cpp_layer_includes_only_the_layers_below_it():
+    found = {folder: list(_layers_included(folder)) for folder in MAY_INCLUDE}
+    assert all(found.values())  # (each folder has includes to check)
+    upward = [f"{folder}/{file} includes {name}" for folder, includes in found.items()
+              for file, name, layer in includes if layer not in MAY_INCLUDE[folder]]
+    assert not upward, upward
+    layers = {folder.rsplit("/", 1)[-1] for folder in MAY_INCLUDE} | {"leanconv", "emulation"}
+    for folder in MAY_INCLUDE:  # (an include of a folder not listed here names a layer this test must place)
+        assert {layer for _, _, layer in found[folder]} <= layers, folder

@@ -384,3 +384,31 @@ def test_to_cuda_computes_what_the_cpu_module_computes(spec):
     actual = step(copy.deepcopy(model).to("cuda"), x.cuda())
     for a, e in zip(actual, expected):
         torch.testing.assert_close(a, e, rtol=1e-4, atol=1e-4)
+
+
+# ---- multiply-adds: each layer reports its own ------------------------------------------------------------------
+
+@pytest.mark.parametrize("spec", MODULES, ids=MODULE_IDS)
+def test_every_module_reports_its_multiply_adds(spec):
+    model, x = built(spec), example_input(spec)
+    count = leanconv.nn.multiply_adds(model, x)
+    assert isinstance(count, int) and count > 0
+    assert leanconv.nn.multiply_adds(model, torch.cat([x, x])) == 2 * count  # per image
+
+
+def test_a_compact_layer_that_reports_no_multiply_adds_is_an_error():
+    class Uncounted(nn.Module):  # a new family's layer without multiply_adds (and no conv inside)
+        def __init__(self):
+            super().__init__()
+            self.weight = nn.Parameter(torch.ones(3))
+
+        def num_dense_params(self):
+            return 27
+
+        def forward(self, x):
+            return x * self.weight.sum()
+
+    model = nn.Sequential(nn.Conv2d(1, 3, 3), Uncounted())
+    with pytest.raises(TypeError, match="Uncounted at 1 reports no multiply-adds"):
+        leanconv.nn.multiply_adds(model, torch.zeros(1, 1, 5, 5))
+    assert leanconv.nn.multiply_adds(model[:1], torch.zeros(1, 1, 5, 5)) == 3 * 9 * 9

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from .. import ops
 from ._checked_options import CheckedOptions
 from ._convs import DenseConvs, Scope
+from .counting import conv_multiply_adds
 from ._conv_args import (apply_padding_mode, arguments_of, check_conv_input, conv_extra_repr, conv_geometry, copy_bias,
                          dense_conv_like)
 
@@ -219,6 +220,12 @@ class FilterSummaryConv2d(CheckedOptions, nn.Module):
 
     def num_dense_params(self) -> int:
         return self.out_channels * self.filter_length + (0 if self.bias is None else self.bias.numel())
+
+    def multiply_adds(self, input: Tensor, output: Tensor) -> int:
+        """The direct path's 1x1 conv at the input's size (its shifted sum only adds), else the gathered conv's."""
+        if self.uses_direct_path():
+            return input.numel() * self.out_channels
+        return conv_multiply_adds(self, output)
 
     def extra_repr(self) -> str:
         s = conv_extra_repr(self) + f", summary={self.summary.numel()}, compression={self.compression:.2f}x"

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from .. import ops
 from ._convs import DenseConvs, Scope, count_conv_weights
+from .counting import conv_multiply_adds
 from ._holder import SharedHolder, check_input_against
 from ._conv_args import apply_padding_mode, check_conv_input, conv_extra_repr, conv_geometry, dense_conv_like
 
@@ -215,6 +216,9 @@ class GeneratedConv2d(_GeneratedLayer):
         """An ``nn.Conv2d`` computing the same function, with the generated weight copied in."""
         return dense_conv_like(self, self.weight.detach(), self.bias)
 
+    def multiply_adds(self, input: Tensor, output: Tensor) -> int:
+        return conv_multiply_adds(self, output)
+
     def extra_repr(self) -> str:
         return conv_extra_repr(self) + f", offset={self._offset}, ring_size={self._ring.size}"
 
@@ -257,6 +261,9 @@ class GeneratedLinear(_GeneratedLayer):
             if self.bias is not None:
                 linear.bias.copy_(self.bias)
         return linear
+
+    def multiply_adds(self, input: Tensor, output: Tensor) -> int:
+        return output.numel() * self.in_features
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}, "

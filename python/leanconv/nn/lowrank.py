@@ -139,6 +139,12 @@ class EigenConv2d(nn.Module):
         taps = self.kernel_size[0] * self.kernel_size[1]
         return self.out_channels * self.in_channels * taps + (0 if self.bias is None else self.bias.numel())
 
+    def multiply_adds(self, input: Tensor, output: Tensor) -> int:
+        """The depthwise conv with the R bases, then the 1x1 conv with the coefficients."""
+        kh, kw = self.kernel_size
+        pixels = output.numel() // self.out_channels
+        return pixels * self.in_channels * self.rank * (kh * kw + self.out_channels)
+
     def extra_repr(self) -> str:
         compression = self.num_dense_params() / self.num_learned_params()
         choices = ", ".join(f"{t}: {self.chosen_path(t)}" for t in _DEVICE_TYPES)

@@ -25,6 +25,7 @@ from torch.nn.modules.utils import _pair
 from ._checked_options import CheckedOptions
 from ._conv_args import apply_padding_mode, check_conv_input, conv_geometry, dense_conv_like
 from ._convs import DenseConvs, Scope
+from .counting import conv_multiply_adds
 from ._holder import SharedHolder, check_input_against
 
 
@@ -135,6 +136,9 @@ class AnchoredConv2d(CheckedOptions, nn.Module):
     def num_dense_params(self) -> int:
         c, k = self.in_channels, self.kernel_size
         return c * c * k[0] * k[1] + (0 if self.bias is None else c)
+
+    def multiply_adds(self, input: Tensor, output: Tensor) -> int:
+        return conv_multiply_adds(self, output)
 
     def extra_repr(self) -> str:
         s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "

@@ -7,9 +7,9 @@
 
 #include "common/filter_summary_checks.h"
 #include "leanconv/ops/filter_summary.h"
-#include "ops/filter_summary_composite.h"
+#include "composite/filter_summary.h"
 
-namespace leanconv::ops {
+namespace leanconv::composite {
 
 at::Tensor segment_conv2d_grad_z(const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& segments,
                                  int64_t kernel_h, int64_t kernel_w, int64_t channel_step, at::IntArrayRef stride,
@@ -17,7 +17,7 @@ at::Tensor segment_conv2d_grad_z(const at::Tensor& grad_output, const at::Tensor
   const auto s =
       checks::segment_conv2d_geometry(input, segments, kernel_h, kernel_w, channel_step, stride, padding, dilation);
   checks::check_conv_grad_output(grad_output, input, input.size(0), s.channels, s);
-  return shifted_sum_backward(grad_output, kernel_h, kernel_w, channel_step, stride, padding, dilation,
+  return ops::shifted_sum_backward(grad_output, kernel_h, kernel_w, channel_step, stride, padding, dilation,
                               {input.sym_size(2), input.sym_size(3)});
 }
 
@@ -26,7 +26,7 @@ at::Tensor segment_conv2d_composite(const at::Tensor& input, const at::Tensor& s
                                     at::IntArrayRef padding, at::IntArrayRef dilation) {
   checks::segment_conv2d_geometry(input, segments, kernel_h, kernel_w, channel_step, stride, padding, dilation);
   const auto z = at::conv2d(input, segments.unsqueeze(-1).unsqueeze(-1));
-  return shifted_sum(z, kernel_h, kernel_w, channel_step, stride, padding, dilation);
+  return ops::shifted_sum(z, kernel_h, kernel_w, channel_step, stride, padding, dilation);
 }
 
 std::tuple<at::Tensor, at::Tensor> segment_conv2d_backward_composite(
@@ -46,13 +46,13 @@ std::tuple<at::Tensor, at::Tensor> segment_conv2d_backward_composite(
   return {grad_input, grad_weight.defined() ? grad_weight.flatten(1) : grad_weight};
 }
 
-}  // namespace leanconv::ops
+}  // namespace leanconv::composite
 
 namespace leanconv::composite {
 
 TORCH_LIBRARY_IMPL(leanconv, CompositeExplicitAutograd, m) {
-  m.impl("segment_conv2d", &ops::segment_conv2d_composite);
-  m.impl("segment_conv2d_backward", &ops::segment_conv2d_backward_composite);
+  m.impl("segment_conv2d", &composite::segment_conv2d_composite);
+  m.impl("segment_conv2d_backward", &composite::segment_conv2d_backward_composite);
 }
 
 }  // namespace leanconv::composite

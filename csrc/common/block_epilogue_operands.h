@@ -10,7 +10,7 @@
 
 #include "common/block_epilogue_checks.h"
 
-namespace leanconv::ops {
+namespace leanconv::common {
 
 struct BatchNormEpilogueOperands {
   checks::EpilogueInput info;
@@ -61,4 +61,4 @@ AffineEpilogueBackwardOperands prepare_affine_epilogue_backward(const at::Tensor
                                                                 const std::optional<at::Tensor>& scale, bool relu,
                                                                 std::array<bool, 4> output_mask);
 
-}  // namespace leanconv::ops
+}  // namespace leanconv::common

@@ -7,7 +7,7 @@
 #include <array>
 #include <tuple>
 
-namespace leanconv::ops {
+namespace leanconv::composite {
 
 at::Tensor segment_conv2d_grad_z(const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& segments,
                                  int64_t kernel_h, int64_t kernel_w, int64_t channel_step, at::IntArrayRef stride,
@@ -26,4 +26,4 @@ std::tuple<at::Tensor, at::Tensor> segment_conv2d_backward_composite(
     int64_t kernel_w, int64_t channel_step, at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation,
     std::array<bool, 2> output_mask);
 
-}  // namespace leanconv::ops
+}  // namespace leanconv::composite

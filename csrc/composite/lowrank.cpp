@@ -1,4 +1,4 @@
-#include "ops/lowrank_composite.h"
+#include "composite/lowrank.h"
 
 #include <ATen/ops/convolution.h>
 #include <ATen/ops/convolution_backward.h>
@@ -8,9 +8,9 @@
 #include <vector>
 
 #include "common/lowrank_checks.h"
-#include "ops/conv_by_taps.h"
+#include "composite/conv_by_taps.h"
 
-namespace leanconv::ops {
+namespace leanconv::composite {
 namespace {
 
 const std::vector<int64_t> kOnes{1, 1}, kZeros{0, 0};
@@ -26,7 +26,7 @@ at::Tensor pointwise_weight(const at::Tensor& coeff) { return coeff.reshape({coe
 at::Tensor eigen_conv2d_composite(const at::Tensor& input, const at::Tensor& basis, const at::Tensor& coeff,
                                   const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
                                   at::IntArrayRef padding, at::IntArrayRef dilation) {
-  const auto z = ops::convolution(input, depthwise_weight(basis), std::nullopt, stride, padding, dilation,
+  const auto z = composite::convolution(input, depthwise_weight(basis), std::nullopt, stride, padding, dilation,
                                   basis.size(0));
   return at::convolution(z, pointwise_weight(coeff), bias, kOnes, kZeros, kOnes, false, kZeros, 1);
 }
@@ -35,13 +35,13 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> eigen_conv2d_backward_composite(
     const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& basis, const at::Tensor& coeff,
     at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, std::array<bool, 3> mask) {
   const auto depthwise = depthwise_weight(basis), pointwise = pointwise_weight(coeff);
-  const auto z = ops::convolution(input, depthwise, std::nullopt, stride, padding, dilation, basis.size(0));
+  const auto z = composite::convolution(input, depthwise, std::nullopt, stride, padding, dilation, basis.size(0));
   const bool need_z_grad = mask[0] || mask[1];
   auto [grad_z, grad_pointwise, unused_bias] = at::convolution_backward(
       grad_output, z, pointwise, std::nullopt, kOnes, kZeros, kOnes, false, kZeros, 1, {need_z_grad, mask[2], false});
   at::Tensor grad_input, grad_depthwise;
   if (need_z_grad) {
-    std::tie(grad_input, grad_depthwise) = ops::convolution_backward(grad_z, input, depthwise, stride, padding,
+    std::tie(grad_input, grad_depthwise) = composite::convolution_backward(grad_z, input, depthwise, stride, padding,
                                                                      dilation, basis.size(0), {mask[0], mask[1]});
   }
   return {grad_input, mask[1] ? grad_depthwise.reshape(basis.sizes()).contiguous() : at::Tensor(),
@@ -75,13 +75,13 @@ std::tuple<at::Tensor, at::Tensor> eigen_weight_backward_composite(const at::Ten
   return {grad_basis, grad_coeff};
 }
 
-}  // namespace leanconv::ops
+}  // namespace leanconv::composite
 
 namespace leanconv::composite {
 
 TORCH_LIBRARY_IMPL(leanconv, CompositeExplicitAutograd, m) {
-  m.impl("eigen_weight", &ops::eigen_weight_composite);
-  m.impl("eigen_weight_backward", &ops::eigen_weight_backward_composite);
+  m.impl("eigen_weight", &composite::eigen_weight_composite);
+  m.impl("eigen_weight_backward", &composite::eigen_weight_backward_composite);
 }
 
 }  // namespace leanconv::composite

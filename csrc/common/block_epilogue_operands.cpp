@@ -1,11 +1,11 @@
-#include "ops/block_epilogue_operands.h"
+#include "common/block_epilogue_operands.h"
 
 #include <ATen/OpMathType.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/ones.h>
 #include <ATen/ops/zeros.h>
 
-namespace leanconv::ops {
+namespace leanconv::common {
 namespace {
 
 using checks::defined_or_null;
@@ -140,4 +140,4 @@ AffineEpilogueBackwardOperands prepare_affine_epilogue_backward(const at::Tensor
   return o;
 }
 
-}  // namespace leanconv::ops
+}  // namespace leanconv::common

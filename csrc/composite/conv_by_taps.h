@@ -11,7 +11,7 @@
 #include <optional>
 #include <tuple>
 
-namespace leanconv::ops {
+namespace leanconv::composite {
 
 // Whether a window is one that goes by taps: a stride, padding or dilated kernel span past 2^30.
 bool window_goes_by_taps(at::IntArrayRef kernel, at::IntArrayRef stride, at::IntArrayRef padding,
@@ -27,4 +27,4 @@ std::tuple<at::Tensor, at::Tensor> convolution_backward(const at::Tensor& grad_o
                                                         at::IntArrayRef padding, at::IntArrayRef dilation,
                                                         int64_t groups, std::array<bool, 2> output_mask);
 
-}  // namespace leanconv::ops
+}  // namespace leanconv::composite

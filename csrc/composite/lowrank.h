@@ -10,7 +10,7 @@
 #include <optional>
 #include <tuple>
 
-namespace leanconv::ops {
+namespace leanconv::composite {
 
 at::Tensor eigen_conv2d_composite(const at::Tensor& input, const at::Tensor& basis, const at::Tensor& coeff,
                                   const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
@@ -28,4 +28,4 @@ std::tuple<at::Tensor, at::Tensor> eigen_weight_backward_composite(const at::Ten
                                                                    const at::Tensor& basis, const at::Tensor& coeff,
                                                                    std::array<bool, 2> output_mask);
 
-}  // namespace leanconv::ops
+}  // namespace leanconv::composite

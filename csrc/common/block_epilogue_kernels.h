@@ -4,7 +4,7 @@
 //   reduce_gradient(operands, layout, like, finish)
 //   affine_pass(operands, layout)
 //   DeviceGuard                                  constructed from the input's device for the whole op
-// The operands come checked and prepared from ops/block_epilogue_operands.h, the per-channel maths from
+// The operands come checked and prepared from common/block_epilogue_operands.h, the per-channel maths from
 // common/block_epilogue.h.
 #pragma once
 
@@ -16,9 +16,9 @@
 #include <tuple>
 
 #include "common/block_epilogue.h"
-#include "ops/block_epilogue_operands.h"
+#include "common/block_epilogue_operands.h"
 
-namespace leanconv::ops::block_epilogue_kernels {
+namespace leanconv::common::block_epilogue_kernels {
 
 template <typename T>
 const T* data_or_null(const at::Tensor& t) {
@@ -185,4 +185,4 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> affine_epilogue_backw
   return {o.grad_input, o.grad_scale, o.grad_shift, o.grad_residual};
 }
 
-}  // namespace leanconv::ops::block_epilogue_kernels
+}  // namespace leanconv::common::block_epilogue_kernels

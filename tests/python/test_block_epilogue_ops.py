@@ -1,7 +1,7 @@
-"""Shared-weight family, its ops beyond the op contract: the block epilogue as a user meets it, FusedBatchNorm2d
-(fused_batch_norm) is nn.BatchNorm2d + add + ReLU in every mode, dtype and running-statistics case, compiles, and
-refuses what does not fit. (Values, derivatives, fake kernels, torch.func and determinism of the ops: the op
-contract.)"""
+"""The block epilogue (infrastructure of the shared-weight blocks and the multigrid correction), its ops beyond the op
+contract as a user meets them: FusedBatchNorm2d (fused_batch_norm) is nn.BatchNorm2d + add + ReLU in every mode,
+dtype and running-statistics case, compiles, and refuses what does not fit. (Values, derivatives, fake kernels,
+torch.func and determinism of the ops: the op contract.)"""
 import copy
 
 import pytest

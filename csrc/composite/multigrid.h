@@ -8,7 +8,7 @@
 #include <optional>
 #include <tuple>
 
-namespace leanconv::ops {
+namespace leanconv::composite {
 
 at::Tensor grouped_conv2d_composite(const at::Tensor& input, const at::Tensor& weight,
                                     const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
@@ -20,4 +20,4 @@ std::tuple<at::Tensor, at::Tensor> grouped_conv2d_backward_composite(const at::T
                                                                      at::IntArrayRef dilation, int64_t groups,
                                                                      std::array<bool, 2> output_mask);
 
-}  // namespace leanconv::ops
+}  // namespace leanconv::composite

@@ -1,4 +1,4 @@
-#include "ops/conv_by_taps.h"
+#include "composite/conv_by_taps.h"
 
 #include <ATen/ops/convolution.h>
 #include <ATen/ops/convolution_backward.h>
@@ -13,7 +13,7 @@
 
 #include "common/checks.h"
 
-namespace leanconv::ops {
+namespace leanconv::composite {
 namespace {
 
 constexpr int64_t kTapsPast = int64_t(1) << 30;
@@ -162,4 +162,4 @@ std::tuple<at::Tensor, at::Tensor> convolution_backward(const at::Tensor& grad_o
   return {grad_input, grad_weight};
 }
 
-}  // namespace leanconv::ops
+}  // namespace leanconv::composite

@@ -8,7 +8,7 @@
 #include <array>
 #include <tuple>
 
-namespace leanconv::ops {
+namespace leanconv::composite {
 
 // Undefined tensors stand for absent operands (no weight: 1, no gradient or tangent: 0); `output` is the forward
 // output, needed only for the ReLU's mask (through which no derivative flows).
@@ -33,4 +33,4 @@ at::Tensor affine_epilogue_tangent(const at::Tensor& input_tangent, const at::Te
                                    const at::Tensor& shift_tangent, const at::Tensor& residual_tangent,
                                    const at::Tensor& output, const at::Tensor& input, const at::Tensor& scale, bool relu);
 
-}  // namespace leanconv::ops
+}  // namespace leanconv::composite

@@ -1,4 +1,4 @@
-#include "ops/block_epilogue_composite.h"
+#include "composite/block_epilogue.h"
 
 #include <ATen/TensorOperators.h>
 #include <ATen/ops/gt.h>
@@ -6,7 +6,7 @@
 #include <ATen/ops/sum.h>
 #include <ATen/ops/zeros_like.h>
 
-namespace leanconv::ops {
+namespace leanconv::composite {
 namespace {
 
 at::Tensor per_channel(const at::Tensor& t) { return t.view({1, -1, 1, 1}); }
@@ -90,4 +90,4 @@ at::Tensor affine_epilogue_tangent(const at::Tensor& dx, const at::Tensor& dscal
   return cast_like(masked(dpre, output, relu), output);
 }
 
-}  // namespace leanconv::ops
+}  // namespace leanconv::composite
