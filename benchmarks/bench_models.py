@@ -30,11 +30,17 @@ from leanconv.train.__main__ import MODELS, build_model, parse_args  # noqa: E40
 from harness import Row, common_arguments, dtype_label, dtypes_of, measure_row, parse_arguments, report  # noqa: E402
 
 MGIC_G8 = ("mgic-resnet20-g8", "--model mgic_resnet20 --conv multigrid --group-size 8 --coarsest 8")
-RESNET18 = [("resnet18_cifar-dense", "--model resnet18_cifar --conv dense"),
-            ("resnet18_cifar-generated", "--model resnet18_cifar --conv generated --ring-size 0.1"),
-            ("resnet18_cifar-filter_summary", "--model resnet18_cifar --conv filter_summary --compression 9"),
-            ("resnet18_cifar-lowrank", "--model resnet18_cifar --conv lowrank --rank 4"),
-            ("resnet18_cifar-shared", "--model resnet18_cifar --conv shared")]
+def resnet18_rows():
+    """Each family's first table row (leanconv.families) on the CIFAR ResNet-18 instead of ResNet-20: every family
+    whose table model is ResNet-20, read from the registry (the multigrid family's model is its own MGIC ResNet)."""
+    rows, seen = [], set()
+    for name, flags in table_rows():
+        family = parse_args(flags.split()).conv
+        if flags.startswith("--model resnet20 ") and family not in seen:
+            seen.add(family)
+            rows.append((name.replace("resnet20", "resnet18_cifar"),
+                         flags.replace("--model resnet20 ", "--model resnet18_cifar ", 1)))
+    return rows
 
 
 def model_of(flags: str) -> nn.Module:
@@ -91,7 +97,8 @@ def main():
             for dtype in dtypes_of(args):
                 rows.append(rows_for("ResNet-20 of each family", resnet20, batch, device, dtype, args))
                 if not args.quick:
-                    rows.append(rows_for("ResNet-18 (CIFAR) of each family", RESNET18, batch, device, dtype, args))
+                    rows.append(rows_for("ResNet-18 (CIFAR) of each family", resnet18_rows(), batch, device, dtype,
+                                         args))
     report(rows, args.out)
 
 

@@ -149,8 +149,9 @@ at::Tensor empty_in_format(at::IntArrayRef sizes, const at::TensorOptions& optio
 }
 
 at::Tensor filter_summary_weight_kernel(const at::Tensor& summary, int64_t out_channels, int64_t in_channels,
-                                        int64_t kernel_h, int64_t kernel_w, int64_t stride) {
-  const auto layout = checks::check_summary_layout(summary, out_channels, in_channels, kernel_h, kernel_w, stride);
+                                        int64_t kernel_h, int64_t kernel_w, int64_t summary_stride) {
+  const auto layout =
+      checks::check_summary_layout(summary, out_channels, in_channels, kernel_h, kernel_w, summary_stride);
   const runtime::DeviceGuard guard(summary.device());
   const auto f = summary.contiguous();
   auto weight = at::empty({out_channels, in_channels, kernel_h, kernel_w}, summary.options());
@@ -162,14 +163,15 @@ at::Tensor filter_summary_weight_kernel(const at::Tensor& summary, int64_t out_c
   return weight;
 }
 
-at::Tensor filter_summary_weight_backward_kernel(const at::Tensor& grad_weight, int64_t length, int64_t stride) {
-  const auto layout = checks::check_summary_gradient(grad_weight, length, stride);
+at::Tensor filter_summary_weight_backward_kernel(const at::Tensor& grad_weight, int64_t length,
+                                                 int64_t summary_stride) {
+  const auto layout = checks::check_summary_gradient(grad_weight, length, summary_stride);
   const runtime::DeviceGuard guard(grad_weight.device());
   const auto g = grad_weight.contiguous();
   auto grad_summary = at::empty({length}, grad_weight.options());
   // A warp per entry once entries have a warp's worth of terms (about K/s each); the choice depends on the shape
   // only, so the result's bits do too.
-  const bool warp_per_entry = layout.filter_length() >= kWarp * layout.stride;
+  const bool warp_per_entry = layout.filter_length() >= kWarp * layout.summary_stride;
   const auto stream = runtime::current_stream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, g.scalar_type(), "filter_summary_weight_backward_cuda", [&] {
     if (warp_per_entry) {

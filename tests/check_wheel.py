@@ -24,10 +24,11 @@ try:
 except ImportError:  # pip carries its own copy
     from pip._vendor.packaging.requirements import Requirement
 
-REQUIRED = ["leanconv/__init__.py", "leanconv/lib/libleanconv.so", "leanconv/include/leanconv/leanconv.h",
-            *[f"leanconv/include/leanconv/{layer}/{family}.h" for layer in ("ops", "nn")
-              for family in ("generated", "filter_summary", "lowrank")],
-            "leanconv/include/leanconv/nn/shared.h",
+PUBLIC_HEADERS = Path(__file__).resolve().parents[1] / "csrc" / "include"
+# Every public header of the source tree (csrc/include/leanconv/**), read from the tree, not listed here.
+REQUIRED = ["leanconv/__init__.py", "leanconv/lib/libleanconv.so",
+            *sorted(f"leanconv/include/{header.relative_to(PUBLIC_HEADERS).as_posix()}"
+                    for header in PUBLIC_HEADERS.rglob("*.h")),
             "leanconv/share/cmake/leanconv/leanconvConfig.cmake",
             "leanconv/share/cmake/leanconv/leanconvTargets.cmake"]
 

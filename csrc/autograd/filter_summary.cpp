@@ -16,28 +16,29 @@ namespace {
 using torch::autograd::SavedVariable;
 
 at::Tensor filter_summary_weight_autograd(const at::Tensor& summary, int64_t out_channels, int64_t in_channels,
-                                          int64_t kernel_h, int64_t kernel_w, int64_t stride) {
+                                          int64_t kernel_h, int64_t kernel_w, int64_t summary_stride) {
   return linear_op(
       "leanconv::FilterSummaryWeightBackward", summary,
       [&](const at::Tensor& f) {
-        return ops::filter_summary_weight(f, out_channels, in_channels, kernel_h, kernel_w, stride);
+        return ops::filter_summary_weight(f, out_channels, in_channels, kernel_h, kernel_w, summary_stride);
       },
       [&](const at::Tensor& f) -> AdjointNode::Adjoint {
-        return [length = f.sym_numel(), stride](const at::Tensor& grad_weight) {
-          return ops::filter_summary_weight_backward(grad_weight, length, stride);
+        return [length = f.sym_numel(), summary_stride](const at::Tensor& grad_weight) {
+          return ops::filter_summary_weight_backward(grad_weight, length, summary_stride);
         };
       });
 }
 
 at::Tensor filter_summary_weight_backward_autograd(const at::Tensor& grad_weight, c10::SymInt length,
-                                                   int64_t stride) {
+                                                   int64_t summary_stride) {
   return linear_op(
       "leanconv::FilterSummaryWeightBackwardBackward", grad_weight,
-      [&](const at::Tensor& g) { return ops::filter_summary_weight_backward(g, length, stride); },
+      [&](const at::Tensor& g) { return ops::filter_summary_weight_backward(g, length, summary_stride); },
       [&](const at::Tensor& g) -> AdjointNode::Adjoint {
-        return [out = g.size(0), in = g.size(1), kh = g.size(2), kw = g.size(3), stride](const at::Tensor& grad) {
-          return ops::filter_summary_weight(grad, out, in, kh, kw, stride);
-        };
+        return
+            [out = g.size(0), in = g.size(1), kh = g.size(2), kw = g.size(3), summary_stride](const at::Tensor& grad) {
+              return ops::filter_summary_weight(grad, out, in, kh, kw, summary_stride);
+            };
       });
 }
 

@@ -19,14 +19,14 @@ struct SummaryLayout {
   int64_t in_channels;
   int64_t kernel_h;
   int64_t kernel_w;
-  int64_t stride;  // s
+  int64_t summary_stride;  // s
   int64_t length;  // L = out_channels * s
 
   LEANCONV_HOST_DEVICE int64_t filter_length() const { return in_channels * kernel_h * kernel_w; }
 
   // The summary index of weight[o, c, i, j].
   LEANCONV_HOST_DEVICE int64_t index(int64_t o, int64_t c, int64_t i, int64_t j) const {
-    return (o * stride + (i * kernel_w + j) * in_channels + c) % length;
+    return (o * summary_stride + (i * kernel_w + j) * in_channels + c) % length;
   }
 
   // Overlap-add of a weight gradient into summary entry l, in a fixed order: every unwrapped position
@@ -37,15 +37,15 @@ struct SummaryLayout {
   LEANCONV_HOST_DEVICE acc_t overlap_add(const scalar_t* grad_weight, int64_t l) const {
     const int64_t K = filter_length();
     const int64_t taps = kernel_h * kernel_w;
-    const int64_t last = (out_channels - 1) * stride + K;  // one past the largest unwrapped position
-    const int64_t stride_taps = stride / in_channels, stride_channels = stride % in_channels;
+    const int64_t last = (out_channels - 1) * summary_stride + K;  // one past the largest unwrapped position
+    const int64_t stride_taps = summary_stride / in_channels, stride_channels = summary_stride % in_channels;
     acc_t sum = 0;
     for (int64_t u = l; u < last; u += length) {
-      const int64_t o_first = u - K + 1 <= 0 ? 0 : (u - K + stride) / stride;  // ceil((u - K + 1) / s)
-      int64_t o = u / stride;
+      const int64_t o_first = u - K + 1 <= 0 ? 0 : (u - K + summary_stride) / summary_stride;  // ceil((u - K + 1) / s)
+      int64_t o = u / summary_stride;
       if (o > out_channels - 1) o = out_channels - 1;
       if (o < o_first) continue;
-      const int64_t e = u - o * stride;
+      const int64_t e = u - o * summary_stride;
       int64_t t = e / in_channels, c = e - t * in_channels;
       for (; o >= o_first; --o) {
         sum += static_cast<acc_t>(grad_weight[(o * in_channels + c) * taps + t]);
@@ -68,16 +68,16 @@ struct SummaryLayout {
                                               int64_t parts) const {
     const int64_t K = filter_length();
     const int64_t taps = kernel_h * kernel_w;
-    const int64_t last = (out_channels - 1) * stride + K;
-    const int64_t jump = parts * stride, jump_taps = jump / in_channels, jump_channels = jump % in_channels;
+    const int64_t last = (out_channels - 1) * summary_stride + K;
+    const int64_t jump = parts * summary_stride, jump_taps = jump / in_channels, jump_channels = jump % in_channels;
     acc_t sum = 0;
     for (int64_t u = l; u < last; u += length) {
-      const int64_t o_first = u - K + 1 <= 0 ? 0 : (u - K + stride) / stride;
-      int64_t o = u / stride;
+      const int64_t o_first = u - K + 1 <= 0 ? 0 : (u - K + summary_stride) / summary_stride;
+      int64_t o = u / summary_stride;
       if (o > out_channels - 1) o = out_channels - 1;
       o -= part;
       if (o < o_first) continue;
-      const int64_t e = u - o * stride;
+      const int64_t e = u - o * summary_stride;
       int64_t t = e / in_channels, c = e - t * in_channels;
       for (; o >= o_first; o -= parts) {
         sum += static_cast<acc_t>(grad_weight[(o * in_channels + c) * taps + t]);

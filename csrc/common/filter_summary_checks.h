@@ -10,40 +10,40 @@ namespace leanconv::checks {
 
 // A summary layout whose every index, and every unwrapped position the overlap-add walks, fits in int64.
 inline common::SummaryLayout summary_layout(int64_t out_channels, int64_t in_channels, int64_t kernel_h,
-                                            int64_t kernel_w, int64_t stride) {
+                                            int64_t kernel_w, int64_t summary_stride) {
   TORCH_CHECK(out_channels > 0 && in_channels > 0, "leanconv: out_channels and in_channels must be positive, got ",
               out_channels, " and ", in_channels);
   TORCH_CHECK(kernel_h > 0 && kernel_w > 0, "leanconv: kernel size must be positive, got ", kernel_h, "x", kernel_w);
-  TORCH_CHECK(stride >= 1, "leanconv: the summary stride s must be at least 1, got ", stride,
+  TORCH_CHECK(summary_stride >= 1, "leanconv: the summary stride s must be at least 1, got ", summary_stride,
               " (a compression above C_in*k*k gives s < 1)");
   const int64_t filter_length =
       checked_mul(checked_mul(in_channels, kernel_h, "C_in*kh*kw"), kernel_w, "C_in*kh*kw");
   checked_mul(out_channels, filter_length, "the weight's number of elements C_out*C_in*kh*kw");
-  const int64_t length = checked_mul(out_channels, stride, "the summary length C_out*s");
+  const int64_t length = checked_mul(out_channels, summary_stride, "the summary length C_out*s");
   checked_add(checked_add(length, filter_length, "the summary positions"), length, "the summary positions");
-  return common::SummaryLayout{out_channels, in_channels, kernel_h, kernel_w, stride, length};
+  return common::SummaryLayout{out_channels, in_channels, kernel_h, kernel_w, summary_stride, length};
 }
 
-inline common::SummaryLayout check_summary_layout(const at::Tensor& summary, int64_t out_channels,
-                                                  int64_t in_channels, int64_t kernel_h, int64_t kernel_w,
-                                                  int64_t stride) {
+inline common::SummaryLayout check_summary_layout(const at::Tensor& summary, int64_t out_channels, int64_t in_channels,
+                                                  int64_t kernel_h, int64_t kernel_w, int64_t summary_stride) {
   check_dim(summary, 1, "summary");
   check_floating(summary, "summary");
-  const auto layout = summary_layout(out_channels, in_channels, kernel_h, kernel_w, stride);
+  const auto layout = summary_layout(out_channels, in_channels, kernel_h, kernel_w, summary_stride);
   TORCH_CHECK(summary.numel() == layout.length, "leanconv: summary length must be C_out * s = ", out_channels, " * ",
-              stride, " = ", layout.length, ", got ", summary.numel());
+              summary_stride, " = ", layout.length, ", got ", summary.numel());
   return layout;
 }
 
-inline common::SummaryLayout check_summary_gradient(const at::Tensor& grad_weight, int64_t length, int64_t stride) {
+inline common::SummaryLayout check_summary_gradient(const at::Tensor& grad_weight, int64_t length,
+                                                    int64_t summary_stride) {
   check_dim(grad_weight, 4, "grad_weight");
   check_floating(grad_weight, "grad_weight");
   TORCH_CHECK(grad_weight.numel() > 0, "leanconv: grad_weight (C_out, C_in, kh, kw) must not be empty, got shape ",
               grad_weight.sizes());
-  const auto layout =
-      summary_layout(grad_weight.size(0), grad_weight.size(1), grad_weight.size(2), grad_weight.size(3), stride);
-  TORCH_CHECK(length == layout.length, "leanconv: summary length ", length, " must be C_out * s = ",
-              grad_weight.size(0), " * ", stride, " = ", layout.length);
+  const auto layout = summary_layout(grad_weight.size(0), grad_weight.size(1), grad_weight.size(2), grad_weight.size(3),
+                                     summary_stride);
+  TORCH_CHECK(length == layout.length, "leanconv: summary length ", length,
+              " must be C_out * s = ", grad_weight.size(0), " * ", summary_stride, " = ", layout.length);
   return layout;
 }
 

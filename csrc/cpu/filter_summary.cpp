@@ -21,8 +21,9 @@ namespace leanconv::cpu {
 namespace {
 
 at::Tensor filter_summary_weight_kernel(const at::Tensor& summary, int64_t out_channels, int64_t in_channels,
-                                        int64_t kernel_h, int64_t kernel_w, int64_t stride) {
-  const auto layout = checks::check_summary_layout(summary, out_channels, in_channels, kernel_h, kernel_w, stride);
+                                        int64_t kernel_h, int64_t kernel_w, int64_t summary_stride) {
+  const auto layout =
+      checks::check_summary_layout(summary, out_channels, in_channels, kernel_h, kernel_w, summary_stride);
   const auto f = summary.contiguous();
   auto weight = at::empty({out_channels, in_channels, kernel_h, kernel_w}, summary.options());
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, summary.scalar_type(), "filter_summary_weight_cpu", [&] {
@@ -45,8 +46,9 @@ at::Tensor filter_summary_weight_kernel(const at::Tensor& summary, int64_t out_c
   return weight;
 }
 
-at::Tensor filter_summary_weight_backward_kernel(const at::Tensor& grad_weight, int64_t length, int64_t stride) {
-  const auto layout = checks::check_summary_gradient(grad_weight, length, stride);
+at::Tensor filter_summary_weight_backward_kernel(const at::Tensor& grad_weight, int64_t length,
+                                                 int64_t summary_stride) {
+  const auto layout = checks::check_summary_gradient(grad_weight, length, summary_stride);
   const auto g = grad_weight.contiguous();
   auto grad_summary = at::empty({length}, grad_weight.options());
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, g.scalar_type(), "filter_summary_weight_backward_cpu", [&] {
@@ -59,7 +61,6 @@ at::Tensor filter_summary_weight_backward_kernel(const at::Tensor& grad_weight, 
   });
   return grad_summary;
 }
-
 
 // Both kernels own whole planes: `planes` output planes of plane_size values, one thread each, summed by
 // add_taps(plane, acc) into a zeroed op-math buffer, then stored. No atomics, the same order for any thread count.

@@ -33,12 +33,12 @@ FilterSummaryConv2dImpl::FilterSummaryConv2dImpl(FilterSummaryConv2dOptions opti
   TORCH_CHECK(o.path() == "auto" || o.path() == "direct" || o.path() == "gather",
               "leanconv: path must be 'auto', 'direct' or 'gather', got '", o.path(), "'");
   const int64_t filter_length = o.in_channels() * (*o.kernel_size())[0] * (*o.kernel_size())[1];
-  stride_ = static_cast<int64_t>(std::floor(static_cast<double>(filter_length) / o.compression()));
-  TORCH_CHECK(stride_ >= 1, "leanconv: compression ", o.compression(), " is too high for filters of C_in*k*k = ",
-              filter_length, " elements: it gives a summary stride s < 1");
-  TORCH_CHECK(o.path() != "direct" || o.in_channels() % stride_ == 0, "leanconv: the direct path needs s = ",
-              stride_, " to divide in_channels = ", o.in_channels());
-  summary = register_parameter("summary", torch::empty({o.out_channels() * stride_}));
+  summary_stride_ = static_cast<int64_t>(std::floor(static_cast<double>(filter_length) / o.compression()));
+  TORCH_CHECK(summary_stride_ >= 1, "leanconv: compression ", o.compression(),
+              " is too high for filters of C_in*k*k = ", filter_length, " elements: it gives a summary stride s < 1");
+  TORCH_CHECK(o.path() != "direct" || o.in_channels() % summary_stride_ == 0,
+              "leanconv: the direct path needs s = ", summary_stride_, " to divide in_channels = ", o.in_channels());
+  summary = register_parameter("summary", torch::empty({o.out_channels() * summary_stride_}));
   if (o.bias()) bias = register_parameter("bias", torch::empty({o.out_channels()}));
   quant_scale = register_buffer("quant_scale", torch::zeros({}));
   quant_bits = register_buffer("quant_bits", torch::tensor(o.quant_bits().value_or(0), torch::kLong));
@@ -48,7 +48,7 @@ FilterSummaryConv2dImpl::FilterSummaryConv2dImpl(FilterSummaryConv2dOptions opti
 
 std::vector<int64_t> FilterSummaryConv2dImpl::expected_summary_layout() const {
   const auto& k = *options.kernel_size();
-  return {options.out_channels(), options.in_channels(), k[0], k[1], stride_};
+  return {options.out_channels(), options.in_channels(), k[0], k[1], summary_stride_};
 }
 
 void FilterSummaryConv2dImpl::load(torch::serialize::InputArchive& archive) {
@@ -91,14 +91,14 @@ torch::Tensor FilterSummaryConv2dImpl::effective_summary() const {
 
 torch::Tensor FilterSummaryConv2dImpl::weight() const {
   return ops::filter_summary_weight(effective_summary(), options.out_channels(), options.in_channels(),
-                                    (*options.kernel_size())[0], (*options.kernel_size())[1], stride_);
+                                    (*options.kernel_size())[0], (*options.kernel_size())[1], summary_stride_);
 }
 
 bool FilterSummaryConv2dImpl::uses_direct_path() const {
   if (options.path() != "auto") return options.path() == "direct";
   const auto& k = *options.kernel_size();
   const auto& s = *options.stride();
-  if (options.in_channels() % stride_ != 0 || (k[0] == 1 && k[1] == 1)) return false;
+  if (options.in_channels() % summary_stride_ != 0 || (k[0] == 1 && k[1] == 1)) return false;
   return static_cast<double>(k[0] * k[1]) / static_cast<double>(s[0] * s[1]) >= 2;  // same rule as Python
 }
 
@@ -111,9 +111,10 @@ torch::Tensor FilterSummaryConv2dImpl::forward(const torch::Tensor& input) {
   }
   const bool unbatched = input.dim() == 3;
   const auto x = unbatched ? input.unsqueeze(0) : input;
-  const auto segments = ops::filter_summary_weight(f, options.out_channels(), options.in_channels(), 1, 1, stride_);
+  const auto segments =
+      ops::filter_summary_weight(f, options.out_channels(), options.in_channels(), 1, 1, summary_stride_);
   auto y = ops::segment_conv2d(x, segments.flatten(1), (*options.kernel_size())[0], (*options.kernel_size())[1],
-                               options.in_channels() / stride_, *options.stride(), *options.padding(),
+                               options.in_channels() / summary_stride_, *options.stride(), *options.padding(),
                                *options.dilation());
   if (bias.defined()) y = y + bias.view({1, -1, 1, 1}).to(y.scalar_type());
   return unbatched ? y.squeeze(0) : y;
@@ -133,7 +134,8 @@ void FilterSummaryConv2dImpl::pretty_print(std::ostream& stream) const {
   stream << "leanconv::nn::FilterSummaryConv2d(" << options.in_channels() << ", " << options.out_channels()
          << ", kernel_size=" << options.kernel_size() << ", stride=" << options.stride()
          << ", padding=" << options.padding() << ", summary=" << summary.numel()
-         << ", compression=" << static_cast<double>(filter_length) / stride_ << "x, path=" << options.path() << ")";
+         << ", compression=" << static_cast<double>(filter_length) / summary_stride_ << "x, path=" << options.path()
+         << ")";
 }
 
 }  // namespace leanconv::nn

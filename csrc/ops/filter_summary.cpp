@@ -7,19 +7,19 @@
 
 namespace leanconv::ops {
 
-at::Tensor filter_summary_weight(const at::Tensor& summary, int64_t out_channels, int64_t in_channels,
-                                 int64_t kernel_h, int64_t kernel_w, int64_t stride) {
+at::Tensor filter_summary_weight(const at::Tensor& summary, int64_t out_channels, int64_t in_channels, int64_t kernel_h,
+                                 int64_t kernel_w, int64_t summary_stride) {
   static auto op = c10::Dispatcher::singleton()
                        .findSchemaOrThrow("leanconv::filter_summary_weight", "")
                        .typed<decltype(filter_summary_weight)>();
-  return op.call(summary, out_channels, in_channels, kernel_h, kernel_w, stride);
+  return op.call(summary, out_channels, in_channels, kernel_h, kernel_w, summary_stride);
 }
 
-at::Tensor filter_summary_weight_backward(const at::Tensor& grad_weight, c10::SymInt length, int64_t stride) {
+at::Tensor filter_summary_weight_backward(const at::Tensor& grad_weight, c10::SymInt length, int64_t summary_stride) {
   static auto op = c10::Dispatcher::singleton()
                        .findSchemaOrThrow("leanconv::filter_summary_weight_backward", "")
                        .typed<decltype(filter_summary_weight_backward)>();
-  return op.call(grad_weight, std::move(length), stride);
+  return op.call(grad_weight, std::move(length), summary_stride);
 }
 
 at::Tensor shifted_sum(const at::Tensor& z, int64_t kernel_h, int64_t kernel_w, int64_t channel_step,
@@ -61,9 +61,10 @@ std::tuple<at::Tensor, at::Tensor> segment_conv2d_backward(const at::Tensor& gra
 }  // namespace leanconv::ops
 
 TORCH_LIBRARY_FRAGMENT(leanconv, m) {
-  m.def("filter_summary_weight(Tensor summary, int out_channels, int in_channels, int kernel_h, int kernel_w, "
-        "int stride) -> Tensor");
-  m.def("filter_summary_weight_backward(Tensor grad_weight, SymInt length, int stride) -> Tensor");
+  m.def(
+      "filter_summary_weight(Tensor summary, int out_channels, int in_channels, int kernel_h, int kernel_w, "
+      "int summary_stride) -> Tensor");
+  m.def("filter_summary_weight_backward(Tensor grad_weight, SymInt length, int summary_stride) -> Tensor");
   m.def("shifted_sum(Tensor z, int kernel_h, int kernel_w, int channel_step, int[2] stride, int[2] padding, "
         "int[2] dilation) -> Tensor");
   m.def("shifted_sum_backward(Tensor grad_output, int kernel_h, int kernel_w, int channel_step, int[2] stride, "

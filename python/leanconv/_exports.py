@@ -16,7 +16,8 @@ def collect(package: str, path, namespace: dict) -> list:
         module = importlib.import_module(f"{package}.{info.name}")
         for name in getattr(module, "__all__", ()):
             if name in exported:
-                raise ImportError(f"leanconv: {package}.{info.name} and {package}.{exported[name]} both export {name!r}")
+                raise ImportError(f"leanconv: {package}.{info.name} and {package}.{exported[name]} both export "
+                                  f"{name!r}")
             exported[name] = info.name
             namespace[name] = getattr(module, name)
     return list(exported)

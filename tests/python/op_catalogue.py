@@ -36,12 +36,12 @@ def generate_weights_backward_reference(grad, ring_size, seed, total, offset, sc
                                                                                    contributions)
 
 
-def filter_summary_weight_reference(summary, out_channels, in_channels, kernel_h, kernel_w, stride):
-    return summary[summary_index(out_channels, in_channels, kernel_h, kernel_w, stride).to(summary.device)]
+def filter_summary_weight_reference(summary, out_channels, in_channels, kernel_h, kernel_w, summary_stride):
+    return summary[summary_index(out_channels, in_channels, kernel_h, kernel_w, summary_stride).to(summary.device)]
 
 
-def filter_summary_weight_backward_reference(grad_weight, length, stride):
-    index = summary_index(*grad_weight.shape, stride).to(grad_weight.device)
+def filter_summary_weight_backward_reference(grad_weight, length, summary_stride):
+    index = summary_index(*grad_weight.shape, summary_stride).to(grad_weight.device)
     return torch.zeros(length, dtype=grad_weight.dtype, device=grad_weight.device).index_add(
         0, index.flatten(), grad_weight.flatten())
 

@@ -113,3 +113,11 @@ def test_every_cpp_layer_includes_only_the_layers_below_it():
     layers = {folder.rsplit("/", 1)[-1] for folder in MAY_INCLUDE} | {"leanconv", "emulation"}
     for folder in MAY_INCLUDE:  # (an include of a folder not listed here names a layer this test must place)
         assert {layer for _, _, layer in found[folder]} <= layers, folder
+
+
+def test_the_umbrella_header_includes_every_public_header():
+    include = REPO / "csrc" / "include"
+    umbrella = include / "leanconv" / "leanconv.h"
+    public = {h.relative_to(include).as_posix() for h in include.rglob("*.h")} - {"leanconv/leanconv.h"}
+    assert len(public) >= 10
+    assert set(INCLUDE.findall(umbrella.read_text().replace("<", '"').replace(">", '"'))) >= public

@@ -12,17 +12,17 @@ from ._meta import conv_out, memory_format, register_fake
 
 
 def filter_summary_weight(summary: Tensor, out_channels: int, in_channels: int, kernel_size: Sequence[int],
-                          stride: int) -> Tensor:
+                          summary_stride: int) -> Tensor:
     """The dense weight of a filter-summary layer:
-    ``weight[o, c, i, j] = summary[(o * stride + (i * kw + j) * in_channels + c) % len(summary)]``."""
+    ``weight[o, c, i, j] = summary[(o * summary_stride + (i * kw + j) * in_channels + c) % len(summary)]``."""
     kh, kw = kernel_size
     return torch.ops.leanconv.filter_summary_weight(summary, int(out_channels), int(in_channels), int(kh), int(kw),
-                                                    int(stride))
+                                                    int(summary_stride))
 
 
-def filter_summary_weight_backward(grad_weight: Tensor, length: int, stride: int) -> Tensor:
+def filter_summary_weight_backward(grad_weight: Tensor, length: int, summary_stride: int) -> Tensor:
     """The adjoint of :func:`filter_summary_weight`: overlap-add of ``grad_weight`` into a summary."""
-    return torch.ops.leanconv.filter_summary_weight_backward(grad_weight, int(length), int(stride))
+    return torch.ops.leanconv.filter_summary_weight_backward(grad_weight, int(length), int(summary_stride))
 
 
 def shifted_sum(z: Tensor, kernel_size: Sequence[int], channel_step: int, stride=(1, 1), padding=(0, 0),
@@ -46,16 +46,17 @@ def segment_conv2d(input: Tensor, segments: Tensor, kernel_size: Sequence[int], 
 # ---- fake kernels ----
 
 @register_fake("leanconv::filter_summary_weight")
-def _filter_summary_weight_fake(summary, out_channels, in_channels, kernel_h, kernel_w, stride):
+def _filter_summary_weight_fake(summary, out_channels, in_channels, kernel_h, kernel_w, summary_stride):
     torch._check(summary.dim() == 1, lambda: f"leanconv: summary must be 1-D, got {summary.dim()}-D")
-    torch._check(stride >= 1, lambda: f"leanconv: the summary stride s must be at least 1, got {stride}")
-    torch._check(summary.shape[0] == out_channels * stride,
-                 lambda: f"leanconv: summary length must be C_out * s = {out_channels * stride}")
+    torch._check(summary_stride >= 1,
+                 lambda: f"leanconv: the summary stride s must be at least 1, got {summary_stride}")
+    torch._check(summary.shape[0] == out_channels * summary_stride,
+                 lambda: f"leanconv: summary length must be C_out * s = {out_channels * summary_stride}")
     return summary.new_empty((out_channels, in_channels, kernel_h, kernel_w))
 
 
 @register_fake("leanconv::filter_summary_weight_backward")
-def _filter_summary_weight_backward_fake(grad_weight, length, stride):
+def _filter_summary_weight_backward_fake(grad_weight, length, summary_stride):
     return grad_weight.new_empty((length,))
 
 

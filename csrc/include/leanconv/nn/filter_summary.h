@@ -45,7 +45,7 @@ class FilterSummaryConv2dImpl : public torch::nn::Module {
   // The dense equivalent weight, differentiable w.r.t. the summary.
   torch::Tensor weight() const;
   bool uses_direct_path() const;
-  int64_t summary_stride() const { return stride_; }
+  int64_t summary_stride() const { return summary_stride_; }
   int64_t num_learned_params() const;
   int64_t num_dense_params() const;
   void pretty_print(std::ostream& stream) const override;
@@ -65,7 +65,7 @@ class FilterSummaryConv2dImpl : public torch::nn::Module {
 
  private:
   std::vector<int64_t> expected_summary_layout() const;
-  int64_t stride_;
+  int64_t summary_stride_;
 };
 TORCH_MODULE(FilterSummaryConv2d);
 

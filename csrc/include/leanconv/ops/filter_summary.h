@@ -14,13 +14,14 @@
 namespace leanconv::ops {
 
 // The dense weight (C_out, C_in, kh, kw) of a filter-summary layer:
-// weight[o, c, i, j] = summary[(o*stride + (i*kw + j)*C_in + c) mod L], L = summary.numel() = C_out*stride.
-at::Tensor filter_summary_weight(const at::Tensor& summary, int64_t out_channels, int64_t in_channels,
-                                 int64_t kernel_h, int64_t kernel_w, int64_t stride);
+// weight[o, c, i, j] = summary[(o*s + (i*kw + j)*C_in + c) mod L] with s = summary_stride (the summary stride; the
+// modules' compression is C_in*k*k / s) and L = summary.numel() = C_out*s.
+at::Tensor filter_summary_weight(const at::Tensor& summary, int64_t out_channels, int64_t in_channels, int64_t kernel_h,
+                                 int64_t kernel_w, int64_t summary_stride);
 
 // The adjoint of filter_summary_weight (overlap-add of the weight gradient into the summary), without
 // atomics: every summary entry sums its contributors in one fixed order.
-at::Tensor filter_summary_weight_backward(const at::Tensor& grad_weight, c10::SymInt length, int64_t stride);
+at::Tensor filter_summary_weight_backward(const at::Tensor& grad_weight, c10::SymInt length, int64_t summary_stride);
 
 // The direct path's shifted sum over the taps of a kh x kw kernel:
 // y[n, o, p, q] = sum_{i,j} z[n, (o + (i*kw + j)*channel_step) mod M, p*sh - ph + i*dh, q*sw - pw + j*dw].
