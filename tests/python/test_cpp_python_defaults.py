@@ -24,7 +24,7 @@ HOLDER_ARGUMENTS = {"ring": ("ParameterRing", {"size": 40}), "anchor": ("ConvAnc
 
 
 def cpp_classes():
-    if not hasattr(leanconv, "_C"):
+    if getattr(leanconv, "_C", None) is None:  # (the op library loaded alone: LEANCONV_LIBRARY)
         return {}
     raw = leanconv._C.cpp.cpp  # the pybind11 classes behind the ModuleWrapper factories
     return {name: getattr(raw, name) for name in dir(raw) if isinstance(getattr(raw, name), type)}
