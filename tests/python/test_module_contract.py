@@ -352,7 +352,7 @@ def test_every_padding_and_padding_mode_matches_nn_conv2d(family, padding_mode, 
         return
     model = CONV_FAMILIES[family](4, 4, kernel_size, stride=stride, padding=padding, dilation=dilation,
                                   padding_mode=padding_mode).double()
-    layer = model.layers[0] if isinstance(model, (RingModel, AnchorModel)) else model
+    layer = model.layers[0] if getattr(model, "holds_shared_state", False) else model
     reference = nn.Conv2d(4, 4, kernel_size, stride, padding, dilation, bias=layer.bias is not None,
                           padding_mode=padding_mode).double()
     with torch.no_grad():

@@ -1,8 +1,9 @@
-"""What a catalogue entry declares (OpSpec), and the samples' random tensors."""
+"""What a catalogue entry declares (OpSpec, ModuleSpec), the samples' random tensors, and the C++ twins' helpers."""
 from dataclasses import dataclass, field
-from typing import Callable, List, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
+from torch import nn
 
 
 @dataclass
@@ -26,3 +27,31 @@ class OpSpec:
 
 def _randn(*shape, device="cpu", dtype=torch.float64):
     return torch.randn(*shape, device=device, dtype=dtype)
+
+
+@dataclass
+class ModuleSpec:
+    name: str
+    build: Callable[[], nn.Module]
+    input_shape: Tuple[int, ...]
+    conv: bool = True  # materialize() gives an nn.Conv2d (or the model holds such layers)
+    smooth: bool = True  # False: a straight-through quantiser makes finite differences meaningless
+    materializable: bool = True  # False: no single dense layer computes the same (a V-cycle with BatchNorms)
+    batch_norm: bool = False  # True: holds BatchNorms (per-sample gradients then use eval mode, as torch.func asks)
+    # The C++ twin, through leanconv._C.cpp: cpp(cpp_namespace) -> (forward, {state_dict name: C++ tensor}).
+    cpp: Optional[Callable] = None
+
+    def layer(self, model: nn.Module) -> nn.Module:
+        """The layer under test: the first of a holder model's layers (RingModel, AnchorModel), else the model."""
+        return model.layers[0] if getattr(model, "holds_shared_state", False) else model
+
+
+def _state(module, prefix=""):
+    return {prefix + k: v for k, v in [*module.named_parameters(), *module.named_buffers()]}
+
+
+def _cpp_layer(make_layer):
+    def build(cpp):
+        layer = make_layer(cpp)
+        return layer.forward, _state(layer)
+    return build

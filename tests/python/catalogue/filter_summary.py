@@ -5,7 +5,8 @@ import torch
 
 import window_reference
 from leanconv.reference.filter_summary import summary_index
-from catalogue._spec import OpSpec, _randn
+from leanconv.nn import FilterSummaryConv2d
+from catalogue._spec import ModuleSpec, OpSpec, _cpp_layer, _randn
 
 
 def filter_summary_weight_reference(summary, out_channels, in_channels, kernel_h, kernel_w, summary_stride):
@@ -118,4 +119,19 @@ OPS = [
     OpSpec("segment_conv2d", _segment_conv2d_samples, segment_conv2d_reference, (0, 1), batched=(0,), autocast=True),
     OpSpec("segment_conv2d_backward", _segment_conv2d_backward_samples, segment_conv2d_backward_reference, (),
            refuses_graph=True, batched=(0, 1)),
+]
+
+
+MODULES = [
+    ModuleSpec("filter_summary_gather", lambda: FilterSummaryConv2d(8, 8, 3, padding=1, path="gather"), (2, 8, 5, 5),
+               cpp=_cpp_layer(lambda cpp: cpp.FilterSummaryConv2d(8, 8, 3, padding=1, path="gather"))),
+    ModuleSpec("filter_summary_direct", lambda: FilterSummaryConv2d(8, 8, 3, stride=2, padding=1, path="direct"),
+               (2, 8, 5, 5), cpp=_cpp_layer(lambda cpp: cpp.FilterSummaryConv2d(8, 8, 3, stride=2, padding=1,
+                                                                                   path="direct"))),
+    ModuleSpec("filter_summary_same_circular",
+               lambda: FilterSummaryConv2d(8, 6, 2, padding="same", padding_mode="circular", compression=4),
+               (2, 8, 5, 6)),
+    ModuleSpec("filter_summary_quantised", lambda: FilterSummaryConv2d(8, 8, 3, padding=1, quant_bits=4),
+               (2, 8, 5, 5), smooth=False,
+               cpp=_cpp_layer(lambda cpp: cpp.FilterSummaryConv2d(8, 8, 3, padding=1, quant_bits=4))),
 ]

@@ -2,9 +2,11 @@
 float64 reference (op_catalogue.py collects every family's OPS)."""
 
 import torch
+from torch import nn
 
 from leanconv.reference.generated import ring_indices_and_signs
-from catalogue._spec import OpSpec, _randn
+from leanconv.nn import GeneratedConv2d, GeneratedLinear, ParameterRing
+from catalogue._spec import ModuleSpec, OpSpec, _cpp_layer, _randn, _state
 
 
 def generate_weights_reference(ring, seed, total, offset, shape, scale):
@@ -39,4 +41,38 @@ def _generate_backward_samples(device, dtype):
 OPS = [
     OpSpec("generate_weights", _generate_samples, generate_weights_reference, (0,)),
     OpSpec("generate_weights_backward", _generate_backward_samples, generate_weights_backward_reference, (0,)),
+]
+
+
+class RingModel(nn.Module):
+    """A ring and the generated layers drawing on it, registered the documented way (model.ring = ring)."""
+
+    holds_shared_state = True  # ModuleSpec.layer: the layer under test is layers[0]
+
+    def __init__(self, make_layers, ring_size=40, seed=3):
+        super().__init__()
+        self.ring = ParameterRing(ring_size, seed=seed)
+        self.layers = nn.Sequential(*make_layers(self.ring))
+
+    def forward(self, x):
+        return self.layers(x)
+
+
+def _cpp_ring_model(make_layer):
+    """A C++ ring and one C++ layer on it, named as RingModel names its parts."""
+    def build(cpp):
+        ring = cpp.ParameterRing(40, 3)
+        layer = make_layer(cpp, ring.cpp_module)
+        return layer.forward, {**_state(ring, "ring."), **_state(layer, "layers.0.")}
+    return build
+
+
+MODULES = [
+    ModuleSpec("generated_conv", lambda: RingModel(lambda r: [GeneratedConv2d(r, 3, 4, 3, padding=1)]), (2, 3, 6, 6),
+               cpp=_cpp_ring_model(lambda cpp, ring: cpp.GeneratedConv2d(ring, 3, 4, 3, padding=1))),
+    ModuleSpec("generated_conv_same_reflect",
+               lambda: RingModel(lambda r: [GeneratedConv2d(r, 3, 4, 4, padding="same", padding_mode="reflect")]),
+               (2, 3, 6, 7)),
+    ModuleSpec("generated_linear", lambda: RingModel(lambda r: [GeneratedLinear(r, 5, 3)]), (2, 5), conv=False,
+               cpp=_cpp_ring_model(lambda cpp, ring: cpp.GeneratedLinear(ring, 5, 3))),
 ]

@@ -5,7 +5,8 @@ import torch
 import torch.nn.functional as F
 
 import window_reference
-from catalogue._spec import OpSpec, _randn
+from leanconv.nn import EigenConv2d
+from catalogue._spec import ModuleSpec, OpSpec, _cpp_layer, _randn
 
 
 def eigen_conv2d_reference(input, basis, coeff, bias, stride, padding, dilation):
@@ -96,3 +97,17 @@ OPS = [
 # Ops without tensor arguments (queries and settings): not under the op contract; each is covered by the test
 # file named.
 HELPER_OPS = {"eigen_conv2d_fused_is_cheaper": "test_lowrank_modules.py"}
+
+
+MODULES = [
+    ModuleSpec("lowrank_fused", lambda: EigenConv2d(4, 6, 3, stride=2, padding=1, rank=3, path="fused"), (2, 4, 6, 6),
+               cpp=_cpp_layer(lambda cpp: cpp.EigenConv2d(4, 6, 3, rank=3, stride=2, padding=1, path="fused"))),
+    ModuleSpec("lowrank_materialized", lambda: EigenConv2d(4, 6, 3, padding=1, rank=3, path="materialized"),
+               (2, 4, 6, 6), cpp=_cpp_layer(lambda cpp: cpp.EigenConv2d(4, 6, 3, rank=3, padding=1,
+                                                                         path="materialized"))),
+    ModuleSpec("lowrank_valid_replicate",
+               lambda: EigenConv2d(4, 5, 3, stride=2, padding="valid", padding_mode="replicate", rank=2, path="fused"),
+               (2, 4, 7, 6)),
+    ModuleSpec("lowrank_same_zeros_even_kernel",
+               lambda: EigenConv2d(3, 4, 2, padding="same", rank=2, path="fused"), (1, 3, 5, 5)),
+]

@@ -5,7 +5,8 @@ import torch
 import torch.nn.functional as F
 
 import window_reference
-from catalogue._spec import OpSpec, _randn
+from leanconv.nn import GroupedConv2d, MultigridBlock, MultigridConv2d
+from catalogue._spec import ModuleSpec, OpSpec, _cpp_layer, _randn
 
 
 def grouped_conv2d_reference(input, weight, bias, stride, padding, dilation, groups):
@@ -90,3 +91,22 @@ HELPER_OPS = {"grouped_conv2d_uses_kernel": "test_multigrid_ops.py",
               "record_grouped_conv2d_choice": "test_multigrid_ops.py",
               "grouped_conv2d_choices": "test_multigrid_ops.py",
               "clear_grouped_conv2d_choices": "test_multigrid_ops.py"}
+
+
+MODULES = [
+    ModuleSpec("multigrid_grouped_conv_kernel", lambda: GroupedConv2d(8, 12, 3, stride=2, padding=1, groups=4, path="kernel"),
+               (2, 8, 7, 6), cpp=_cpp_layer(lambda cpp: cpp.GroupedConv2d(8, 12, 3, stride=2, padding=1, groups=4,
+                                                                           path="kernel"))),
+    ModuleSpec("multigrid_grouped_conv_auto", lambda: GroupedConv2d(8, 8, 1, groups=2), (2, 8, 5, 5),
+               cpp=_cpp_layer(lambda cpp: cpp.GroupedConv2d(8, 8, 1, groups=2))),
+    ModuleSpec("multigrid_block", lambda: MultigridBlock(4, 8, stride=2, group_size=4, coarsest=4), (2, 4, 5, 5),
+               materializable=False, batch_norm=True,
+               cpp=_cpp_layer(lambda cpp: cpp.MultigridBlock(4, 8, stride=2, group_size=4, coarsest=4))),
+    ModuleSpec("multigrid_conv", lambda: MultigridConv2d(8, 8, 3, group_size=4, coarsest=4), (2, 8, 5, 5),
+               materializable=False, batch_norm=True,
+               cpp=_cpp_layer(lambda cpp: cpp.MultigridConv2d(8, 8, 3, group_size=4, coarsest=4))),
+    ModuleSpec("multigrid_conv_strided_pointwise",
+               lambda: MultigridConv2d(8, 16, 1, stride=2, group_size=4, coarsest=4), (2, 8, 5, 5),
+               materializable=False, batch_norm=True,
+               cpp=_cpp_layer(lambda cpp: cpp.MultigridConv2d(8, 16, 1, stride=2, group_size=4, coarsest=4))),
+]
