@@ -12,6 +12,7 @@ from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Type
 from torch import nn
 
 from .nn._convs import DenseConvs
+from .nn.counting import is_compact_layer
 from .nn.filter_summary import FilterSummaryConvs
 from .nn.generated import GeneratedConvs
 from .nn.lowrank import LowrankConvs
@@ -149,7 +150,7 @@ def build(make_model: Callable[[DenseConvs], nn.Module], conv: str = "dense", **
     model = chosen.convs.build(make_model, **options)
     # A family whose options fit none of the model's convs (e.g. a multigrid group size dividing no width) would
     # otherwise hand back the dense model under the family's name.
-    if chosen.name != "dense" and not any(type(m).__module__.startswith("leanconv.nn.") for m in model.modules()):
+    if chosen.name != "dense" and not any(is_compact_layer(m) for m in model.modules()):
         raise ValueError(f"leanconv: conv={conv!r} with options {options} replaces none of the model's convs (each "
                          f"was kept dense); see the family's options in leanconv.families.FAMILIES[{conv!r}]")
     return model

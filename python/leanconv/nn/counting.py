@@ -58,10 +58,16 @@ def multiply_adds(model: nn.Module, x: torch.Tensor) -> int:
     return total[0]
 
 
+def is_compact_layer(module: nn.Module) -> bool:
+    """A family's layer (what it puts in place of a conv or a block: it counts the dense parameters it stands for),
+    not a holder the layers share (a ring, an anchor)."""
+    return hasattr(module, "num_dense_params") and not isinstance(module, SharedHolder)
+
+
 def _check_every_layer_is_counted(model: nn.Module, counted: set) -> None:
     for name, module in model.named_modules():
-        if not hasattr(module, "num_dense_params") or isinstance(module, SharedHolder):
-            continue  # not a compact layer (or a ring or anchor, whose users count the work)
+        if not is_compact_layer(module):
+            continue  # (a ring or anchor: its users count the work)
         if not any(id(m) in counted for m in module.modules()):
             raise TypeError(f"leanconv: {type(module).__name__} at {name or 'the model'} reports no multiply-adds: "
                             f"give it a multiply_adds(input, output) method")
