@@ -85,3 +85,52 @@ def test_the_moonshot_recipe_stays_under_its_parameter_budget():
         model, _ = build_model(parse_args(flags.split()), num_classes=10, in_channels=1)
         learned = sum(p.numel() for p in model.parameters())
         assert ("dense" in name) == (learned > 100_000), (name, learned)
+
+
+def _table_rows(text, header):
+    """The rows of the markdown table under `header` (a line starting with it), as lists of cells."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(header))
+    rows = []
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip("|").split("|")])
+    return rows
+
+
+def test_design_docs_ops_and_public_names_tables_are_the_registrys():
+    """design.md's other family tables hold one row per family, and a family's row names its ops and modules."""
+    import importlib
+
+    text = (REPO / "docs" / "design.md").read_text()
+    families = {name for name in FAMILIES if name != "dense"}
+    ops_rows = {row[0].strip("`"): row for row in _table_rows(text, "| family | ops | modules")}
+    assert set(ops_rows) == families
+    op_family = {}
+    for path in (REPO / "tests" / "python" / "catalogue").glob("[!_]*.py"):
+        module = importlib.import_module(f"catalogue.{path.stem}")
+        for spec in module.OPS:
+            op_family[spec.name] = path.stem
+        for op in getattr(module, "HELPER_OPS", {}):
+            op_family[op] = path.stem
+    for op, owner in op_family.items():  # (the block epilogue's ops are in the shared family's row)
+        row = ops_rows["shared" if owner == "block_epilogue" else owner]
+        assert f"`{op}`" in row[1], (op, row[0])
+    for name in families:
+        for exported in importlib.import_module(f"leanconv.nn.{name}").__all__:
+            if exported[0].isupper():  # (the modules; helper functions need not be listed)
+                assert f"`{exported}`" in ops_rows[name][2], (name, exported)
+    public_rows = {row[0]: row for row in _table_rows(text, "| family | Python modules")}
+    assert set(public_rows) == families
+
+
+def test_the_readme_status_table_has_every_family():
+    text = (REPO / "README.md").read_text()
+    rows = _table_rows(text, "| family | modules | status")
+    for name, family in FAMILIES.items():
+        if name == "dense":
+            continue
+        abbreviation = re.search(r"\((\w+)\)$", family.paper).group(1)  # "Filter Summary (FSNet)" -> FSNet
+        assert sum(f"({abbreviation})" in row[0] for row in rows) == 1, (name, abbreviation)
+    assert len(rows) == len(FAMILIES) - 1
