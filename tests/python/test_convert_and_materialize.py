@@ -5,12 +5,12 @@ import pytest
 import torch
 import torchvision
 from torch import nn
-from torch.utils._python_dispatch import TorchDispatchMode
 
 import leanconv
 from leanconv import models
 from leanconv.convert import convertible_families
 from leanconv.families import FAMILIES
+from op_watch import leanconv_ops_run
 
 TORCHVISION = {"resnet18": torchvision.models.resnet18, "mobilenet_v2": torchvision.models.mobilenet_v2,
                "vgg11_bn": torchvision.models.vgg11_bn}
@@ -51,19 +51,8 @@ def test_convert_torchvision_models(architecture, family, capsys):
 
 
 def _leanconv_ops_run(model, x):
-    class Ops(TorchDispatchMode):
-        def __init__(self):
-            super().__init__()
-            self.seen = set()
-
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            if func.namespace == "leanconv":
-                self.seen.add(func.name())
-            return func(*args, **(kwargs or {}))
-
-    with torch.no_grad(), Ops() as ops:
-        model(x)
-    return ops.seen
+    with torch.no_grad():
+        return leanconv_ops_run(model, x)[0]
 
 
 def test_the_op_watch_sees_leanconv_ops_where_they_run():

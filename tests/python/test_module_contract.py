@@ -19,6 +19,7 @@ from conftest import requires_cuda, requires_extension
 from leanconv.families import FAMILIES
 from leanconv.nn import AnchoredConv2d, EigenConv2d, FilterSummaryConv2d, GeneratedConv2d, ParameterRing
 from module_catalogue import AnchorModel, MODULE_IDS, MODULES, RingModel
+from op_watch import leanconv_ops_run
 
 
 def built(spec, dtype=torch.float64, seed=0):
@@ -47,6 +48,20 @@ def test_materialized_module_computes_the_same(spec):
     materialized = layer.materialize()
     assert isinstance(materialized, nn.Conv2d if spec.conv else nn.Linear)
     torch.testing.assert_close(model(x), materialized(x), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("spec", MODULES, ids=MODULE_IDS)
+def test_every_module_kind_materializes_to_plain_pytorch_of_the_same_function(spec):
+    """leanconv.materialize over every kind, the V-cycles included: no leanconv op runs in the result, and it
+    computes the model's function in training mode (BatchNorms on batch statistics, each updating its own copy)
+    and in eval mode."""
+    model, x = built(spec), example_input(spec)
+    plain = leanconv.materialize(model)
+    seen, plain_training = leanconv_ops_run(plain, x)
+    assert seen == set()
+    torch.testing.assert_close(plain_training, model(x), rtol=1e-10, atol=1e-10)
+    model.eval(), plain.eval()
+    torch.testing.assert_close(plain(x), model(x), rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize("dtype,limit", [(torch.float16, 2e-2), (torch.bfloat16, 6e-2)], ids=["float16", "bfloat16"])
