@@ -19,6 +19,7 @@ from conftest import requires_cuda, requires_extension
 from leanconv.families import FAMILIES
 from leanconv.nn import AnchoredConv2d, EigenConv2d, FilterSummaryConv2d, GeneratedConv2d, ParameterRing
 from module_catalogue import AnchorModel, MODULE_IDS, MODULES, RingModel
+from catalogue._spec import layer_under_test
 from op_watch import leanconv_ops_run
 
 
@@ -367,7 +368,7 @@ def test_every_padding_and_padding_mode_matches_nn_conv2d(family, padding_mode, 
         return
     model = CONV_FAMILIES[family](4, 4, kernel_size, stride=stride, padding=padding, dilation=dilation,
                                   padding_mode=padding_mode).double()
-    layer = model.layers[0] if getattr(model, "holds_shared_state", False) else model
+    layer = layer_under_test(model)
     reference = nn.Conv2d(4, 4, kernel_size, stride, padding, dilation, bias=layer.bias is not None,
                           padding_mode=padding_mode).double()
     with torch.no_grad():

@@ -29,6 +29,11 @@ def _randn(*shape, device="cpu", dtype=torch.float64):
     return torch.randn(*shape, device=device, dtype=dtype)
 
 
+def layer_under_test(model: nn.Module) -> nn.Module:
+    """The first of a holder model's layers (RingModel, AnchorModel), else the model itself."""
+    return model.layers[0] if getattr(model, "holds_shared_state", False) else model
+
+
 @dataclass
 class ModuleSpec:
     name: str
@@ -42,8 +47,7 @@ class ModuleSpec:
     cpp: Optional[Callable] = None
 
     def layer(self, model: nn.Module) -> nn.Module:
-        """The layer under test: the first of a holder model's layers (RingModel, AnchorModel), else the model."""
-        return model.layers[0] if getattr(model, "holds_shared_state", False) else model
+        return layer_under_test(model)
 
 
 def _state(module, prefix=""):
