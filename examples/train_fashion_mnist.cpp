@@ -6,12 +6,15 @@
 //
 //   train_fashion_mnist [--data DIR] [--conv FAMILY] [--epochs N] [--train-subset N] [--test-subset N]
 //                       [--batch-size N] [--lr X] [--weight-decay X] [--seed N] [--save PATH]
-//                       [--ring-size X] [--compression X] [--rank N] [--group-size N] [--coarsest N]
+//                       [--FAMILY-OPTION VALUE ...]
+// The families and their options come from leanconv's C++ family registry (--help lists them).
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <string>
@@ -21,19 +24,32 @@
 
 namespace {
 
+std::string flag_of(std::string name) {
+  std::replace(name.begin(), name.end(), '_', '-');
+  return "--" + name;
+}
+
 struct Options {
   std::string data = "/usr/share/datasets/fashion-mnist";
   std::string save = "train_fashion_mnist.pt";
-  fashion_mnist::FamilyOptions family;
+  fashion_mnist::FamilyChoice family;
   int64_t epochs = 1, train_subset = 0, test_subset = 0, batch_size = 128, seed = 0;
   double lr = 0.1, weight_decay = 5e-4;
 };
 
-const char* kUsage =
-    "usage: train_fashion_mnist [--data DIR] [--conv dense|generated|filter_summary|lowrank|shared|multigrid]\n"
-    "  [--epochs N] [--train-subset N (0: all)] [--test-subset N (0: all)] [--batch-size N] [--lr X]\n"
-    "  [--weight-decay X] [--seed N] [--save PATH] [--ring-size X] [--compression X] [--rank N]\n"
-    "  [--group-size N] [--coarsest N]\n";
+// The usage line, with every registered family and its options (defaults in brackets).
+std::string usage() {
+  std::string families, options;
+  for (const leanconv::nn::ConvFamily* family : leanconv::nn::conv_families()) {
+    families += (families.empty() ? "" : "|") + family->name;
+    for (const auto& option : family->options)
+      options += "  " + flag_of(option.name) + " X   " + family->name + ": " + option.help + " [" +
+                 option.default_value + "]\n";
+  }
+  return "usage: train_fashion_mnist [--data DIR] [--conv " + families + "]\n"
+         "  [--epochs N] [--train-subset N (0: all)] [--test-subset N (0: all)] [--batch-size N] [--lr X]\n"
+         "  [--weight-decay X] [--seed N] [--save PATH] [family options:]\n" + options;
+}
 
 Options parse(int argc, char** argv) {
   Options o;
@@ -48,16 +64,15 @@ Options parse(int argc, char** argv) {
       {"--seed", [&](const std::string& v) { o.seed = std::stoll(v); }},
       {"--lr", [&](const std::string& v) { o.lr = std::stod(v); }},
       {"--weight-decay", [&](const std::string& v) { o.weight_decay = std::stod(v); }},
-      {"--ring-size", [&](const std::string& v) { o.family.ring_size = std::stod(v); }},
-      {"--compression", [&](const std::string& v) { o.family.compression = std::stod(v); }},
-      {"--rank", [&](const std::string& v) { o.family.rank = std::stoll(v); }},
-      {"--group-size", [&](const std::string& v) { o.family.group_size = std::stoll(v); }},
-      {"--coarsest", [&](const std::string& v) { o.family.coarsest = std::stoll(v); }},
   };
+  // Each family's options, read by the chosen family (which refuses another family's).
+  for (const leanconv::nn::ConvFamily* family : leanconv::nn::conv_families())
+    for (const auto& option : family->options)
+      flags.try_emplace(flag_of(option.name), [&o, name = option.name](const std::string& v) { o.family.options[name] = v; });
   for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
     if (flag == "-h" || flag == "--help") {
-      std::cout << kUsage;
+      std::cout << usage();
       std::exit(0);
     }
     auto it = flags.find(flag);
@@ -68,9 +83,7 @@ Options parse(int argc, char** argv) {
       throw std::invalid_argument(flag + " takes a number, got '" + argv[i] + "'");
     }
   }
-  const auto& names = fashion_mnist::family_names();
-  if (std::find(names.begin(), names.end(), o.family.family) == names.end())
-    throw std::invalid_argument("--conv must be one of dense, generated, filter_summary, lowrank, shared, multigrid");
+  leanconv::nn::conv_family(o.family.family);  // an unknown name: the error lists the known ones
   if (o.epochs < 1 || o.batch_size < 1 || o.train_subset < 0 || o.test_subset < 0 || !(o.lr > 0))
     throw std::invalid_argument("--epochs, --batch-size and --lr must be positive, the subsets >= 0");
   return o;
@@ -121,7 +134,7 @@ int run(const Options& o) {
   const auto test = fashion_mnist::load_split(o.data, false, o.test_subset);
   fashion_mnist::CompactResNet20 model(o.family);
   const int64_t learned = count(model->parameters());
-  std::cout << "train_fashion_mnist: ResNet-20, conv=" << o.family.family << ", " << learned << " learned parameters, "
+  std::cout << "train_fashion_mnist: " << model->run_name() << ", conv=" << o.family.family << ", " << learned << " learned parameters, "
             << train.images.size(0) << " training and " << test.images.size(0) << " test images, " << o.epochs
             << " epoch(s)" << std::endl;
 
@@ -160,9 +173,7 @@ int run(const Options& o) {
   torch::load(reloaded, o.save);
   const torch::Tensor again = logits_of(reloaded, test.images, 256);
   const bool same = torch::equal(logits, again);
-  // The multigrid family's model is the MGIC ResNet-20 (compact_resnet.h), named as python -m leanconv.train names it.
-  std::printf("| %s-%s | %lld | %.2f%% | saved to %s, reloaded: %s |\n",
-              o.family.family == "multigrid" ? "mgic_resnet20" : "resnet20", o.family.family.c_str(),
+  std::printf("| %s | %lld | %.2f%% | saved to %s, reloaded: %s |\n", model->run_name().c_str(),
               static_cast<long long>(learned), 100 * accuracy(logits, test.labels), o.save.c_str(),
               same ? "same logits" : "DIFFERENT logits");
   return same ? 0 : 1;
@@ -177,7 +188,7 @@ int main(int argc, char** argv) {
     std::cerr << "train_fashion_mnist: " << e.what_without_backtrace() << "\n";
     return 2;
   } catch (const std::exception& e) {  // bad flags, missing or malformed files
-    std::cerr << "train_fashion_mnist: " << e.what() << "\n" << kUsage;
+    std::cerr << "train_fashion_mnist: " << e.what() << "\n" << usage();
     return 2;
   }
 }

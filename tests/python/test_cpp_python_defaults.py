@@ -2,7 +2,8 @@
 C++ module has its Python namesake, every argument the C++ binding takes has the same default in Python (the
 bindings read theirs from the C++ options structs), an argument required in one is required in the other, and the
 two modules built from the required arguments alone have the same state_dict names and shapes. A default changed on
-one side only (the bindings once made `coarsest` 32 where the C++ options and Python say 16) fails here."""
+one side only (the bindings once made `coarsest` 32 where the C++ options and Python say 16) fails here. The C++
+family registry (what C++ model builders build from) has the Python registry's families, option names and defaults."""
 import ast
 import inspect
 import re
@@ -14,6 +15,7 @@ from torch import nn
 import leanconv
 import leanconv.nn as leanconv_nn
 from conftest import requires_extension
+from leanconv.families import FAMILIES
 
 # Values for the arguments a module requires (whatever the family): large enough for every family's rules at their
 # defaults (a multigrid module's 64 channels reach below the default coarsest of 16 with the default group size 32).
@@ -63,7 +65,7 @@ CLASSES = sorted(cpp_classes())
 
 @requires_extension
 def test_every_bound_module_of_every_family_is_here():
-    families = {family: [] for family in leanconv.families.FAMILIES}
+    families = {family: [] for family in FAMILIES}
     assert len(CLASSES) >= len(families) - 1  # (dense has no module of its own)
     for name in CLASSES:
         assert hasattr(leanconv_nn, name), f"leanconv._C.cpp.{name} has no Python namesake in leanconv.nn"
@@ -113,3 +115,29 @@ def test_the_cpp_and_python_modules_built_from_their_defaults_hold_the_same_tens
 
 def _shapes(state):
     return {name: tuple(tensor.shape) for name, tensor in state.items()}
+
+
+# ---- the family registries: leanconv.families and the C++ one (leanconv/nn/conv_families.h) -----------------
+
+def cpp_families():
+    return {family["name"]: family for family in leanconv._C.cpp.conv_families()}
+
+
+@requires_extension
+def test_the_cpp_registry_has_every_family_of_the_python_registry_and_no_other():
+    assert set(cpp_families()) == set(FAMILIES)
+
+
+@requires_extension
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_a_family_takes_its_options_by_the_python_names_with_the_python_defaults(name):
+    """The C++ family reads a subset of the Python family's options (the C++ model builders take one rank, one ring
+    for the model); each has the Python name, and its default, read by the Python option's parser, is Python's."""
+    python_options = {option.name: option for option in FAMILIES[name].options}
+    cpp = cpp_families()[name]
+    assert cpp["compact"] == (name != "dense")
+    for option, default_text in cpp["options"].items():
+        assert option in python_options, f"conv={name}: the C++ family takes {option!r}, the Python family does not"
+        python_option = python_options[option]
+        assert python_option.parse(default_text) == python_option.default, (
+            f"conv={name}, {option}: default {default_text!r} in C++, {python_option.default!r} in Python")

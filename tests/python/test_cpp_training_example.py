@@ -92,13 +92,19 @@ def test_the_saved_model_loads_into_python_shapes(data_dir, tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--conv", "tensor_train"], "--conv must be one of"),
+    (["--conv", "tensor_train"], "unknown conv family 'tensor_train'; expected one of dense"),
     (["--epochs", "many"], "--epochs takes a number"),
     (["--frobnicate", "1"], "unknown flag"),
-    (["--conv", "multigrid", "--group-size", "3"], "not divisible by group_size = 3"),
+    (["--conv", "multigrid", "--group-size", "3", "--coarsest", "2"], "not divisible by group_size = 3"),
     (["--conv", "multigrid", "--group-size", "16", "--coarsest", "16"], "one channel level"),
-    (["--conv", "generated", "--ring-size", "2"], "--ring-size must be in (0, 1]"),
+    (["--conv", "generated", "--ring-size", "0"], "--ring-size must be a whole count in [1, "),
+    (["--conv", "generated", "--ring-size", "1.5"], "--ring-size must be a whole count in [1, "),
+    (["--conv", "generated", "--ring-size", "10000000"], "or a fraction in (0, 1), got 1e+07"),
     (["--conv", "lowrank", "--rank", "0"], "rank"),
+    (["--conv", "lowrank", "--rank", "1.5"], "--rank takes a whole number, got '1.5'"),
+    (["--conv", "lowrank", "--rank", "two"], "--rank takes a number, got 'two'"),
+    (["--conv", "generated", "--rank", "1"], "--rank is not an option of conv=generated"),
+    (["--ring-size", "0.1"], "--ring-size is not an option of conv=dense"),
 ])
 def test_bad_flags_are_one_line_errors(args, message, data_dir):
     run = _run("--data", data_dir, "--train-subset", 32, "--test-subset", 32, *args)

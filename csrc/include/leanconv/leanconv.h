@@ -1,6 +1,7 @@
 // The one header a LibTorch program includes to use leanconv: every family's ops and modules.
 #pragma once
 
+#include "leanconv/nn/conv_families.h"
 #include "leanconv/nn/filter_summary.h"
 #include "leanconv/nn/generated.h"
 #include "leanconv/nn/lowrank.h"
