@@ -1,7 +1,7 @@
 """Every leanconv op, declared once: sample arguments and an independent float64 reference.
 
 The op-contract suite (test_op_contract.py) runs the same properties over every sample of every op, and the
-fuzz suite (test_fuzz.py) draws arguments around the same ops. A new op adds an OpSpec to its family's file in
+fuzz suites (test_fuzz_<family>.py) draw arguments around the same ops. A new op adds an OpSpec to its family's file in
 catalogue/ (a new family adds its own file), not test code; this module collects every file's OPS and HELPER_OPS
 and offers each file's references (``<op>_reference``) by name.
 

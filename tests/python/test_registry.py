@@ -1,15 +1,17 @@
 """The family registry (leanconv.families) is the one list: everything that enumerates families or ops agrees with
 it, so a new family or op cannot be left out of the docs, tests, benchmarks or tables unnoticed."""
 import ast
-import os
+import importlib
+import pkgutil
 import re
 from pathlib import Path
 
 import torch
 
 import leanconv  # noqa: F401  (registers the ops)
-from leanconv.families import FAMILIES, table_rows
+from leanconv.families import FAMILIES, benchmarks, table_rows
 from leanconv.train.__main__ import MODELS, parse_args
+import catalogue
 from op_catalogue import HELPER_OPS, OPS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -66,11 +68,17 @@ def test_the_helper_op_check_ignores_mentions_that_are_not_calls(tmp_path):
     assert not called & {"grouped_conv2d_rule", "grouped_conv2d_choices", "eigen_conv2d_fused_is_cheaper"}
 
 
-def test_the_fuzz_suite_draws_every_op():
-    text = (REPO / "tests" / "python" / "test_fuzz.py").read_text()
-    fuzzed = set(re.findall(r"^def test_(\w+)\(", text, re.M))
-    missing = [spec.name for spec in OPS if spec.name not in fuzzed]
-    assert not missing, f"ops without a fuzz test of their own in test_fuzz.py: {missing}"
+def test_every_family_fuzzes_each_of_its_ops_in_its_own_fuzz_file():
+    # catalogue/<family>.py declares a family's ops; tests/python/test_fuzz_<family>.py fuzzes each of them.
+    for info in pkgutil.iter_modules(catalogue.__path__):
+        if info.name.startswith("_"):
+            continue
+        ops = [spec.name for spec in getattr(importlib.import_module(f"catalogue.{info.name}"), "OPS", [])]
+        fuzz_file = REPO / "tests" / "python" / f"test_fuzz_{info.name}.py"
+        assert fuzz_file.exists() or not ops, f"{info.name}'s ops {ops} have no fuzz file {fuzz_file.name}"
+        fuzzed = set(re.findall(r"^def test_(\w+)\(", fuzz_file.read_text(), re.M)) if ops else set()
+        missing = [name for name in ops if name not in fuzzed]
+        assert not missing, f"ops without a fuzz test of their own in {fuzz_file.name}: {missing}"
 
 
 def test_the_moonshot_recipe_stays_under_its_parameter_budget():
@@ -134,3 +142,15 @@ def test_the_readme_status_table_has_every_family():
         abbreviation = re.search(r"\((\w+)\)$", family.paper).group(1)  # "Filter Summary (FSNet)" -> FSNet
         assert sum(f"({abbreviation})" in row[0] for row in rows) == 1, (name, abbreviation)
     assert len(rows) == len(FAMILIES) - 1
+
+
+def test_the_readmes_family_lists_name_every_family():
+    """README's list of family pages links each family's page, and its benchmark line names each family's script."""
+    text = (REPO / "README.md").read_text()
+    intro = text[text.index("Families (the architecture"):text.index("```")]
+    linked = set(re.findall(r"\]\(docs/(\w+)\.md\)", intro)) - {"design"}
+    assert linked == set(FAMILIES) - {"dense"}
+    bench_line = re.search(r"^python benchmarks/bench_<family>\.py --help\s+# (.+)$", text, re.M)
+    assert bench_line, "README's benchmark line"
+    listed = {name.strip() for name in bench_line.group(1).split(",")}
+    assert {f"bench_{name}.py" for name in listed} == set(benchmarks())
