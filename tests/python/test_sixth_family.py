@@ -4,9 +4,10 @@ results-table rows and the benchmark rows. The family here is a test-only one (a
 scale times a fixed sign pattern), registered for the test alone.
 
 A real family's own files also include its test catalogue (tests/python/catalogue/<family>.py, collected by the op
-and module contracts). What the registry does not reach yet, and a new family still edits by hand: the C++ side
-(the umbrella header, the C++ training example's list, the kernel driver), the fuzz suite and the tables of README
-and docs/design.md."""
+and module contracts), its fuzz file (tests/python/test_fuzz_<family>.py), its kernel-driver cases
+(benchmarks/gpu/cases/<family>.cpp) and its C++ registry entry (csrc/nn/<family>_convs.cpp; the C++ half of this
+proof is tests/cpp/test_conv_families.cpp). What a new family still edits by hand: its line in the umbrella header
+and its rows in the tables of README and docs/design.md, each compared with the registry by a test."""
 import sys
 from pathlib import Path
 
