@@ -96,6 +96,16 @@ struct TapSteps {
   int64_t quotient, remainder;  // dilation / stride and dilation % stride
 };
 
+// The next tap's offset (dilation times its index) as a quotient and remainder by the stride, from this tap's.
+__device__ __forceinline__ void next_tap(int64_t& quotient, int64_t& remainder, const TapSteps& step, int64_t stride) {
+  quotient += step.quotient;
+  remainder += step.remainder;
+  if (remainder >= stride) {
+    remainder -= stride;
+    ++quotient;
+  }
+}
+
 template <typename scalar_t>
 __global__ void shifted_sum_backward_cuda_kernel(const scalar_t* __restrict__ dy, scalar_t* __restrict__ dz,
                                                  ShiftedSumOperands a, FastDivider stride_h, FastDivider stride_w,
@@ -121,19 +131,9 @@ __global__ void shifted_sum_backward_cuda_kernel(const scalar_t* __restrict__ dy
         }
         channel -= s.step;
         if (channel < 0) channel += s.channels;
-        tq_w += step_w.quotient;
-        tr_w += step_w.remainder;
-        if (tr_w >= s.stride_w) {
-          tr_w -= s.stride_w;
-          ++tq_w;
-        }
+        next_tap(tq_w, tr_w, step_w, s.stride_w);
       }
-      tq_h += step_h.quotient;
-      tr_h += step_h.remainder;
-      if (tr_h >= s.stride_h) {
-        tr_h -= s.stride_h;
-        ++tq_h;
-      }
+      next_tap(tq_h, tr_h, step_h, s.stride_h);
     }
     dz[pos.n * a.out.n + pos.c * a.out.c + pos.h * a.out.h + pos.w * a.out.w] = static_cast<scalar_t>(sum);
   }

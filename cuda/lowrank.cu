@@ -39,72 +39,76 @@ constexpr int kTileO = 64, kTilePixels = 64, kChunk = 16, kBlockThreads = 256;
 constexpr int kMicro = 4;  // each thread: kMicro output channels x kMicro pixels
 static_assert((kTileO / kMicro) * (kTilePixels / kMicro) == kBlockThreads, "one register tile per thread");
 
-template <typename scalar_t>
-__global__ void __launch_bounds__(kBlockThreads)
-    eigen_conv2d_forward_kernel(const scalar_t* __restrict__ x, Strides4 xs, const scalar_t* __restrict__ basis,
-                                const scalar_t* __restrict__ coeff,
-                                common::Epilogue<at::opmath_type<scalar_t>> epilogue,
-                                scalar_t* __restrict__ y, Strides4 ys, EigenConv g) {
-  using acc_t = at::opmath_type<scalar_t>;
-  LEANCONV_SHARED(acc_t, z_tile, [kChunk][kTilePixels]);
-  LEANCONV_SHARED(acc_t, coeff_tile, [kChunk][kTileO]);
+// One intermediate value: the depthwise window sum of basis filter `cr` over its input channel at output `pixel`
+// (pixels counted over the batch).
+template <typename scalar_t, typename acc_t = at::opmath_type<scalar_t>>
+__device__ __forceinline__ acc_t depthwise_value(const scalar_t* __restrict__ x, const Strides4& xs,
+                                                 const scalar_t* __restrict__ basis, const EigenConv& g, int64_t cr,
+                                                 int64_t pixel) {
+  const int64_t out_pixels = g.out_pixels(), n = pixel / out_pixels, pq = pixel % out_pixels;
+  const int64_t p = pq / g.out_w, q = pq % g.out_w;
+  const scalar_t* x_c = x + n * xs.n + (cr / g.rank) * xs.c;
+  const scalar_t* e_cr = basis + cr * g.taps();
+  acc_t sum = 0;
+  common::for_each_tap_inside(g, p, q, [&](int64_t i, int64_t j, int64_t h, int64_t w) {
+    sum += static_cast<acc_t>(e_cr[i * g.kernel_w + j]) * static_cast<acc_t>(x_c[h * xs.h + w * xs.w]);
+  });
+  return sum;
+}
 
-  const int tid = threadIdx.x;
-  const int64_t out_pixels = g.out_pixels(), total_pixels = g.batch * out_pixels, mid = g.mid_channels();
-  const int64_t pixel0 = int64_t(blockIdx.x) * kTilePixels, o0 = int64_t(blockIdx.y) * kTileO;
-  const int64_t taps = g.taps();
-
-  // Each thread's register tile: channels o0 + ty*kMicro + a, pixels pixel0 + tx + b*(kTilePixels/kMicro)
-  // (strided pixels keep the output writes of neighbouring threads adjacent).
-  const int tx = tid % (kTilePixels / kMicro), ty = tid / (kTilePixels / kMicro);
-  acc_t acc[kMicro][kMicro] = {};
-
-  for (int64_t k0 = 0; k0 < mid; k0 += kChunk) {
-    // Depthwise stage for channels [k0, k0 + kChunk) and the tile's pixels.
-    for (int e = tid; e < kChunk * kTilePixels; e += kBlockThreads) {
-      const int kk = e / kTilePixels, pp = e % kTilePixels;
-      const int64_t cr = k0 + kk, pixel = pixel0 + pp;
-      acc_t sum = 0;
-      if (cr < mid && pixel < total_pixels) {
-        const int64_t n = pixel / out_pixels, pq = pixel % out_pixels;
-        const int64_t p = pq / g.out_w, q = pq % g.out_w, c = cr / g.rank;
-        const scalar_t* x_c = x + n * xs.n + c * xs.c;
-        const scalar_t* e_cr = basis + cr * taps;
-        for (int64_t i = 0; i < g.kernel_h; ++i) {
-          const int64_t h = p * g.stride_h - g.pad_h + i * g.dil_h;
-          if (h < 0 || h >= g.in_h) continue;
-          for (int64_t j = 0; j < g.kernel_w; ++j) {
-            const int64_t w = q * g.stride_w - g.pad_w + j * g.dil_w;
-            if (w < 0 || w >= g.in_w) continue;
-            sum += static_cast<acc_t>(e_cr[i * g.kernel_w + j]) * static_cast<acc_t>(x_c[h * xs.h + w * xs.w]);
-          }
-        }
-      }
-      z_tile[kk][pp] = sum;
-    }
-    // coeff[o0 .. o0 + kTileO, k0 .. k0 + kChunk), read along its contiguous C_in*R axis.
-    for (int e = tid; e < kChunk * kTileO; e += kBlockThreads) {
-      const int kk = e % kChunk, oo = e / kChunk;
-      const int64_t cr = k0 + kk, o = o0 + oo;
-      coeff_tile[kk][oo] = (cr < mid && o < g.out_channels) ? static_cast<acc_t>(coeff[o * mid + cr]) : acc_t(0);
-    }
-    __syncthreads();
-#pragma unroll
-    for (int kk = 0; kk < kChunk; ++kk) {
-      acc_t a[kMicro], b[kMicro];
-#pragma unroll
-      for (int m = 0; m < kMicro; ++m) {
-        a[m] = coeff_tile[kk][ty * kMicro + m];
-        b[m] = z_tile[kk][tx + m * (kTilePixels / kMicro)];
-      }
-#pragma unroll
-      for (int u = 0; u < kMicro; ++u)
-#pragma unroll
-        for (int v = 0; v < kMicro; ++v) acc[u][v] += a[u] * b[v];
-    }
-    __syncthreads();
+// The depthwise stage for intermediate channels [k0, k0 + kChunk) and the tile's pixels, into shared memory (zero
+// past the last channel or pixel).
+template <typename scalar_t, typename acc_t>
+__device__ __forceinline__ void depthwise_chunk(acc_t (&z_tile)[kChunk][kTilePixels], const scalar_t* __restrict__ x,
+                                                const Strides4& xs, const scalar_t* __restrict__ basis,
+                                                const EigenConv& g, int64_t k0, int64_t pixel0) {
+  const int64_t total_pixels = g.batch * g.out_pixels(), mid = g.mid_channels();
+  for (int e = threadIdx.x; e < kChunk * kTilePixels; e += kBlockThreads) {
+    const int kk = e / kTilePixels, pp = e % kTilePixels;
+    const int64_t cr = k0 + kk, pixel = pixel0 + pp;
+    z_tile[kk][pp] = cr < mid && pixel < total_pixels ? depthwise_value(x, xs, basis, g, cr, pixel) : acc_t(0);
   }
+}
 
+// coeff[o0 .. o0 + kTileO, k0 .. k0 + kChunk) into shared memory, read along its contiguous C_in*R axis.
+template <typename scalar_t, typename acc_t>
+__device__ __forceinline__ void coeff_chunk(acc_t (&coeff_tile)[kChunk][kTileO], const scalar_t* __restrict__ coeff,
+                                            const EigenConv& g, int64_t k0, int64_t o0) {
+  const int64_t mid = g.mid_channels();
+  for (int e = threadIdx.x; e < kChunk * kTileO; e += kBlockThreads) {
+    const int kk = e % kChunk, oo = e / kChunk;
+    const int64_t cr = k0 + kk, o = o0 + oo;
+    coeff_tile[kk][oo] = (cr < mid && o < g.out_channels) ? static_cast<acc_t>(coeff[o * mid + cr]) : acc_t(0);
+  }
+}
+
+// The thread's register tile += its kMicro channels of the coeff chunk times its kMicro pixels of the z chunk.
+template <typename acc_t>
+__device__ __forceinline__ void accumulate_chunk(acc_t (&acc)[kMicro][kMicro],
+                                                 const acc_t (&z_tile)[kChunk][kTilePixels],
+                                                 const acc_t (&coeff_tile)[kChunk][kTileO], int tx, int ty) {
+#pragma unroll
+  for (int kk = 0; kk < kChunk; ++kk) {
+    acc_t a[kMicro], b[kMicro];
+#pragma unroll
+    for (int m = 0; m < kMicro; ++m) {
+      a[m] = coeff_tile[kk][ty * kMicro + m];
+      b[m] = z_tile[kk][tx + m * (kTilePixels / kMicro)];
+    }
+#pragma unroll
+    for (int u = 0; u < kMicro; ++u)
+#pragma unroll
+      for (int v = 0; v < kMicro; ++v) acc[u][v] += a[u] * b[v];
+  }
+}
+
+// The register tile through the epilogue (bias, BatchNorm, activation) into y, skipping what lies past the edges.
+template <typename scalar_t, typename acc_t>
+__device__ __forceinline__ void store_tile(const acc_t (&acc)[kMicro][kMicro],
+                                           const common::Epilogue<acc_t>& epilogue, scalar_t* __restrict__ y,
+                                           const Strides4& ys, const EigenConv& g, int64_t pixel0, int64_t o0, int tx,
+                                           int ty) {
+  const int64_t out_pixels = g.out_pixels(), total_pixels = g.batch * out_pixels;
 #pragma unroll
   for (int v = 0; v < kMicro; ++v) {
     const int64_t pixel = pixel0 + tx + v * (kTilePixels / kMicro);
@@ -117,6 +121,30 @@ __global__ void __launch_bounds__(kBlockThreads)
       y[n * ys.n + o * ys.c + p * ys.h + q * ys.w] = static_cast<scalar_t>(epilogue.apply(acc[u][v], o));
     }
   }
+}
+
+template <typename scalar_t>
+__global__ void __launch_bounds__(kBlockThreads)
+    eigen_conv2d_forward_kernel(const scalar_t* __restrict__ x, Strides4 xs, const scalar_t* __restrict__ basis,
+                                const scalar_t* __restrict__ coeff,
+                                common::Epilogue<at::opmath_type<scalar_t>> epilogue,
+                                scalar_t* __restrict__ y, Strides4 ys, EigenConv g) {
+  using acc_t = at::opmath_type<scalar_t>;
+  LEANCONV_SHARED(acc_t, z_tile, [kChunk][kTilePixels]);
+  LEANCONV_SHARED(acc_t, coeff_tile, [kChunk][kTileO]);
+  const int64_t pixel0 = int64_t(blockIdx.x) * kTilePixels, o0 = int64_t(blockIdx.y) * kTileO;
+  // Each thread's register tile: channels o0 + ty*kMicro + a, pixels pixel0 + tx + b*(kTilePixels/kMicro)
+  // (strided pixels keep the output writes of neighbouring threads adjacent).
+  const int tx = threadIdx.x % (kTilePixels / kMicro), ty = threadIdx.x / (kTilePixels / kMicro);
+  acc_t acc[kMicro][kMicro] = {};
+  for (int64_t k0 = 0; k0 < g.mid_channels(); k0 += kChunk) {
+    depthwise_chunk(z_tile, x, xs, basis, g, k0, pixel0);
+    coeff_chunk(coeff_tile, coeff, g, k0, o0);
+    __syncthreads();
+    accumulate_chunk(acc, z_tile, coeff_tile, tx, ty);
+    __syncthreads();  // the next chunk overwrites the tiles
+  }
+  store_tile(acc, epilogue, y, ys, g, pixel0, o0, tx, ty);
 }
 
 at::Tensor eigen_conv2d_cuda(const at::Tensor& input, const at::Tensor& basis, const at::Tensor& coeff,

@@ -45,19 +45,13 @@ __global__ void grouped_conv2d_forward_kernel(const scalar_t* __restrict__ x, St
     acc_t acc[kMicro] = {};
     const scalar_t* x_n = x + n * xs.n + group * g.group_in() * xs.c;
     for (int64_t c = 0; c < g.group_in(); ++c) {
-      for (int64_t i = 0; i < g.kernel_h; ++i) {
-        const int64_t h = p * g.stride_h - g.pad_h + i * g.dil_h;
-        if (h < 0 || h >= g.in_h) continue;
-        for (int64_t j = 0; j < g.kernel_w; ++j) {
-          const int64_t w = q * g.stride_w - g.pad_w + j * g.dil_w;
-          if (w < 0 || w >= g.in_w) continue;
-          const acc_t v = static_cast<acc_t>(x_n[c * xs.c + h * xs.h + w * xs.w]);
-          const scalar_t* w_tap = weight + o0 * g.filter_size() + c * g.taps() + i * g.kernel_w + j;
+      common::for_each_tap_inside(g, p, q, [&](int64_t i, int64_t j, int64_t h, int64_t w) {
+        const acc_t v = static_cast<acc_t>(x_n[c * xs.c + h * xs.h + w * xs.w]);
+        const scalar_t* w_tap = weight + o0 * g.filter_size() + c * g.taps() + i * g.kernel_w + j;
 #pragma unroll
-          for (int m = 0; m < kMicro; ++m)
-            if (m < filters) acc[m] += static_cast<acc_t>(w_tap[m * g.filter_size()]) * v;
-        }
-      }
+        for (int m = 0; m < kMicro; ++m)
+          if (m < filters) acc[m] += static_cast<acc_t>(w_tap[m * g.filter_size()]) * v;
+      });
     }
 #pragma unroll
     for (int m = 0; m < kMicro; ++m)

@@ -19,6 +19,21 @@ struct ConvWindow {
   LEANCONV_HOST_DEVICE int64_t out_pixels() const { return out_h * out_w; }
 };
 
+// Calls tap(i, j, h, w) for each tap (i, j) of output pixel (p, q) that reads inside the image, (h, w) being the
+// input pixel it reads, in tap order: the window walk of the direct one-pixel-a-thread kernels.
+template <typename Tap>
+LEANCONV_HOST_DEVICE void for_each_tap_inside(const ConvWindow& g, int64_t p, int64_t q, const Tap& tap) {
+  for (int64_t i = 0; i < g.kernel_h; ++i) {
+    const int64_t h = p * g.stride_h - g.pad_h + i * g.dil_h;
+    if (h < 0 || h >= g.in_h) continue;
+    for (int64_t j = 0; j < g.kernel_w; ++j) {
+      const int64_t w = q * g.stride_w - g.pad_w + j * g.dil_w;
+      if (w < 0 || w >= g.in_w) continue;
+      tap(i, j, h, w);
+    }
+  }
+}
+
 // Element strides of a 4-D (N, C, H, W) tensor in any memory format: kernels that index through them read and
 // write channels_last tensors without copies.
 struct Strides4 {

@@ -118,6 +118,33 @@ at::Tensor convolution(const at::Tensor& input, const at::Tensor& weight, const 
   return bias.has_value() && bias->defined() ? y.add(bias->view({1, -1, 1, 1})) : y;
 }
 
+namespace {
+
+// Tap (i, j)'s share of the backward: its input-gradient block added into grad_input (where it is wanted) and its
+// weight gradient, (O, C/G), returned (undefined where it is not wanted).
+at::Tensor tap_backward(const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& weight,
+                        const Geometry& g, int64_t i, int64_t j, at::IntArrayRef stride, at::IntArrayRef padding,
+                        at::IntArrayRef dilation, std::array<bool, 2> output_mask, at::Tensor& grad_input) {
+  const auto tap = tap_of(input, g, i, j, stride, padding, dilation);
+  if (!tap.input.defined() || g.batch == 0) return at::zeros({g.out_channels, g.per_group}, weight.options());
+  const auto grad_block =
+      grad_output.slice(2, tap.rows.lo, tap.rows.hi)
+          .slice(3, tap.cols.lo, tap.cols.hi)
+          .reshape({g.batch, g.groups, g.out_channels / g.groups, tap.input.size(3), tap.input.size(4)});
+  if (output_mask[0]) {
+    const auto block = at::einsum("goc,ngohw->ngchw", {tap_weight(weight, g, i, j), grad_block})
+                           .reshape({g.batch, g.channels, tap.input.size(3), tap.input.size(4)});
+    const int64_t rows_end = tap.rows.first + (tap.rows.hi - tap.rows.lo - 1) * stride[0] + 1;
+    const int64_t cols_end = tap.cols.first + (tap.cols.hi - tap.cols.lo - 1) * stride[1] + 1;
+    grad_input = add_block(grad_input, block, tap.rows.first, rows_end, stride[0], tap.cols.first, cols_end, stride[1]);
+  }
+  return output_mask[1]
+             ? at::einsum("ngohw,ngchw->goc", {grad_block, tap.input}).reshape({g.out_channels, g.per_group})
+             : at::Tensor();
+}
+
+}  // namespace
+
 std::tuple<at::Tensor, at::Tensor> convolution_backward(const at::Tensor& grad_output, const at::Tensor& input,
                                                         const at::Tensor& weight, at::IntArrayRef stride,
                                                         at::IntArrayRef padding, at::IntArrayRef dilation,
@@ -131,35 +158,12 @@ std::tuple<at::Tensor, at::Tensor> convolution_backward(const at::Tensor& grad_o
   const auto g = geometry_of(input, weight, stride, padding, dilation, groups);
   auto grad_input = output_mask[0] ? at::zeros_like(input) : at::Tensor();
   std::vector<at::Tensor> grad_taps;  // (O, C/G) per tap, row-major over (i, j)
-  for (int64_t i = 0; i < g.kh; ++i) {
-    for (int64_t j = 0; j < g.kw; ++j) {
-      const auto tap = tap_of(input, g, i, j, stride, padding, dilation);
-      if (!tap.input.defined() || g.batch == 0) {
-        grad_taps.push_back(at::zeros({g.out_channels, g.per_group}, weight.options()));
-        continue;
-      }
-      const auto grad_block = grad_output.slice(2, tap.rows.lo, tap.rows.hi)
-                                  .slice(3, tap.cols.lo, tap.cols.hi)
-                                  .reshape({g.batch, g.groups, g.out_channels / g.groups, tap.input.size(3),
-                                            tap.input.size(4)});
-      if (output_mask[0]) {
-        const auto block = at::einsum("goc,ngohw->ngchw", {tap_weight(weight, g, i, j), grad_block})
-                               .reshape({g.batch, g.channels, tap.input.size(3), tap.input.size(4)});
-        const int64_t rows_end = tap.rows.first + (tap.rows.hi - tap.rows.lo - 1) * stride[0] + 1;
-        const int64_t cols_end = tap.cols.first + (tap.cols.hi - tap.cols.lo - 1) * stride[1] + 1;
-        grad_input = add_block(grad_input, block, tap.rows.first, rows_end, stride[0], tap.cols.first, cols_end,
-                               stride[1]);
-      }
-      grad_taps.push_back(output_mask[1] ? at::einsum("ngohw,ngchw->goc", {grad_block, tap.input})
-                                               .reshape({g.out_channels, g.per_group})
-                                         : at::Tensor());
-    }
-  }
-  at::Tensor grad_weight;
-  if (output_mask[1]) {
-    grad_weight = at::stack(grad_taps, 2).reshape({g.out_channels, g.per_group, g.kh, g.kw}).contiguous();
-  }
-  return {grad_input, grad_weight};
+  for (int64_t i = 0; i < g.kh; ++i)
+    for (int64_t j = 0; j < g.kw; ++j)
+      grad_taps.push_back(
+          tap_backward(grad_output, input, weight, g, i, j, stride, padding, dilation, output_mask, grad_input));
+  if (!output_mask[1]) return {grad_input, at::Tensor()};
+  return {grad_input, at::stack(grad_taps, 2).reshape({g.out_channels, g.per_group, g.kh, g.kw}).contiguous()};
 }
 
 }  // namespace leanconv::composite

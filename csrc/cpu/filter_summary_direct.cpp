@@ -18,6 +18,7 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <optional>
 
 #include "common/filter_summary.h"
 #include "common/filter_summary_checks.h"
@@ -109,11 +110,12 @@ void add_tap(const common::ShiftedSum& s, const TapRange& r, const scalar_t* pla
   }
 }
 
-at::Tensor segment_conv2d_kernel(const at::Tensor& input, const at::Tensor& segments_in, int64_t kernel_h,
-                                 int64_t kernel_w, int64_t channel_step, at::IntArrayRef stride,
-                                 at::IntArrayRef padding, at::IntArrayRef dilation) {
-  const auto s =
-      checks::segment_conv2d_geometry(input, segments_in, kernel_h, kernel_w, channel_step, stride, padding, dilation);
+// The cases the banded kernel below does not take, answered otherwise: an empty input (zeros), channels_last (one
+// GEMM and the shifted sum) and half / bfloat16 (the composite, on oneDNN's 1x1 conv). Empty for the banded kernel.
+std::optional<at::Tensor> segment_conv2d_elsewhere(const common::ShiftedSum& s, const at::Tensor& input,
+                                                   const at::Tensor& segments_in, int64_t channel_step,
+                                                   at::IntArrayRef stride, at::IntArrayRef padding,
+                                                   at::IntArrayRef dilation) {
   if (input.numel() == 0) {
     // No input values: zeros, in the input's layout unless the output is empty (its strides may not fit then).
     auto y = at::zeros({input.size(0), s.channels, s.out_h, s.out_w}, input.options());
@@ -124,45 +126,64 @@ at::Tensor segment_conv2d_kernel(const at::Tensor& input, const at::Tensor& segm
     const auto z = at::mm(input.permute({0, 2, 3, 1}).reshape({-1, input.size(1)}), segments_in.t())
                        .view({input.size(0), s.in_h, s.in_w, s.channels})
                        .permute({0, 3, 1, 2});
-    return shifted_sum_kernel(z, kernel_h, kernel_w, channel_step, stride, padding, dilation);
+    return shifted_sum_kernel(z, s.kernel_h, s.kernel_w, channel_step, stride, padding, dilation);
   }
   if (at::isReducedFloatingType(input.scalar_type())) {  // oneDNN's half / bfloat16 1x1 conv over the whole batch
-    return composite::segment_conv2d_composite(input, segments_in, kernel_h, kernel_w, channel_step, stride, padding,
-                                         dilation);
+    return composite::segment_conv2d_composite(input, segments_in, s.kernel_h, s.kernel_w, channel_step, stride,
+                                               padding, dilation);
   }
+  return std::nullopt;
+}
+
+// Output rows [p0, p1) of image n, every output channel: z = segments x (the input rows they read), into the
+// task's buffer `z`, then each output plane is the sum of its taps' shifted z rows.
+template <typename scalar_t>
+void segment_conv2d_band(const common::ShiftedSum& s, const at::Tensor& x, const at::Tensor& segments, int64_t n,
+                         int64_t p0, int64_t p1, at::Tensor& z, scalar_t* out) {
+  const int64_t C = x.size(1), M = s.channels, plane_in = s.in_h * s.in_w;
+  const auto rows = input_rows(s, p0, p1);
+  const int64_t pixels = (rows.last - rows.first) * s.in_w;
+  auto z_band = z.narrow(1, 0, pixels);
+  if (pixels > 0) {
+    // x[n, :, first:last, :] as a (C_in, pixels) matrix whose rows are planes apart.
+    const auto x_band = x.as_strided({C, pixels}, {plane_in, 1}, x.storage_offset() + n * C * plane_in + rows.first * s.in_w);
+    at::mm_out(z_band, segments, x_band);
+  }
+  const scalar_t* z_data = z_band.const_data_ptr<scalar_t>();
+  const int64_t z_stride = z_band.stride(0);
+  for (int64_t o = 0; o < M; ++o) {
+    scalar_t* dst = out + ((n * M + o) * s.out_h + p0) * s.out_w;
+    std::fill(dst, dst + (p1 - p0) * s.out_w, scalar_t(0));
+    for_each_tap(s, [&](const TapRange& r) {
+      add_tap(s, r, z_data + s.source_channel(o, r.tap) * z_stride, rows.first, p0, p1, dst);
+    });
+  }
+}
+
+at::Tensor segment_conv2d_kernel(const at::Tensor& input, const at::Tensor& segments_in, int64_t kernel_h,
+                                 int64_t kernel_w, int64_t channel_step, at::IntArrayRef stride,
+                                 at::IntArrayRef padding, at::IntArrayRef dilation) {
+  const auto s =
+      checks::segment_conv2d_geometry(input, segments_in, kernel_h, kernel_w, channel_step, stride, padding, dilation);
+  if (auto answered = segment_conv2d_elsewhere(s, input, segments_in, channel_step, stride, padding, dilation))
+    return *answered;
   const auto segments = segments_in.contiguous();
   const auto x = input.contiguous();
-  const int64_t batch = input.size(0), C = input.size(1), M = s.channels, plane_in = s.in_h * s.in_w;
-  auto y = at::empty({batch, M, s.out_h, s.out_w}, x.options());
+  const int64_t batch = input.size(0);
+  auto y = at::empty({batch, s.channels, s.out_h, s.out_w}, x.options());
+  // The output in bands of rows, one task an image's band, so that a band's z stays in cache.
   const int64_t band_rows = rows_per_band(s, batch, x.element_size());
   const int64_t bands = (s.out_h + band_rows - 1) / band_rows;
   const int64_t z_rows = std::min(
       s.in_h, checks::saturating_add(checks::saturating_mul(band_rows, s.stride_h), (s.kernel_h - 1) * s.dil_h));
-  // float and double only (half and bfloat16 took the composite above): the sums run in the output itself.
+  // float and double only (half and bfloat16 were answered elsewhere): the sums run in the output itself.
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "segment_conv2d_cpu", [&] {
     scalar_t* out = y.mutable_data_ptr<scalar_t>();
     for_task_ranges(batch * bands, [&](int64_t begin, int64_t end) {
-      auto z = at::empty({M, z_rows * s.in_w}, x.options());
+      auto z = at::empty({s.channels, z_rows * s.in_w}, x.options());
       for (int64_t task = begin; task < end; ++task) {
-        const int64_t n = task / bands, p0 = (task % bands) * band_rows, p1 = std::min(p0 + band_rows, s.out_h);
-        const auto rows = input_rows(s, p0, p1);
-        const int64_t pixels = (rows.last - rows.first) * s.in_w;
-        auto z_band = z.narrow(1, 0, pixels);
-        if (pixels > 0) {
-          // x[n, :, first:last, :] as a (C_in, pixels) matrix whose rows are planes apart.
-          const auto x_band =
-              x.as_strided({C, pixels}, {plane_in, 1}, x.storage_offset() + n * C * plane_in + rows.first * s.in_w);
-          at::mm_out(z_band, segments, x_band);
-        }
-        const scalar_t* z_data = z_band.const_data_ptr<scalar_t>();
-        const int64_t z_stride = z_band.stride(0);
-        for (int64_t o = 0; o < M; ++o) {
-          scalar_t* dst = out + ((n * M + o) * s.out_h + p0) * s.out_w;
-          std::fill(dst, dst + (p1 - p0) * s.out_w, scalar_t(0));
-          for_each_tap(s, [&](const TapRange& r) {
-            add_tap(s, r, z_data + s.source_channel(o, r.tap) * z_stride, rows.first, p0, p1, dst);
-          });
-        }
+        const int64_t n = task / bands, p0 = (task % bands) * band_rows;
+        segment_conv2d_band(s, x, segments, n, p0, std::min(p0 + band_rows, s.out_h), z, out);
       }
     });
   });

@@ -53,24 +53,21 @@ at::Tensor generate_weights_kernel(const at::Tensor& ring, int64_t seed, int64_t
 constexpr int kBucketBits = 15;
 constexpr int64_t kSortChunk = int64_t(1) << 16;
 
-// Adds g[j] * scale * sign into a[m] for every position j, with (m, sign) from entry[j]. A counting sort by ring
-// bucket first (stable: positions keep their order inside a bucket), then each bucket is reduced by one thread
-// with its slice of the ring in cache. Every ring entry sums its contributions in increasing position order.
-template <typename Entry, typename opmath_t, typename scalar_t>
-void bucketed_reduce(const Entry* entry, const scalar_t* g, int64_t numel, int64_t ring_size, opmath_t scale,
-                     opmath_t* a) {
-  const int64_t buckets = ((ring_size - 1) >> kBucketBits) + 1;
-  const int64_t chunks = (numel + kSortChunk - 1) / kSortChunk;
-  // [chunk][bucket]: first the counts, then where the chunk's items of that bucket go.
-  std::vector<int64_t> place(chunks * buckets, 0);
+// The counting sort's first pass: place[c * buckets + b] = the positions of chunk c whose entry lies in bucket b.
+template <typename Entry>
+void count_by_bucket(const Entry* entry, int64_t numel, int64_t chunks, int64_t buckets, std::vector<int64_t>& place) {
   at::parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
     for (int64_t c = c0; c < c1; ++c) {
       int64_t* count = place.data() + c * buckets;
-      for (int64_t j = c * kSortChunk, end = std::min(numel, j + kSortChunk); j < end; ++j) {
+      for (int64_t j = c * kSortChunk, end = std::min(numel, j + kSortChunk); j < end; ++j)
         ++count[entry_index(entry[j]) >> kBucketBits];
-      }
     }
   });
+}
+
+// The counts become where each chunk's items of each bucket go (buckets in order, chunks in order within a
+// bucket); returns where each bucket begins (and, last, where the last one ends).
+std::vector<int64_t> bucket_places(int64_t chunks, int64_t buckets, std::vector<int64_t>& place) {
   std::vector<int64_t> bucket_begin(buckets + 1);
   int64_t running = 0;
   for (int64_t b = 0; b < buckets; ++b) {
@@ -82,6 +79,20 @@ void bucketed_reduce(const Entry* entry, const scalar_t* g, int64_t numel, int64
     }
   }
   bucket_begin[buckets] = running;
+  return bucket_begin;
+}
+
+// Adds g[j] * scale * sign into a[m] for every position j, with (m, sign) from entry[j]. A counting sort by ring
+// bucket first (stable: positions keep their order inside a bucket), then each bucket is reduced by one thread
+// with its slice of the ring in cache. Every ring entry sums its contributions in increasing position order.
+template <typename Entry, typename opmath_t, typename scalar_t>
+void bucketed_reduce(const Entry* entry, const scalar_t* g, int64_t numel, int64_t ring_size, opmath_t scale,
+                     opmath_t* a) {
+  const int64_t buckets = ((ring_size - 1) >> kBucketBits) + 1;
+  const int64_t chunks = (numel + kSortChunk - 1) / kSortChunk;
+  std::vector<int64_t> place(chunks * buckets, 0);  // [chunk][bucket]
+  count_by_bucket(entry, numel, chunks, buckets, place);
+  const std::vector<int64_t> bucket_begin = bucket_places(chunks, buckets, place);
   std::unique_ptr<Entry[]> sorted_entry(new Entry[numel]);
   std::unique_ptr<opmath_t[]> sorted_value(new opmath_t[numel]);
   at::parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {

@@ -15,14 +15,37 @@ namespace {
 
 constexpr int kBlock = 512;
 
+// Cycle walking for one block: the values at the `pending` positions listed in side 0 of the pending lists are
+// outside [0, T); each pass applies the network to every listed value (a straight loop over whole groups of lanes)
+// and lists those still outside, until none is. Double-buffered lists: reading one while writing the other keeps
+// the compaction free of store-to-load hazards.
+__attribute__((always_inline)) inline void walk_pending(const common::RingPermutation& perm, uint32_t* value,
+                                                        uint32_t (&pending_value)[2][kBlock + kLanes],
+                                                        int32_t (&pending_index)[2][kBlock + kLanes], int pending) {
+  const uint64_t total = perm.total;
+  for (int side = 0; pending > 0; side ^= 1) {
+    uint32_t* walking = pending_value[side];
+    const int padded = (pending + kLanes - 1) / kLanes * kLanes;  // padding lanes hold stale values
+    for (int k = 0; k < padded; ++k) walking[k] = perm.feistel(walking[k]);
+    int still = 0;
+    for (int k = 0; k < pending; ++k) {
+      const uint32_t v = walking[k];
+      const int32_t i = pending_index[side][k];
+      value[i] = v;
+      pending_index[side ^ 1][still] = i;
+      pending_value[side ^ 1][still] = v;
+      still += v >= total;
+    }
+    pending = still;
+  }
+}
+
 template <typename Entry>
 __attribute__((always_inline)) inline void signed_ring_entries_32_body(const common::RingPermutation& perm,
                                                                        uint64_t first, int64_t count, Entry* out) {
   uint32_t value[kBlock];
   uint32_t negative[kBlock];
-  // Double-buffered lists of the values still outside [0, T): reading one while writing the other keeps
-  // the compaction free of store-to-load hazards.
-  uint32_t pending_value[2][kBlock + kLanes];
+  uint32_t pending_value[2][kBlock + kLanes];  // the values still outside [0, T), for walk_pending
   int32_t pending_index[2][kBlock + kLanes];
   const uint64_t total = perm.total;
   for (int64_t base = 0; base < count; base += kBlock) {
@@ -35,21 +58,7 @@ __attribute__((always_inline)) inline void signed_ring_entries_32_body(const com
       pending_value[0][pending] = value[i];
       pending += value[i] >= total;
     }
-    for (int side = 0; pending > 0; side ^= 1) {
-      uint32_t* walking = pending_value[side];
-      const int padded = (pending + kLanes - 1) / kLanes * kLanes;  // padding lanes hold stale values
-      for (int k = 0; k < padded; ++k) walking[k] = perm.feistel(walking[k]);
-      int still = 0;
-      for (int k = 0; k < pending; ++k) {
-        const uint32_t v = walking[k];
-        const int32_t i = pending_index[side][k];
-        value[i] = v;
-        pending_index[side ^ 1][still] = i;
-        pending_value[side ^ 1][still] = v;
-        still += v >= total;
-      }
-      pending = still;
-    }
+    walk_pending(perm, value, pending_value, pending_index, pending);
     for (int i = 0; i < n; ++i) negative[i] = perm.negative_32(start + static_cast<uint32_t>(i));
     for (int i = 0; i < n; ++i) {
       const auto m = static_cast<Entry>(perm.reduce(value[i]));

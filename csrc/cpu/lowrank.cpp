@@ -106,6 +106,57 @@ void depthwise_tile(const scalar_t* x, const Strides4& xs, const acc_t* basis, c
   }
 }
 
+// What the forward's tiles read and write: the input and output through their strides, basis and coeff in the
+// op-math type (basis padded as padded_basis), the bias through the epilogue.
+template <typename scalar_t, typename acc_t>
+struct ForwardOperands {
+  const scalar_t* x;
+  Strides4 xs;
+  const acc_t* basis;
+  at::Tensor coeff;  // (C_out, C_in*R), contiguous
+  common::Epilogue<acc_t> epilogue;
+  scalar_t* y;
+  Strides4 ys;
+};
+
+// One thread's buffers for the forward's tiles: the phased input rows of one channel, the tile's z and output, and
+// z with its columns compacted for the GEMM where the rows are padded.
+template <typename acc_t>
+struct ForwardBuffers {
+  ForwardBuffers(const EigenConv& g, const TilePlan& plan, const BandTiles& tiles)
+      : compact(tiles.full.row_length != g.out_w),
+        phased(tiles.full.phased_size()),
+        z(g.mid_channels() * plan.images * tiles.full.pixels()),
+        y_tile(g.out_channels * plan.images * tiles.full.pixels()),
+        z_compact(compact ? z.size() : 0) {}
+  bool compact;
+  std::vector<acc_t> phased, z, y_tile, z_compact;
+};
+
+// Tile `index` of the forward (an image group's row band): the depthwise stage of each of its images into z, one
+// GEMM with coeff, and the output rows through the epilogue.
+template <typename scalar_t, typename acc_t>
+void forward_tile(const EigenConv& g, const TilePlan& plan, const BandTiles& tiles,
+                  const ForwardOperands<scalar_t, acc_t>& op, int64_t index, ForwardBuffers<acc_t>& b) {
+  const auto acc_type = c10::CppTypeToScalarType<acc_t>::value;
+  const int64_t mid = g.mid_channels();
+  const int64_t n0 = (index / plan.bands) * plan.images, band = index % plan.bands, row0 = tiles.first_row(band);
+  const int64_t images = std::min(plan.images, g.batch - n0);
+  const auto& t = tiles.of(band);
+  const int64_t pixels = images * t.pixels();  // z columns: image-major, then padded rows
+  for (int64_t k = 0; k < images; ++k)
+    depthwise_tile(op.x + (n0 + k) * op.xs.n, op.xs, op.basis, g, t, row0, b.phased.data(), b.z.data() + k * t.pixels(),
+                   pixels);
+  const int64_t segments = images * t.rows, gemm_row = b.compact ? g.out_w : t.row_length;
+  const int64_t gemm_pixels = segments * gemm_row;
+  if (b.compact) compact_columns(b.z.data(), b.z_compact.data(), mid, segments, g.out_w, t.row_length);
+  auto y_matrix = matrix(b.y_tile.data(), g.out_channels, gemm_pixels, acc_type);
+  at::mm_out(y_matrix, op.coeff, matrix(b.compact ? b.z_compact.data() : b.z.data(), mid, gemm_pixels, acc_type));
+  for (int64_t k = 0; k < images; ++k)
+    store_rows(b.y_tile.data() + k * t.rows * gemm_row, gemm_pixels, gemm_row, g.out_channels, t.rows, g.out_w,
+               op.epilogue, 0, row0, op.y + (n0 + k) * op.ys.n, op.ys);
+}
+
 at::Tensor eigen_conv2d_kernel(const at::Tensor& input, const at::Tensor& basis, const at::Tensor& coeff,
                                const std::optional<at::Tensor>& bias, at::IntArrayRef stride, at::IntArrayRef padding,
                                at::IntArrayRef dilation) {
@@ -116,47 +167,24 @@ at::Tensor eigen_conv2d_kernel(const at::Tensor& input, const at::Tensor& basis,
   if (!tile_buffers_fit(g)) return composite::eigen_conv2d_composite(input, basis, coeff, bias, stride, padding, dilation);
   const auto acc_type = at::toOpMathType(input.scalar_type());
   const auto basis_acc = padded_basis(basis, g, acc_type);
-  const auto coeff_acc = coeff.detach().to(acc_type).contiguous();
   const bool has_bias = bias.has_value() && bias->defined();
   const auto bias_acc = has_bias ? bias->detach().to(acc_type).contiguous() : at::Tensor();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), "eigen_conv2d_cpu", [&] {
     using acc_t = at::opmath_type<scalar_t>;
     const TilePlan plan(g);
     const BandTiles tiles(g, plan.rows, g.rank);
-    const int64_t mid = g.mid_channels();
-    const Strides4 xs = strides_of(input), ys = strides_of(output);
-    const scalar_t* x_ptr = input.const_data_ptr<scalar_t>();
-    const acc_t* basis_ptr = basis_acc.const_data_ptr<acc_t>();
-    const auto epilogue =
-        common::Epilogue<acc_t>::bias(has_bias ? bias_acc.const_data_ptr<acc_t>() : nullptr);
-    scalar_t* y_ptr = output.mutable_data_ptr<scalar_t>();
+    const ForwardOperands<scalar_t, acc_t> op{
+        input.const_data_ptr<scalar_t>(), strides_of(input), basis_acc.const_data_ptr<acc_t>(),
+        coeff.detach().to(acc_type).contiguous(),
+        common::Epilogue<acc_t>::bias(has_bias ? bias_acc.const_data_ptr<acc_t>() : nullptr),
+        output.mutable_data_ptr<scalar_t>(), strides_of(output)};
     const int64_t tasks = plan.groups * plan.bands;
     at::parallel_for(0, parallel_tasks(tasks), 1, [&](int64_t begin, int64_t task_end) {
-      const int64_t end = std::min(task_end, tasks);
-      // Worker threads do not inherit the caller's dispatch state: the GEMMs below must not reach autograd.
+      // Worker threads do not inherit the caller's dispatch state: the GEMMs must not reach autograd.
       at::AutoDispatchBelowADInplaceOrView below_autograd;
-      const int64_t capacity = plan.images * tiles.full.pixels();
-      const bool compact = tiles.full.row_length != g.out_w;
-      std::vector<acc_t> phased(tiles.full.phased_size()), z(mid * capacity), y_tile(g.out_channels * capacity);
-      std::vector<acc_t> z_compact(compact ? mid * capacity : 0);
-      for (int64_t index = begin; index < end; ++index) {
-        const int64_t n0 = (index / plan.bands) * plan.images, band = index % plan.bands, row0 = tiles.first_row(band);
-        const int64_t images = std::min(plan.images, g.batch - n0);
-        const auto& t = tiles.of(band);
-        const int64_t pixels = images * t.pixels();  // z columns: image-major, then padded rows
-        for (int64_t k = 0; k < images; ++k)
-          depthwise_tile(x_ptr + (n0 + k) * xs.n, xs, basis_ptr, g, t, row0, phased.data(), z.data() + k * t.pixels(),
-                         pixels);
-        const int64_t segments = images * t.rows, gemm_row = compact ? g.out_w : t.row_length;
-        const int64_t gemm_pixels = segments * gemm_row;
-        if (compact) compact_columns(z.data(), z_compact.data(), mid, segments, g.out_w, t.row_length);
-        auto y_matrix = matrix(y_tile.data(), g.out_channels, gemm_pixels, acc_type);
-        at::mm_out(y_matrix, coeff_acc, matrix(compact ? z_compact.data() : z.data(), mid, gemm_pixels, acc_type));
-        for (int64_t k = 0; k < images; ++k) {
-          store_rows(y_tile.data() + k * t.rows * gemm_row, gemm_pixels, gemm_row, g.out_channels, t.rows, g.out_w,
-                     epilogue, 0, row0, y_ptr + (n0 + k) * ys.n, ys);
-        }
-      }
+      ForwardBuffers<acc_t> buffers(g, plan, tiles);
+      for (int64_t index = begin; index < std::min(task_end, tasks); ++index)
+        forward_tile(g, plan, tiles, op, index, buffers);
     });
   });
   return output;

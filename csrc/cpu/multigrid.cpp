@@ -62,6 +62,34 @@ at::Tensor padded_weight(const at::Tensor& weight, const GroupedConv& g, at::Sca
   return padded;
 }
 
+// What the forward's bands read and write: the input and output through their strides, the padded weight in the
+// op-math type (a group's filters weight_group apart), the bias through the epilogue.
+template <typename scalar_t, typename acc_t>
+struct GroupedForwardOperands {
+  const scalar_t* x;
+  Strides4 xs;
+  const acc_t* weight;
+  int64_t weight_group;
+  common::Epilogue<acc_t> epilogue;
+  scalar_t* y;
+  Strides4 ys;
+};
+
+// Task `index` of the forward, one row band of one group of one image: the group's input channels phased, the
+// window micro-kernels into z, z's rows through the epilogue into the output.
+template <typename scalar_t, typename acc_t>
+void grouped_forward_band(const GroupedConv& g, const BandPlan& plan, const BandTiles& tiles,
+                          const GroupedForwardOperands<scalar_t, acc_t>& op, int64_t index, acc_t* phased, acc_t* z) {
+  const int64_t band = index % plan.bands, group = (index / plan.bands) % g.groups;
+  const int64_t n = index / (plan.bands * g.groups), row0 = tiles.first_row(band);
+  const auto& t = tiles.of(band);
+  const scalar_t* x_n = op.x + n * op.xs.n + group * g.group_in() * op.xs.c;
+  fill_phased_channels(x_n, op.xs, g.group_in(), g, t, row0, phased);
+  window_forward(t, phased, g.group_in(), op.weight + group * op.weight_group, z, t.pixels());
+  store_rows(z, t.pixels(), t.row_length, g.group_out(), t.rows, g.out_w, op.epilogue, group * g.group_out(), row0,
+             op.y + n * op.ys.n, op.ys);
+}
+
 at::Tensor grouped_conv2d_kernel(const at::Tensor& input, const at::Tensor& weight,
                                  const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
                                  at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups) {
@@ -78,27 +106,15 @@ at::Tensor grouped_conv2d_kernel(const at::Tensor& input, const at::Tensor& weig
   const BandPlan plan(g);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), "grouped_conv2d_cpu", [&] {
     using acc_t = at::opmath_type<scalar_t>;
-    const Strides4 xs = strides_of(input), ys = strides_of(output);
-    const scalar_t* x_ptr = input.const_data_ptr<scalar_t>();
-    const acc_t* w_ptr = weight_acc.const_data_ptr<acc_t>();
-    const int64_t w_group = weight_acc.stride(0);
-    const auto epilogue =
-        common::Epilogue<acc_t>::bias(has_bias ? bias_acc.const_data_ptr<acc_t>() : nullptr);
-    scalar_t* y_ptr = output.mutable_data_ptr<scalar_t>();
-    const int64_t tasks = g.batch * g.groups * plan.bands;
+    const GroupedForwardOperands<scalar_t, acc_t> op{
+        input.const_data_ptr<scalar_t>(), strides_of(input), weight_acc.const_data_ptr<acc_t>(), weight_acc.stride(0),
+        common::Epilogue<acc_t>::bias(has_bias ? bias_acc.const_data_ptr<acc_t>() : nullptr),
+        output.mutable_data_ptr<scalar_t>(), strides_of(output)};
     const BandTiles tiles(g, plan.rows, g.group_out());
-    at::parallel_for(0, tasks, 1, [&](int64_t begin, int64_t end) {
+    at::parallel_for(0, g.batch * g.groups * plan.bands, 1, [&](int64_t begin, int64_t end) {
       std::vector<acc_t> phased(g.group_in() * tiles.full.phased_size()), z(g.group_out() * tiles.full.pixels());
-      for (int64_t index = begin; index < end; ++index) {
-        const int64_t band = index % plan.bands, group = (index / plan.bands) % g.groups;
-        const int64_t n = index / (plan.bands * g.groups), row0 = tiles.first_row(band);
-        const auto& t = tiles.of(band);
-        const scalar_t* x_n = x_ptr + n * xs.n + group * g.group_in() * xs.c;
-        fill_phased_channels(x_n, xs, g.group_in(), g, t, row0, phased.data());
-        window_forward(t, phased.data(), g.group_in(), w_ptr + group * w_group, z.data(), t.pixels());
-        store_rows(z.data(), t.pixels(), t.row_length, g.group_out(), t.rows, g.out_w, epilogue,
-                   group * g.group_out(), row0, y_ptr + n * ys.n, ys);
-      }
+      for (int64_t index = begin; index < end; ++index)
+        grouped_forward_band(g, plan, tiles, op, index, phased.data(), z.data());
     });
   });
   return output;
@@ -220,22 +236,11 @@ at::Tensor summed_weight_grad(const at::Tensor& parts, const GroupedConv& g, con
   return grad_weight.to(weight.scalar_type()).contiguous();
 }
 
-std::tuple<at::Tensor, at::Tensor> grouped_conv2d_backward_kernel(const at::Tensor& grad_output,
-                                                                  const at::Tensor& input, const at::Tensor& weight,
-                                                                  at::IntArrayRef stride, at::IntArrayRef padding,
-                                                                  at::IntArrayRef dilation, int64_t groups,
-                                                                  std::array<bool, 2> output_mask) {
-  const auto g = checks::grouped_conv_backward_geometry(grad_output, input, weight, stride, padding, dilation, groups);
-  if (g.batch > 0 && !band_buffers_fit(g)) {
-    return composite::grouped_conv2d_backward_composite(grad_output, input, weight, stride, padding, dilation, groups,
-                                                  output_mask);
-  }
-  const bool input_by_forward = output_mask[0] && input_grad_is_a_forward(g);
-  if (g.batch > 0 && grouped_pointwise_applies(g, input) && grouped_pointwise_applies(g, grad_output)) {
-    return {input_by_forward ? input_grad_by_forward(grad_output, input, weight, g) : at::Tensor(),
-            output_mask[1] ? grouped_pointwise_weight_grad(grad_output, input, weight, g) : at::Tensor()};
-  }
-  const bool need_input = output_mask[0] && !input_by_forward, need_weight = output_mask[1];
+// The banded backward: grad_input where need_input, the weight gradient where need_weight (each undefined
+// otherwise), every (image, group) pair's bands in reduction_parts chunks whose partial weight sums add in order.
+std::tuple<at::Tensor, at::Tensor> banded_backward(const at::Tensor& grad_output, const at::Tensor& input,
+                                                   const at::Tensor& weight, const GroupedConv& g, bool need_input,
+                                                   bool need_weight) {
   const auto acc_type = at::toOpMathType(input.scalar_type());
   const int64_t items = g.batch * g.groups;  // (image, group) pairs
   const int64_t parts = reduction_parts(items);
@@ -261,8 +266,28 @@ std::tuple<at::Tensor, at::Tensor> grouped_conv2d_backward_kernel(const at::Tens
     });
   }
   if (need_input && items == 0) grad_input.zero_();
-  if (input_by_forward) grad_input = input_grad_by_forward(grad_output, input, weight, g);
   return {grad_input, need_weight ? summed_weight_grad(grad_weight_parts, g, weight) : at::Tensor()};
+}
+
+std::tuple<at::Tensor, at::Tensor> grouped_conv2d_backward_kernel(const at::Tensor& grad_output,
+                                                                  const at::Tensor& input, const at::Tensor& weight,
+                                                                  at::IntArrayRef stride, at::IntArrayRef padding,
+                                                                  at::IntArrayRef dilation, int64_t groups,
+                                                                  std::array<bool, 2> output_mask) {
+  const auto g = checks::grouped_conv_backward_geometry(grad_output, input, weight, stride, padding, dilation, groups);
+  if (g.batch > 0 && !band_buffers_fit(g)) {
+    return composite::grouped_conv2d_backward_composite(grad_output, input, weight, stride, padding, dilation, groups,
+                                                  output_mask);
+  }
+  const bool input_by_forward = output_mask[0] && input_grad_is_a_forward(g);
+  if (g.batch > 0 && grouped_pointwise_applies(g, input) && grouped_pointwise_applies(g, grad_output)) {
+    return {input_by_forward ? input_grad_by_forward(grad_output, input, weight, g) : at::Tensor(),
+            output_mask[1] ? grouped_pointwise_weight_grad(grad_output, input, weight, g) : at::Tensor()};
+  }
+  auto [grad_input, grad_weight] =
+      banded_backward(grad_output, input, weight, g, output_mask[0] && !input_by_forward, output_mask[1]);
+  if (input_by_forward) grad_input = input_grad_by_forward(grad_output, input, weight, g);
+  return {grad_input, grad_weight};
 }
 
 }  // namespace

@@ -117,53 +117,59 @@ __attribute__((target("avx2,fma"))) inline float horizontal_sum(__m256 v) {
   return _mm_cvtss_f32(_mm_add_ss(h, _mm_shuffle_ps(h, h, 1)));
 }
 
-// The float weight gradient with AVX2 intrinsics: 4 filters x 3 taps of a kernel row, 12 named accumulators (see
-// forward_step_avx2 for why not an array); a row of fewer taps repeats its first and drops the extra sums.
+// One block of the AVX2 weight gradient: filters g[0..3] (their output gradients) x the taps at phased offsets
+// o[0..2] of one channel's phased rows, summed over the tile's pixels into 12 named accumulators (see
+// forward_step_avx2 for why not an array); the first `group` x `block` sums are added to grad_weight, filter f's
+// tap j at f * filter_size + j.
+__attribute__((target("avx2,fma"), always_inline)) inline void weight_grad_block_avx2(
+    const WindowTile& t, const float* channel_rows, const float* const (&g)[4], const int64_t (&o)[3], int64_t group,
+    int64_t block, int64_t filter_size, float* grad_weight) {
+  __m256 s00 = _mm256_setzero_ps(), s01 = s00, s02 = s00, s10 = s00, s11 = s00, s12 = s00;
+  __m256 s20 = s00, s21 = s00, s22 = s00, s30 = s00, s31 = s00, s32 = s00;
+  for (int64_t p = 0; p < t.rows; ++p) {
+    const float* row = channel_rows + p * t.stride_h * t.phase_width;
+    const int64_t r = p * t.row_length;
+    for (int64_t q0 = 0; q0 < t.row_length; q0 += 8) {
+      const __m256 x0 = _mm256_loadu_ps(row + o[0] + q0), x1 = _mm256_loadu_ps(row + o[1] + q0);
+      const __m256 x2 = _mm256_loadu_ps(row + o[2] + q0);
+      const __m256 d0 = _mm256_loadu_ps(g[0] + r + q0), d1 = _mm256_loadu_ps(g[1] + r + q0);
+      const __m256 d2 = _mm256_loadu_ps(g[2] + r + q0), d3 = _mm256_loadu_ps(g[3] + r + q0);
+      s00 = _mm256_fmadd_ps(d0, x0, s00);
+      s01 = _mm256_fmadd_ps(d0, x1, s01);
+      s02 = _mm256_fmadd_ps(d0, x2, s02);
+      s10 = _mm256_fmadd_ps(d1, x0, s10);
+      s11 = _mm256_fmadd_ps(d1, x1, s11);
+      s12 = _mm256_fmadd_ps(d1, x2, s12);
+      s20 = _mm256_fmadd_ps(d2, x0, s20);
+      s21 = _mm256_fmadd_ps(d2, x1, s21);
+      s22 = _mm256_fmadd_ps(d2, x2, s22);
+      s30 = _mm256_fmadd_ps(d3, x0, s30);
+      s31 = _mm256_fmadd_ps(d3, x1, s31);
+      s32 = _mm256_fmadd_ps(d3, x2, s32);
+    }
+  }
+  const __m256 sums[4][3] = {{s00, s01, s02}, {s10, s11, s12}, {s20, s21, s22}, {s30, s31, s32}};
+  for (int64_t f = 0; f < group; ++f)
+    for (int64_t j = 0; j < block; ++j) grad_weight[f * filter_size + j] += horizontal_sum(sums[f][j]);
+}
+
+// The float weight gradient with AVX2 intrinsics, in blocks of 4 filters x 3 taps of a kernel row; a row of fewer
+// taps repeats its first and drops the extra sums, a group of fewer filters repeats its first.
 __attribute__((target("avx2,fma"))) void weight_grad_avx2(const WindowTile& t, const float* phased, int64_t channels,
                                                            const float* gz, int64_t z_stride, float* grad_weight) {
   const int64_t taps = t.taps(), filter_size = channels * taps, plane = t.phased_size();
   const int64_t* offsets = t.tap_offset.data();
   for (int64_t f0 = 0; f0 < t.filters; f0 += 4) {
     const int64_t group = std::min<int64_t>(4, t.filters - f0);
-    const float* g0 = gz + f0 * z_stride;
-    const float* g1 = gz + (group > 1 ? f0 + 1 : f0) * z_stride;
-    const float* g2 = gz + (group > 2 ? f0 + 2 : f0) * z_stride;
-    const float* g3 = gz + (group > 3 ? f0 + 3 : f0) * z_stride;
-    for (int64_t c = 0; c < channels; ++c) {
+    const float* const g[4] = {gz + f0 * z_stride, gz + (group > 1 ? f0 + 1 : f0) * z_stride,
+                               gz + (group > 2 ? f0 + 2 : f0) * z_stride, gz + (group > 3 ? f0 + 3 : f0) * z_stride};
+    for (int64_t c = 0; c < channels; ++c)
       for (int64_t tap0 = 0; tap0 < taps; tap0 += 3) {
         const int64_t block = std::min<int64_t>(3, taps - tap0);
-        const int64_t o0 = offsets[tap0], o1 = offsets[tap0 + (block > 1 ? 1 : 0)];
-        const int64_t o2 = offsets[tap0 + (block > 2 ? 2 : 0)];
-        __m256 s00 = _mm256_setzero_ps(), s01 = s00, s02 = s00, s10 = s00, s11 = s00, s12 = s00;
-        __m256 s20 = s00, s21 = s00, s22 = s00, s30 = s00, s31 = s00, s32 = s00;
-        for (int64_t p = 0; p < t.rows; ++p) {
-          const float* row = phased + c * plane + p * t.stride_h * t.phase_width;
-          const int64_t r = p * t.row_length;
-          for (int64_t q0 = 0; q0 < t.row_length; q0 += 8) {
-            const __m256 x0 = _mm256_loadu_ps(row + o0 + q0), x1 = _mm256_loadu_ps(row + o1 + q0);
-            const __m256 x2 = _mm256_loadu_ps(row + o2 + q0);
-            const __m256 d0 = _mm256_loadu_ps(g0 + r + q0), d1 = _mm256_loadu_ps(g1 + r + q0);
-            const __m256 d2 = _mm256_loadu_ps(g2 + r + q0), d3 = _mm256_loadu_ps(g3 + r + q0);
-            s00 = _mm256_fmadd_ps(d0, x0, s00);
-            s01 = _mm256_fmadd_ps(d0, x1, s01);
-            s02 = _mm256_fmadd_ps(d0, x2, s02);
-            s10 = _mm256_fmadd_ps(d1, x0, s10);
-            s11 = _mm256_fmadd_ps(d1, x1, s11);
-            s12 = _mm256_fmadd_ps(d1, x2, s12);
-            s20 = _mm256_fmadd_ps(d2, x0, s20);
-            s21 = _mm256_fmadd_ps(d2, x1, s21);
-            s22 = _mm256_fmadd_ps(d2, x2, s22);
-            s30 = _mm256_fmadd_ps(d3, x0, s30);
-            s31 = _mm256_fmadd_ps(d3, x1, s31);
-            s32 = _mm256_fmadd_ps(d3, x2, s32);
-          }
-        }
-        const __m256 sums[4][3] = {{s00, s01, s02}, {s10, s11, s12}, {s20, s21, s22}, {s30, s31, s32}};
-        for (int64_t g = 0; g < group; ++g)
-          for (int64_t j = 0; j < block; ++j)
-            grad_weight[(f0 + g) * filter_size + c * taps + tap0 + j] += horizontal_sum(sums[g][j]);
+        const int64_t o[3] = {offsets[tap0], offsets[tap0 + (block > 1 ? 1 : 0)], offsets[tap0 + (block > 2 ? 2 : 0)]};
+        weight_grad_block_avx2(t, phased + c * plane, g, o, group, block, filter_size,
+                               grad_weight + f0 * filter_size + c * taps + tap0);
       }
-    }
   }
 }
 
@@ -175,6 +181,36 @@ bool has_avx2_fma() {
 
 constexpr int64_t kGradFilters = kFilterGroup, kGradTaps = 3;
 
+// One block of the weight gradient: kGradFilters filters (their output gradient rows) x kGradTaps taps at phased
+// offsets `offset` of one channel's phased rows, summed over the tile's pixels lane by lane; the first `group` x
+// `block` sums are added to grad_weight, filter f's tap j at f * filter_size + j.
+template <typename T>
+__attribute__((always_inline)) inline void weight_grad_block(const WindowTile& t, const T* channel_rows,
+                                                             const T* const* grad_rows,
+                                                             const int64_t (&offset)[kGradTaps], int64_t group,
+                                                             int64_t block, int64_t filter_size, T* grad_weight) {
+  T acc[kGradFilters][kGradTaps][kLanes] = {};
+  for (int64_t p = 0; p < t.rows; ++p) {
+    const T* row = channel_rows + p * t.stride_h * t.phase_width;
+    for (int64_t q0 = 0; q0 < t.row_length; q0 += kLanes) {
+      T src[kGradTaps][kLanes];
+      for (int64_t j = 0; j < kGradTaps; ++j)
+        for (int64_t l = 0; l < kLanes; ++l) src[j][l] = row[offset[j] + q0 + l];
+      for (int64_t g = 0; g < kGradFilters; ++g) {
+        const T* grad = grad_rows[g] + p * t.row_length + q0;
+        for (int64_t j = 0; j < kGradTaps; ++j)
+          for (int64_t l = 0; l < kLanes; ++l) acc[g][j][l] += grad[l] * src[j][l];
+      }
+    }
+  }
+  for (int64_t g = 0; g < group; ++g)
+    for (int64_t j = 0; j < block; ++j) {
+      T sum = 0;
+      for (int64_t l = 0; l < kLanes; ++l) sum += acc[g][j][l];
+      grad_weight[g * filter_size + j] += sum;
+    }
+}
+
 template <typename T>
 __attribute__((always_inline)) inline void weight_grad_body(const WindowTile& t, const T* phased, int64_t channels,
                                                             const T* gz, int64_t z_stride, T* grad_weight) {
@@ -182,37 +218,18 @@ __attribute__((always_inline)) inline void weight_grad_body(const WindowTile& t,
   const int64_t* offsets = t.tap_offset.data();
   for (int64_t f0 = 0; f0 < t.filters; f0 += kGradFilters) {
     const int64_t group = std::min(kGradFilters, t.filters - f0);
-    // Rows past the filter count read row f0 instead: a valid row whose sums are dropped below.
+    // Rows past the filter count read row f0 instead: a valid row whose sums are dropped.
     const T* grad_rows[kGradFilters];
     for (int64_t g = 0; g < kGradFilters; ++g) grad_rows[g] = gz + (g < group ? f0 + g : f0) * z_stride;
-    for (int64_t c = 0; c < channels; ++c) {
+    for (int64_t c = 0; c < channels; ++c)
       for (int64_t tap0 = 0; tap0 < taps; tap0 += kGradTaps) {
         const int64_t block = std::min(kGradTaps, taps - tap0);
         // Offsets of the block's taps; a block shorter than kGradTaps repeats its first tap (sums dropped).
         int64_t offset[kGradTaps];
         for (int64_t j = 0; j < kGradTaps; ++j) offset[j] = offsets[tap0 + (j < block ? j : 0)];
-        T acc[kGradFilters][kGradTaps][kLanes] = {};
-        for (int64_t p = 0; p < t.rows; ++p) {
-          const T* row = phased + c * plane + p * t.stride_h * t.phase_width;
-          for (int64_t q0 = 0; q0 < t.row_length; q0 += kLanes) {
-            T src[kGradTaps][kLanes];
-            for (int64_t j = 0; j < kGradTaps; ++j)
-              for (int64_t l = 0; l < kLanes; ++l) src[j][l] = row[offset[j] + q0 + l];
-            for (int64_t g = 0; g < kGradFilters; ++g) {
-              const T* grad = grad_rows[g] + p * t.row_length + q0;
-              for (int64_t j = 0; j < kGradTaps; ++j)
-                for (int64_t l = 0; l < kLanes; ++l) acc[g][j][l] += grad[l] * src[j][l];
-            }
-          }
-        }
-        for (int64_t g = 0; g < group; ++g)
-          for (int64_t j = 0; j < block; ++j) {
-            T sum = 0;
-            for (int64_t l = 0; l < kLanes; ++l) sum += acc[g][j][l];
-            grad_weight[(f0 + g) * filter_size + c * taps + tap0 + j] += sum;
-          }
+        weight_grad_block(t, phased + c * plane, grad_rows, offset, group, block, filter_size,
+                          grad_weight + f0 * filter_size + c * taps + tap0);
       }
-    }
   }
 }
 

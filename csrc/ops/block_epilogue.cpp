@@ -70,41 +70,60 @@ void check_per_channel(const at::Tensor& input, const at::Tensor& t, const char*
               input.device(), "), got ", t.device());
 }
 
+// The op's argument checks: both running statistics or neither, a positive eps, and every per-channel tensor.
+void check_fused_batch_norm_arguments(const at::Tensor& input, const std::optional<at::Tensor>& running_mean,
+                                      const std::optional<at::Tensor>& running_var,
+                                      const std::optional<at::Tensor>& weight, const std::optional<at::Tensor>& bias,
+                                      double eps) {
+  const bool has_mean = running_mean.has_value() && running_mean->defined();
+  const bool has_var = running_var.has_value() && running_var->defined();
+  TORCH_CHECK(has_mean == has_var, "leanconv: fused_batch_norm needs both running_mean and running_var, or neither");
+  TORCH_CHECK(std::isfinite(eps) && eps > 0, "leanconv: fused_batch_norm's eps must be a positive number, got ", eps);
+  if (has_mean) {
+    check_per_channel(input, *running_mean, "running_mean");
+    check_per_channel(input, *running_var, "running_var");
+  }
+  if (weight.has_value() && weight->defined()) check_per_channel(input, *weight, "weight");
+  if (bias.has_value() && bias->defined()) check_per_channel(input, *bias, "bias");
+}
+
+// Batch statistics: the epilogue normalises by them and, when training with running statistics and a non-empty
+// batch, the running statistics move towards them.
+at::Tensor batch_statistics_epilogue(const at::Tensor& input, const std::optional<at::Tensor>& running_mean,
+                                     const std::optional<at::Tensor>& running_var,
+                                     const std::optional<at::Tensor>& weight, const std::optional<at::Tensor>& bias,
+                                     const std::optional<at::Tensor>& residual, bool training, double momentum,
+                                     double eps, bool relu) {
+  // nn.BatchNorm2d's rule: one value per channel is an error; an empty batch gives an empty output and leaves
+  // the running statistics alone.
+  const int64_t values = input.dim() == 4 ? input.size(0) * input.size(2) * input.size(3) : 2;
+  TORCH_CHECK(!training || values != 1,
+              "leanconv: fused_batch_norm expected more than 1 value per channel when training, got input of shape ",
+              input.sizes());
+  auto [out, mean, invstd, var] = batch_norm_epilogue(input, weight, bias, residual, relu, eps);
+  const bool has_running = running_mean.has_value() && running_mean->defined();
+  if (training && has_running && values > 0) {
+    at::NoGradGuard no_grad;
+    const double count = double(input.size(0)) * double(input.size(2)) * double(input.size(3));
+    // The unbiased batch variance, as nn.BatchNorm2d's running_var takes it.
+    const auto batch_var = var.detach().to(running_var->scalar_type()) * (count / (count - 1));
+    running_mean->mul_(1 - momentum).add_(mean.detach().to(running_mean->scalar_type()), momentum);
+    running_var->mul_(1 - momentum).add_(batch_var, momentum);
+  }
+  return out;
+}
+
 // The op's implementation (CompositeImplicitAutograd: autograd, torch.compile and torch.func see the two ops).
 at::Tensor fused_batch_norm_composite(const at::Tensor& input, const std::optional<at::Tensor>& running_mean,
                                       const std::optional<at::Tensor>& running_var,
                                       const std::optional<at::Tensor>& weight, const std::optional<at::Tensor>& bias,
                                       const std::optional<at::Tensor>& residual, bool training, double momentum,
                                       double eps, bool relu) {
-  const bool has_mean = running_mean.has_value() && running_mean->defined();
-  const bool has_var = running_var.has_value() && running_var->defined();
-  TORCH_CHECK(has_mean == has_var, "leanconv: fused_batch_norm needs both running_mean and running_var, or neither");
-  TORCH_CHECK(std::isfinite(eps) && eps > 0, "leanconv: fused_batch_norm's eps must be a positive number, got ", eps);
-  const bool has_running = has_mean;
-  if (has_running) {
-    check_per_channel(input, *running_mean, "running_mean");
-    check_per_channel(input, *running_var, "running_var");
-  }
-  if (weight.has_value() && weight->defined()) check_per_channel(input, *weight, "weight");
-  if (bias.has_value() && bias->defined()) check_per_channel(input, *bias, "bias");
-  if (training || !has_running) {
-    // nn.BatchNorm2d's rule: one value per channel is an error; an empty batch gives an empty output and leaves
-    // the running statistics alone.
-    const int64_t values = input.dim() == 4 ? input.size(0) * input.size(2) * input.size(3) : 2;
-    TORCH_CHECK(!training || values != 1,
-                "leanconv: fused_batch_norm expected more than 1 value per channel when training, got input of shape ",
-                input.sizes());
-    auto [out, mean, invstd, var] = batch_norm_epilogue(input, weight, bias, residual, relu, eps);
-    if (training && has_running && values > 0) {
-      at::NoGradGuard no_grad;
-      const double count = double(input.size(0)) * double(input.size(2)) * double(input.size(3));
-      // The unbiased batch variance, as nn.BatchNorm2d's running_var takes it.
-      const auto batch_var = var.detach().to(running_var->scalar_type()) * (count / (count - 1));
-      running_mean->mul_(1 - momentum).add_(mean.detach().to(running_mean->scalar_type()), momentum);
-      running_var->mul_(1 - momentum).add_(batch_var, momentum);
-    }
-    return out;
-  }
+  check_fused_batch_norm_arguments(input, running_mean, running_var, weight, bias, eps);
+  const bool has_running = running_mean.has_value() && running_mean->defined();
+  if (training || !has_running)
+    return batch_statistics_epilogue(input, running_mean, running_var, weight, bias, residual, training, momentum,
+                                     eps, relu);
   // Eval: the running statistics folded into a per-channel scale and shift (differentiable in weight and bias).
   auto scale = at::rsqrt(*running_var + eps);
   if (weight.has_value() && weight->defined()) scale = scale * *weight;

@@ -206,6 +206,45 @@ class Block {
     }
   }
 
+  // Why a warp exchange cannot complete: the first lane that waits at a shuffle for a lane not at one.
+  std::string stuck_shuffle() {
+    for (const Lane& lane : lanes_) {
+      if (lane.state != State::kShuffle) continue;
+      const int warp = lane.linear / kWarpSize;
+      for (int l = 0; l < kWarpSize; ++l) {
+        if (!(lane.mask >> l & 1u)) continue;
+        const Lane& other = lanes_[warp * kWarpSize + l];
+        if (other.state == State::kShuffle) continue;
+        return "lane " + std::to_string(lane.linear % kWarpSize) + " of warp " + std::to_string(warp) +
+               " waits at the shuffle at " + site(lane.where) + " for lane " + std::to_string(l) + ", which " +
+               (other.state == State::kDone ? std::string("has exited") : "waits at the barrier at " + site(other.where));
+      }
+    }
+    return "a warp exchange cannot complete";
+  }
+
+  // Why the barrier that `at_barrier` threads wait at cannot be released (a thread exited, or threads wait at
+  // different barriers); empty when every live thread waits at the same one.
+  std::string stuck_barrier(int at_barrier) {
+    const Lane* first = nullptr;
+    for (const Lane& lane : lanes_) {
+      if (lane.state == State::kDone) {
+        return who(lane) + " exited while " + std::to_string(at_barrier) + " threads wait at the barrier at " +
+               site(std::find_if(lanes_.begin(), lanes_.end(), [](const Lane& l) {
+                      return l.state == State::kBarrier;
+                    })->where);
+      }
+      if (first == nullptr) {
+        first = &lane;
+      } else if (lane.where.line() != first->where.line() ||
+                 std::strcmp(lane.where.file_name(), first->where.file_name()) != 0) {
+        return "divergent barrier: " + who(*first) + " waits at " + site(first->where) + ", " + who(lane) + " at " +
+               site(lane.where);
+      }
+    }
+    return "";
+  }
+
   // Nothing can run: release a barrier every live thread reached, or report why the block is stuck.
   // Returns whether threads were released.
   bool progress_locked() {
@@ -216,42 +255,8 @@ class Block {
       at_shuffle += lane.state == State::kShuffle;
     }
     if (ready > 0 || (at_barrier == 0 && at_shuffle == 0) || !error_.empty()) return false;
-    if (at_shuffle > 0) {
-      for (const Lane& lane : lanes_) {
-        if (lane.state != State::kShuffle) continue;
-        const int warp = lane.linear / kWarpSize;
-        for (int l = 0; l < kWarpSize; ++l) {
-          if (!(lane.mask >> l & 1u)) continue;
-          const Lane& other = lanes_[warp * kWarpSize + l];
-          if (other.state == State::kShuffle) continue;
-          error_ = "lane " + std::to_string(lane.linear % kWarpSize) + " of warp " + std::to_string(warp) +
-                   " waits at the shuffle at " + site(lane.where) + " for lane " + std::to_string(l) + ", which " +
-                   (other.state == State::kDone ? std::string("has exited")
-                                                : "waits at the barrier at " + site(other.where));
-          return false;
-        }
-      }
-      error_ = "a warp exchange cannot complete";
-      return false;
-    }
-    const Lane* first = nullptr;
-    for (const Lane& lane : lanes_) {
-      if (lane.state == State::kDone) {
-        error_ = who(lane) + " exited while " + std::to_string(at_barrier) + " threads wait at the barrier at " +
-                 site(std::find_if(lanes_.begin(), lanes_.end(), [](const Lane& l) {
-                        return l.state == State::kBarrier;
-                      })->where);
-        return false;
-      }
-      if (first == nullptr) {
-        first = &lane;
-      } else if (lane.where.line() != first->where.line() ||
-                 std::strcmp(lane.where.file_name(), first->where.file_name()) != 0) {
-        error_ = "divergent barrier: " + who(*first) + " waits at " + site(first->where) + ", " + who(lane) +
-                 " at " + site(lane.where);
-        return false;
-      }
-    }
+    error_ = at_shuffle > 0 ? stuck_shuffle() : stuck_barrier(at_barrier);
+    if (!error_.empty()) return false;
     for (Lane& lane : lanes_) lane.state = State::kReady;
     return true;
   }
