@@ -26,7 +26,8 @@ except ImportError:  # pip carries its own copy
 
 PUBLIC_HEADERS = Path(__file__).resolve().parents[1] / "csrc" / "include"
 # Every public header of the source tree (csrc/include/leanconv/**), read from the tree, not listed here.
-REQUIRED = ["leanconv/__init__.py", "leanconv/lib/libleanconv.so",
+# The umbrella header leanconv/leanconv.h is written by CMake from them.
+REQUIRED = ["leanconv/__init__.py", "leanconv/lib/libleanconv.so", "leanconv/include/leanconv/leanconv.h",
             *sorted(f"leanconv/include/{header.relative_to(PUBLIC_HEADERS).as_posix()}"
                     for header in PUBLIC_HEADERS.rglob("*.h")),
             "leanconv/share/cmake/leanconv/leanconvConfig.cmake",

@@ -3,6 +3,7 @@ oracles in leanconv.reference, which are written apart from the product so that 
 package exports what its modules list; and each C++ layer includes only the layers below it."""
 import ast
 import importlib
+import os
 import pathlib
 import re
 
@@ -116,8 +117,13 @@ def test_every_cpp_layer_includes_only_the_layers_below_it():
 
 
 def test_the_umbrella_header_includes_every_public_header():
+    # CMake writes leanconv/leanconv.h from the headers under csrc/include/leanconv/ and installs it with them.
     include = REPO / "csrc" / "include"
-    umbrella = include / "leanconv" / "leanconv.h"
-    public = {h.relative_to(include).as_posix() for h in include.rglob("*.h")} - {"leanconv/leanconv.h"}
-    assert len(public) >= 10
-    assert set(INCLUDE.findall(umbrella.read_text().replace("<", '"').replace(">", '"'))) >= public
+    public = sorted(h.relative_to(include).as_posix() for h in include.rglob("*.h"))
+    assert len(public) >= 10 and "leanconv/leanconv.h" not in public  # (generated, never a source file)
+    umbrella = PACKAGE / "include" / "leanconv" / "leanconv.h"
+    if not umbrella.exists():
+        if os.environ.get("CI"):  # make test builds and installs it: missing there is a failure
+            raise FileNotFoundError(umbrella)
+        pytest.skip("leanconv is not built in place (python setup.py build_ext --inplace)")
+    assert INCLUDE.findall(umbrella.read_text()) == public

@@ -6,8 +6,8 @@ scale times a fixed sign pattern), registered for the test alone.
 A real family's own files also include its test catalogue (tests/python/catalogue/<family>.py, collected by the op
 and module contracts), its fuzz file (tests/python/test_fuzz_<family>.py), its kernel-driver cases
 (benchmarks/gpu/cases/<family>.cpp) and its C++ registry entry (csrc/nn/<family>_convs.cpp; the C++ half of this
-proof is tests/cpp/test_conv_families.cpp). What a new family still edits by hand: its line in the umbrella header
-and its rows in the tables of README and docs/design.md, each compared with the registry by a test."""
+proof is tests/cpp/test_conv_families.cpp). What a new family still edits by hand: its rows in the tables of README and
+docs/design.md, each compared with the registry by a test (CMake writes the umbrella header from the public headers)."""
 import sys
 from pathlib import Path
 
