@@ -142,3 +142,18 @@ def test_compiled_training_matches_eager(tmp_path):
         finals.append(checkpoints.load(path)["model"])
     for key in finals[0]:
         torch.testing.assert_close(finals[1][key], finals[0][key], rtol=1e-3, atol=1e-4)
+
+
+def test_labels_of_nearly_coincident_points_go_on_rows_of_their_own():
+    from leanconv.train.report import label_rows
+
+    def run(params, accuracy):
+        return {"learned_params": str(params), "test_accuracy": str(accuracy)}
+
+    # Two seeds of one model, an experiment beside a row, and points far from both.
+    runs = [run(269434, 0.9390), run(269434, 0.9393), run(31866, 0.9206), run(31866, 0.9201), run(28896, 0.9330),
+            run(30586, 0.9085), run(269434, 0.9391)]
+    rows = label_rows(runs)
+    assert rows == [0, 1, 0, 1, 0, 0, 2]
+    spread = [run(1000 * 2 ** k, 0.5 + 0.05 * k) for k in range(6)]  # far apart in both: one row each
+    assert label_rows(spread) == [0] * 6

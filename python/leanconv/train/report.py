@@ -7,6 +7,7 @@ draws each run's test accuracy by epoch instead. ``--out`` without an image suff
 """
 import argparse
 import csv
+import math
 import sys
 from pathlib import Path
 from typing import Dict, List
@@ -68,9 +69,9 @@ def draw(runs: List[Dict[str, str]], out: Path) -> None:
         ax.scatter([int(r["learned_params"]) for r in points], [100 * float(r["test_accuracy"]) for r in points],
                    color=colours[family], label=family + (" (baseline)" if dense else ""), s=140 if dense else 40,
                    marker="*" if dense else "o", zorder=3)
-        for r in points:
-            ax.annotate(r["label"], (int(r["learned_params"]), 100 * float(r["test_accuracy"])), fontsize=7,
-                        xytext=(4, 3), textcoords="offset points")
+    for r, below in zip(runs, label_rows(runs)):
+        ax.annotate(r["label"], (int(r["learned_params"]), 100 * float(r["test_accuracy"])), fontsize=7,
+                    xytext=(4, 3 - 9 * below), textcoords="offset points")
     ax.set_xscale("log")
     ax.set_xlabel("learned parameters")
     ax.set_ylabel("test accuracy (%)")
@@ -78,6 +79,19 @@ def draw(runs: List[Dict[str, str]], out: Path) -> None:
     ax.legend(title="family")
     fig.tight_layout()
     save(fig, out)
+
+
+def label_rows(runs: List[Dict[str, str]]) -> List[int]:
+    """For each run, how many label rows below its point its label goes: points that nearly coincide (two seeds of
+    one model, an experiment beside its row) would otherwise print their labels over each other."""
+    accuracies = [100 * float(r["test_accuracy"]) for r in runs]
+    near_y = 0.04 * max(max(accuracies) - min(accuracies), 0.5)
+    rows = []
+    for i, r in enumerate(runs):
+        x = math.log10(max(int(r["learned_params"]), 1))
+        rows.append(sum(1 for j in range(i) if abs(math.log10(max(int(runs[j]["learned_params"]), 1)) - x) < 0.1
+                        and abs(accuracies[j] - accuracies[i]) < near_y))
+    return rows
 
 
 def save(fig, out: Path) -> None:
