@@ -18,7 +18,7 @@ import leanconv
 from conftest import requires_cuda, requires_extension
 from leanconv.families import FAMILIES
 from leanconv.nn import AnchoredConv2d, EigenConv2d, FilterSummaryConv2d, GeneratedConv2d, ParameterRing
-from module_catalogue import AnchorModel, MODULE_IDS, MODULES, RingModel
+from module_catalogue import CONV2D_LIKE, AnchorModel, MODULE_IDS, MODULES, RingModel
 from catalogue._spec import layer_under_test
 from op_watch import leanconv_ops_run
 
@@ -336,21 +336,15 @@ def test_an_unregistered_ring_is_reported_once():
 
 # ---- nn.Conv2d's argument space ------------------------------------------------------------------------
 
-CONV_FAMILIES = {
-    "shared": lambda c_in, c_out, *a, **k: AnchorModel(lambda anchor: [AnchoredConv2d(anchor, **k)], c_in, a[0]),
-    "generated": lambda *a, **k: RingModel(lambda r: [GeneratedConv2d(r, *a, **k)]),
-    "filter_summary": lambda *a, **k: FilterSummaryConv2d(*a, compression=2, **k),
-    "lowrank": lambda *a, **k: EigenConv2d(*a, rank=2, path="fused", **k),
-}
+CONV_FAMILIES = {family: layer for family, layer in CONV2D_LIKE.items() if layer is not None}
 
 
 def test_every_family_of_the_registry_is_under_contract():
-    # A new family cannot go untested unnoticed: it has module specs (their names start with its name) and, unless
-    # its layer keeps the image size by construction (multigrid: odd kernels, 'same' padding), nn.Conv2d's argument
-    # space below.
+    # A new family cannot go untested unnoticed: it has module specs (their names start with its name), and its
+    # catalogue file says whether its layer takes nn.Conv2d's argument space (CONV2D_LIKE, a factory or None).
     compact = set(FAMILIES) - {"dense"}
     assert all(any(spec.name.startswith(name) for spec in MODULES) for name in compact)
-    assert set(CONV_FAMILIES) == compact - {"multigrid"}
+    assert set(CONV2D_LIKE) == compact
 
 
 @pytest.mark.parametrize("family", sorted(CONV_FAMILIES))

@@ -135,3 +135,8 @@ MODULES = [
                (2, 8, 5, 5), smooth=False,
                cpp=_cpp_layer(lambda cpp: cpp.FilterSummaryConv2d(8, 8, 3, padding=1, quant_bits=4))),
 ]
+
+
+# The family's layer over nn.Conv2d's argument space (test_module_contract.py): nn.Conv2d's arguments -> the layer.
+def CONV2D_LIKE(*conv_arguments, **conv_options):
+    return FilterSummaryConv2d(*conv_arguments, compression=2, **conv_options)

@@ -6,7 +6,7 @@ from torch import nn
 
 from leanconv.reference.generated import ring_indices_and_signs
 from leanconv.nn import GeneratedConv2d, GeneratedLinear, ParameterRing
-from catalogue._spec import ModuleSpec, OpSpec, _cpp_layer, _randn, _state
+from catalogue._spec import ModuleSpec, OpSpec, _randn, _state
 
 
 def generate_weights_reference(ring, seed, total, offset, shape, scale):
@@ -76,3 +76,9 @@ MODULES = [
     ModuleSpec("generated_linear", lambda: RingModel(lambda r: [GeneratedLinear(r, 5, 3)]), (2, 5), conv=False,
                cpp=_cpp_ring_model(lambda cpp, ring: cpp.GeneratedLinear(ring, 5, 3))),
 ]
+
+
+# The family's layer over nn.Conv2d's argument space (test_module_contract.py): nn.Conv2d's arguments -> a model
+# whose first layer is the family's.
+def CONV2D_LIKE(*conv_arguments, **conv_options):
+    return RingModel(lambda ring: [GeneratedConv2d(ring, *conv_arguments, **conv_options)])

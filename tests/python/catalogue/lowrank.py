@@ -2,7 +2,6 @@
 arguments and an independent float64 reference (op_catalogue.py collects every family's OPS)."""
 
 import torch
-import torch.nn.functional as F
 
 import window_reference
 from leanconv.nn import EigenConv2d
@@ -111,3 +110,8 @@ MODULES = [
     ModuleSpec("lowrank_same_zeros_even_kernel",
                lambda: EigenConv2d(3, 4, 2, padding="same", rank=2, path="fused"), (1, 3, 5, 5)),
 ]
+
+
+# The family's layer over nn.Conv2d's argument space (test_module_contract.py): nn.Conv2d's arguments -> the layer.
+def CONV2D_LIKE(*conv_arguments, **conv_options):
+    return EigenConv2d(*conv_arguments, rank=2, path="fused", **conv_options)

@@ -3,7 +3,7 @@
 from torch import nn
 
 from leanconv.nn import AnchoredConv2d, ConvAnchor
-from catalogue._spec import ModuleSpec, _cpp_layer, _state
+from catalogue._spec import ModuleSpec, _state
 
 
 class AnchorModel(nn.Module):
@@ -45,3 +45,9 @@ MODULES = [
 ]
 
 OPS = []
+
+
+# The family's layer over nn.Conv2d's argument space (test_module_contract.py): (C_in, C_out, kernel_size, **conv
+# keywords) -> a model whose first layer is the family's; the anchor is C_in x C_in (C_out must equal C_in).
+def CONV2D_LIKE(c_in, c_out, kernel_size, **conv_options):
+    return AnchorModel(lambda anchor: [AnchoredConv2d(anchor, **conv_options)], c_in, kernel_size)
