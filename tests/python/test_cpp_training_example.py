@@ -15,6 +15,7 @@ import torch
 
 import leanconv
 from leanconv.families import FAMILIES as REGISTRY
+from leanconv.train.__main__ import build_model, parse_args
 from test_models_and_training import _write_idx
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,21 +63,20 @@ def _run(*args, cwd=None):
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_trains_saves_and_reloads_every_family(family, data_dir, tmp_path):
-    flags, options = FAMILIES[family]
+    flags, _ = FAMILIES[family]
     saved = tmp_path / "model.pt"
     run = _run("--data", data_dir, "--conv", family, *flags, "--epochs", 2, "--batch-size", 16, "--lr", 0.02,
                "--save", saved)
     assert run.returncode == 0, run.stdout + run.stderr
-    row = re.search(r"^\| (?:mgic_)?resnet20-(\w+) \| (\d+) \| ([\d.]+)% \| saved to (.+), reloaded: same logits \|$",
-                    run.stdout, re.M)
+    row = re.search(r"^\| (\w+)-(\w+) \| (\d+) \| ([\d.]+)% \| saved to (.+), reloaded: same logits \|$", run.stdout,
+                    re.M)
     assert row, run.stdout
-    assert row.group(1) == family and Path(row.group(4)) == saved and saved.stat().st_size > 0
-    if family == "multigrid":  # the family's model is the MGIC ResNet-20 (V-cycle blocks), in C++ as in Python
-        python_model = leanconv.models.mgic_resnet(10, 1, widths=(16, 32, 64), blocks=(3, 3, 3), **options)
-    else:
-        python_model = leanconv.models.resnet20(10, 1, conv=family, **options)
-    assert int(row.group(2)) == sum(p.numel() for p in python_model.parameters())
-    assert float(row.group(3)) > 30, run.stdout  # chance is 10%; the bars are learnt within 40 steps
+    network = row.group(1)  # resnet20, or the network of a family whose unit is the block (the MGIC ResNet-20)
+    assert row.group(2) == family and Path(row.group(5)) == saved and saved.stat().st_size > 0
+    # The same network from python -m leanconv.train's flags: as many learned parameters.
+    python_model, _ = build_model(parse_args(["--model", network, "--conv", family, *flags]), 10, 1)
+    assert int(row.group(3)) == sum(p.numel() for p in python_model.parameters())
+    assert float(row.group(4)) > 30, run.stdout  # chance is 10%; the bars are learnt within 40 steps
     epochs = re.findall(r"^epoch (\d+): loss ([\d.]+), test accuracy ([\d.]+)%, (\d+) images/s$", run.stdout, re.M)
     assert [e[0] for e in epochs] == ["1", "2"] and all(int(e[3]) > 0 for e in epochs)
 
