@@ -16,34 +16,39 @@
 namespace leanconv::cpu {
 namespace {
 
+// acc[g][l] += the taps of one channel's phased row at lanes `row` .. row + kLanes, weighted by filter g's taps of
+// that channel (`ec`, filters filter_size apart).
+template <int64_t G, typename T>
+__attribute__((always_inline)) inline void accumulate_channel_taps(const T* row, const T* ec, int64_t taps,
+                                                                   int64_t filter_size, const int64_t* offsets,
+                                                                   T (&acc)[G][kLanes]) {
+  for (int64_t tap = 0; tap < taps; ++tap) {
+    const T* src = row + offsets[tap];
+    for (int64_t g = 0; g < G; ++g) {
+      const T w = ec[g * filter_size + tap];
+      for (int64_t l = 0; l < kLanes; ++l) acc[g][l] += w * src[l];
+    }
+  }
+}
+
 template <int64_t G, typename T>
 __attribute__((always_inline)) inline void forward_body(const WindowTile& t, const T* phased, int64_t channels,
                                                         const T* weight, T* z, int64_t z_stride) {
   const int64_t taps = t.taps(), filter_size = channels * taps, plane = t.phased_size();
-  const int64_t* offsets = t.tap_offset.data();
   for (int64_t f0 = 0; f0 < t.filters; f0 += G) {
     const int64_t group = std::min(G, t.filters - f0);
     const T* e = weight + f0 * filter_size;
-    for (int64_t p = 0; p < t.rows; ++p) {
+    for (int64_t p = 0; p < t.rows; ++p)
       for (int64_t q0 = 0; q0 < t.row_length; q0 += kLanes) {
         T acc[G][kLanes] = {};
-        for (int64_t c = 0; c < channels; ++c) {
-          const T* row = phased + c * plane + p * t.stride_h * t.phase_width + q0;
-          const T* ec = e + c * taps;
-          for (int64_t tap = 0; tap < taps; ++tap) {
-            const T* src = row + offsets[tap];
-            for (int64_t g = 0; g < G; ++g) {
-              const T w = ec[g * filter_size + tap];
-              for (int64_t l = 0; l < kLanes; ++l) acc[g][l] += w * src[l];
-            }
-          }
-        }
+        for (int64_t c = 0; c < channels; ++c)
+          accumulate_channel_taps<G>(phased + c * plane + p * t.stride_h * t.phase_width + q0, e + c * taps, taps,
+                                     filter_size, t.tap_offset.data(), acc);
         for (int64_t g = 0; g < group; ++g) {
           T* dst = z + (f0 + g) * z_stride + p * t.row_length + q0;
           for (int64_t l = 0; l < kLanes; ++l) dst[l] = acc[g][l];
         }
       }
-    }
   }
 }
 
@@ -233,37 +238,49 @@ __attribute__((always_inline)) inline void weight_grad_body(const WindowTile& t,
   }
 }
 
+// The output gradients of filters f0 .. f0 + G at lanes q0 .. q0 + kLanes of output row p; rows past the filter
+// count are zero (not 0 * a neighbour's value, which is NaN for an infinite one).
+template <int64_t G, typename T>
+__attribute__((always_inline)) inline void load_gradient_lanes(const WindowTile& t, const T* gz, int64_t z_stride,
+                                                               int64_t f0, int64_t group, int64_t p, int64_t q0,
+                                                               T (&grad)[G][kLanes]) {
+  for (int64_t g = 0; g < G; ++g) {
+    const T* src = gz + (g < group ? f0 + g : f0) * z_stride + p * t.row_length + q0;
+    for (int64_t l = 0; l < kLanes; ++l) grad[g][l] = g < group ? src[l] : T(0);
+  }
+}
+
+// One channel's phased input gradient at those lanes: each tap's row (at its phased offset from `row`) += the G
+// filters' weights of that tap (`ec`, filters filter_size apart) times their gradients.
+template <int64_t G, typename T>
+__attribute__((always_inline)) inline void add_channel_taps(const T (&grad)[G][kLanes], const T* ec, int64_t taps,
+                                                            int64_t filter_size, const int64_t* offsets, T* row) {
+  for (int64_t tap = 0; tap < taps; ++tap) {
+    T sum[kLanes] = {};
+    for (int64_t g = 0; g < G; ++g) {
+      const T w = ec[g * filter_size + tap];
+      for (int64_t l = 0; l < kLanes; ++l) sum[l] += w * grad[g][l];
+    }
+    T* dst = row + offsets[tap];
+    for (int64_t l = 0; l < kLanes; ++l) dst[l] += sum[l];
+  }
+}
+
 template <int64_t G, typename T>
 __attribute__((always_inline)) inline void input_grad_body(const WindowTile& t, const T* gz, int64_t z_stride,
                                                            int64_t channels, const T* weight, T* grad_phased) {
   const int64_t taps = t.taps(), filter_size = channels * taps, plane = t.phased_size();
-  const int64_t* offsets = t.tap_offset.data();
   for (int64_t f0 = 0; f0 < t.filters; f0 += G) {
     const int64_t group = std::min(G, t.filters - f0);
     const T* e = weight + f0 * filter_size;  // zero rows past the filter count
-    for (int64_t p = 0; p < t.rows; ++p) {
+    for (int64_t p = 0; p < t.rows; ++p)
       for (int64_t q0 = 0; q0 < t.row_length; q0 += kLanes) {
         T grad[G][kLanes];
-        for (int64_t g = 0; g < G; ++g) {
-          // Rows past the filter count are zero (not 0 * a neighbour's value, which is NaN for an infinite one).
-          const T* src = gz + (g < group ? f0 + g : f0) * z_stride + p * t.row_length + q0;
-          for (int64_t l = 0; l < kLanes; ++l) grad[g][l] = g < group ? src[l] : T(0);
-        }
-        for (int64_t c = 0; c < channels; ++c) {
-          T* row = grad_phased + c * plane + p * t.stride_h * t.phase_width + q0;
-          const T* ec = e + c * taps;
-          for (int64_t tap = 0; tap < taps; ++tap) {
-            T* dst = row + offsets[tap];
-            T sum[kLanes] = {};
-            for (int64_t g = 0; g < G; ++g) {
-              const T w = ec[g * filter_size + tap];
-              for (int64_t l = 0; l < kLanes; ++l) sum[l] += w * grad[g][l];
-            }
-            for (int64_t l = 0; l < kLanes; ++l) dst[l] += sum[l];
-          }
-        }
+        load_gradient_lanes<G>(t, gz, z_stride, f0, group, p, q0, grad);
+        for (int64_t c = 0; c < channels; ++c)
+          add_channel_taps<G>(grad, e + c * taps, taps, filter_size, t.tap_offset.data(),
+                              grad_phased + c * plane + p * t.stride_h * t.phase_width + q0);
       }
-    }
   }
 }
 
