@@ -106,20 +106,24 @@ gpu-pack: build consumer $(DATASET_DIR)/train-images-idx3-ubyte.gz
 	@size=$$(du -sm $(GPU_PACK) | cut -f1); echo "gpu-pack: $(GPU_PACK) holds $$(du -sh $(GPU_PACK) | cut -f1) ($$(ls $(GPU_PACK)/lib $(GPU_PACK)/bin | grep -v : | tr '\n' ' '))"; \
 	  [ $$size -le $(GPU_PACK_LIMIT_MIB) ] || { echo "gpu-pack: over $(GPU_PACK_LIMIT_MIB) MiB"; exit 1; }
 
-# The GPU check without a GPU: its CUDA stages say "skipped: no GPU", the rest of its plumbing runs.
+# The GPU check without a GPU: its CUDA stages say "skipped: no GPU", the rest of its plumbing runs. Both dry runs
+# run in a copy of the checkout as a window receives it (no ignored path: no build/, no extension), with the pack.
+WINDOW_TREE = build/window-tree
+IN_WINDOW_TREE = cd $(WINDOW_TREE) && PACK=$(abspath $(GPU_PACK)) PYTHON=$(PYTHON)
 test-gpu-check: gpu-pack
+	bash benchmarks/gpu/window_tree.sh $(WINDOW_TREE)
 	rm -rf build/gpu-check-dry
-	bash benchmarks/gpu_check.sh build/gpu-check-dry
+	$(IN_WINDOW_TREE) bash benchmarks/gpu_check.sh $(abspath build/gpu-check-dry)
 	@# What comes back from a GPU window: at most 8 files; results.md with a row for each of the four stages.
 	@[ $$(ls build/gpu-check-dry | wc -l) -le 8 ] && [ $$(grep -c '^| [1-4]\. ' build/gpu-check-dry/results.md) -eq 4 ] \
 	  && tar -tzf build/gpu-check-dry/logs.tar.gz | grep -q smoke.log
 	@# A run cut short after its first stage still leaves its results.
 	rm -rf build/gpu-check-partial
-	GPU_CHECK_STAGES=1 bash benchmarks/gpu_check.sh build/gpu-check-partial > /dev/null
+	$(IN_WINDOW_TREE) GPU_CHECK_STAGES=1 bash benchmarks/gpu_check.sh $(abspath build/gpu-check-partial) > /dev/null
 	@[ $$(grep -c '^| [1-4]\. ' build/gpu-check-partial/results.md) -eq 1 ] && echo "test-gpu-check: dry run complete"
 	@# The training stage: one tiny epoch of every row on the CPU, its table, logs and curves.
 	rm -rf build/gpu-train-dry
-	bash benchmarks/gpu_train.sh --dry-run build/gpu-train-dry > build/gpu-train-dry.log 2>&1 || { cat build/gpu-train-dry.log; exit 1; }
+	$(IN_WINDOW_TREE) bash benchmarks/gpu_train.sh --dry-run $(abspath build/gpu-train-dry) > $(abspath build/gpu-train-dry.log) 2>&1 || { cat build/gpu-train-dry.log; exit 1; }
 	@rows=$$(bash -c 'source benchmarks/fashion_mnist_rows.sh; echo $${#FAMILY_ROWS[@]}'); \
 	  [ $$(grep -c ' 1/1 | ' build/gpu-train-dry/table.md) -eq $$rows ] && [ -s build/gpu-train-dry/accuracy.png ] \
 	  && [ $$(ls build/gpu-train-dry/*.csv | wc -l) -eq $$rows ] && echo "test-gpu-check: training dry run complete" \

@@ -18,6 +18,12 @@ def failures(logs):
     for path in shard_logs:
         shard = os.path.basename(path)[:-len(".log")]
         outcome = _pytest_outcomes(path)
+        # A module that fails to import stops the whole shard ("Interrupted: 1 error during collection"): no test runs.
+        for module, message in outcome["collection_errors"].items():
+            lines.append(f"{shard}: COLLECTION ERROR in {module}: no test of this shard ran")
+            names.append(f"- pytest {module} (collection error): {message[:160]}")
+        if outcome["collection_errors"]:
+            continue
         if outcome["collected"] is not None and not outcome["results"]:  # the dry run: the selection only
             lines.append(f"{shard}: {outcome['collected']} CUDA tests selected (dry run)")
             continue
@@ -58,10 +64,11 @@ def failures(logs):
 
 def _pytest_outcomes(path):
     """What a pytest -v log says: each test's outcome as it was streamed, the messages of the short summary, the
-    test that was running if the log stops before pytest's summary line, and the count of a --collect-only run."""
+    test that was running if the log stops before pytest's summary line, the count of a --collect-only run, and the
+    modules that failed to import (each stops its shard)."""
     with open(path, errors="replace") as f:
         text = f.read()
-    results, messages, running = {}, {}, None
+    results, messages, running, collection_errors = {}, {}, None, {}
     for line in text.splitlines():
         started = re.match(r"^(\S+::\S+)(?: (PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS)\b)?", line)
         if started and "::" in started.group(1) and not line.startswith(("FAILED ", "ERROR ")):
@@ -75,11 +82,14 @@ def _pytest_outcomes(path):
         if summary:
             results.setdefault(summary.group(2), summary.group(1))
             messages[summary.group(2)] = summary.group(3) or ""
+        module_error = re.match(r"^ERROR (\S+\.py)(?: - (.*))?$", line)
+        if module_error:
+            collection_errors[module_error.group(1)] = module_error.group(2) or ""
     collected = re.findall(r"(\d+)(?:/\d+)? tests? (?:collected|selected)", text)
     finished = re.search(r"^=+ .*\b(passed|failed|error|errors|skipped|deselected|no tests ran)\b.* in [\d.]+s", text,
                          re.M) is not None
     return {"results": results, "messages": messages, "running": running, "finished": finished,
-            "collected": collected[-1] if collected else None}
+            "collected": collected[-1] if collected else None, "collection_errors": collection_errors}
 
 
 def driver(logs):

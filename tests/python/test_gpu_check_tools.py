@@ -42,6 +42,30 @@ def test_a_cut_off_shard_names_its_outcomes_and_the_test_it_was_in(tmp_path):
     assert "test_lowrank.py::test_cuda_matches_cpu[2] (failed): AssertionError: Tensor-likes are not close!" in text
 
 
+INTERRUPTED = """$ python -m pytest -v -m cuda tests/python
+collecting ... collected 4484 items / 1 error / 4077 deselected / 407 selected
+
+==================================== ERRORS ====================================
+_____________ ERROR collecting tests/python/test_cuda_emulation.py _____________
+E   RuntimeError: build/cmake/libleanconv_cuda_emulated.so is not built
+=========================== short test summary info ============================
+ERROR tests/python/test_cuda_emulation.py - RuntimeError: build/cmake/libleanconv_cuda_emulated.so is not built
+!!!!!!!!!!!!!!!!!!!! Interrupted: 1 error during collection !!!!!!!!!!!!!!!!!!!!
+======================== 4077 deselected, 1 error in 12.53s ========================
+"""
+
+
+def test_a_module_that_fails_to_import_is_named_and_its_shard_counts_as_not_run(tmp_path):
+    # pytest stops a shard at a collection error: it must not read as a dry run's selection, nor as no failure.
+    (tmp_path / "pytest0.log").write_text(INTERRUPTED)
+    (tmp_path / "pytest1.log").write_text(INTERRUPTED.replace("-v ", "-q --collect-only "))
+    text = summarize.failures(str(tmp_path))
+    for shard in ("pytest0", "pytest1"):
+        assert f"{shard}: COLLECTION ERROR in tests/python/test_cuda_emulation.py: no test of this shard ran" in text
+    assert "selected (dry run)" not in text and "None." not in text
+    assert "- pytest tests/python/test_cuda_emulation.py (collection error): RuntimeError: build/cmake/" in text
+
+
 def test_the_shards_split_the_selection_exactly():
     def selected(shard):
         env = {**os.environ, "PYTHONPATH": str(REPO / "python")}
