@@ -24,11 +24,6 @@
 
 namespace {
 
-std::string flag_of(std::string name) {
-  std::replace(name.begin(), name.end(), '_', '-');
-  return "--" + name;
-}
-
 struct Options {
   std::string data = "/usr/share/datasets/fashion-mnist";
   std::string save = "train_fashion_mnist.pt";
@@ -43,7 +38,7 @@ std::string usage() {
   for (const leanconv::nn::ConvFamily* family : leanconv::nn::conv_families()) {
     families += (families.empty() ? "" : "|") + family->name;
     for (const auto& option : family->options)
-      options += "  " + flag_of(option.name) + " X   " + family->name + ": " + option.help + " [" +
+      options += "  " + option.flag() + " X   " + family->name + ": " + option.help + " [" +
                  option.default_value + "]\n";
   }
   return "usage: train_fashion_mnist [--data DIR] [--conv " + families + "]\n"
@@ -68,7 +63,7 @@ Options parse(int argc, char** argv) {
   // Each family's options, read by the chosen family (which refuses another family's).
   for (const leanconv::nn::ConvFamily* family : leanconv::nn::conv_families())
     for (const auto& option : family->options)
-      flags.try_emplace(flag_of(option.name), [&o, name = option.name](const std::string& v) { o.family.options[name] = v; });
+      flags.try_emplace(option.flag(), [&o, name = option.name](const std::string& v) { o.family.options[name] = v; });
   for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
     if (flag == "-h" || flag == "--help") {

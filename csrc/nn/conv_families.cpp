@@ -18,11 +18,7 @@ std::deque<ConvFamily>& registry() {
   return families;
 }
 
-std::string flag_of(const std::string& name) {
-  std::string flag = "--" + name;
-  std::replace(flag.begin(), flag.end(), '_', '-');
-  return flag;
-}
+std::string flag_of(const std::string& name) { return FamilyOption{name}.flag(); }
 
 // The dense model's convs: every site keeps its ordinary torch::nn::Conv2d.
 class DenseConvs : public FamilyConvs {
@@ -31,6 +27,12 @@ class DenseConvs : public FamilyConvs {
 };
 
 }  // namespace
+
+std::string FamilyOption::flag() const {
+  std::string flag = "--" + name;
+  std::replace(flag.begin(), flag.end(), '_', '-');
+  return flag;
+}
 
 FamilyArguments::FamilyArguments(const std::string& family, const std::vector<FamilyOption>& options,
                                  const std::map<std::string, std::string>& given)

@@ -17,6 +17,7 @@ using leanconv::nn::ConvFamily;
 using leanconv::nn::ConvSite;
 using leanconv::nn::FamilyArguments;
 using leanconv::nn::FamilyConvs;
+using leanconv::nn::FamilyOption;
 
 // A test-only family: weight = scale[o] * sign[o, c, i, j], C_out learned numbers for a C_out x C_in x k x k conv.
 class SignConv2dImpl : public torch::nn::Module {
@@ -119,6 +120,11 @@ TEST(ConvFamilies, UnknownFamiliesAndOptionsAndBadNumbersAreRefusedByName) {
   EXPECT_NE(message_of([&] { FamilyArguments("sign", options, {{"seed", "two"}}).integer("seed"); })
                 .find("--seed takes a number, got 'two'"),
             std::string::npos);
+  // An option of more than one word: its flag is the command line's (the example's --help and flags use it too).
+  EXPECT_NE(message_of([&] { FamilyArguments("sign", options, {{"ring_size", "1"}}); })
+                .find("--ring-size is not an option of conv=sign"),
+            std::string::npos);
+  EXPECT_EQ(FamilyOption{"min_channels"}.flag(), "--min-channels");
   EXPECT_NE(message_of([&] { FamilyArguments("sign", options, {{"seed", "1.5"}}).integer("seed"); })
                 .find("--seed takes a whole number"),
             std::string::npos);

@@ -27,6 +27,8 @@ struct FamilyOption {
   std::string name;           // the name leanconv.families gives it
   std::string default_value;  // as a command line writes it (leanconv.families' default)
   std::string help;
+  // Its command-line flag: --ring-size for ring_size (errors and --help name options by it).
+  std::string flag() const;
 };
 
 // A family's option values: its defaults, overridden by the values given by name. Refuses a name the family does
