@@ -126,7 +126,8 @@ test-gpu-check: gpu-pack
 	$(IN_WINDOW_TREE) bash benchmarks/gpu_train.sh --dry-run $(abspath build/gpu-train-dry) > $(abspath build/gpu-train-dry.log) 2>&1 || { cat build/gpu-train-dry.log; exit 1; }
 	@rows=$$(bash -c 'source benchmarks/fashion_mnist_rows.sh; echo $${#FAMILY_ROWS[@]}'); \
 	  [ $$(grep -c ' 1/1 | ' build/gpu-train-dry/table.md) -eq $$rows ] && [ -s build/gpu-train-dry/accuracy.png ] \
-	  && [ $$(ls build/gpu-train-dry/*.csv | wc -l) -eq $$rows ] && echo "test-gpu-check: training dry run complete" \
+	  && [ $$(tar -tzf build/gpu-train-dry/rows.tar.gz | grep -c '\.csv$$') -eq $$rows ] \
+	  && [ $$(ls build/gpu-train-dry | wc -l) -le 8 ] && echo "test-gpu-check: training dry run complete" \
 	  || { cat build/gpu-train-dry.log build/gpu-train-dry/table.md; exit 1; }
 
 demo: build $(DATASET_DIR)/train-images-idx3-ubyte.gz

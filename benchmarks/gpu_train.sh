@@ -10,8 +10,9 @@
 #   GPU_TRAIN_SECONDS (300): every row is stopped at this limit, finished or not.
 #   GPU_TRAIN_ROWS: a file of NAME|FLAGS lines to train instead of the family table (e.g. a recipe's rows).
 #
-# RESULTS_DIR gets NAME.csv (a row per epoch) and NAME.log per row, and table.md, accuracy.png (test accuracy by
-# epoch) and points.md rewritten every 15 s while the rows train, so a run cut off keeps every finished epoch.
+# RESULTS_DIR gets table.md, accuracy.png (test accuracy by epoch), points.md and rows.tar.gz (per row NAME.csv, a
+# row per epoch, and NAME.log), rewritten every 15 s while the rows train, so a run cut off keeps every finished
+# epoch; and summary.log. Five files: a window sends back at most eight, and the rows are more than that.
 #
 # EPOCHS (default 10) is chosen so the rows finish inside the 300 s; an estimate until a GPU run measures it. These
 # models are launch-bound on an H200: a training step at batch 128 dispatches 309 (dense) to 957 (low-rank rank 5)
@@ -60,24 +61,28 @@ if [ "$DRY" = 1 ]; then  # every row's command runs one epoch of two batches on 
 elif ! "$PYTHON" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)'; then
   echo "gpu_train: no GPU here (use --dry-run for the CPU check)" >&2
   exit 2
+else  # the rows share the machine's cores: each only launches kernels, and OpenMP's default would spin every core
+  export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 fi
 
-summarize() {  # the table (ordered as the rows) and the curves, from whatever epochs are logged so far
-  "$PYTHON" benchmarks/gpu/train_table.py "$RESULTS" "$EPOCHS" "$NOTE" "${ROWS[@]}" > "$RESULTS/table.md.tmp" 2>> "$RESULTS/summary.log" && mv "$RESULTS/table.md.tmp" "$RESULTS/table.md"
-  if compgen -G "$RESULTS/*.csv" > /dev/null; then
-    "$PYTHON" -m leanconv.train.report "$RESULTS"/*.csv --by-epoch --out "$RESULTS/accuracy.png" \
+ROW_LOGS=$(mktemp -d)  # each row's NAME.csv and NAME.log, sent back packed as rows.tar.gz
+trap 'rm -rf "$ROW_LOGS"' EXIT
+summarize() {  # the table (ordered as the rows), the curves and the packed row logs, from the epochs logged so far
+  "$PYTHON" benchmarks/gpu/train_table.py "$ROW_LOGS" "$EPOCHS" "$NOTE" "${ROWS[@]}" > "$RESULTS/table.md.tmp" 2>> "$RESULTS/summary.log" && mv "$RESULTS/table.md.tmp" "$RESULTS/table.md"
+  if compgen -G "$ROW_LOGS/*.csv" > /dev/null; then
+    "$PYTHON" -m leanconv.train.report "$ROW_LOGS"/*.csv --by-epoch --out "$RESULTS/accuracy.png" \
       > "$RESULTS/points.md" 2>> "$RESULTS/summary.log" || true
   fi
+  tar -czf "$RESULTS/rows.tar.gz.tmp" -C "$ROW_LOGS" . && mv "$RESULTS/rows.tar.gz.tmp" "$RESULTS/rows.tar.gz"
 }
 
 echo "gpu_train: ${#ROWS[@]} rows, $EPOCHS epochs, at most ${SECONDS_ALLOWED}s, results in $RESULTS"
 pids=()
 for row in "${ROWS[@]}"; do
   name=${row%%|*}
-  rm -f "$RESULTS/$name.csv"  # a CSV log is appended to: a new run starts its own
   # shellcheck disable=SC2086
   timeout --kill-after=5 "$SECONDS_ALLOWED" "$PYTHON" -m leanconv.train ${row#*|} "${common[@]}" \
-    --log-csv "$RESULTS/$name.csv" > "$RESULTS/$name.log" 2>&1 &
+    --log-csv "$ROW_LOGS/$name.csv" > "$ROW_LOGS/$name.log" 2>&1 &
   pids+=($!)
 done
 alive() {

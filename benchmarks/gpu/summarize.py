@@ -70,7 +70,8 @@ def _pytest_outcomes(path):
         text = f.read()
     results, messages, running, collection_errors = {}, {}, None, {}
     for line in text.splitlines():
-        started = re.match(r"^(\S+::\S+)(?: (PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS)\b)?", line)
+        # A test's id may hold spaces (a parameter's id): it ends where the outcome begins, or at the line's end.
+        started = re.match(r"^(\S+::.*?)(?: (PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS)\b.*)?\s*$", line)
         if started and "::" in started.group(1) and not line.startswith(("FAILED ", "ERROR ")):
             test, result = started.groups()
             if result:
@@ -78,7 +79,7 @@ def _pytest_outcomes(path):
                 running = None
             else:
                 running = test
-        summary = re.match(r"^(FAILED|ERROR) (\S+::\S+)(?: - (.*))?", line)
+        summary = re.match(r"^(FAILED|ERROR) (\S+::.*?)(?: - (.*))?$", line)
         if summary:
             results.setdefault(summary.group(2), summary.group(1))
             messages[summary.group(2)] = summary.group(3) or ""

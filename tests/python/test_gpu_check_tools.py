@@ -20,13 +20,17 @@ collecting ... collected 1015 items / 677 deselected / 338 selected
 tests/python/test_op_contract.py::test_cuda_matches_cpu[generate_weights-0-float64] PASSED [  0%]
 tests/python/test_op_contract.py::test_cuda_matches_cpu[generate_weights-1-float64] FAILED [  1%]
 tests/python/test_op_contract.py::test_cuda_matches_cpu[shifted_sum-0-float32] SKIPPED (x) [  1%]
+tests/python/test_speed_paths.py::test_generated[one entry, one run-cuda] PASSED [  2%]
+tests/python/test_speed_paths.py::test_generated[two entries, one run-cuda] FAILED [  2%]
 tests/python/test_op_contract.py::test_cuda_gradcheck_and_gradgradcheck[eigen_conv2d-2] """
 
 FINISHED = """tests/python/test_lowrank.py::test_cuda_matches_cpu[1] PASSED [ 50%]
 tests/python/test_lowrank.py::test_cuda_matches_cpu[2] FAILED [100%]
+tests/python/test_lowrank.py::test_cuda_paths[rank 5, channels_last] FAILED [100%]
 =========================== short test summary info ============================
 FAILED tests/python/test_lowrank.py::test_cuda_matches_cpu[2] - AssertionError: Tensor-likes are not close!
-======================== 1 failed, 1 passed in 3.21s ========================
+FAILED tests/python/test_lowrank.py::test_cuda_paths[rank 5, channels_last] - RuntimeError: CUDA error
+======================== 2 failed, 1 passed in 3.21s ========================
 """
 
 
@@ -34,11 +38,13 @@ def test_a_cut_off_shard_names_its_outcomes_and_the_test_it_was_in(tmp_path):
     (tmp_path / "pytest0.log").write_text(CUT_OFF)
     (tmp_path / "pytest1.log").write_text(FINISHED)
     text = summarize.failures(str(tmp_path))
-    assert "pytest0: 1 passed, 1 failed, 0 errors, 1 skipped; CUT OFF" in text
+    assert "pytest0: 2 passed, 2 failed, 0 errors, 1 skipped; CUT OFF" in text
     assert "test_cuda_matches_cpu[generate_weights-1-float64] (failed)" in text
+    assert "test_generated[two entries, one run-cuda] (failed)" in text  # an id with spaces, whole
     assert "test_cuda_gradcheck_and_gradgradcheck[eigen_conv2d-2] (cut off" in text
-    assert "pytest1: 1 passed, 1 failed, 0 errors, 0 skipped" in text and "pytest1: 1 passed, 1 failed, 0 errors, " \
+    assert "pytest1: 1 passed, 2 failed, 0 errors, 0 skipped" in text and "pytest1: 1 passed, 2 failed, 0 errors, " \
         "0 skipped; CUT OFF" not in text
+    assert "test_cuda_paths[rank 5, channels_last] (failed): RuntimeError: CUDA error" in text
     assert "test_lowrank.py::test_cuda_matches_cpu[2] (failed): AssertionError: Tensor-likes are not close!" in text
 
 
