@@ -144,16 +144,30 @@ def test_compiled_training_matches_eager(tmp_path):
         torch.testing.assert_close(finals[1][key], finals[0][key], rtol=1e-3, atol=1e-4)
 
 
-def test_labels_of_nearly_coincident_points_go_on_rows_of_their_own():
+def test_labels_that_would_cross_go_on_rows_of_their_own():
     from leanconv.train.report import label_rows
 
-    def run(params, accuracy):
-        return {"learned_params": str(params), "test_accuracy": str(accuracy)}
+    # Label boxes (x0, y0, x1, y1) in pixels as first drawn, 9 px a row: two seeds of one model (one box over the
+    # other), a long name reaching over its right neighbour's label, and one far from all.
+    seed0, seed1 = (100, 200, 180, 209), (100, 198, 180, 207)
+    long_name, neighbour = (300, 150, 460, 159), (380, 147, 440, 156)
+    far = (600, 20, 650, 29)
+    assert label_rows([seed0, seed1, long_name, neighbour, far], 9) == [0, 1, 0, 1, 0]
+    # A third seed goes below both; a label over a point (an obstacle) moves off it.
+    assert label_rows([seed0, seed1, seed1], 9) == [0, 1, 2]
+    assert label_rows([far], 9, obstacles=[(620, 22, 628, 30)]) == [1]
+    spread = [(100 * k, 30 * k, 100 * k + 60, 30 * k + 9) for k in range(6)]  # apart in both: one row each
+    assert label_rows(spread, 9) == [0] * 6
 
-    # Two seeds of one model, an experiment beside a row, and points far from both.
-    runs = [run(269434, 0.9390), run(269434, 0.9393), run(31866, 0.9206), run(31866, 0.9201), run(28896, 0.9330),
-            run(30586, 0.9085), run(269434, 0.9391)]
-    rows = label_rows(runs)
-    assert rows == [0, 1, 0, 1, 0, 0, 2]
-    spread = [run(1000 * 2 ** k, 0.5 + 0.05 * k) for k in range(6)]  # far apart in both: one row each
-    assert label_rows(spread) == [0] * 6
+
+def test_the_points_give_each_runs_median_speed_over_its_epochs(tmp_path, capsys):
+    # The last epoch of this run was slowed (a pause, other work): the table must not report it as the run's speed.
+    header = ",".join(LOG_COLUMNS)
+    speeds = [150.0, 149.0, 151.0, 12.0]
+    lines = [header] + [",".join({"run": "r", "family": "dense", "epoch": str(e + 1), "train_loss": "0.5",
+                                  "test_accuracy": "0.9", "lr": "0.1", "images_per_s": str(speed),
+                                  "peak_memory_mib": "10", "learned_params": "100", "dense_params": "100"}[c]
+                                 for c in LOG_COLUMNS) for e, speed in enumerate(speeds)]
+    (tmp_path / "r.csv").write_text("\n".join(lines) + "\n")
+    report_main([str(tmp_path / "r.csv"), "--out", str(tmp_path / "r.png")])
+    assert "| r | dense | 100 | 90.00% | 150 |" in capsys.readouterr().out

@@ -2,12 +2,13 @@
 
 Each RUN is a CSV log of ``python -m leanconv.train --log-csv`` (or a folder of them); its last row gives the run's
 point: final test accuracy against learned parameters (log scale), one colour per family, each point labelled with
-its run's name (or its file's, where runs share a name). Prints the points as a markdown table too. ``--by-epoch``
-draws each run's test accuracy by epoch instead. ``--out`` without an image suffix gets ``.png``.
+its run's name (or its file's, where runs share a name). Prints the points as a markdown table too, with each run's
+images/s as the median of its epochs'. ``--by-epoch`` draws each run's test accuracy by epoch instead. ``--out``
+without an image suffix gets ``.png``.
 """
 import argparse
 import csv
-import math
+import statistics
 import sys
 from pathlib import Path
 from typing import Dict, List
@@ -69,28 +70,42 @@ def draw(runs: List[Dict[str, str]], out: Path) -> None:
         ax.scatter([int(r["learned_params"]) for r in points], [100 * float(r["test_accuracy"]) for r in points],
                    color=colours[family], label=family + (" (baseline)" if dense else ""), s=140 if dense else 40,
                    marker="*" if dense else "o", zorder=3)
-    for r, below in zip(runs, label_rows(runs)):
-        ax.annotate(r["label"], (int(r["learned_params"]), 100 * float(r["test_accuracy"])), fontsize=7,
-                    xytext=(4, 3 - 9 * below), textcoords="offset points")
+    labels = [ax.annotate(r["label"], (int(r["learned_params"]), 100 * float(r["test_accuracy"])), fontsize=7,
+                          xytext=(4, 3), textcoords="offset points") for r in runs]
     ax.set_xscale("log")
     ax.set_xlabel("learned parameters")
     ax.set_ylabel("test accuracy (%)")
     ax.grid(True, alpha=0.3)
     ax.legend(title="family")
     fig.tight_layout()
+    # Where the labels fall is known only once drawn: then each that would cross another label or a point moves down
+    # a row (two seeds of one model, an experiment beside its row, a long name reaching its neighbour's).
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    boxes = [tuple(label.get_window_extent(renderer).extents) for label in labels]
+    marker = 4 * fig.dpi / 72  # a point's marker, half its width in pixels
+    points = [tuple(ax.transData.transform((int(r["learned_params"]), 100 * float(r["test_accuracy"])))) for r in runs]
+    obstacles = [(x - marker, y - marker, x + marker, y + marker) for x, y in points]
+    row_height = 9 * fig.dpi / 72
+    for label, rows in zip(labels, label_rows(boxes, row_height, obstacles)):
+        label.set_position((4, 3 - 9 * rows))
     save(fig, out)
 
 
-def label_rows(runs: List[Dict[str, str]]) -> List[int]:
-    """For each run, how many label rows below its point its label goes: points that nearly coincide (two seeds of
-    one model, an experiment beside its row) would otherwise print their labels over each other."""
-    accuracies = [100 * float(r["test_accuracy"]) for r in runs]
-    near_y = 0.04 * max(max(accuracies) - min(accuracies), 0.5)
-    rows = []
-    for i, r in enumerate(runs):
-        x = math.log10(max(int(r["learned_params"]), 1))
-        rows.append(sum(1 for j in range(i) if abs(math.log10(max(int(runs[j]["learned_params"]), 1)) - x) < 0.1
-                        and abs(accuracies[j] - accuracies[i]) < near_y))
+def label_rows(boxes: List[tuple], row_height: float, obstacles: List[tuple] = ()) -> List[int]:
+    """For each label's box (x0, y0, x1, y1, in pixels, y up) where it is first put, how many rows of row_height
+    below it the label goes: the fewest that keep it clear of the labels placed before it and of the obstacles (the
+    points)."""
+    def overlap(a, b):
+        return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+    placed, rows = list(obstacles), []
+    for x0, y0, x1, y1 in boxes:
+        row = 0
+        while row < 12 and any(overlap((x0, y0 - row * row_height, x1, y1 - row * row_height), b) for b in placed):
+            row += 1
+        placed.append((x0, y0 - row * row_height, x1, y1 - row * row_height))
+        rows.append(row)
     return rows
 
 
@@ -145,10 +160,13 @@ def main(argv=None):
     runs = read_runs(args.runs)
     with exit_on_missing_extra():
         (draw_curves if args.by_epoch else draw)(runs, out)
-    print("| run | family | learned params | test accuracy | images/s |\n|---|---|---:|---:|---:|")
+    # A run's speed is the median of its epochs': one epoch slowed by other work (or a pause and --resume) moves it
+    # little, where the last epoch's alone could be anything.
+    print("| run | family | learned params | test accuracy | images/s (median of epochs) |\n|---|---|---:|---:|---:|")
     for r in runs:
+        speed = statistics.median(e["images_per_s"] for e in r["epochs"])
         print(f"| {r['label']} | {r['family']} | {int(r['learned_params']):,} | {100 * float(r['test_accuracy']):.2f}% "
-              f"| {float(r['images_per_s']):.0f} |")
+              f"| {speed:.0f} |")
     print(f"wrote {out}", file=sys.stderr)
 
 
