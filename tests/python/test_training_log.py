@@ -171,3 +171,25 @@ def test_the_points_give_each_runs_median_speed_over_its_epochs(tmp_path, capsys
     (tmp_path / "r.csv").write_text("\n".join(lines) + "\n")
     report_main([str(tmp_path / "r.csv"), "--out", str(tmp_path / "r.png")])
     assert "| r | dense | 100 | 90.00% | 150 |" in capsys.readouterr().out
+
+
+def test_runs_of_one_family_differ_in_style_and_the_epoch_picture_is_drawn(tmp_path):
+    from leanconv.train.report import run_styles
+
+    runs = [{"family": f} for f in ["dense", "lowrank", "dense", "lowrank", "lowrank"] + ["shared"] * 20]
+    styles = run_styles(runs)
+    for family in ("dense", "lowrank", "shared"):
+        mine = [style for run, style in zip(runs, styles) if run["family"] == family]
+        assert len(set(mine)) == len(mine)  # seeds and experiments of one colour still tell apart
+    header = ",".join(LOG_COLUMNS)
+    for name, epochs in (("short", 2), ("long", 6)):  # the second half on its own scale only from 4 epochs on
+        lines = [header] + [",".join({"run": name, "family": "dense", "epoch": str(e), "train_loss": "0.5",
+                                      "test_accuracy": str(0.5 + e / 20), "lr": "0.1", "images_per_s": "100",
+                                      "peak_memory_mib": "10", "learned_params": "100", "dense_params": "100"}[c]
+                                     for c in LOG_COLUMNS) for e in range(1, epochs + 1)]
+        (tmp_path / f"{name}.csv").write_text("\n".join(lines) + "\n")
+        png = tmp_path / f"{name}.png"
+        report_main([str(tmp_path / f"{name}.csv"), "--by-epoch", "--out", str(png)])
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    from PIL import Image
+    assert Image.open(tmp_path / "long.png").width > 1.5 * Image.open(tmp_path / "short.png").width

@@ -62,7 +62,7 @@ def pyplot():
 def draw(runs: List[Dict[str, str]], out: Path) -> None:
     plt = pyplot()
     families = sorted({r["family"] for r in runs})
-    colours = {f: plt.get_cmap("tab10")(i % 10) for i, f in enumerate(families)}
+    colours = family_colours(plt, runs)
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for family in families:
         points = [r for r in runs if r["family"] == family]
@@ -135,17 +135,49 @@ def checked_out(text: str) -> Path:
     return out
 
 
-def draw_curves(runs: List[Dict[str, str]], out: Path) -> None:
-    """Test accuracy by epoch, a line per run."""
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+LINE_STYLES = ["-", "--", ":", "-."]
+MARKERS = ["o", "s", "^", "D", "v"]
+
+
+def family_colours(plt, runs: List[Dict[str, str]]) -> Dict[str, tuple]:
+    """One colour a family, the same in both pictures."""
+    return {f: plt.get_cmap("tab10")(i % 10) for i, f in enumerate(sorted({r["family"] for r in runs}))}
+
+
+def run_styles(runs: List[Dict[str, str]]) -> List[tuple]:
+    """Each run's (line style, marker) within its family's colour: the runs of one family (seeds, experiments) are
+    told apart by these, distinct for up to 20 runs a family."""
+    seen: Dict[str, int] = {}
+    styles = []
     for r in runs:
-        ax.plot([int(e["epoch"]) for e in r["epochs"]], [100 * float(e["test_accuracy"]) for e in r["epochs"]],
-                marker=".", label=f"{r['label']} ({int(r['learned_params']):,})")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("test accuracy (%)")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7, title="run (learned parameters)", title_fontsize=7)
+        k = seen.get(r["family"], 0)
+        seen[r["family"]] = k + 1
+        styles.append((LINE_STYLES[k % len(LINE_STYLES)], MARKERS[k % len(MARKERS)]))
+    return styles
+
+
+def draw_curves(runs: List[Dict[str, str]], out: Path) -> None:
+    """Test accuracy by epoch, a line per run, coloured by family. Beside it, where runs have 4 epochs or more, the
+    second half of the epochs on their own scale: where the runs end, which the first epochs' swings would squash."""
+    plt = pyplot()
+    last = max(int(e["epoch"]) for r in runs for e in r["epochs"])
+    zoom_from = last // 2 + 1 if last >= 4 else None
+    fig, axes = plt.subplots(1, 2 if zoom_from else 1, figsize=(12 if zoom_from else 7, 4.5), squeeze=False)
+    colours = family_colours(plt, runs)
+    for ax, first in zip(axes[0], [1, zoom_from]):
+        for r, (line, marker) in zip(runs, run_styles(runs)):
+            epochs = [e for e in r["epochs"] if int(e["epoch"]) >= first]
+            ax.plot([int(e["epoch"]) for e in epochs], [100 * float(e["test_accuracy"]) for e in epochs],
+                    color=colours[r["family"]], linestyle=line, marker=marker, markersize=3,
+                    label=f"{r['label']} ({int(r['learned_params']):,})")
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+        ax.set_ylabel("test accuracy (%)")
+        ax.grid(True, alpha=0.3)
+    if zoom_from:
+        axes[0][1].set_title(f"epochs {zoom_from}-{last}", fontsize=9)
+    axes[0][-1].legend(fontsize=7, title="run (learned parameters)", title_fontsize=7, loc="upper left",
+                       bbox_to_anchor=(1.02, 1))
     fig.tight_layout()
     save(fig, out)
 
