@@ -15,8 +15,9 @@
 # runs.
 #
 # Budget: 375 s in all (the stages' budgets), so a 15-minute window (the machine's start included) has room to fix
-# and rerun the stages that fail. Each stage's budget is its estimate with about a third of slack; the estimates are beside
-# each stage and are predictions until a GPU run measures them (results.md prints budget and time side by side).
+# and rerun the stages that fail. Each stage's budget is its estimate with about a third of slack; the estimates are
+# beside each stage and are predictions until a GPU run measures them (results.md prints budget and time side by
+# side).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 RESULTS=${1:?usage: benchmarks/gpu_check.sh RESULTS_DIR}
